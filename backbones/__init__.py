@@ -1,0 +1,38 @@
+"""Backbone registry. Every backbone is called as ``model(x_t, t) -> eps``."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from torch import nn
+
+from backbones.mlp import MLP
+from backbones.unet import UNet
+from backbones.uvit import UViT
+
+BACKBONES: dict[str, type[nn.Module]] = {"unet": UNet, "uvit": UViT, "mlp": MLP}
+IMAGE_ONLY = {"unet", "uvit"}
+
+
+def names() -> list[str]:
+    return sorted(BACKBONES)
+
+
+def parameters(name: str) -> list[str]:
+    return [p for p in inspect.signature(BACKBONES[name]).parameters if p != "shape"]
+
+
+def build(name: str, shape: tuple[int, ...], params: dict[str, Any] | None = None) -> nn.Module:
+    """Build backbone ``name`` for data of ``shape`` ((C, H, W) or (D,)); errors list valid choices."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; valid: {', '.join(names())}")
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(parameters(name)))
+    if unknown:
+        raise ValueError(f"backbone {name!r}: unknown parameter(s) {', '.join(unknown)}; "
+                         f"valid: {', '.join(parameters(name))}")
+    if name in IMAGE_ONLY and len(shape) != 3:
+        raise ValueError(f"backbone {name!r} needs image data (C, H, W), got shape {tuple(shape)}; "
+                         f"use 'mlp' for 2-D toys")
+    return BACKBONES[name](tuple(shape), **params)

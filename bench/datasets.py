@@ -1,0 +1,225 @@
+"""Dataset registry. Every dataset maps to [-1, 1] and has a held-out ``test`` split for evaluation.
+
+A source gives ``train``/``test`` splits with ``len()`` and ``get(indices) -> Tensor``; the trainer
+draws batch indices itself from a seeded generator, so data order is a function of (seed, step) and a
+resumed run sees exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import gzip
+import inspect
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class TensorSplit:
+    def __init__(self, data: Tensor):
+        self.data = data.float().contiguous()
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def get(self, idx: Tensor) -> Tensor:
+        return self.data[idx]
+
+
+class TorchvisionSplit:
+    """Wraps a torchvision dataset whose transform yields tensors in [-1, 1]."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def get(self, idx: Tensor) -> Tensor:
+        return torch.stack([self.ds[int(i)][0] for i in idx])
+
+
+@dataclass
+class DataSource:
+    name: str
+    train: Any
+    test: Any
+    shape: tuple[int, ...]
+    hflip: bool = False          # random horizontal flip at training time (DDPM on CIFAR-10)
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.shape) == 3
+
+
+_REGISTRY: dict[str, Callable[..., DataSource]] = {}
+
+
+def register(name: str):
+    def deco(fn):
+        if name in _REGISTRY:
+            raise ValueError(f"dataset {name!r} is already registered")
+        _REGISTRY[name] = fn
+        return fn
+    return deco
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def parameters(name: str) -> list[str]:
+    return list(inspect.signature(_REGISTRY[name]).parameters)
+
+
+def build(name: str, params: dict[str, Any] | None = None) -> DataSource:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(names())}")
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(parameters(name)))
+    if unknown:
+        raise ValueError(f"dataset {name!r}: unknown parameter(s) {', '.join(unknown)}; "
+                         f"valid: {', '.join(parameters(name)) or '(none)'}")
+    return _REGISTRY[name](**params)
+
+
+def _split(x: Tensor, test_fraction: float, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """A fixed, seeded train/test split (the same for every run and strategy)."""
+    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
+    n_test = int(round(x.shape[0] * test_fraction))
+    return x[perm[n_test:]], x[perm[:n_test]]
+
+
+# ---------------------------------------------------------------------------- image data
+@register("digits")
+def digits(test_fraction: float = 0.2) -> DataSource:
+    """scikit-learn's UCI 8×8 digits (1,797 images, values 0..16), offline."""
+    from sklearn.datasets import load_digits
+
+    x = torch.from_numpy(load_digits().images).float()[:, None] / 16.0 * 2.0 - 1.0
+    train, test = _split(x, test_fraction)
+    return DataSource("digits", TensorSplit(train), TensorSplit(test), (1, 8, 8))
+
+
+FASHION_ROOT = "/usr/share/datasets/fashion-mnist"
+
+
+def _read_idx_images(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    n, h, w = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))
+    return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, h, w)
+
+
+@register("fashion_mnist")
+def fashion_mnist(root: str = FASHION_ROOT, pad_to_32: bool = False,
+                  limit: int | None = None) -> DataSource:
+    """Fashion-MNIST read offline from IDX files (Debian package ``dataset-fashion-mnist``)."""
+    files = {s: Path(root) / f"{p}-images-idx3-ubyte.gz" for s, p in (("train", "train"),
+                                                                     ("test", "t10k"))}
+    missing = [str(p) for p in files.values() if not p.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"Fashion-MNIST not found: {', '.join(missing)}. Install it with "
+            f"`apt-get install dataset-fashion-mnist` (Debian) or pass dataset.root=DIR holding "
+            f"train-images-idx3-ubyte.gz and t10k-images-idx3-ubyte.gz")
+    splits = []
+    for s in ("train", "test"):
+        x = torch.from_numpy(_read_idx_images(files[s]).copy()).float()[:, None] / 127.5 - 1.0
+        if pad_to_32:
+            x = torch.nn.functional.pad(x, (2, 2, 2, 2), value=-1.0)
+        splits.append(TensorSplit(x[:limit] if limit else x))
+    res = 32 if pad_to_32 else 28
+    return DataSource("fashion_mnist", splits[0], splits[1], (1, res, res))
+
+
+def _to_unit_tensor():
+    from torchvision import transforms
+
+    return transforms.Compose([transforms.ToTensor(), transforms.Normalize(0.5, 0.5)])
+
+
+@register("cifar10")
+def cifar10(root: str = "data/cifar10", download: bool = False) -> DataSource:
+    """CIFAR-10 through torchvision; random horizontal flip at training time as in DDPM."""
+    from torchvision.datasets import CIFAR10
+
+    try:
+        tr = CIFAR10(root, train=True, download=download, transform=_to_unit_tensor())
+        te = CIFAR10(root, train=False, download=download, transform=_to_unit_tensor())
+    except RuntimeError as e:
+        raise FileNotFoundError(f"CIFAR-10 not found under {root!r} ({e}); set dataset.download=true "
+                                f"on a machine with internet, or dataset.root=DIR") from e
+    return DataSource("cifar10", TorchvisionSplit(tr), TorchvisionSplit(te), (3, 32, 32), hflip=True)
+
+
+@register("image_folder")
+def image_folder(root: str = "", resolution: int = 256, test_root: str = "",
+                 hflip: bool = True) -> DataSource:
+    """Images in class sub-folders (torchvision ImageFolder), centre-cropped to ``resolution``.
+
+    CelebA-HQ / ImageNet: ``root`` = the train folder; ``test_root`` = a held-out folder (else 1 %
+    of ``root``, fixed split).
+    """
+    from torchvision import transforms
+    from torchvision.datasets import ImageFolder
+
+    if not root or not Path(root).is_dir():
+        raise FileNotFoundError(f"image_folder: dataset.root={root!r} is not a directory; point it at "
+                                f"a folder of class sub-folders of images (e.g. CelebA-HQ, ImageNet)")
+    tf = transforms.Compose([transforms.Resize(resolution), transforms.CenterCrop(resolution),
+                             _to_unit_tensor()])
+    tr = ImageFolder(root, transform=tf)
+    if test_root:
+        te = ImageFolder(test_root, transform=tf)
+    else:
+        perm = torch.randperm(len(tr), generator=torch.Generator().manual_seed(0)).tolist()
+        n_test = max(1, len(tr) // 100)
+        tr, te = (torch.utils.data.Subset(tr, perm[n_test:]),
+                  torch.utils.data.Subset(tr, perm[:n_test]))
+    c = 3
+    return DataSource("image_folder", TorchvisionSplit(tr), TorchvisionSplit(te),
+                      (c, resolution, resolution), hflip=hflip)
+
+
+# ---------------------------------------------------------------------------- 2-D toys
+TOYS = ("8gaussians", "checkerboard", "moons", "swissroll")
+
+
+def toy_points(kind: str, n: int, generator: torch.Generator) -> Tensor:
+    """n points of a standard 2-D distribution, scaled to lie roughly in [-1, 1]²."""
+    g = generator
+    if kind == "8gaussians":
+        k = torch.randint(0, 8, (n,), generator=g).float()
+        centers = torch.stack([torch.cos(k * math.pi / 4), torch.sin(k * math.pi / 4)], 1) * 0.8
+        return centers + 0.05 * torch.randn(n, 2, generator=g)
+    if kind == "checkerboard":
+        x1 = torch.rand(n, generator=g) * 4 - 2
+        x2 = torch.rand(n, generator=g) - torch.randint(0, 2, (n,), generator=g).float() * 2
+        x2 = x2 + (torch.floor(x1) % 2)
+        return torch.stack([x1, x2], 1) * 0.45
+    if kind == "moons":
+        k = torch.randint(0, 2, (n,), generator=g)
+        a = torch.rand(n, generator=g) * math.pi
+        x = torch.where(k == 0, torch.cos(a), 1 - torch.cos(a))
+        y = torch.where(k == 0, torch.sin(a), 0.5 - torch.sin(a))
+        pts = torch.stack([x - 0.5, y - 0.25], 1) * 0.8
+        return pts + 0.04 * torch.randn(n, 2, generator=g)
+    if kind == "swissroll":
+        r = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=g))
+        pts = torch.stack([r * torch.cos(r), r * torch.sin(r)], 1) / 15.0
+        return pts + 0.02 * torch.randn(n, 2, generator=g)
+    raise ValueError(f"unknown toy distribution {kind!r}; valid: {', '.join(TOYS)}")
+
+
+@register("toy2d")
+def toy2d(kind: str = "8gaussians", n_train: int = 20000, n_test: int = 5000,
+          seed: int = 0) -> DataSource:
+    """A 2-D toy distribution; points generated from ``seed`` (test points from seed + 1)."""
+    train = toy_points(kind, n_train, torch.Generator().manual_seed(seed))
+    test = toy_points(kind, n_test, torch.Generator().manual_seed(seed + 1))
+    return DataSource("toy2d", TensorSplit(train), TensorSplit(test), (2,))

@@ -1,0 +1,324 @@
+"""One trainer for every strategy.
+
+Each iteration: draw the global batch → strategy.sample → per-example ε-MSE → loss = mean(weight ×
+ε-MSE) → before_update → backward, clip, optimizer step, EMA → after_update → log / callbacks /
+checkpoint. Randomness comes only from generators derived from (seed, purpose, step), plus the
+global torch RNG for dropout, whose state is checkpointed; so resume = rerun the same command, and a
+resumed run ends bit-identical (CPU) to an uninterrupted one.
+
+With ``world_size > 1`` every rank draws the same global batch, timesteps and noise, and trains on
+its slice; the gradient is averaged across ranks, so N ranks equal one process with the same global
+batch (up to floating-point reduction order).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+import backbones
+import strategies
+from bench import datasets
+from bench.diffusion import Diffusion, mean_flat
+from bench.rng import generator
+
+
+class Interrupted(Exception):
+    """Raised after a checkpoint was written because a stop was requested (SIGTERM, preemption)."""
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device=cuda but no CUDA device is available; use cpu or auto")
+    return torch.device(name)
+
+
+def build_components(cfg: dict, device: torch.device | None = None):
+    """(data, model, diffusion, strategy) from a resolved config; raises on bad names/params."""
+    data = datasets.build(cfg["dataset"]["name"],
+                          {k: v for k, v in cfg["dataset"].items() if k != "name"})
+    model = backbones.build(cfg["backbone"]["name"], data.shape,
+                            {k: v for k, v in cfg["backbone"].items() if k != "name"})
+    d = cfg["diffusion"]
+    diffusion = Diffusion(d["schedule"], d["timesteps"], d["variance"])
+    s = cfg["strategy"]
+    strategy = strategies.build(s["name"], diffusion, {k: v for k, v in s.items() if k != "name"})
+    if device is not None:
+        model.to(device)
+    return data, model, diffusion, strategy
+
+
+class Trainer:
+    def __init__(self, cfg: dict, run_dir: str | Path, *, rank: int = 0, world_size: int = 1,
+                 reduce: Callable[[Tensor], Tensor] | None = None, progress: bool = True,
+                 callbacks: list | None = None):
+        self.cfg, self.tr = cfg, cfg["train"]
+        self.run_dir = Path(run_dir)
+        self.rank, self.world_size = rank, world_size
+        self.reduce = reduce or (lambda x: x)
+        self.progress = progress and rank == 0
+        self.callbacks = list(callbacks or [])
+        self.stop_requested = False
+        self.seed = cfg["seed"]
+        self.device = pick_device(self.tr["device"])
+        B = self.tr["batch_size"]
+        if B % world_size:
+            raise ValueError(f"train.batch_size={B} is not divisible by world_size={world_size}")
+        self.data, model, self.diffusion, self.strategy = build_components(cfg, self.device)
+        if len(self.data.train) < B:
+            raise ValueError(f"train.batch_size={B} exceeds the {len(self.data.train)} training "
+                             f"examples of {self.data.name!r}")
+        if self.tr["channels_last"] and self.data.is_image:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model                       # the plain module (strategies evaluate this)
+        self.net = model                         # what the training forward runs (DDP may wrap)
+        self.ema = self._copy_for_ema(model)
+        opt_cls = torch.optim.AdamW if self.tr["optimizer"] == "adamw" else torch.optim.Adam
+        self.opt = opt_cls(model.parameters(), lr=self.tr["lr"], betas=tuple(self.tr["betas"]),
+                           weight_decay=self.tr["weight_decay"])
+        self.step = 0
+        self.wall_s_train = 0.0
+        self._acc = self._fresh_acc()
+        self._perm_epoch, self._perm = -1, None
+
+    # ------------------------------------------------------------------ small pieces
+    @staticmethod
+    def _copy_for_ema(model: torch.nn.Module) -> torch.nn.Module:
+        import copy
+
+        ema = copy.deepcopy(model).eval()
+        for p in ema.parameters():
+            p.requires_grad_(False)
+        return ema
+
+    def _fresh_acc(self) -> dict:
+        k = self.tr["loss_bins"]
+        return {"loss": 0.0, "n": 0, "grad_norm": 0.0, "steps": 0,
+                "bin_sum": [0.0] * k, "bin_n": [0] * k}
+
+    def lr_at(self, step: int) -> float:
+        w = self.tr["warmup"]
+        return self.tr["lr"] * (min((step + 1) / w, 1.0) if w > 0 else 1.0)
+
+    def batch(self, step: int) -> Tensor:
+        """The global batch of ``step``: epoch permutations from (seed, epoch), drop_last."""
+        B, n = self.tr["batch_size"], len(self.data.train)
+        per_epoch = n // B
+        epoch, pos = divmod(step, per_epoch)
+        if epoch != self._perm_epoch:
+            self._perm = torch.randperm(n, generator=generator(self.seed, "data", epoch))
+            self._perm_epoch = epoch
+        x0 = self.data.train.get(self._perm[pos * B:(pos + 1) * B])
+        if self.data.hflip:
+            flip = torch.rand(B, generator=generator(self.seed, "flip", step)) < 0.5
+            x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+        return x0
+
+    def _update_ema(self) -> None:
+        n = self.step
+        decay = min(self.tr["ema_decay"], (1 + n) / (10 + n))
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), self.model.parameters()):
+                e.lerp_(p.detach(), 1.0 - decay)
+            for e, b in zip(self.ema.buffers(), self.model.buffers()):
+                e.copy_(b)
+
+    # ------------------------------------------------------------------ one iteration
+    def train_step(self) -> dict:
+        step, B, W = self.step, self.tr["batch_size"], self.world_size
+        x0_global = self.batch(step)
+        draw = self.strategy.sample(x0_global.to(self.device),
+                                    generator(self.seed, "t", step))
+        noise = torch.randn(x0_global.shape, generator=generator(self.seed, "noise", step))
+        sl = slice(self.rank * (B // W), (self.rank + 1) * (B // W))
+        x0, noise = x0_global[sl].to(self.device), noise[sl].to(self.device)
+        t = draw.t[sl].to(self.device)
+        local = strategies.Draw(t=t, importance=draw.importance[sl].to(self.device),
+                                loss_weight=draw.loss_weight[sl].to(self.device))
+        x_t = self.diffusion.q_sample(x0, t, noise)
+        if self.tr["channels_last"] and x_t.dim() == 4:
+            x_t = x_t.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.tr["bf16"]):
+            eps = self.net(x_t, t)
+        losses = mean_flat((noise - eps.float()) ** 2)
+        loss = (local.weight * losses).mean()
+        ctx = strategies.StepContext(
+            step=step, x0=x0, draw=local, losses=losses.detach(), model=self.model,
+            diffusion=self.diffusion, generator=generator(self.seed, "strategy", self.rank, step),
+            reduce=self.reduce, rank=self.rank, world_size=W)
+        self.strategy.before_update(ctx)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.tr["grad_clip"]
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if clip > 0:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+        else:
+            grad_norm = float(torch.linalg.vector_norm(
+                torch.stack([p.grad.norm() for p in params])))
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr_at(step)
+        self.opt.step()
+        self.step += 1
+        self._update_ema()
+        self.strategy.after_update(ctx)
+        return {"losses": losses.detach(), "t": t, "grad_norm": grad_norm}
+
+    def _accumulate(self, out: dict) -> None:
+        acc, k, T = self._acc, self.tr["loss_bins"], self.diffusion.T
+        losses = self.reduce_cat(out["losses"]).cpu().double()
+        t = self.reduce_cat(out["t"]).cpu()
+        acc["loss"] += float(losses.sum())
+        acc["n"] += losses.numel()
+        acc["grad_norm"] += out["grad_norm"]
+        acc["steps"] += 1
+        bins = torch.div(t * k, T, rounding_mode="floor")
+        for b in range(k):
+            m = bins == b
+            acc["bin_sum"][b] += float(losses[m].sum())
+            acc["bin_n"][b] += int(m.sum())
+
+    def reduce_cat(self, x: Tensor) -> Tensor:
+        """Per-example values of all ranks (for logging); identity on one process."""
+        if self.world_size == 1:
+            return x
+        import torch.distributed as dist
+
+        parts = [torch.empty_like(x) for _ in range(self.world_size)]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+
+    def _log_row(self) -> dict:
+        acc = self._acc
+        row = {
+            "step": self.step, "nimg": self.step * self.tr["batch_size"],
+            "loss": acc["loss"] / max(acc["n"], 1),
+            "loss_bins": [s / n if n else None for s, n in zip(acc["bin_sum"], acc["bin_n"])],
+            "grad_norm": acc["grad_norm"] / max(acc["steps"], 1),
+            "lr": self.lr_at(self.step - 1), "wall_s_train": round(self.wall_s_train, 4),
+        }
+        self._acc = self._fresh_acc()
+        return row
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def ckpt_path(self) -> Path:
+        return self.run_dir / "ckpt" / "last.pt"
+
+    def state(self) -> dict:
+        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+               "python": random.getstate()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"step": self.step, "wall_s_train": self.wall_s_train, "acc": self._acc,
+                "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                "opt": self.opt.state_dict(), "strategy": self.strategy.state_dict(), "rng": rng}
+
+    def save_checkpoint(self) -> None:
+        if self.rank != 0:
+            return
+        self.ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_save(self.state(), self.ckpt_path)
+
+    def load_checkpoint(self) -> bool:
+        if not self.ckpt_path.exists():
+            return False
+        st = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(st["model"])
+        self.ema.load_state_dict(st["ema"])
+        self.opt.load_state_dict(st["opt"])
+        self.strategy.load_state_dict(st["strategy"])
+        self.step, self.wall_s_train, self._acc = st["step"], st["wall_s_train"], st["acc"]
+        torch.set_rng_state(st["rng"]["torch"].cpu())
+        np.random.set_state(st["rng"]["numpy"])
+        random.setstate(st["rng"]["python"])
+        if "cuda" in st["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in st["rng"]["cuda"]])
+        return True
+
+    def _truncate_metrics(self) -> None:
+        """Drop log rows written after the checkpoint we resume from (a hard kill leaves them)."""
+        path = self.run_dir / "metrics.jsonl"
+        if self.rank != 0 or not path.exists():
+            return
+        keep = [ln for ln in path.read_text().splitlines()
+                if ln.strip() and json.loads(ln)["step"] <= self.step]
+        atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> dict:
+        """Train to the budget (resuming from ckpt/last.pt if present); returns the last log row."""
+        resumed = self.load_checkpoint()
+        self._truncate_metrics()
+        total = self.tr["iterations"]
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=self.step, desc=self.cfg.get("name", "train"),
+                       unit="it", dynamic_ncols=True, mininterval=1.0)
+        last = {}
+        if resumed and self.progress:
+            print(f"resumed from step {self.step}", flush=True)
+        for cb in self.callbacks:
+            getattr(cb, "on_start", lambda tr: None)(self)
+        try:
+            while self.step < total:
+                t0 = time.perf_counter()
+                out = self.train_step()
+                self._accumulate(out)
+                self.wall_s_train += time.perf_counter() - t0
+                if bar is not None:
+                    bar.update(1)
+                if self.step % self.tr["log_every"] == 0 or self.step == total:
+                    last = self._log_row()
+                    self._append_metrics(last)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{last['loss']:.4f}")
+                for cb in self.callbacks:
+                    getattr(cb, "on_step_end", lambda tr: None)(self)
+                if self.step % self.tr["ckpt_every"] == 0 or self.step == total:
+                    self.save_checkpoint()
+                if self.stop_requested and self.step < total:
+                    self.save_checkpoint()
+                    raise Interrupted(f"stopped at step {self.step}; checkpoint written")
+        finally:
+            if bar is not None:
+                bar.close()
+        for cb in self.callbacks:
+            getattr(cb, "on_end", lambda tr: None)(self)
+        if not last:
+            last = self.last_logged()
+        return last
+
+    def _append_metrics(self, row: dict) -> None:
+        if self.rank == 0:
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def last_logged(self) -> dict:
+        path = self.run_dir / "metrics.jsonl"
+        lines = [ln for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []
+        return json.loads(lines[-1]) if lines else {}

@@ -1,0 +1,177 @@
+"""The Strategy contract: a distribution over timesteps and the per-example loss weight with it.
+
+The trainer minimises ``mean(draw.weight * per_example_eps_mse)`` and calls every hook of every
+strategy (no isinstance, no special cases):
+
+    draw = strategy.sample(x0, generator)        # timesteps + importance × loss weight
+    strategy.before_update(ctx)                  # model θ_k, before the optimizer step
+    optimizer.step()
+    strategy.after_update(ctx)                   # model θ_{k+1}, after it
+
+"Sampling density" and "loss weight" stay separate: ``Draw.importance`` is the correction for a
+non-uniform density (1 unless a strategy asks for unbiasedness, e.g. 1/(T·p_t)), and
+``Draw.loss_weight`` is the per-timestep weighting of the ε-MSE (P2, Min-SNR, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from bench.diffusion import Diffusion, mean_flat
+
+
+@dataclass(frozen=True)
+class Draw:
+    t: Tensor                 # int64 [B], 0 <= t < T
+    importance: Tensor        # float [B], correction for the sampling density
+    loss_weight: Tensor       # float [B], the weighting of the ε-MSE at t
+
+    @property
+    def weight(self) -> Tensor:
+        return self.importance * self.loss_weight
+
+
+@dataclass
+class StepContext:
+    """What a strategy may see and evaluate around one optimizer step.
+
+    ``eps_mse`` / ``vb_terms`` evaluate the *current* model (θ_k in ``before_update``, θ_{k+1} in
+    ``after_update``) without gradients at timesteps of the strategy's choice. ``reduce`` sums a
+    tensor across ranks (identity on one process); ``rank``/``world_size`` let a strategy split work.
+    ``scratch`` is a per-step dict a strategy uses to carry values from before_update to after_update.
+    """
+
+    step: int
+    x0: Tensor
+    draw: Draw
+    losses: Tensor                          # per-example ε-MSE of this step, detached
+    model: torch.nn.Module
+    diffusion: Diffusion
+    generator: torch.Generator              # the strategy's own stream for this step
+    reduce: Callable[[Tensor], Tensor] = lambda x: x
+    rank: int = 0
+    world_size: int = 1
+    scratch: dict = dataclasses.field(default_factory=dict)
+
+    def _forward(self, x0: Tensor, t: Tensor, noise: Tensor | None, train_mode: bool):
+        if noise is None:
+            noise = torch.randn(x0.shape, generator=self.generator, device="cpu").to(x0.device)
+        x_t = self.diffusion.q_sample(x0, t, noise)
+        was_training = self.model.training
+        self.model.train(train_mode)
+        try:
+            with torch.no_grad():
+                eps = self.model(x_t, t)
+        finally:
+            self.model.train(was_training)
+        return x_t, noise, eps.float()
+
+    def eps_mse(self, x0: Tensor, t: Tensor, noise: Tensor | None = None,
+                train_mode: bool = False) -> Tensor:
+        """Per-example mean((ε − ε_θ(x_t, t))²) of the current model."""
+        _, noise, eps = self._forward(x0, t, noise, train_mode)
+        return mean_flat((noise - eps) ** 2)
+
+    def vb_terms(self, x0: Tensor, t: Tensor, noise: Tensor | None = None,
+                 train_mode: bool = False, decoder_at_zero: bool = True) -> Tensor:
+        """Per-example L_t in bits/dim of the current model (``Diffusion.vb_terms_bpd``)."""
+        x_t, _, eps = self._forward(x0, t, noise, train_mode)
+        return self.diffusion.vb_terms_bpd(eps, x0, x_t, t, decoder_at_zero=decoder_at_zero)
+
+
+class Strategy:
+    """Base class. Subclasses set ``name``, ``paper`` and ``Params`` (a frozen dataclass validated in
+    ``__post_init__``), and override ``sample`` and, where they have them, the hooks."""
+
+    name: str = ""
+    paper: str = ""
+
+    @dataclass(frozen=True)
+    class Params:
+        pass
+
+    def __init__(self, diffusion: Diffusion, params: "Strategy.Params | None" = None):
+        self.diffusion = diffusion
+        self.T = diffusion.T
+        self.params = params if params is not None else self.Params()
+
+    # --- the contract -----------------------------------------------------------------
+    def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
+        raise NotImplementedError
+
+    def probabilities(self) -> Tensor | None:
+        """p(t) over [0, T) of the batch marginal in the current state; None if not tabulable."""
+        return None
+
+    def loss_weights(self) -> Tensor:
+        """The per-timestep factor on the ε-MSE, float64 [T] (ones where there is none)."""
+        return torch.ones(self.T, dtype=torch.float64)
+
+    def before_update(self, ctx: StepContext) -> None:
+        pass
+
+    def after_update(self, ctx: StepContext) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    # --- helpers for subclasses -----------------------------------------------------------
+    def draw(self, t: Tensor, importance: Tensor | None = None) -> Draw:
+        """A Draw for indices t with this strategy's loss weights (and importance 1 by default)."""
+        t = t.long()
+        lw = self.loss_weights()[t].float()
+        imp = torch.ones_like(lw) if importance is None else importance.float()
+        return Draw(t=t, importance=imp, loss_weight=lw)
+
+
+_REGISTRY: dict[str, type[Strategy]] = {}
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator. Raises on a duplicate or empty name (timm overwrites silently; we don't)."""
+    if not cls.name:
+        raise ValueError(f"{cls.__qualname__} has no name")
+    if cls.name in _REGISTRY:
+        raise ValueError(f"strategy {cls.name!r} is already registered by "
+                         f"{_REGISTRY[cls.name].__module__}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> type[Strategy]:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(names())}")
+    return _REGISTRY[name]
+
+
+def make_params(cls: type[Strategy], params: dict[str, Any] | None) -> Strategy.Params:
+    """Build ``cls.Params`` from a dict; unknown keys are errors that list the valid ones."""
+    params = dict(params or {})
+    fields = {f.name for f in dataclasses.fields(cls.Params)}
+    unknown = sorted(set(params) - fields)
+    if unknown:
+        raise ValueError(f"strategy {cls.name!r}: unknown parameter(s) {', '.join(unknown)}; "
+                         f"valid: {', '.join(sorted(fields)) or '(none)'}")
+    return cls.Params(**params)
+
+
+def build(name: str, diffusion: Diffusion, params: dict[str, Any] | None = None) -> Strategy:
+    cls = get(name)
+    return cls(diffusion, make_params(cls, params))
