@@ -28,7 +28,7 @@ import backbones
 import strategies
 from bench import datasets
 from bench.diffusion import Diffusion, mean_flat
-from bench.rng import generator
+from bench.rng import derive_seed, generator
 
 
 class Interrupted(Exception):
@@ -86,6 +86,11 @@ class Trainer:
         B = self.tr["batch_size"]
         if B % world_size:
             raise ValueError(f"train.batch_size={B} is not divisible by world_size={world_size}")
+        # Model init (and dropout) use the global RNG: seed it from the run seed, identically on
+        # every rank; its state goes into every checkpoint.
+        torch.manual_seed(derive_seed(self.seed, "global"))
+        np.random.seed(derive_seed(self.seed, "numpy") % 2**32)
+        random.seed(derive_seed(self.seed, "python"))
         self.data, model, self.diffusion, self.strategy = build_components(cfg, self.device)
         if len(self.data.train) < B:
             raise ValueError(f"train.batch_size={B} exceeds the {len(self.data.train)} training "
@@ -154,9 +159,8 @@ class Trainer:
         noise = torch.randn(x0_global.shape, generator=generator(self.seed, "noise", step))
         sl = slice(self.rank * (B // W), (self.rank + 1) * (B // W))
         x0, noise = x0_global[sl].to(self.device), noise[sl].to(self.device)
-        t = draw.t[sl].to(self.device)
-        local = strategies.Draw(t=t, importance=draw.importance[sl].to(self.device),
-                                loss_weight=draw.loss_weight[sl].to(self.device))
+        local = draw.select(sl, self.device)
+        t = local.t
         x_t = self.diffusion.q_sample(x0, t, noise)
         if self.tr["channels_last"] and x_t.dim() == 4:
             x_t = x_t.contiguous(memory_format=torch.channels_last)

@@ -30,10 +30,19 @@ class Draw:
     t: Tensor                 # int64 [B], 0 <= t < T
     importance: Tensor        # float [B], correction for the sampling density
     loss_weight: Tensor       # float [B], the weighting of the ε-MSE at t
+    aux: dict = dataclasses.field(default_factory=dict)  # per-example tensors [B, ...] a strategy
+                                                          # keeps for its hooks (e.g. u ~ Beta)
 
     @property
     def weight(self) -> Tensor:
         return self.importance * self.loss_weight
+
+    def select(self, idx, device=None) -> "Draw":
+        """The rows ``idx`` (a slice or index tensor) of every field, optionally moved to ``device``."""
+        def pick(x: Tensor) -> Tensor:
+            return x[idx].to(device) if device is not None else x[idx]
+        return Draw(t=pick(self.t), importance=pick(self.importance),
+                    loss_weight=pick(self.loss_weight), aux={k: pick(v) for k, v in self.aux.items()})
 
 
 @dataclass
