@@ -223,3 +223,40 @@ def toy2d(kind: str = "8gaussians", n_train: int = 20000, n_test: int = 5000,
     train = toy_points(kind, n_train, torch.Generator().manual_seed(seed))
     test = toy_points(kind, n_test, torch.Generator().manual_seed(seed + 1))
     return DataSource("toy2d", TensorSplit(train), TensorSplit(test), (2,))
+
+
+# ---------------------------------------------------------------------------- class labels
+def _read_idx_labels(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    return np.frombuffer(raw, dtype=np.uint8, offset=8).astype(np.int64)
+
+
+def labels(name: str, params: dict[str, Any] | None = None) -> tuple[Tensor, Tensor]:
+    """Class labels (int64) aligned with ``build(name, params).train`` / ``.test``.
+
+    Used by evaluation to train its offline feature extractor. Supported: digits, fashion_mnist,
+    cifar10; other datasets raise ValueError (they have no labels, or none this loader knows).
+    """
+    params = dict(params or {})
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        y = torch.from_numpy(load_digits().target.astype(np.int64))
+        return _split(y, params.get("test_fraction", 0.2))      # the same permutation as digits()
+    if name == "fashion_mnist":
+        root, limit = Path(params.get("root", FASHION_ROOT)), params.get("limit")
+        out = []
+        for p in ("train", "t10k"):
+            path = root / f"{p}-labels-idx1-ubyte.gz"
+            if not path.exists():
+                raise FileNotFoundError(f"Fashion-MNIST labels not found: {path}")
+            y = torch.from_numpy(_read_idx_labels(path).copy())
+            out.append(y[:limit] if limit else y)
+        return out[0], out[1]
+    if name == "cifar10":
+        data = build(name, params)
+        return (torch.tensor(data.train.ds.targets, dtype=torch.long),
+                torch.tensor(data.test.ds.targets, dtype=torch.long))
+    raise ValueError(f"dataset {name!r} has no class labels for the offline feature extractor; "
+                     f"labelled datasets: cifar10, digits, fashion_mnist")
