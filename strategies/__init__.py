@@ -3,5 +3,12 @@
 from strategies.base import Draw, StepContext, Strategy, build, get, make_params, names, register
 
 from strategies import uniform  # noqa: F401  (one import line per strategy registers it)
+from strategies import p2  # noqa: F401
+from strategies import min_snr  # noqa: F401
+from strategies import lognormal  # noqa: F401
+from strategies import speed  # noqa: F401
+from strategies import loss_second_moment  # noqa: F401
+from strategies import laplace  # noqa: F401
+from strategies import compose  # noqa: F401
 
 __all__ = ["Draw", "StepContext", "Strategy", "build", "get", "make_params", "names", "register"]

@@ -1,0 +1,99 @@
+"""Composition: any sampler with any pure loss weighting — e.g. the Kim et al. Table 3 row
+"Min-SNR + Ours" = ``{name: compose, sampler: {name: adaptive_beta}, weighting: {name: min_snr,
+gamma: 5}}`` (Kim et al. 2025, Sec. 6, Table 3).
+
+The two halves stay explicit:
+
+* **sampling density** and **importance** — from ``sampler`` (any strategy config): ``sample``'s
+  t and importance, ``probabilities``, both hooks and ``state_dict`` are the sampler's;
+* **loss weight** — from ``weighting``: ``Draw.loss_weight = weighting.loss_weights()[t]``,
+  replacing whatever weight the sampler carries (e.g. SpeeD's 1 − abar).
+
+``weighting`` must be a *pure weighting*: its own sampling density is uniform, it has no hooks
+(``before_update``/``after_update`` are the base no-ops) and no state. Otherwise it would be a
+second sampler or a learned weighting whose updates nothing would drive, so the composition is
+rejected ("incompatible composition", with the reason).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from strategies.base import Draw, StepContext, Strategy, build, get, make_params, register
+
+
+def _check_config(key: str, cfg: Any) -> None:
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("name"), str):
+        raise ValueError(f"compose: {key} must be a strategy config, a mapping with a 'name' "
+                         f"(e.g. {{name: min_snr, gamma: 5}}), got {cfg!r}")
+    cls = get(cfg["name"])                 # unknown name: ValueError listing the valid ones
+    make_params(cls, {k: v for k, v in cfg.items() if k != "name"})   # unknown/bad params
+
+
+@register
+class Compose(Strategy):
+    name = "compose"
+    paper = "Kim et al. 2025, Table 3 (a sampler with a loss weighting, e.g. Min-SNR + Ours)"
+
+    @dataclass(frozen=True)
+    class Params:
+        sampler: dict = field(default_factory=lambda: {"name": "uniform"})    # any strategy
+        weighting: dict = field(default_factory=lambda: {"name": "uniform"})  # a pure weighting
+
+        def __post_init__(self):
+            _check_config("sampler", self.sampler)
+            _check_config("weighting", self.weighting)
+
+    def __init__(self, diffusion, params=None):
+        super().__init__(diffusion, params)
+        p = self.params
+        self.sampler = build(p.sampler["name"], diffusion,
+                             {k: v for k, v in p.sampler.items() if k != "name"})
+        self.weighting = build(p.weighting["name"], diffusion,
+                               {k: v for k, v in p.weighting.items() if k != "name"})
+        _check_pure_weighting(self.weighting)
+
+    def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
+        d = self.sampler.sample(x0, generator)
+        lw = self.weighting.loss_weights()[d.t.cpu()].to(d.importance.device, torch.float32)
+        return Draw(t=d.t, importance=d.importance, loss_weight=lw, aux=d.aux)
+
+    def probabilities(self) -> Tensor | None:
+        return self.sampler.probabilities()
+
+    def loss_weights(self) -> Tensor:
+        return self.weighting.loss_weights()
+
+    def before_update(self, ctx: StepContext) -> None:
+        self.sampler.before_update(ctx)
+
+    def after_update(self, ctx: StepContext) -> None:
+        self.sampler.after_update(ctx)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state)
+
+
+def _check_pure_weighting(w: Strategy) -> None:
+    name = w.name
+    for hook in ("before_update", "after_update"):
+        if getattr(type(w), hook) is not getattr(Strategy, hook):
+            raise ValueError(f"incompatible composition: weighting {name!r} has a {hook} hook "
+                             f"(it learns or adapts), so it cannot be a pure loss weighting; use "
+                             f"it as the sampler or pick a weighting such as p2 or min_snr")
+    if w.state_dict():
+        raise ValueError(f"incompatible composition: weighting {name!r} carries state, so it is "
+                         f"not a pure loss weighting")
+    p = w.probabilities()
+    uniform = torch.full((w.T,), 1.0 / w.T, dtype=torch.float64)
+    if p is None or not torch.allclose(p.double(), uniform, rtol=1e-9, atol=1e-12):
+        raise ValueError(f"incompatible composition: weighting {name!r} has a non-uniform "
+                         f"sampling density, so it is a sampler, not a pure loss weighting; put "
+                         f"it in 'sampler' or pick a weighting such as p2 or min_snr")
