@@ -83,17 +83,17 @@ class Compose(Strategy):
 
 def _check_pure_weighting(w: Strategy) -> None:
     name = w.name
-    for hook in ("before_update", "after_update"):
-        if getattr(type(w), hook) is not getattr(Strategy, hook):
-            raise ValueError(f"incompatible composition: weighting {name!r} has a {hook} hook "
-                             f"(it learns or adapts), so it cannot be a pure loss weighting; use "
-                             f"it as the sampler or pick a weighting such as p2 or min_snr")
-    if w.state_dict():
-        raise ValueError(f"incompatible composition: weighting {name!r} carries state, so it is "
-                         f"not a pure loss weighting")
     p = w.probabilities()
     uniform = torch.full((w.T,), 1.0 / w.T, dtype=torch.float64)
     if p is None or not torch.allclose(p.double(), uniform, rtol=1e-9, atol=1e-12):
         raise ValueError(f"incompatible composition: weighting {name!r} has a non-uniform "
                          f"sampling density, so it is a sampler, not a pure loss weighting; put "
                          f"it in 'sampler' or pick a weighting such as p2 or min_snr")
+    for hook in ("before_update", "after_update"):
+        if getattr(type(w), hook) is not getattr(Strategy, hook):
+            raise ValueError(f"incompatible composition: weighting {name!r} has a {hook} hook "
+                             f"(it learns or adapts), so it is not a pure loss weighting; use it "
+                             f"as the sampler or pick a weighting such as p2 or min_snr")
+    if w.state_dict():
+        raise ValueError(f"incompatible composition: weighting {name!r} carries state, so it is "
+                         f"not a pure loss weighting; pick a weighting such as p2 or min_snr")
