@@ -70,6 +70,15 @@ def build_components(cfg: dict, device: torch.device | None = None):
     return data, model, diffusion, strategy
 
 
+def _default_reduce(world_size: int) -> Callable[[Tensor], Tensor]:
+    """Identity on one process; a SUM over ranks (torch.distributed) with several."""
+    if world_size == 1:
+        return lambda x: x
+    from bench import dist
+
+    return dist.all_reduce_sum
+
+
 class Trainer:
     def __init__(self, cfg: dict, run_dir: str | Path, *, rank: int = 0, world_size: int = 1,
                  reduce: Callable[[Tensor], Tensor] | None = None, progress: bool = True,
@@ -77,7 +86,7 @@ class Trainer:
         self.cfg, self.tr = cfg, cfg["train"]
         self.run_dir = Path(run_dir)
         self.rank, self.world_size = rank, world_size
-        self.reduce = reduce or (lambda x: x)
+        self.reduce = reduce or _default_reduce(world_size)
         self.progress = progress and rank == 0
         self.callbacks = list(callbacks or [])
         self.stop_requested = False
@@ -175,6 +184,8 @@ class Trainer:
         self.strategy.before_update(ctx)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if W > 1:
+            self._average_gradients()
         clip = self.tr["grad_clip"]
         params = [p for p in self.model.parameters() if p.grad is not None]
         if clip > 0:
@@ -189,6 +200,13 @@ class Trainer:
         self._update_ema()
         self.strategy.after_update(ctx)
         return {"losses": losses.detach(), "t": t, "grad_norm": grad_norm}
+
+    def _average_gradients(self) -> None:
+        """Multi-process only: each rank's gradient is of the mean over its slice; their mean over
+        ranks is the gradient of the mean over the global batch (bench.dist)."""
+        from bench import dist
+
+        dist.average_gradients(self.model.parameters(), self.world_size)
 
     def _accumulate(self, out: dict) -> None:
         acc, k, T = self._acc, self.tr["loss_bins"], self.diffusion.T
