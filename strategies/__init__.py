@@ -11,5 +11,6 @@ from strategies import loss_second_moment  # noqa: F401
 from strategies import laplace  # noqa: F401
 from strategies import compose  # noqa: F401
 from strategies import adaptive_beta  # noqa: F401
+from strategies import grad_variance  # noqa: F401
 
 __all__ = ["Draw", "StepContext", "Strategy", "build", "get", "make_params", "names", "register"]

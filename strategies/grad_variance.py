@@ -1,0 +1,243 @@
+"""Timestep sampling proportional to the per-timestep stochastic-gradient variance — the "Variance"
+baseline of Kim et al. 2025 (CVPR 2025), Sec. 4 (Theorem 1, Fig. 2) and Table 4; estimator as in
+../shared/reference/strategies.md §6 (the paper does not specify one and the official code has none).
+
+Quantity. For bin k of timesteps, with g = ∇_θ ℓ_t(x0, ε) the gradient of one example's ε-MSE
+ℓ_t = mean((ε − ε_θ(x_t, t))²), t uniform in the bin, x0 from the training batch:
+    Var_k = E‖g − E g‖² = tr Cov(g).
+The timesteps [0, T) are split into K (``bins``, 20) contiguous bins of (almost) equal size
+(edges round(linspace(0, T, K+1))). Every ``refresh_every`` (500) steps, after the optimizer step
+(θ_{k+1}, ``after_update``), Var_k is estimated from ``per_bin`` (32) examples per bin drawn from the
+rank-local batch with fresh noise from the strategy's generator:
+
+* ``estimator="two_half"`` (default): the gradients g_A, g_B of the two half-batch means;
+  tr Cov ≈ (B/4)·‖g_A − g_B‖², unbiased since E‖g_A − g_B‖² = 2·tr Cov/(B/2); two backward passes
+  per bin, on all parameters (or the last ``param_subset`` parameter tensors);
+* ``estimator="per_sample"``: per-example gradients via ``torch.func.vmap(grad)`` on the last
+  ``param_subset`` parameter tensors (0 = all), unbiased (1/(B−1))·Σ_b‖g_b − ḡ‖².
+
+Gradients come from ``torch.autograd.grad`` / ``torch.func``: the parameters' ``.grad`` (owned by
+the trainer) are never touched. The model is put in eval mode during estimation (``train_mode``;
+no dropout, so the estimate consumes no global RNG), then restored. With several ranks each rank
+estimates on its own slice and the estimates are averaged (``ctx.reduce``).
+
+Sampling. The estimates are smoothed across refreshes with an EMA (``ema_decay`` 0.8; the first
+refresh sets it), then p_t = (1 − u)·v_{k(t)}^power / Σ_τ v_{k(τ)}^power + u/T with the uniform floor
+u = ``uniform_prob`` (0.001, as IDDPM's importance sampler) and power = 1 (p ∝ Var; power 0.5 gives
+p ∝ std, the classical variance-optimal importance-sampling density for ‖g‖ when E g ≈ 0). Before the
+first refresh p is uniform. Importance: 1 by default (the paper's samplers do not reweight, so the
+objective changes); ``reweight=True`` multiplies each example by 1/(T·p_t) (unbiased L_simple).
+Loss weight: 1.
+
+``bin_gradient_variance`` is the estimator as a function, reusable for the Fig. 2 diagnostics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from bench.diffusion import Diffusion, mean_flat
+from strategies.base import Draw, StepContext, Strategy, register
+
+ESTIMATORS = ("two_half", "per_sample")
+
+
+def timestep_bins(T: int, K: int) -> Tensor:
+    """Edges [K+1] (int64) of K contiguous bins of [0, T), sizes differing by at most 1."""
+    if not 1 <= K <= T:
+        raise ValueError(f"bins must be in [1, T={T}], got {K}")
+    return torch.linspace(0, T, K + 1, dtype=torch.float64).round().long()
+
+
+def _param_subset(model: nn.Module, last: int) -> list[tuple[str, nn.Parameter]]:
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return named if last <= 0 else named[-last:]
+
+
+def bin_gradient_variance(model: nn.Module, diffusion: Diffusion, x0: Tensor, bin_edges: Tensor,
+                          *, per_bin: int = 32, estimator: str = "two_half",
+                          param_subset: int = 0, generator: torch.Generator | None = None,
+                          train_mode: bool = False) -> Tensor:
+    """tr Cov(∇_θ ℓ_t) per timestep bin, float64 [K] (see the module docstring).
+
+    model        ε-network ``model(x_t, t)``; evaluated at its current weights, ``.grad`` untouched
+    x0           pool of clean examples; each bin draws ``per_bin`` rows (without replacement when
+                 the pool is large enough), t uniform in the bin and fresh noise, all from
+                 ``generator`` (CPU)
+    bin_edges    int64 [K+1], e.g. ``timestep_bins(T, K)``
+    estimator    "two_half": (B/4)‖g_A − g_B‖²; "per_sample": (1/(B−1))Σ‖g_b − ḡ‖² via torch.func
+    param_subset the last N parameter tensors of ``model.named_parameters()`` (0 = all)
+    train_mode   evaluate with dropout on (False: eval mode, deterministic given the generator)
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+    if per_bin < 2 or (estimator == "two_half" and per_bin % 2):
+        raise ValueError(f"per_bin must be >= 2 (and even for two_half), got {per_bin}")
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    named = _param_subset(model, param_subset)
+    dev, n = x0.device, x0.shape[0]
+    out = torch.zeros(len(bin_edges) - 1, dtype=torch.float64)
+    was_training = model.training
+    model.train(train_mode)
+    try:
+        for k in range(len(bin_edges) - 1):
+            lo, hi = int(bin_edges[k]), int(bin_edges[k + 1])
+            idx = (torch.randperm(n, generator=gen)[:per_bin] if per_bin <= n
+                   else torch.randint(0, n, (per_bin,), generator=gen))
+            t = torch.randint(lo, hi, (per_bin,), generator=gen)
+            noise = torch.randn((per_bin, *x0.shape[1:]), generator=gen).to(dev)
+            xb, t = x0[idx.to(dev)], t.to(dev)
+            x_t = diffusion.q_sample(xb, t, noise)
+            if estimator == "two_half":
+                out[k] = _two_half(model, named, x_t, t, noise)
+            else:
+                out[k] = _per_sample(model, named, x_t, t, noise, train_mode)
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _two_half(model, named, x_t: Tensor, t: Tensor, noise: Tensor) -> float:
+    params = [p for _, p in named]
+    with torch.enable_grad():
+        losses = mean_flat((noise - model(x_t, t).float()) ** 2)
+        h = losses.shape[0] // 2
+        g_a = torch.autograd.grad(losses[:h].mean(), params, retain_graph=True, allow_unused=True)
+        g_b = torch.autograd.grad(losses[h:].mean(), params, allow_unused=True)
+    sq = sum(float(((a - b).double() ** 2).sum()) for a, b in zip(g_a, g_b)
+             if a is not None and b is not None)
+    return losses.shape[0] / 4.0 * sq
+
+
+def _per_sample(model, named, x_t: Tensor, t: Tensor, noise: Tensor, train_mode: bool) -> float:
+    from torch.func import functional_call, grad, vmap
+
+    trainable = {n: p.detach() for n, p in named}
+    frozen = {n: p.detach() for n, p in model.named_parameters() if n not in trainable}
+    frozen.update(dict(model.named_buffers()))
+
+    def loss_one(pdict, xt, tt, eps):
+        out = functional_call(model, {**frozen, **pdict}, (xt[None], tt[None]))
+        return ((eps[None] - out.float()) ** 2).mean()
+
+    with torch.enable_grad():
+        g = vmap(grad(loss_one), in_dims=(None, 0, 0, 0),
+                 randomness="different" if train_mode else "error")(trainable, x_t, t, noise)
+    total = 0.0
+    for v in g.values():
+        v = v.double().reshape(v.shape[0], -1)
+        total += float(((v - v.mean(0, keepdim=True)) ** 2).sum())
+    return total / (x_t.shape[0] - 1)
+
+
+def _check(cond: bool, name: str, rule: str, value: Any) -> None:
+    if not cond:
+        raise ValueError(f"grad_variance: {name} must be {rule}, got {value!r}")
+
+
+@register
+class GradVariance(Strategy):
+    name = "grad_variance"
+    paper = ("Kim et al. 2025, Sec. 4 and Table 4 (sampling proportional to the per-timestep "
+             "stochastic-gradient variance)")
+
+    @dataclass(frozen=True)
+    class Params:
+        bins: int = 20                 # K timestep bins, 1 ≤ K ≤ T
+        refresh_every: int = 500       # re-estimate when step % refresh_every == 0
+        per_bin: int = 32              # examples per bin per refresh (even for two_half)
+        estimator: str = "two_half"    # two_half | per_sample
+        param_subset: int = 0          # last N parameter tensors (0 = all)
+        ema_decay: float = 0.8         # EMA of the estimates across refreshes
+        uniform_prob: float = 0.001    # uniform floor u: p_t ≥ u/T
+        power: float = 1.0             # p ∝ Var^power
+        reweight: bool = False         # importance 1/(T·p_t)
+        train_mode: bool = False       # dropout on during estimation
+
+        def __post_init__(self):
+            for name, lo in (("bins", 1), ("refresh_every", 1), ("per_bin", 2),
+                             ("param_subset", 0)):
+                v = getattr(self, name)
+                _check(isinstance(v, int) and not isinstance(v, bool) and v >= lo, name,
+                       f"an integer >= {lo}", v)
+            _check(self.estimator in ESTIMATORS, "estimator", f"one of {', '.join(ESTIMATORS)}",
+                   self.estimator)
+            _check(self.estimator != "two_half" or self.per_bin % 2 == 0, "per_bin",
+                   "even for the two_half estimator", self.per_bin)
+            _check(isinstance(self.ema_decay, (int, float)) and 0 <= self.ema_decay < 1,
+                   "ema_decay", "in [0, 1)", self.ema_decay)
+            _check(isinstance(self.uniform_prob, (int, float)) and 0 <= self.uniform_prob <= 1,
+                   "uniform_prob", "in [0, 1]", self.uniform_prob)
+            _check(isinstance(self.power, (int, float)) and self.power >= 0, "power", ">= 0",
+                   self.power)
+            for name in ("reweight", "train_mode"):
+                _check(isinstance(getattr(self, name), bool), name, "a boolean",
+                       getattr(self, name))
+
+    def __init__(self, diffusion, params: "GradVariance.Params | None" = None):
+        super().__init__(diffusion, params)
+        if self.params.bins > self.T:
+            raise ValueError(f"grad_variance: bins must be in [1, T={self.T}], "
+                             f"got {self.params.bins}")
+        self.edges = timestep_bins(self.T, self.params.bins)
+        self.bin_of_t = torch.bucketize(torch.arange(self.T), self.edges[1:], right=True)
+        self.var_ema: Tensor | None = None
+        self.n_refresh = 0
+        self.history: list[dict] = []
+        self._p = self._probs()
+
+    def _probs(self) -> Tensor:
+        T, u = self.T, float(self.params.uniform_prob)
+        if self.var_ema is None:
+            return torch.full((T,), 1.0 / T, dtype=torch.float64)
+        w = self.var_ema.clamp(min=0.0).pow(self.params.power)[self.bin_of_t]
+        total = float(w.sum())
+        q = w / total if total > 0 and torch.isfinite(w).all() else torch.full((T,), 1.0 / T,
+                                                                               dtype=torch.float64)
+        return (1.0 - u) * q + u / T
+
+    def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
+        t = torch.multinomial(self._p, x0.shape[0], replacement=True, generator=generator)
+        imp = 1.0 / (self.T * self._p[t]) if self.params.reweight else None
+        d = self.draw(t, imp)
+        return d.select(slice(None), x0.device)
+
+    def probabilities(self) -> Tensor:
+        return self._p.clone()
+
+    def after_update(self, ctx: StepContext) -> None:
+        p = self.params
+        if ctx.step % p.refresh_every:
+            return
+        v = bin_gradient_variance(ctx.model, ctx.diffusion, ctx.x0, self.edges, per_bin=p.per_bin,
+                                  estimator=p.estimator, param_subset=p.param_subset,
+                                  generator=ctx.generator, train_mode=p.train_mode)
+        if ctx.world_size > 1:
+            v = ctx.reduce(v.to(ctx.x0.device)).cpu().double() / ctx.world_size
+        self.var_ema = v if self.var_ema is None else (
+            p.ema_decay * self.var_ema + (1.0 - p.ema_decay) * v)
+        self.n_refresh += 1
+        self._p = self._probs()
+        self.history.append({"step": int(ctx.step), "var": v.tolist(),
+                             "var_ema": self.var_ema.tolist(),
+                             "bin_prob": [float(self._p[lo:hi].sum()) for lo, hi in
+                                          zip(self.edges[:-1].tolist(), self.edges[1:].tolist())]})
+
+    def diagnostics(self) -> list[dict]:
+        """One dict per refresh: step, var (this refresh, per bin), var_ema, bin_prob."""
+        return [dict(h) for h in self.history]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"var_ema": None if self.var_ema is None else self.var_ema.clone(),
+                "n_refresh": self.n_refresh, "history": [dict(h) for h in self.history]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        v = state["var_ema"]
+        self.var_ema = None if v is None else v.clone().double()
+        self.n_refresh = int(state["n_refresh"])
+        self.history = [dict(h) for h in state["history"]]
+        self._p = self._probs()
