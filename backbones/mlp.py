@@ -1,10 +1,12 @@
-"""A residual MLP ε-network for 2-D toys and flattened tiny images."""
+"""A residual MLP ε-network for 2-D toys and flattened tiny images.
+
+The timestep embedding conditions every residual block (added after the first linear layer).
+"""
 
 from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor, nn
 
 from backbones.common import timestep_embedding
@@ -13,11 +15,12 @@ from backbones.common import timestep_embedding
 class _Block(nn.Module):
     def __init__(self, width: int, dropout: float):
         super().__init__()
-        self.net = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.SiLU(),
-                                 nn.Dropout(dropout), nn.Linear(width, width))
+        self.norm, self.lin1 = nn.LayerNorm(width), nn.Linear(width, width)
+        self.temb = nn.Linear(width, width)
+        self.lin2 = nn.Sequential(nn.SiLU(), nn.Dropout(dropout), nn.Linear(width, width))
 
-    def forward(self, h: Tensor) -> Tensor:
-        return h + self.net(h)
+    def forward(self, h: Tensor, temb: Tensor) -> Tensor:
+        return h + self.lin2(self.lin1(self.norm(h)) + self.temb(temb))
 
 
 class MLP(nn.Module):
@@ -27,10 +30,14 @@ class MLP(nn.Module):
         self.shape = tuple(shape)
         d = math.prod(self.shape)
         self.time_dim = time_dim
-        self.inp = nn.Linear(d + time_dim, width)
-        self.blocks = nn.Sequential(*[_Block(width, dropout) for _ in range(depth)])
+        self.time = nn.Sequential(nn.Linear(time_dim, width), nn.SiLU(), nn.Linear(width, width))
+        self.inp = nn.Linear(d, width)
+        self.blocks = nn.ModuleList([_Block(width, dropout) for _ in range(depth)])
         self.out = nn.Sequential(nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, d))
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        h = torch.cat([x.flatten(1), timestep_embedding(t, self.time_dim)], dim=1)
-        return self.out(self.blocks(self.inp(h))).view(x.shape)
+        temb = self.time(timestep_embedding(t, self.time_dim))
+        h = self.inp(x.flatten(1))
+        for blk in self.blocks:
+            h = blk(h, temb)
+        return self.out(h).view(x.shape)

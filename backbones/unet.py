@@ -6,6 +6,8 @@ dropout. ``CIFAR10`` is the paper's 35.7M-parameter configuration.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -16,7 +18,8 @@ CIFAR10 = dict(ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=
 
 
 def _norm(c: int) -> nn.GroupNorm:
-    return nn.GroupNorm(min(32, c), c)
+    """GroupNorm with 32 groups (DDPM), or the largest divisor of ``c`` below that for small nets."""
+    return nn.GroupNorm(math.gcd(32, c), c)
 
 
 class ResBlock(nn.Module):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,24 @@ DEFAULTS: dict[str, Any] = {
 OPEN_SECTIONS = ("dataset", "backbone", "strategy")
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3`` as a float (YAML 1.1 wants ``1.0e-3``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def yaml_load(text: str):
+    return yaml.load(text, Loader=_Loader)
+
+
 class ConfigError(ValueError):
     """A config problem, with a message that names it and the valid choices."""
 
@@ -67,7 +86,7 @@ def load_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml_load(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"malformed YAML in {path}: {e}") from e
     if data is None:
@@ -85,7 +104,7 @@ def parse_set(items: list[str]) -> dict:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw)
+            value = yaml_load(raw)
         except yaml.YAMLError as e:
             raise ConfigError(f"--set {item!r}: cannot parse value: {e}") from e
         node = out

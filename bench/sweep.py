@@ -1,0 +1,500 @@
+"""Sweeps: a YAML grid of runs, expanded purely, launched on SLURM, locally or in-process.
+
+    python -m bench.sweep SWEEP.yaml [--cluster local|slurm|debug] [--dry-run] [--wait]
+                          [--results-dir DIR] [--only PATTERN] [--executor KEY=VALUE ...]
+
+A sweep file::
+
+    name: table1                       # results go to DIR/<name>/<run_id>/
+    description: ...                   # optional
+    base: {...}                        # a run config (bench.config), shared by every run
+    grid:                              # axes: dotted config paths -> lists of values
+      diffusion.schedule: [linear, cosine, quad]
+      strategy: [{name: uniform}, {name: p2, k: 1, gamma: 1}]
+      seed: [0, 1, 2]
+    cells:                             # optional per-cell overrides, applied in order
+      - match: {strategy.name: adaptive_beta}      # dotted path -> value (a list = any of)
+        set: {train.batch_size: 64}                # dotted path -> value
+      - match: {diffusion.schedule: quad, strategy.name: p2}
+        skip: true                                 # drop these cells from the grid
+    requires:                          # optional: files the runs need (checked at launch)
+      - {path: data/cifar10, what: "CIFAR-10", how: "set dataset.download: true once"}
+    executor: {partition: gpu, timeout_min: 1440, gpus_per_node: 1, ...}   # see EXECUTOR_DEFAULTS
+
+``grid`` may also be a list of such mappings: the runs are the union of their products. Values
+are merged into the base with ``bench.config.deep_update`` in axis order, so an axis value
+``{name: p2, gamma: 1}`` replaces the base strategy (another name) and ``strategy.gamma: [1, 2]``
+changes one parameter of it. Every run is resolved through ``bench.config.resolve``; component
+names and parameters are validated (strategies through ``strategies.make_params``), so a bad sweep
+fails before anything is submitted. Run ids are ``bench.config.run_id`` of the resolved config.
+
+Launching (``bench.launch``) is idempotent: DONE runs are skipped, runs with a checkpoint resume,
+SLURM jobs still in flight from an earlier launch are not submitted again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import fnmatch
+import itertools
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from bench import config as C
+
+TOP_KEYS = ("name", "description", "base", "grid", "cells", "requires", "executor")
+CELL_KEYS = ("match", "set", "skip")
+REQUIRE_KEYS = ("path", "what", "how")
+CLUSTERS = ("local", "slurm", "debug")
+
+# The executor block (sweep file ``executor:``, overridable with --executor KEY=VALUE).
+EXECUTOR_DEFAULTS: dict[str, Any] = {
+    "partition": None,           # SLURM partition (None: the cluster's default)
+    "account": None,             # --account
+    "qos": None,                 # --qos
+    "timeout_min": 60,           # wall-clock limit per job; on timeout the run checkpoints and requeues
+    "nodes": 1,
+    "tasks_per_node": 1,         # > 1: one DDP rank per task (NCCL on GPUs, gloo on CPU)
+    "gpus_per_node": 0,
+    "cpus_per_task": 1,
+    "mem_gb": None,              # None: the cluster's default
+    "array_parallelism": 32,     # max array tasks running at once
+    "constraint": None,          # --constraint
+    "max_num_timeout": 3,        # requeues after a timeout (preemptions do not count)
+    "setup": [],                 # shell lines run before the job (module load, conda activate)
+    "additional": {},            # extra sbatch options, e.g. {exclusive: true}
+    "stop_timeout_s": 120,       # on preemption: max wait for the trainer to finish its step and save
+    "poll_s": 5.0,               # --wait: state polling period
+}
+
+
+class SweepError(C.ConfigError):
+    """A bad sweep file or launch request; the message names the problem and the fix."""
+
+
+_MISSING = object()
+
+
+# ---------------------------------------------------------------------------- the run config
+@dataclass(frozen=True)
+class RunConfig:
+    """One run of a sweep: its id, its grid coordinates and its resolved config (immutable: the
+    config is stored in canonical JSON; ``config`` returns a fresh dict each time)."""
+
+    run_id: str
+    axes: tuple[tuple[str, str], ...]   # (axis path, value label), in axis order
+    config_json: str
+
+    @property
+    def config(self) -> dict:
+        return json.loads(self.config_json)
+
+    @property
+    def label(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.axes)
+
+
+def value_label(v: Any) -> str:
+    """A compact, stable text for an axis value: ``p2(gamma=1,k=1)``, ``linear``, ``[1,2]``."""
+    if isinstance(v, Mapping):
+        body = ",".join(f"{k}={value_label(v[k])}" for k in sorted(v) if k != "name")
+        return f"{v['name']}({body})" if "name" in v else "{" + body + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(value_label(x) for x in v) + "]"
+    return str(v)
+
+
+# ---------------------------------------------------------------------------- paths into configs
+def check_path(path: str, where: str) -> None:
+    """A dotted path must name a config key: closed sections against DEFAULTS; below an open
+    section (dataset/backbone/strategy) any parameter name (validated by its registry later)."""
+    if not isinstance(path, str) or not path or any(not p for p in path.split(".")):
+        raise SweepError(f"{where}: {path!r} is not a dotted config path (e.g. train.lr)")
+    node: Any = C.DEFAULTS
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        prefix = ".".join(parts[:i])
+        if isinstance(node, dict) and not node and i > 0:
+            return                          # an open mapping (e.g. eval: {} before its keys exist)
+        if not isinstance(node, dict):
+            raise SweepError(f"{where}: {prefix!r} is a value, not a section ({path!r})")
+        if part not in node:
+            valid = ", ".join(sorted(node))
+            raise SweepError(f"{where}: unknown config key {part!r}"
+                             f"{' in ' + prefix if prefix else ''} ({path!r}); valid: {valid}")
+        if i == 0 and part in C.OPEN_SECTIONS:
+            return
+        node = node[part]
+
+
+def nest(path: str, value: Any) -> dict:
+    out: dict = {}
+    node = out
+    parts = path.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = copy.deepcopy(value)
+    return out
+
+
+def get_path(cfg: Mapping, path: str) -> Any:
+    node: Any = cfg
+    for p in path.split("."):
+        if not isinstance(node, Mapping) or p not in node:
+            return _MISSING
+        node = node[p]
+    return node
+
+
+def matches(actual: Any, wanted: Any) -> bool:
+    """Equality, a list of alternatives, or a sub-mapping (every given key equal)."""
+    if actual is _MISSING:
+        return False
+    if isinstance(wanted, list) and not (isinstance(actual, list) and actual == wanted):
+        return any(matches(actual, w) for w in wanted)
+    if isinstance(wanted, Mapping):
+        return isinstance(actual, Mapping) and all(
+            matches(actual.get(k, _MISSING), v) for k, v in wanted.items())
+    return actual == wanted or (isinstance(actual, float) and isinstance(wanted, int)
+                                and actual == float(wanted))
+
+
+# ---------------------------------------------------------------------------- the sweep file
+def load_sweep(path: str | Path) -> dict:
+    """Read a sweep file (YAML); its structure is checked by ``expand``."""
+    spec = C.load_yaml(path)
+    check_spec(spec)
+    return spec
+
+
+def check_spec(spec: Mapping) -> None:
+    if not isinstance(spec, Mapping):
+        raise SweepError(f"a sweep must be a mapping, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - set(TOP_KEYS))
+    if unknown:
+        raise SweepError(f"unknown sweep key(s) {', '.join(map(repr, unknown))}; "
+                         f"valid: {', '.join(TOP_KEYS)}")
+    name = spec.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise SweepError(f"sweep 'name' must be a directory-safe string (letters, digits, _ . -), "
+                         f"got {name!r}")
+    for key, kind in (("base", Mapping), ("executor", Mapping), ("cells", list),
+                      ("requires", list)):
+        if spec.get(key) is not None and not isinstance(spec[key], kind):
+            raise SweepError(f"sweep {key!r} must be a {'mapping' if kind is Mapping else 'list'}, "
+                             f"got {type(spec[key]).__name__}")
+    executor_params(spec)
+    requirements(spec)
+
+
+def grid_blocks(spec: Mapping) -> list[list[tuple[str, list]]]:
+    """The grid as a list of blocks, each a list of (axis path, values); checked."""
+    grid = spec.get("grid")
+    if not grid:
+        raise SweepError("the sweep's grid is empty: give at least one axis with a non-empty list "
+                         "of values, e.g.  grid: {seed: [0]}")
+    blocks = grid if isinstance(grid, list) else [grid]
+    out = []
+    for i, block in enumerate(blocks):
+        where = f"grid[{i}]" if isinstance(grid, list) else "grid"
+        if not isinstance(block, Mapping) or not block:
+            raise SweepError(f"{where} must be a non-empty mapping of axis -> list of values")
+        axes = []
+        for path, values in block.items():
+            check_path(path, f"{where} axis {path!r}")
+            if not isinstance(values, list):
+                raise SweepError(f"{where} axis {path!r} must be a list of values, got {values!r} "
+                                 f"(write [{values}] for a single value)")
+            if not values:
+                raise SweepError(f"{where} axis {path!r} has no values: the grid would be empty")
+            axes.append((path, values))
+        out.append(axes)
+    return out
+
+
+def _cells(spec: Mapping) -> list[dict]:
+    cells = spec.get("cells") or []
+    for i, cell in enumerate(cells):
+        where = f"cells[{i}]"
+        if not isinstance(cell, Mapping):
+            raise SweepError(f"{where} must be a mapping with 'match' and 'set' or 'skip'")
+        unknown = sorted(set(cell) - set(CELL_KEYS))
+        if unknown:
+            raise SweepError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                             f"valid: {', '.join(CELL_KEYS)}")
+        if not isinstance(cell.get("match"), Mapping) or not cell["match"]:
+            raise SweepError(f"{where} needs a non-empty 'match' mapping (config path -> value)")
+        has_set, skip = bool(cell.get("set")), cell.get("skip", False)
+        if not isinstance(skip, bool) or has_set == skip:
+            raise SweepError(f"{where} needs exactly one of a non-empty 'set' mapping or 'skip: true'")
+        if has_set and not isinstance(cell["set"], Mapping):
+            raise SweepError(f"{where}: 'set' must be a mapping (config path -> value)")
+        for path in cell["match"]:
+            check_path(path, f"{where} match {path!r}")
+        for path in cell.get("set") or {}:
+            check_path(path, f"{where} set {path!r}")
+    return list(cells)
+
+
+def requirements(spec: Mapping) -> list[dict]:
+    out = []
+    for i, req in enumerate(spec.get("requires") or []):
+        if not isinstance(req, Mapping) or not isinstance(req.get("path"), str):
+            raise SweepError(f"requires[{i}] must be a mapping with a 'path' (and 'what', 'how')")
+        unknown = sorted(set(req) - set(REQUIRE_KEYS))
+        if unknown:
+            raise SweepError(f"requires[{i}]: unknown key(s) {', '.join(map(repr, unknown))}; "
+                             f"valid: {', '.join(REQUIRE_KEYS)}")
+        out.append(dict(req))
+    return out
+
+
+def missing_requirements(spec: Mapping, root: str | Path = ".") -> list[str]:
+    """One message per required path that does not exist (relative paths: from ``root``)."""
+    msgs = []
+    for req in requirements(spec):
+        path = Path(req["path"])
+        if not (path if path.is_absolute() else Path(root) / path).exists():
+            what = req.get("what", "a required file")
+            how = f" — {req['how']}" if req.get("how") else ""
+            msgs.append(f"{what} not found at {req['path']}{how}")
+    return msgs
+
+
+def executor_params(spec: Mapping, overrides: Mapping | None = None) -> dict:
+    """The executor block over EXECUTOR_DEFAULTS, checked; ``overrides`` win (--executor)."""
+    block = {**(spec.get("executor") or {}), **(overrides or {})}
+    unknown = sorted(set(block) - set(EXECUTOR_DEFAULTS))
+    if unknown:
+        raise SweepError(f"unknown executor key(s) {', '.join(map(repr, unknown))}; "
+                         f"valid: {', '.join(EXECUTOR_DEFAULTS)}")
+    ex = {**copy.deepcopy(EXECUTOR_DEFAULTS), **copy.deepcopy(block)}
+    for key in ("timeout_min", "nodes", "tasks_per_node", "cpus_per_task", "array_parallelism"):
+        if not isinstance(ex[key], int) or isinstance(ex[key], bool) or ex[key] < 1:
+            raise SweepError(f"executor.{key} must be a positive integer, got {ex[key]!r}")
+    for key in ("gpus_per_node", "max_num_timeout"):
+        if not isinstance(ex[key], int) or isinstance(ex[key], bool) or ex[key] < 0:
+            raise SweepError(f"executor.{key} must be a non-negative integer, got {ex[key]!r}")
+    for key in ("stop_timeout_s", "poll_s"):
+        if not isinstance(ex[key], (int, float)) or ex[key] <= 0:
+            raise SweepError(f"executor.{key} must be a positive number, got {ex[key]!r}")
+    if ex["mem_gb"] is not None and (not isinstance(ex["mem_gb"], (int, float)) or ex["mem_gb"] <= 0):
+        raise SweepError(f"executor.mem_gb must be a positive number, got {ex['mem_gb']!r}")
+    for key in ("partition", "account", "qos", "constraint"):
+        if ex[key] is not None and not isinstance(ex[key], str):
+            raise SweepError(f"executor.{key} must be a string, got {ex[key]!r}")
+    if isinstance(ex["setup"], str):
+        ex["setup"] = [ex["setup"]]
+    if not isinstance(ex["setup"], list) or not all(isinstance(x, str) for x in ex["setup"]):
+        raise SweepError(f"executor.setup must be a list of shell lines, got {ex['setup']!r}")
+    if not isinstance(ex["additional"], Mapping):
+        raise SweepError(f"executor.additional must be a mapping of sbatch options, "
+                         f"got {ex['additional']!r}")
+    return ex
+
+
+# ---------------------------------------------------------------------------- expansion
+def validate_components(cfg: Mapping) -> None:
+    """Names and parameters of the strategy, dataset and backbone, without building data or
+    models (strategy parameters through ``strategies.make_params``, i.e. their __post_init__)."""
+    import backbones
+    import strategies
+    from bench import datasets
+
+    s = dict(cfg["strategy"])
+    cls = strategies.get(s.pop("name"))
+    try:
+        strategies.make_params(cls, s)
+    except TypeError as e:
+        raise ValueError(f"strategy {cls.name!r}: {e}") from e
+    for section, registry in (("dataset", datasets), ("backbone", backbones)):
+        params = dict(cfg[section])
+        name = params.pop("name")
+        if name not in registry.names():
+            raise ValueError(f"unknown {section} {name!r}; valid: {', '.join(registry.names())}")
+        unknown = sorted(set(params) - set(registry.parameters(name)))
+        if unknown:
+            raise ValueError(f"{section} {name!r}: unknown parameter(s) {', '.join(unknown)}; "
+                             f"valid: {', '.join(registry.parameters(name)) or '(none)'}")
+
+
+def _resolve_run(merged: dict, label: str) -> dict:
+    try:
+        cfg = C.resolve(merged)
+        validate_components(cfg)
+    except (ValueError, TypeError) as e:
+        raise SweepError(f"run [{label}]: {e}") from e
+    return cfg
+
+
+def expand(sweep: Mapping) -> list[RunConfig]:
+    """The runs of a sweep, in grid order (first axis slowest). Pure: reads no files, writes
+    nothing; raises SweepError on an unknown key or axis, an empty grid, a cell that matches no
+    run, duplicate runs, or an invalid run config (with the run's grid coordinates)."""
+    check_spec(sweep)
+    base = copy.deepcopy(dict(sweep.get("base") or {}))
+    base.setdefault("name", sweep["name"])
+    cells, blocks = _cells(sweep), grid_blocks(sweep)
+    used = [0] * len(cells)
+    runs: list[RunConfig] = []
+    seen: dict[str, str] = {}
+    for axes in blocks:
+        for combo in itertools.product(*(values for _, values in axes)):
+            merged = base
+            for (path, _), value in zip(axes, combo):
+                merged = C.deep_update(merged, nest(path, value))
+            label = " ".join(f"{p}={value_label(v)}" for (p, _), v in zip(axes, combo))
+            merged = _apply_cells(merged, cells, used)
+            if merged is None:
+                continue
+            cfg = _resolve_run(merged, label)
+            rid = C.run_id(cfg)
+            if rid in seen:
+                raise SweepError(f"duplicate runs: [{seen[rid]}] and [{label}] resolve to the same "
+                                 f"config (run id {rid}); remove a repeated value or make them differ")
+            seen[rid] = label
+            runs.append(RunConfig(rid, tuple((p, value_label(v)) for (p, _), v in zip(axes, combo)),
+                                  C.canonical(cfg)))
+    for i, n in enumerate(used):
+        if n == 0:
+            raise SweepError(f"cells[{i}] (match {dict(cells[i]['match'])}) matches no run of the "
+                             f"grid; check its paths and values")
+    if not runs:
+        raise SweepError("the grid is empty: every cell was skipped")
+    return runs
+
+
+def _apply_cells(merged: dict, cells: list[dict], used: list[int]) -> dict | None:
+    """Apply every matching cell's ``set`` (None if a matching cell says ``skip``). Cells match
+    the grid cell's config over the defaults, before any cell changed it."""
+    full = C.deep_update(C.DEFAULTS, merged)
+    out = merged
+    for i, cell in enumerate(cells):
+        if all(matches(get_path(full, p), w) for p, w in cell["match"].items()):
+            used[i] += 1
+            if cell.get("skip"):
+                return None
+            for path, value in cell["set"].items():
+                out = C.deep_update(out, nest(path, value))
+    return out
+
+
+def select(runs: list[RunConfig], pattern: str | None) -> list[RunConfig]:
+    """``--only``: runs whose id or label matches the glob (``*`` added around a plain word)."""
+    if not pattern:
+        return runs
+    pat = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
+    chosen = [r for r in runs if fnmatch.fnmatchcase(r.run_id, pat)
+              or fnmatch.fnmatchcase(r.label, pat)
+              or any(fnmatch.fnmatchcase(f"{k}={v}", pat) for k, v in r.axes)]
+    if not chosen:
+        raise SweepError(f"--only {pattern!r} matches none of the {len(runs)} runs "
+                         f"(it is matched against run ids and 'axis=value' labels)")
+    return chosen
+
+
+# ---------------------------------------------------------------------------- the CLI
+def run_state(run_dir: Path) -> str:
+    """What is on disk for a run: done, ckpt (resumable) or new."""
+    if (run_dir / "DONE").exists():
+        return "done"
+    if (run_dir / "ckpt" / "last.pt").exists():
+        return "ckpt"
+    return "new"
+
+
+def axis_columns(runs: list[RunConfig]) -> list[str]:
+    cols: list[str] = []
+    for r in runs:
+        cols += [k for k, _ in r.axes if k not in cols]
+    return cols
+
+
+def format_plan(name: str, runs: list[RunConfig], sweep_dir: Path, cluster: str, ex: dict,
+                missing: list[str]) -> str:
+    cols = axis_columns(runs)
+    rows = [["run_id", "state", *cols]]
+    for r in runs:
+        axes = dict(r.axes)
+        rows.append([r.run_id, run_state(sweep_dir / r.run_id), *(axes.get(c, "-") for c in cols)])
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    sizes = " x ".join(f"{len({dict(r.axes).get(c) for r in runs})} {c}" for c in cols)
+    lines = [f"sweep {name}: {len(runs)} runs ({sizes}) -> {sweep_dir}/"]
+    lines += ["  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip()
+              for row in rows]
+    lines.append(f"executor ({cluster}):")
+    lines += [f"  {k}: {json.dumps(v)}" for k, v in ex.items()]
+    if cluster == "slurm":
+        from bench import launch
+
+        lines.append("submitit parameters:")
+        lines += [f"  {k}: {json.dumps(v)}" for k, v in launch.slurm_parameters(name, ex).items()]
+    for m in missing:
+        lines.append(f"requires: MISSING {m}")
+    return "\n".join(lines)
+
+
+def parse_executor_overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SweepError(f"--executor expects KEY=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        out[key.strip()] = C.parse_set([f"v={raw}"])["v"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.sweep", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("sweep", help="sweep YAML file")
+    ap.add_argument("--cluster", choices=CLUSTERS, default="local",
+                    help="slurm: submitit job arrays; local: one run after another on this "
+                         "machine (subprocesses); debug: in this process (default: local)")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="print the runs and the executor parameters, then exit")
+    ap.add_argument("--results-dir", default="results", help="runs go to DIR/<sweep name>/<run_id>")
+    ap.add_argument("--only", metavar="PATTERN",
+                    help="only runs whose id or 'axis=value' label matches this glob")
+    ap.add_argument("--executor", action="append", default=[], metavar="KEY=VALUE",
+                    help="override an executor parameter, e.g. --executor partition=gpu")
+    ap.add_argument("--wait", action="store_true",
+                    help="slurm: wait for the jobs and report how each ended "
+                         "(local and debug always wait)")
+    ap.add_argument("--wait-max-min", type=float, default=None,
+                    help="with --wait: stop waiting after this many minutes (jobs keep running)")
+    args = ap.parse_args(argv)
+    try:
+        spec = load_sweep(args.sweep)
+        runs = select(expand(spec), args.only)
+        ex = executor_params(spec, parse_executor_overrides(args.executor))
+        sweep_dir = Path(args.results_dir) / spec["name"]
+        missing = missing_requirements(spec)
+        if args.dry_run:
+            print(format_plan(spec["name"], runs, sweep_dir, args.cluster, ex, missing))
+            return 0
+        if missing:
+            raise SweepError(f"sweep {spec['name']!r} cannot run here:\n  "
+                             + "\n  ".join(missing))
+        from bench import launch
+
+        summary = launch.launch(spec, runs, cluster=args.cluster, sweep_dir=sweep_dir, ex=ex,
+                                wait=args.wait or args.cluster != "slurm",
+                                wait_max_s=None if args.wait_max_min is None
+                                else 60.0 * args.wait_max_min)
+    except C.ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return summary.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
