@@ -310,7 +310,8 @@ class AdaptiveBeta(Strategy):
 
     def probabilities(self) -> Tensor:
         if self.ref_x0 is None or self.policy is None:
-            return beta_index_pmf(torch.tensor(self.alpha0), torch.tensor(self.beta0), self.T)
+            return beta_index_pmf(torch.tensor(self.alpha0, dtype=torch.float64),
+                                  torch.tensor(self.beta0, dtype=torch.float64), self.T)
         dev = next(self.policy.parameters()).device
         alpha, beta = self.policy_params(self.ref_x0.to(dev))
         return beta_index_pmf(alpha, beta, self.T).mean(dim=0)
