@@ -40,7 +40,50 @@ DEFAULTS: dict[str, Any] = {
         "bf16": False,             # bf16 autocast (CUDA or CPU)
         "channels_last": False,
     },
-    "eval": {},
+    # Evaluation and diagnostics (bench/evaluation.py; docs/evaluation.md). All off by default.
+    "eval": {
+        "every": 0,                # evaluate every N iterations; 0 = off
+        "at": [],                  # ... and at these iterations (0 = the initial model)
+        "final": False,            # ... and at the last iteration
+        "metrics": ["auto"],       # fid | nll | swd | mmd; auto = images: fid, nll; vectors: swd, mmd, nll
+        "use_ema": True,           # evaluate the EMA weights (False: the live weights)
+        "n_samples": 1000,         # generated samples for fid / swd / mmd
+        "sampler": "ddim",         # ddpm (T ancestral steps) | ddim
+        "ddim_steps": 100,
+        "eta": 0.0,                # DDIM eta (0 = deterministic)
+        "batch_size": 500,         # sampling / feature batch
+        "extractor": "cnn",        # cnn (offline classifier, metric fd_cnn) | inception (fid_inception)
+        "inception_weights": "",   # path to inception-2015-12-05.pt (file or folder)
+        "inception_download": True,  # download the Inception weights into cache_dir if missing
+        "ref_split": "train",      # split of the reference statistics
+        "ref_n": 0,                # reference images (0 = the whole split)
+        "ref_stats": "",           # explicit reference-statistics .npz (bench.fid format)
+        "cache_dir": "",           # reference stats + extractor weights; "" = ~/.cache/timestep-bench
+        "nll": {
+            "n_images": 256,       # held-out images (0 = the whole test split)
+            "timesteps": 0,        # 0 = all T terms; K > 0 = t=0 + K stratified timesteps
+            "batch_size": 256,
+            "decoder": "auto",     # auto | discretized (8-bit images) | gaussian (continuous)
+            "clip": "auto",        # clip x0-hat to [-1, 1]: auto = images yes, vectors no
+        },
+        "toy": {
+            "n_proj": 256,         # sliced-Wasserstein directions
+            "mmd_n": 2000,         # points per side for MMD
+            "mmd_bandwidth": 0.0,  # RBF bandwidth; 0 = median heuristic on the true points
+        },
+        "diagnostics": {
+            "every": 0,            # per-timestep diagnostics every N iterations; 0 = off
+            "at": [],              # ... and at these iterations
+            "bins": 20,            # timestep bins
+            "loss_per_bin": 128,   # examples per bin for the loss
+            "per_bin": 32,         # examples per bin for the gradient variance (0 = skip it)
+            "estimator": "two_half",  # two_half | per_sample (strategies.grad_variance)
+            "param_subset": 0,     # last N parameter tensors for the gradient (0 = all)
+            "pool": 512,           # train images the bins draw from
+            "p_t": True,           # snapshot strategy.probabilities()
+            "hist_bins": 100,      # histogram of drawn t between snapshots (0 = off)
+        },
+    },
 }
 OPEN_SECTIONS = ("dataset", "backbone", "strategy")
 
@@ -158,7 +201,62 @@ def resolve(overrides: dict) -> dict:
         raise ConfigError(f"unknown diffusion.variance {d['variance']!r}; valid: {', '.join(VARIANCES)}")
     if not isinstance(d["timesteps"], int) or d["timesteps"] < 2:
         raise ConfigError(f"diffusion.timesteps must be an integer >= 2, got {d['timesteps']!r}")
+    _check_eval(cfg["eval"])
     return cfg
+
+
+EVAL_METRICS = ("auto", "fid", "nll", "swd", "mmd")
+
+
+def _check_eval(e: dict) -> None:
+    """Values of the eval section (its keys are already checked against DEFAULTS)."""
+    def need(cond: bool, key: str, rule: str, value) -> None:
+        if not cond:
+            raise ConfigError(f"eval.{key} must be {rule}, got {value!r}")
+
+    def is_int(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def iters(v) -> bool:
+        return isinstance(v, list) and all(is_int(i) and i >= 0 for i in v)
+
+    nll, toy, dg = e["nll"], e["toy"], e["diagnostics"]
+    for key, v, lo in (("every", e["every"], 0), ("n_samples", e["n_samples"], 1),
+                       ("ddim_steps", e["ddim_steps"], 1), ("batch_size", e["batch_size"], 1),
+                       ("ref_n", e["ref_n"], 0), ("nll.n_images", nll["n_images"], 0),
+                       ("nll.timesteps", nll["timesteps"], 0),
+                       ("nll.batch_size", nll["batch_size"], 1), ("toy.n_proj", toy["n_proj"], 1),
+                       ("toy.mmd_n", toy["mmd_n"], 2), ("diagnostics.every", dg["every"], 0),
+                       ("diagnostics.bins", dg["bins"], 1),
+                       ("diagnostics.loss_per_bin", dg["loss_per_bin"], 1),
+                       ("diagnostics.per_bin", dg["per_bin"], 0),
+                       ("diagnostics.param_subset", dg["param_subset"], 0),
+                       ("diagnostics.pool", dg["pool"], 1),
+                       ("diagnostics.hist_bins", dg["hist_bins"], 0)):
+        need(is_int(v) and v >= lo, key, f"an integer >= {lo}", v)
+    need(iters(e["at"]), "at", "a list of iterations >= 0", e["at"])
+    need(iters(dg["at"]), "diagnostics.at", "a list of iterations >= 0", dg["at"])
+    need(isinstance(e["metrics"], list) and e["metrics"]
+         and all(m in EVAL_METRICS for m in e["metrics"]), "metrics",
+         f"a non-empty list of {', '.join(EVAL_METRICS)}", e["metrics"])
+    for key, v, valid in (("sampler", e["sampler"], ("ddpm", "ddim")),
+                          ("extractor", e["extractor"], ("cnn", "inception")),
+                          ("ref_split", e["ref_split"], ("train", "test")),
+                          ("nll.decoder", nll["decoder"], ("auto", "discretized", "gaussian")),
+                          ("nll.clip", nll["clip"], ("auto", True, False)),
+                          ("diagnostics.estimator", dg["estimator"], ("two_half", "per_sample"))):
+        need(v in valid, key, f"one of {', '.join(map(str, valid))}", v)
+    for key, v in (("final", e["final"]), ("use_ema", e["use_ema"]),
+                   ("inception_download", e["inception_download"]), ("diagnostics.p_t", dg["p_t"])):
+        need(isinstance(v, bool), key, "true or false", v)
+    need(isinstance(e["eta"], (int, float)) and e["eta"] >= 0, "eta", ">= 0", e["eta"])
+    need(isinstance(toy["mmd_bandwidth"], (int, float)) and toy["mmd_bandwidth"] >= 0,
+         "toy.mmd_bandwidth", ">= 0 (0 = median heuristic)", toy["mmd_bandwidth"])
+    for key in ("inception_weights", "ref_stats", "cache_dir"):
+        need(isinstance(e[key], str), key, "a path string", e[key])
+    need(dg["per_bin"] == 0 or dg["estimator"] != "two_half" or dg["per_bin"] % 2 == 0
+         and dg["per_bin"] >= 2, "diagnostics.per_bin", "even and >= 2 for two_half (0 = off)",
+         dg["per_bin"])
 
 
 def canonical(cfg: dict) -> str:
