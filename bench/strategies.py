@@ -11,7 +11,8 @@
         The importance correction of a sampler (e.g. 1/(T·p) of loss_second_moment) is neither.
 
 ``--set`` values are parsed as YAML; dotted keys nest (``--set sampler.name=speed`` for compose).
-A strategy with a ``batch_size`` parameter gets ``--batch-size`` unless ``--set`` gives it.
+A strategy with a ``batch_size`` parameter (also one nested in compose) gets ``--batch-size`` unless
+``--set`` gives it.
 Bad input prints the problem and the valid choices on stderr and exits with status 2.
 """
 
@@ -48,12 +49,23 @@ def listing(out: TextIO) -> None:
         out.write(f"{name:<{width}}  {cls.paper}\n{'':<{width}}  params: {params}\n")
 
 
+def with_batch_size(name: str, params: dict, batch_size: int) -> dict:
+    """``params`` with ``batch_size`` filled in wherever a strategy (also one nested in a
+    composition, e.g. compose's sampler) has that parameter and it is not given."""
+    cls = strategies.get(name)
+    out = dict(params)
+    if "batch_size" in {f.name for f in dataclasses.fields(cls.Params)}:
+        out.setdefault("batch_size", batch_size)
+    for key, value in out.items():
+        if isinstance(value, dict) and isinstance(value.get("name"), str):
+            sub = {k: v for k, v in value.items() if k != "name"}
+            out[key] = {"name": value["name"], **with_batch_size(value["name"], sub, batch_size)}
+    return out
+
+
 def table(name: str, schedule: str, timesteps: int, batch_size: int, sets: list[str]):
     """(t, prob, loss_weight) float64 tensors of ``name`` in its initial state."""
-    cls = strategies.get(name)
-    params = parse_set(sets)
-    if "batch_size" in {f.name for f in dataclasses.fields(cls.Params)}:
-        params.setdefault("batch_size", batch_size)
+    params = with_batch_size(name, parse_set(sets), batch_size)
     betas = make_betas(schedule, timesteps)
     if not ((betas > 0) & (betas < 1)).all():
         raise ValueError(f"schedule {schedule!r} with T={timesteps} has betas outside (0, 1) "
@@ -70,7 +82,7 @@ def _tabulable() -> list[str]:
     ok = []
     for n in strategies.names():
         try:
-            if strategies.build(n, Diffusion("linear", 10)).probabilities() is not None:
+            if strategies.build(n, Diffusion("linear", 50)).probabilities() is not None:
                 ok.append(n)
         except Exception:      # a strategy that cannot be built with defaults is just not listed
             pass

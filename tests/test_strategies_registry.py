@@ -32,6 +32,8 @@ SCHEDULE = "linear"
 EXTRA_CASES: list[tuple[str, dict]] = [
     ("compose", {"sampler": {"name": "speed"}, "weighting": {"name": "min_snr", "gamma": 5}}),
     ("compose", {"sampler": {"name": "loss_second_moment"}, "weighting": {"name": "p2"}}),
+    # Kim et al. Table 3, "Min-SNR + Ours"
+    ("compose", {"sampler": {"name": "adaptive_beta"}, "weighting": {"name": "min_snr", "gamma": 5}}),
     ("lognormal", {"variant": "edm"}),
     ("lognormal", {"discretise": "floor"}),
     ("speed", {"dual": False}),
@@ -40,8 +42,15 @@ EXTRA_CASES: list[tuple[str, dict]] = [
 
 def strategy_cases() -> list[tuple[str, dict]]:
     """Every registered strategy with its default parameters, then the extra configurations."""
+    def names_in(name: str, params: dict) -> set[str]:
+        out = {name}
+        for v in params.values():
+            if isinstance(v, dict) and "name" in v:
+                out |= names_in(v["name"], v)
+        return out
+
     cases = [(name, {}) for name in strategies.names()]
-    return cases + [(n, p) for n, p in EXTRA_CASES if n in strategies.names()]
+    return cases + [(n, p) for n, p in EXTRA_CASES if names_in(n, p) <= set(strategies.names())]
 
 
 def case_id(case) -> str:
