@@ -78,7 +78,6 @@ def bin_gradient_variance(model: nn.Module, diffusion: Diffusion, x0: Tensor, bi
     if per_bin < 2 or (estimator == "two_half" and per_bin % 2):
         raise ValueError(f"per_bin must be >= 2 (and even for two_half), got {per_bin}")
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    named = _param_subset(model, param_subset)
     dev, n = x0.device, x0.shape[0]
     out = torch.zeros(len(bin_edges) - 1, dtype=torch.float64)
     was_training = model.training
@@ -92,19 +91,37 @@ def bin_gradient_variance(model: nn.Module, diffusion: Diffusion, x0: Tensor, bi
             noise = torch.randn((per_bin, *x0.shape[1:]), generator=gen).to(dev)
             xb, t = x0[idx.to(dev)], t.to(dev)
             x_t = diffusion.q_sample(xb, t, noise)
-            if estimator == "two_half":
-                out[k] = _two_half(model, named, x_t, t, noise)
-            else:
-                out[k] = _per_sample(model, named, x_t, t, noise, train_mode)
+            out[k] = gradient_variance(model, x_t, t, noise, estimator=estimator,
+                                       param_subset=param_subset, train_mode=train_mode)
     finally:
         model.train(was_training)
     return out
 
 
+def gradient_variance(model: nn.Module, x_t: Tensor, t: Tensor, noise: Tensor, *,
+                      estimator: str = "two_half", param_subset: int = 0,
+                      train_mode: bool = False) -> float:
+    """tr Cov of the per-example gradients of ℓ_b = mean((noise_b − model(x_t, t)_b)²) over the
+    given examples (one bin's batch): "two_half" = (B/4)‖g_A − g_B‖² with A the first B/2 rows,
+    "per_sample" = (1/(B−1))Σ_b‖g_b − ḡ‖². Parameters: the last ``param_subset`` tensors (0 = all).
+    The model's train/eval mode is the caller's; ``train_mode`` only tells vmap about dropout."""
+    named = _param_subset(model, param_subset)
+    if estimator == "two_half":
+        return _two_half(model, named, x_t, t, noise)
+    if estimator == "per_sample":
+        return _per_sample(model, named, x_t, t, noise, train_mode)
+    raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+
+
+def _upcast(x: Tensor) -> Tensor:
+    """float32 at least (bf16/fp16 outputs are upcast; float64 stays float64)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def _two_half(model, named, x_t: Tensor, t: Tensor, noise: Tensor) -> float:
     params = [p for _, p in named]
     with torch.enable_grad():
-        losses = mean_flat((noise - model(x_t, t).float()) ** 2)
+        losses = mean_flat((noise - _upcast(model(x_t, t))) ** 2)
         h = losses.shape[0] // 2
         g_a = torch.autograd.grad(losses[:h].mean(), params, retain_graph=True, allow_unused=True)
         g_b = torch.autograd.grad(losses[h:].mean(), params, allow_unused=True)
@@ -122,7 +139,7 @@ def _per_sample(model, named, x_t: Tensor, t: Tensor, noise: Tensor, train_mode:
 
     def loss_one(pdict, xt, tt, eps):
         out = functional_call(model, {**frozen, **pdict}, (xt[None], tt[None]))
-        return ((eps[None] - out.float()) ** 2).mean()
+        return ((eps[None] - _upcast(out)) ** 2).mean()
 
     with torch.enable_grad():
         g = vmap(grad(loss_one), in_dims=(None, 0, 0, 0),
