@@ -1,0 +1,207 @@
+"""Per-timestep diagnostics (Kim et al. 2025, Fig. 2, Fig. 5 and Fig. 6), written under RUN/timesteps/.
+
+At configured iterations, on the live (training) weights in eval mode:
+
+* **loss per timestep bin** — [0, T) in K contiguous bins (``strategies.grad_variance.timestep_bins``);
+  per bin ``loss_per_bin`` train images with t uniform in the bin and fresh ε; the mean of
+  w_t·mean_dims((ε − ε_θ(x_t, t))²) for two weightings: ``ddpm`` (w_t = 1, L_DDPM, paper eq. 5)
+  and ``vlb`` (w_t = c_t = β_t²/(2σ_t²α_t(1 − ᾱ_t)), paper eq. 7, with σ_t² the model variance; for
+  fixed-large σ_t² = β_t (t ≥ 1) this is β_t/(2α_t(1 − ᾱ_t))). The vlb loss is the KL term of
+  L_VLB in nats/dim up to its θ-free constant.
+* **stochastic-gradient variance per bin** — tr Cov(∇_θ w_t·ℓ_t) by
+  ``strategies.grad_variance.bin_gradient_variance`` (the same estimator as the ``grad_variance``
+  strategy; ``per_bin`` examples, two-half or per-sample). For the vlb weighting the model is wrapped
+  so that the backward pass through its output is scaled by c_t per example (the forward value is
+  unchanged), which makes the estimator differentiate c_t·ℓ_t exactly. Both weightings use the same
+  images, t and ε (the same generator seed), so their ratio is a common-random-numbers comparison.
+* **the strategy's p(t)** — ``strategy.probabilities()`` at each snapshot (skipped when None), and a
+  histogram of the t the strategy actually drew since the previous snapshot (Fig. 5).
+
+Files (CSV, long/tidy format; ``load(run_dir)`` reads them all):
+
+    timesteps/diagnostics.csv  step, nimg, t_bin, t_lo, t_hi, weighting, loss, grad_var, n_loss, n_grad,
+                               estimator            — snapshots × bins × 2 weightings rows
+    timesteps/p_t.csv          step, t, p           — snapshots × T rows
+    timesteps/t_hist.csv       step, step_from, t_bin, t_lo, t_hi, count — intervals × hist_bins rows
+
+``t_lo``/``t_hi`` are the bin's [lo, hi) timestep indices (index i = DDPM step i + 1). ``grad_var``
+is empty when the gradient variance is off (``per_bin`` = 0).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from bench.diffusion import Diffusion, mean_flat
+from bench.rng import generator
+
+FILES = {"diagnostics": "diagnostics.csv", "p_t": "p_t.csv", "t_hist": "t_hist.csv"}
+COLUMNS = {
+    "diagnostics": ["step", "nimg", "t_bin", "t_lo", "t_hi", "weighting", "loss", "grad_var",
+                    "n_loss", "n_grad", "estimator"],
+    "p_t": ["step", "t", "p"],
+    "t_hist": ["step", "step_from", "t_bin", "t_lo", "t_hi", "count"],
+}
+WEIGHTINGS = ("ddpm", "vlb")
+
+
+def vlb_weights(diffusion: Diffusion) -> Tensor:
+    """c_t of Kim et al. eq. 7 with σ_t² = the model variance, float64 [T]."""
+    d = diffusion
+    return d.betas**2 / (2.0 * d.model_variance * d.alphas * (1.0 - d.alphas_cumprod))
+
+
+def weights(diffusion: Diffusion, weighting: str) -> Tensor:
+    if weighting == "ddpm":
+        return torch.ones(diffusion.T, dtype=torch.float64)
+    if weighting == "vlb":
+        return vlb_weights(diffusion)
+    raise ValueError(f"unknown weighting {weighting!r}; valid: {', '.join(WEIGHTINGS)}")
+
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward; backward multiplies the incoming gradient by ``w`` (per example)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, w):
+        return x.clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[1])
+
+    @staticmethod
+    def backward(ctx, g):
+        (w,) = ctx.saved_tensors
+        return g * w.reshape(-1, *([1] * (g.dim() - 1))).to(g.dtype), None
+
+
+class WeightedGrad(nn.Module):
+    """``model`` whose output back-propagates w_t·∂ℓ/∂ε̂: gradients of ℓ become gradients of w_t·ℓ."""
+
+    def __init__(self, model: nn.Module, w: Tensor):
+        super().__init__()
+        self.inner = model
+        self.register_buffer("w", w.float(), persistent=False)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return _ScaleGrad.apply(self.inner(x, t), self.w.to(x.device)[t])
+
+
+@torch.no_grad()
+def bin_losses(model: nn.Module, diffusion: Diffusion, x0: Tensor, edges: Tensor, n: int,
+               gen: torch.Generator) -> Tensor:
+    """Per-bin mean ε-MSE and c_t·ε-MSE, float64 [K, 2] (columns: ddpm, vlb)."""
+    c = vlb_weights(diffusion)
+    out = torch.zeros(len(edges) - 1, 2, dtype=torch.float64)
+    for k in range(len(edges) - 1):
+        lo, hi = int(edges[k]), int(edges[k + 1])
+        idx = torch.randint(0, x0.shape[0], (n,), generator=gen)
+        t = torch.randint(lo, hi, (n,), generator=gen)
+        noise = torch.randn((n, *x0.shape[1:]), generator=gen).to(x0.device)
+        xb, td = x0[idx.to(x0.device)], t.to(x0.device)
+        mse = mean_flat((noise - model(diffusion.q_sample(xb, td, noise), td).float()) ** 2)
+        mse = mse.double().cpu()
+        out[k, 0] = mse.mean()
+        out[k, 1] = (c[t] * mse).mean()
+    return out
+
+
+def snapshot(model: nn.Module, diffusion: Diffusion, x0: Tensor, *, seed: int, step: int,
+             bins: int = 20, loss_per_bin: int = 128, per_bin: int = 32,
+             estimator: str = "two_half", param_subset: int = 0) -> pd.DataFrame:
+    """One diagnostics snapshot as rows of diagnostics.csv (without ``nimg``)."""
+    from strategies.grad_variance import bin_gradient_variance, timestep_bins
+
+    edges = timestep_bins(diffusion.T, bins)
+    was_training = model.training
+    model.eval()
+    try:
+        losses = bin_losses(model, diffusion, x0, edges, loss_per_bin,
+                            generator(seed, "diag_loss", step))
+    finally:
+        model.train(was_training)
+    gv = {}
+    for w in WEIGHTINGS:
+        if per_bin <= 0:
+            gv[w] = [math.nan] * bins
+            continue
+        m = model if w == "ddpm" else WeightedGrad(model, weights(diffusion, w))
+        gv[w] = bin_gradient_variance(
+            m, diffusion, x0, edges, per_bin=per_bin, estimator=estimator,
+            param_subset=param_subset, generator=generator(seed, "diag_grad", step),
+            train_mode=False).tolist()
+    rows = []
+    for j, w in enumerate(WEIGHTINGS):
+        for k in range(bins):
+            rows.append({"step": step, "t_bin": k, "t_lo": int(edges[k]),
+                         "t_hi": int(edges[k + 1]), "weighting": w,
+                         "loss": float(losses[k, j]), "grad_var": gv[w][k],
+                         "n_loss": loss_per_bin, "n_grad": per_bin, "estimator": estimator})
+    return pd.DataFrame(rows)
+
+
+def p_t_frame(step: int, p: Tensor) -> pd.DataFrame:
+    p = p.detach().double().cpu()
+    return pd.DataFrame({"step": step, "t": range(p.shape[0]), "p": p.numpy()})
+
+
+def hist_frame(step: int, step_from: int, counts: Tensor, T: int) -> pd.DataFrame:
+    k = counts.shape[0]
+    edges = torch.linspace(0, T, k + 1, dtype=torch.float64).round().long()
+    return pd.DataFrame({"step": step, "step_from": step_from, "t_bin": range(k),
+                         "t_lo": edges[:-1].numpy(), "t_hi": edges[1:].numpy(),
+                         "count": counts.long().numpy()})
+
+
+# ---------------------------------------------------------------------------- files
+def append(run_dir: Path, kind: str, df: pd.DataFrame) -> None:
+    """Append rows to timesteps/<kind>.csv, replacing earlier rows of the same step (idempotent)."""
+    path = Path(run_dir) / "timesteps" / FILES[kind]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df = df[COLUMNS[kind]]
+    if path.exists():
+        old = pd.read_csv(path)
+        old = old[~old["step"].isin(set(df["step"]))]
+        df = pd.concat([old, df], ignore_index=True) if len(old) else df
+    _write(path, df.sort_values("step", kind="stable"))
+
+
+def truncate(run_dir: Path, step: int) -> None:
+    """Drop rows written after ``step`` (the checkpoint a run resumes from)."""
+    for name in FILES.values():
+        path = Path(run_dir) / "timesteps" / name
+        if path.exists():
+            df = pd.read_csv(path)
+            if (df["step"] > step).any():
+                _write(path, df[df["step"] <= step])
+
+
+def _write(path: Path, df: pd.DataFrame) -> None:
+    import os
+
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def load(run_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """All per-timestep diagnostics of a run, one call.
+
+    Returns {"diagnostics", "p_t", "t_hist"} → DataFrames with the columns in ``COLUMNS`` (empty
+    frames with those columns where a file does not exist). Shapes: diagnostics has
+    snapshots × bins × 2 rows (weighting ∈ {ddpm, vlb}); p_t has snapshots × T rows;
+    t_hist has intervals × hist_bins rows.
+    """
+    out = {}
+    for kind, name in FILES.items():
+        path = Path(run_dir) / "timesteps" / name
+        out[kind] = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=COLUMNS[kind])
+    return out

@@ -1,0 +1,410 @@
+"""Evaluation during training: sample metrics, test NLL and per-timestep diagnostics, as trainer callbacks.
+
+``callbacks(cfg)`` returns the callbacks ``cfg["eval"]`` asks for (``bench.train`` wires them):
+
+* ``Evaluator`` — at ``eval.every`` / ``eval.at`` / the last iteration (``eval.final``), on rank 0,
+  with the EMA weights: ``fd_cnn`` or ``fid_inception`` (bench.fid), ``nll_bpd`` (bench.nll), and for
+  vector data ``swd`` and ``mmd2_rbf`` (bench.toy_metrics). One row per metric is appended to
+  ``RUN/evals.csv``:
+
+      step, nimg, metric, value, n_samples, sampler, wall_s_train, wall_s_eval
+
+  ``sampler`` says how the value was produced: ``ddpm_T1000`` / ``ddim100_eta0`` for sample metrics,
+  ``full_T1000`` / ``stratified_K50`` (the NLL estimator) for ``nll_bpd``. ``wall_s_train`` is the
+  trainer's training clock at that step (evaluation excluded); ``wall_s_eval`` the seconds spent on
+  that row: sampling + features (+ the one-off reference statistics/extractor training the first
+  time) for sample metrics, which share one batch of samples — each of those rows carries the whole
+  group's time —, the bound's network calls for ``nll_bpd``.
+* ``Diagnostics`` — at ``eval.diagnostics.every`` / ``.at``: per-timestep loss and gradient
+  variance, p(t) and the histogram of drawn t under ``RUN/timesteps/`` (bench.diagnostics).
+
+Resume: the trainer resumes from its checkpoint step; rows of evals.csv and timesteps/*.csv with a
+larger step (left by a hard kill) are dropped at start, and a row for an existing (step, metric,
+sampler) replaces the old one, so re-evaluating is idempotent.
+
+CLI (evaluate a run's last checkpoint): ``python -m bench.evaluation RUN_DIR [--set eval.key=value]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from bench import datasets, diagnostics, fid, nll, toy_metrics
+from bench.diffusion import Diffusion
+from bench.rng import generator
+
+EVAL_COLUMNS = ["step", "nimg", "metric", "value", "n_samples", "sampler", "wall_s_train",
+                "wall_s_eval"]
+IMAGE_METRICS, VECTOR_METRICS = ("fid", "nll"), ("swd", "mmd", "nll")
+
+
+# ---------------------------------------------------------------------------- evals.csv
+def evals_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "evals.csv"
+
+
+def read_evals(run_dir: str | Path) -> pd.DataFrame:
+    """evals.csv as a DataFrame with EVAL_COLUMNS (empty if absent)."""
+    path = evals_path(run_dir)
+    return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=EVAL_COLUMNS)
+
+
+def _write_csv(path: Path, df: pd.DataFrame) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def append_evals(run_dir: str | Path, rows: list[dict]) -> None:
+    """Append rows, replacing existing rows with the same (step, metric, sampler)."""
+    if not rows:
+        return
+    new = pd.DataFrame(rows)[EVAL_COLUMNS]
+    old = read_evals(run_dir)
+    if len(old):
+        key = ["step", "metric", "sampler"]
+        clash = old[key].astype(str).agg("|".join, axis=1).isin(
+            set(new[key].astype(str).agg("|".join, axis=1)))
+        old = old[~clash]
+        new = pd.concat([old, new], ignore_index=True)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    _write_csv(evals_path(run_dir), new.sort_values("step", kind="stable"))
+
+
+def truncate_evals(run_dir: str | Path, step: int) -> None:
+    df = read_evals(run_dir)
+    if len(df) and (df["step"] > step).any():
+        _write_csv(evals_path(run_dir), df[df["step"] <= step])
+
+
+# ---------------------------------------------------------------------------- sampling
+def sampler_name(e: dict, T: int) -> str:
+    if e["sampler"] == "ddpm":
+        return f"ddpm_T{T}"
+    return f"ddim{e['ddim_steps']}_eta{e['eta']:g}"
+
+
+@torch.no_grad()
+def generate(model, diffusion: Diffusion, shape: tuple[int, ...], n: int, *, sampler: str,
+             ddim_steps: int, eta: float, batch_size: int, seed: int, device: torch.device,
+             clip: bool, progress: bool = False) -> Tensor:
+    """n samples (CPU float32) from ``model``, batch b drawn from generator (seed, "eval_sample", b)."""
+    steps = diffusion.T if sampler == "ddpm" else len(diffusion.ddim_timesteps(ddim_steps))
+    n_batches = math.ceil(n / batch_size)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps * n_batches, desc=f"sample {sampler}", unit="step", leave=False,
+                   dynamic_ncols=True, mininterval=1.0)
+    out = []
+    was_training = model.training
+    model.eval()
+    try:
+        for b in range(n_batches):
+            m = min(batch_size, n - b * batch_size)
+            g = generator(seed, "eval_sample", b, device=device)
+            if sampler == "ddpm":
+                x = diffusion.sample_ddpm(model, (m, *shape), g, device=device, clip=clip,
+                                          progress=bar)
+            else:
+                x = diffusion.sample_ddim(model, (m, *shape), g, steps=ddim_steps, eta=eta,
+                                          device=device, clip=clip, progress=bar)
+            out.append(x.float().cpu())
+    finally:
+        model.train(was_training)
+        if bar is not None:
+            bar.close()
+    return torch.cat(out)
+
+
+# ---------------------------------------------------------------------------- the evaluator
+def resolve_metrics(metrics: list[str], is_image: bool) -> list[str]:
+    out: list[str] = []
+    for m in metrics:
+        for x in ((IMAGE_METRICS if is_image else VECTOR_METRICS) if m == "auto" else (m,)):
+            if x not in out:
+                out.append(x)
+    if is_image and {"swd", "mmd"} & set(out):
+        raise ValueError("eval.metrics: swd and mmd are 2-D toy metrics; use fid and nll for images")
+    if not is_image and "fid" in out:
+        raise ValueError("eval.metrics: fid needs image data; use swd, mmd and nll for 2-D toys")
+    return out
+
+
+def cache_dir(e: dict) -> Path:
+    return Path(e["cache_dir"]).expanduser() if e["cache_dir"] else fid.default_cache_dir()
+
+
+class Evaluator:
+    """Computes eval rows for a model; as a trainer callback it follows eval.every/at/final."""
+
+    def __init__(self, cfg: dict):
+        self.cfg, self.e = cfg, cfg["eval"]
+        self.seed = cfg["seed"]
+        self._extractor: fid.Extractor | None = None
+        self._ref: fid.RefStats | None = None
+        self._true: Tensor | None = None
+        self.evaluated: set[int] = set()
+
+    # --- schedule ---------------------------------------------------------------------
+    def due(self, step: int) -> bool:
+        e = self.e
+        return (e["every"] > 0 and step % e["every"] == 0) or step in e["at"]
+
+    def on_start(self, tr) -> None:
+        if tr.rank != 0:
+            return
+        truncate_evals(tr.run_dir, tr.step)
+        if tr.step == 0 and 0 in self.e["at"]:
+            self.run_eval(tr)
+
+    def on_step_end(self, tr) -> None:
+        if tr.rank == 0 and self.due(tr.step):
+            self.run_eval(tr)
+
+    def on_end(self, tr) -> None:
+        if tr.rank != 0 or not self.e["final"] or tr.step in self.evaluated:
+            return
+        done = read_evals(tr.run_dir)
+        if len(done) and (done["step"] == tr.step).any():
+            return
+        self.run_eval(tr)
+
+    def run_eval(self, tr) -> list[dict]:
+        model = tr.ema if self.e["use_ema"] else tr.model
+        rows = self.evaluate(model, tr.diffusion, tr.data, tr.step, tr.device,
+                             progress=getattr(tr, "progress", False))
+        for r in rows:
+            r.update(nimg=tr.step * tr.cfg["train"]["batch_size"],
+                     wall_s_train=round(tr.wall_s_train, 4))
+        append_evals(tr.run_dir, rows)
+        self.evaluated.add(tr.step)
+        return rows
+
+    # --- the metrics ------------------------------------------------------------------
+    def evaluate(self, model, diffusion: Diffusion, data, step: int, device: torch.device,
+                 progress: bool = False) -> list[dict]:
+        """Rows {step, metric, value, n_samples, sampler, wall_s_eval} for the configured metrics."""
+        e, metrics = self.e, resolve_metrics(self.e["metrics"], data.is_image)
+        rows: list[dict] = []
+        sample_metrics = [m for m in metrics if m != "nll"]
+        if sample_metrics:
+            t0 = time.perf_counter()
+            if "fid" in sample_metrics:      # reference stats first: a mismatch fails before sampling
+                self.reference(data, device, progress)
+            x = generate(model, diffusion, data.shape, e["n_samples"], sampler=e["sampler"],
+                         ddim_steps=e["ddim_steps"], eta=float(e["eta"]),
+                         batch_size=e["batch_size"], seed=self.seed, device=device,
+                         clip=data.is_image, progress=progress)
+            vals = self.sample_metrics(x, sample_metrics, data, device, progress)
+            wall = time.perf_counter() - t0
+            for name, v in vals.items():
+                rows.append(dict(step=step, metric=name, value=v, n_samples=e["n_samples"],
+                                 sampler=sampler_name(e, diffusion.T), wall_s_eval=round(wall, 4)))
+        if "nll" in metrics:
+            t0 = time.perf_counter()
+            r = self.nll(model, diffusion, data, device, progress)
+            rows.append(dict(step=step, metric="nll_bpd", value=r["bpd"], n_samples=r["n"],
+                             sampler=r["estimator"],
+                             wall_s_eval=round(time.perf_counter() - t0, 4)))
+        return rows
+
+    def extractor(self, data, device: torch.device, progress: bool = False) -> fid.Extractor:
+        if self._extractor is None:
+            e, ds = self.e, self.cfg["dataset"]
+            if e["extractor"] == "inception":
+                self._extractor = fid.inception_extractor(e["inception_weights"], cache_dir(e),
+                                                          e["inception_download"], device)
+            else:
+                x_train = data.train.get(torch.arange(len(data.train)))
+                params = {k: v for k, v in ds.items() if k != "name"}
+                self._extractor = fid.cnn_extractor(ds["name"], params, x_train, cache_dir(e),
+                                                    device, progress)
+        return self._extractor
+
+    def reference(self, data, device: torch.device, progress: bool = False) -> fid.RefStats:
+        """The reference statistics (explicit eval.ref_stats file, else the cache); shape-checked."""
+        if self._ref is None:
+            e, ds = self.e, self.cfg["dataset"]
+            ex = self.extractor(data, device, progress)
+            if e["ref_stats"]:
+                ref = fid.load_ref_stats(Path(e["ref_stats"]).expanduser())
+            else:
+                split = data.train if e["ref_split"] == "train" else data.test
+                params = {k: v for k, v in ds.items() if k != "name"}
+                ref = fid.reference_stats(split, ds["name"], params, e["ref_split"], ex,
+                                          cache_dir(e), e["ref_n"], e["batch_size"], progress)
+            ref.check(tuple(data.shape), ex)
+            self._ref = ref
+        return self._ref
+
+    def sample_metrics(self, x: Tensor, names: list[str], data, device: torch.device,
+                       progress: bool) -> dict[str, float]:
+        out: dict[str, float] = {}
+        e, toy = self.e, self.e["toy"]
+        if "fid" in names:
+            ex, ref = self.extractor(data, device, progress), self.reference(data, device, progress)
+            out[fid.metric_name(ex.name)] = fid.fd_against(ref, ex, x, e["batch_size"], progress)
+        if "swd" in names or "mmd" in names:
+            y = self.true_points(data, max(x.shape[0], toy["mmd_n"]))
+            if "swd" in names:
+                out["swd"] = toy_metrics.sliced_wasserstein(
+                    x, y[:x.shape[0]], toy["n_proj"], generator(self.seed, "eval_swd"))
+            if "mmd" in names:
+                n = min(toy["mmd_n"], x.shape[0])
+                h = toy["mmd_bandwidth"] or toy_metrics.median_bandwidth(y[:toy["mmd_n"]])
+                out["mmd2_rbf"] = toy_metrics.mmd2_rbf(x[:n], y[:toy["mmd_n"]], h)
+        return out
+
+    def true_points(self, data, n: int) -> Tensor:
+        """Fresh points of the true toy distribution (fixed per run seed, never the train/test points)."""
+        if self._true is None or self._true.shape[0] < n:
+            ds = self.cfg["dataset"]
+            if ds["name"] != "toy2d":
+                raise ValueError(f"swd/mmd need a distribution to sample from; dataset "
+                                 f"{ds['name']!r} has none (use toy2d)")
+            kind = ds.get("kind", inspect.signature(datasets.toy2d).parameters["kind"].default)
+            self._true = datasets.toy_points(kind, n, generator(self.seed, "eval_true"))
+        return self._true[:n]
+
+    def nll(self, model, diffusion: Diffusion, data, device: torch.device, progress: bool) -> dict:
+        c = self.e["nll"]
+        clip = data.is_image if c["clip"] == "auto" else bool(c["clip"])
+        return nll.evaluate_nll(model, diffusion, data.test, c["n_images"],
+                                generator(self.seed, "eval_nll"), device, c["timesteps"],
+                                c["batch_size"], nll.resolve_decoder(c["decoder"], data.is_image),
+                                clip, progress)
+
+
+# ---------------------------------------------------------------------------- diagnostics callback
+class Diagnostics:
+    """Per-timestep diagnostics at eval.diagnostics.every/at (see bench.diagnostics)."""
+
+    def __init__(self, cfg: dict):
+        self.cfg, self.d = cfg, cfg["eval"]["diagnostics"]
+        self.seed = cfg["seed"]
+        self.counts: Tensor | None = None
+        self.since = 0
+
+    def due(self, step: int) -> bool:
+        return (self.d["every"] > 0 and step % self.d["every"] == 0) or step in self.d["at"]
+
+    def on_start(self, tr) -> None:
+        if tr.rank != 0:
+            return
+        diagnostics.truncate(tr.run_dir, tr.step)
+        self.since = tr.step
+        if self.d["hist_bins"] > 0:
+            self._record_draws(tr)
+        if tr.step == 0 and 0 in self.d["at"]:
+            self.snapshot(tr)
+
+    def on_step_end(self, tr) -> None:
+        if tr.rank == 0 and self.due(tr.step):
+            self.snapshot(tr)
+
+    def _record_draws(self, tr) -> None:
+        """Count the timesteps the strategy draws (wraps this instance's ``sample``)."""
+        self.counts = torch.zeros(tr.diffusion.T, dtype=torch.long)
+        strategy, inner = tr.strategy, tr.strategy.sample
+
+        def sample(x0, gen):
+            draw = inner(x0, gen)
+            self.counts += torch.bincount(draw.t.detach().cpu().long(), minlength=self.counts.numel())
+            return draw
+
+        strategy.sample = sample
+
+    def snapshot(self, tr) -> None:
+        d, step = self.d, tr.step
+        nimg = step * tr.cfg["train"]["batch_size"]
+        g = generator(self.seed, "diag_pool", step)
+        n = len(tr.data.train)
+        idx = torch.randperm(n, generator=g)[:d["pool"]]
+        x0 = tr.data.train.get(idx).to(tr.device)
+        df = diagnostics.snapshot(tr.model, tr.diffusion, x0, seed=self.seed, step=step,
+                                  bins=d["bins"], loss_per_bin=d["loss_per_bin"],
+                                  per_bin=d["per_bin"], estimator=d["estimator"],
+                                  param_subset=d["param_subset"])
+        df.insert(1, "nimg", nimg)
+        diagnostics.append(tr.run_dir, "diagnostics", df)
+        if d["p_t"]:
+            p = tr.strategy.probabilities()
+            if p is not None:
+                diagnostics.append(tr.run_dir, "p_t", diagnostics.p_t_frame(step, p))
+        if self.counts is not None and step > self.since:
+            k, T = d["hist_bins"], tr.diffusion.T
+            edges = torch.linspace(0, T, k + 1, dtype=torch.float64).round().long()
+            c = torch.stack([self.counts[edges[i]:edges[i + 1]].sum() for i in range(k)])
+            diagnostics.append(tr.run_dir, "t_hist",
+                               diagnostics.hist_frame(step, self.since, c, T))
+            self.counts.zero_()
+        self.since = step
+
+
+def callbacks(cfg: dict) -> list:
+    """The trainer callbacks cfg["eval"] asks for (empty when evaluation is off)."""
+    e, d = cfg["eval"], cfg["eval"]["diagnostics"]
+    out: list = []
+    if e["every"] > 0 or e["at"] or e["final"]:
+        out.append(Evaluator(cfg))
+    if d["every"] > 0 or d["at"]:
+        out.append(Diagnostics(cfg))
+    return out
+
+
+# ---------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    from bench import config as C
+    from bench.trainer import build_components, pick_device
+
+    ap = argparse.ArgumentParser(prog="python -m bench.evaluation",
+                                 description="Evaluate a run's last checkpoint into its evals.csv.")
+    ap.add_argument("run_dir")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override an eval setting, e.g. --set eval.n_samples=5000")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    run_dir = Path(args.run_dir)
+    try:
+        cfg = C.load_yaml(run_dir / "config.yaml")
+        sets = C.parse_set(args.set)
+        if set(sets) - {"eval"}:
+            raise C.ConfigError("--set may only change eval.* settings here")
+        cfg = C.resolve(C.deep_update(cfg, sets))
+        ckpt = run_dir / "ckpt" / "last.pt"
+        if not ckpt.exists():
+            raise FileNotFoundError(f"{ckpt} does not exist")
+        device = pick_device(cfg["train"]["device"])
+        data, model, diffusion, _ = build_components(cfg, device)
+        st = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(st["ema"] if cfg["eval"]["use_ema"] else st["model"])
+        ev = Evaluator(cfg)
+        rows = ev.evaluate(model.eval(), diffusion, data, st["step"], device,
+                           progress=not args.no_progress)
+        for r in rows:
+            r.update(nimg=st["step"] * cfg["train"]["batch_size"],
+                     wall_s_train=round(st["wall_s_train"], 4))
+        append_evals(run_dir, rows)
+    except (C.ConfigError, ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for r in rows:
+        print(json.dumps(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
