@@ -10,6 +10,7 @@ from strategies import speed  # noqa: F401
 from strategies import loss_second_moment  # noqa: F401
 from strategies import laplace  # noqa: F401
 from strategies import compose  # noqa: F401
+from strategies import edm2_uncertainty  # noqa: F401
 from strategies import adaptive_beta  # noqa: F401
 from strategies import grad_variance  # noqa: F401
 

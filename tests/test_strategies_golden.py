@@ -299,3 +299,54 @@ def test_compose_rejects_impure_weightings(weighting, why):
 def test_compose_bad_configs(params, match):
     with pytest.raises(ValueError, match=match):
         build("compose", "linear", 50, **params)
+
+
+# --------------------------------------------------------------------------- EDM2 uncertainty
+@pytest.mark.parametrize("schedule,T", [("linear", 1000), ("cosine", 200), ("quad", 50)])
+def test_edm2_features_and_first_adam_step(schedule, T):
+    """φ_k(i) = √2·cos(2π(f_k·c_i + φ0_k)), c_i = −ln SNR_i / 8, f ~ N(0,1), φ0 ~ U[0,1) from the
+    seed; u ≡ 0 at the start (weights 1); Adam's first step moves each head weight by
+    −lr·g/(|g| + 1e-8) with g_k = mean_b((1 − mse_b·e^0)·φ_k(t_b))."""
+    s = build("edm2_uncertainty", schedule, T, features=16, lr=0.05, seed=3)
+    g = torch.Generator().manual_seed(3)
+    f = torch.randn(16, generator=g, dtype=torch.float64).numpy()
+    ph = torch.rand(16, generator=g, dtype=torch.float64).numpy()
+    c = -np.log(F.snr(schedule, T)) / 8
+    phi = math.sqrt(2) * np.cos(2 * math.pi * (c[:, None] * f[None, :] + ph[None, :]))
+    close(s.features, phi, rtol=1e-5, atol=1e-6)
+    close(s.loss_weights(), np.ones(T))
+    close(s.probabilities(), np.full(T, 1 / T))
+    t = torch.tensor([0, T // 2, T - 1, T // 2])
+    mse = torch.tensor([0.5, 2.0, 1.0, 3.0])
+    s.update(t, mse)
+    grad = ((1 - mse.numpy())[:, None] * phi[t.numpy()]).mean(axis=0)
+    head = -0.05 * grad / (np.abs(grad) + 1e-8)
+    close(s.head.detach(), head, rtol=1e-4, atol=1e-6)
+    close(s.loss_weights(), np.exp(-(phi @ head)), rtol=1e-4)
+
+
+def test_edm2_converges_to_the_expected_loss():
+    """At the optimum e^{u(i)} = E[ε-MSE_i]: the weight normalises each timestep's loss to ≈ 1."""
+    T = 50
+    s = build("edm2_uncertainty", "cosine", T)
+    target = 0.1 + np.arange(T) / T * 1.9
+    t = torch.arange(T)
+    for _ in range(800):
+        s.update(t, torch.tensor(target, dtype=torch.float32))
+    close(1.0 / s.loss_weights().numpy(), target, rtol=0.05)
+
+
+def test_edm2_averages_the_gradient_over_ranks():
+    """Two ranks with their halves of a batch take the same step as one process with all of it."""
+    T = 50
+    one = build("edm2_uncertainty", "linear", T)
+    two = build("edm2_uncertainty", "linear", T)
+    t, mse = torch.tensor([1, 7, 30, 49]), torch.tensor([0.3, 1.0, 2.0, 0.7])
+    one.update(t, mse)
+    g_rank1 = two.gradient(t[2:], mse[2:])
+    ctx = strategies.StepContext(
+        step=0, x0=torch.zeros(2, 2), draw=strategies.Draw(t[:2], torch.ones(2), torch.ones(2)),
+        losses=mse[:2], model=None, diffusion=diffusion("linear", T), generator=torch.Generator(),
+        reduce=lambda x: x + g_rank1, rank=0, world_size=2)
+    two.before_update(ctx)
+    close(two.head.detach(), one.head.detach(), rtol=1e-5, atol=1e-7)

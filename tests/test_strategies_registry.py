@@ -362,7 +362,10 @@ def test_unknown_parameter_lists_the_valid_ones(name):
     ("loss_second_moment", {"uniform_prob": 1.5}, r"uniform_prob must be a finite number in \[0, 1\]"),
     ("laplace", {"b": 0}, r"laplace: b must be"),
     ("laplace", {"mu": float("inf")}, r"laplace: mu must be"),
+    ("edm2_uncertainty", {"features": 0}, r"features must be an integer in \[1, inf\]"),
+    ("edm2_uncertainty", {"lr": 0}, r"lr must be a finite number in \(0, inf\]"),
     ("compose", {"weighting": {"name": "speed"}}, r"incompatible composition"),
+    ("compose", {"weighting": {"name": "edm2_uncertainty"}}, r"incompatible composition.*hook"),
 ])
 def test_out_of_range_parameters(name, params, match):
     if name not in strategies.names():
