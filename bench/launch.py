@@ -14,7 +14,6 @@ launch still queued or running: leave it alone), runs or submits the rest, and r
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -26,10 +25,12 @@ from typing import Callable
 
 import yaml
 
-from bench import config as C
 from bench import dist
 from bench.sweep import RunConfig, SweepError, run_state
 
+REPO = Path(__file__).resolve().parent.parent
+# Jobs import bench/strategies/backbones from the checkout that launched them.
+PYTHONPATH_SETUP = f'export PYTHONPATH="{REPO}${{PYTHONPATH:+:$PYTHONPATH}}"'
 ACTIVE_STATES = ("PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING",
                  "COMPLETING", "SUSPENDED", "RESIZING", "PREEMPTED", "STAGE_OUT", "SIGNALING",
                  "READY")
@@ -55,16 +56,18 @@ class RunTask:
     """Train one run; a submitit checkpointable callable (``checkpoint`` returns a fresh
     ``DelayedSubmission`` of the same run, which resumes from the checkpoint it just wrote)."""
 
-    def __init__(self, config: dict, run_dir: str | Path, stop_timeout_s: float = 120.0):
+    def __init__(self, config: dict, run_dir: str | Path, stop_timeout_s: float = 120.0,
+                 num_threads: int | None = None):
         self.config = config
         self.run_dir = str(run_dir)
         self.stop_timeout_s = float(stop_timeout_s)
+        self.num_threads = num_threads      # torch intra-op threads (= the job's CPUs per task)
         self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
 
     def __getstate__(self) -> dict:
         return {"config": self.config, "run_dir": self.run_dir,
-                "stop_timeout_s": self.stop_timeout_s}
+                "stop_timeout_s": self.stop_timeout_s, "num_threads": self.num_threads}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -96,6 +99,11 @@ class RunTask:
         from bench import train
 
         try:
+            if self.num_threads:
+                # More threads than CPUs makes OpenMP spin and slows small models many-fold.
+                import torch
+
+                torch.set_num_threads(self.num_threads)
             resumed = run_state(Path(self.run_dir)) == "ckpt"
             dist.init(env)
             try:
@@ -128,7 +136,7 @@ class RunTask:
 
         self._request_stop()
         return submitit.helpers.DelayedSubmission(
-            RunTask(self.config, self.run_dir, self.stop_timeout_s))
+            RunTask(self.config, self.run_dir, self.stop_timeout_s, self.num_threads))
 
 
 # ---------------------------------------------------------------------------- outcomes
@@ -227,7 +235,7 @@ def launch(spec: dict, runs: list[RunConfig], *, cluster: str, sweep_dir: Path, 
            wait: bool = True, wait_max_s: float | None = None,
            out: Callable[[str], None] = print) -> Summary:
     """Run or submit every run of ``runs`` that is not done; returns the summary (also printed)."""
-    sweep_dir = Path(sweep_dir)
+    sweep_dir = Path(sweep_dir).absolute()     # jobs may run from another working directory
     if cluster == "slurm":
         problem = slurm_unreachable()
         if problem:
@@ -294,7 +302,7 @@ def _run_local(outcomes: list[Outcome], sweep_dir: Path, ex: dict, out) -> None:
     folder = sweep_dir / ".submitit" / "%j"
     executor = submitit.LocalExecutor(folder=folder, max_num_timeout=ex["max_num_timeout"])
     params = {"timeout_min": ex["timeout_min"], "tasks_per_node": ex["tasks_per_node"],
-              "setup": ex["setup"]}
+              "setup": [PYTHONPATH_SETUP, *ex["setup"]]}
     if ex["gpus_per_node"]:
         params["gpus_per_node"] = ex["gpus_per_node"]
     executor.update_parameters(**params)
@@ -305,7 +313,8 @@ def _run_local(outcomes: list[Outcome], sweep_dir: Path, ex: dict, out) -> None:
             out(f"{prefix}: done (skipped)")
             continue
         o.resumed = o.before == "ckpt"
-        job = executor.submit(RunTask(o.run.config, o.run_dir, ex["stop_timeout_s"]))
+        job = executor.submit(RunTask(o.run.config, o.run_dir, ex["stop_timeout_s"],
+                                      ex["cpus_per_task"]))
         o.job_id = str(job.job_id)
         _record_job(o, "local", folder)
         out(f"{prefix}: {'resuming' if o.resumed else 'starting'} (pid {o.job_id}, log "
@@ -375,7 +384,7 @@ def slurm_parameters(name: str, ex: dict) -> dict:
     optional = {"gpus_per_node": ex["gpus_per_node"] or None, "mem_gb": ex["mem_gb"],
                 "slurm_partition": ex["partition"], "slurm_account": ex["account"],
                 "slurm_qos": ex["qos"], "slurm_constraint": ex["constraint"],
-                "slurm_setup": ex["setup"] or None,
+                "slurm_setup": [PYTHONPATH_SETUP, *ex["setup"]],
                 "slurm_additional_parameters": dict(ex["additional"]) or None}
     p.update({k: v for k, v in optional.items() if v is not None})
     return p
@@ -403,8 +412,8 @@ def _run_slurm(name: str, outcomes: list[Outcome], sweep_dir: Path, ex: dict, wa
         submitted = []
         with executor.batch():
             for o in todo:
-                submitted.append(executor.submit(
-                    RunTask(o.run.config, o.run_dir, ex["stop_timeout_s"])))
+                submitted.append(executor.submit(RunTask(
+                    o.run.config, o.run_dir, ex["stop_timeout_s"], ex["cpus_per_task"])))
         for o, job in zip(todo, submitted):
             o.job_id, o.status, o.resumed = str(job.job_id), "submitted", o.before == "ckpt"
             jobs[id(o)] = job
@@ -483,7 +492,3 @@ def _job_error_tail(job) -> str:
         return ""
     tail = _short_error(err, 2)
     return f" ({tail})" if tail else ""
-
-
-def _unused() -> None:  # keeps os imported for type checkers of older Pythons
-    os.getpid()

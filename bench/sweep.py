@@ -103,7 +103,9 @@ def value_label(v: Any) -> str:
     """A compact, stable text for an axis value: ``p2(gamma=1,k=1)``, ``linear``, ``[1,2]``."""
     if isinstance(v, Mapping):
         body = ",".join(f"{k}={value_label(v[k])}" for k in sorted(v) if k != "name")
-        return f"{v['name']}({body})" if "name" in v else "{" + body + "}"
+        if "name" in v:
+            return f"{v['name']}({body})" if body else str(v["name"])
+        return "{" + body + "}"
     if isinstance(v, (list, tuple)):
         return "[" + ",".join(value_label(x) for x in v) + "]"
     return str(v)
