@@ -13,7 +13,8 @@ E[ε-MSE_i], so every timestep contributes ≈ 1 to the objective.
 * Sampling density: uniform; importance 1. Loss weight on the ε-MSE: e^{−u(i)} (detached; the
   additive u term has no gradient w.r.t. the network, so the strategy minimises it itself).
 * Update (``before_update``, on the step's per-example ε-MSE of θ_k and its t): one Adam step on
-  mean_b(ε-MSE_b·e^{−u(t_b)} + u(t_b)); on several ranks the gradient is averaged with ``ctx.reduce``.
+  mean_b(ε-MSE_b·e^{−u(t_b)} + u(t_b)); on several ranks the gradient is averaged with
+  ``ctx.reduce``.
 
 Deviations from EDM2: its own Adam (``lr``, default 1e-2, β = (0.9, 0.99) as EDM2's) instead of
 sharing the network's optimizer and learning-rate schedule; a plain linear head initialised to zero

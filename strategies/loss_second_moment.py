@@ -1,6 +1,7 @@
 """Loss-second-moment importance sampling — Nichol & Dhariwal 2021, "Improved Denoising Diffusion
 Probabilistic Models" (arXiv 2102.09672, Sec. 3.3: p_t ∝ sqrt(E[L_t²]), Σ p_t = 1, loss L_t/p_t);
-official code openai/improved-diffusion ``improved_diffusion/resample.py::LossSecondMomentResampler``.
+official code openai/improved-diffusion
+``improved_diffusion/resample.py::LossSecondMomentResampler``.
 
 State: the last ``history`` (= 10) per-example losses of every timestep (a FIFO per t) and their
 counts. Sampling density: uniform until *every* t holds ``history`` losses; then

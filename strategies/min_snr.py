@@ -22,7 +22,8 @@ SNR = 0, the guard). The x0 and v forms are kept for reference and for composing
 predicts those targets. (Three different v-forms circulate in diffusers-derived code; only
 min(SNR, γ)/(SNR + 1) equals the official repository.)
 
-Defaults: γ = 5 (every shipped config; the Kim et al. appendix). γ must be > 0 (γ = 0 zeroes the loss).
+Defaults: γ = 5 (every shipped config; the Kim et al. appendix). γ must be > 0 (γ = 0 zeroes
+the loss).
 Deviation from the official code: none for the ε-MSE; the learned-σ ``vb`` term does not exist here.
 """
 

@@ -28,7 +28,8 @@ def show(*argv: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     rows = list(csv.reader(io.StringIO(out.getvalue())))
     t = np.array([int(r[0]) for r in rows[1:]])
     assert t.tolist() == list(range(len(t)))
-    return rows[0], np.array([float(r[1]) for r in rows[1:]]), np.array([float(r[2]) for r in rows[1:]])
+    prob = np.array([float(r[1]) for r in rows[1:]])
+    return rows[0], prob, np.array([float(r[2]) for r in rows[1:]])
 
 
 def fails(capsys, *argv: str) -> str:

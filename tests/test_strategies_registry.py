@@ -33,7 +33,8 @@ EXTRA_CASES: list[tuple[str, dict]] = [
     ("compose", {"sampler": {"name": "speed"}, "weighting": {"name": "min_snr", "gamma": 5}}),
     ("compose", {"sampler": {"name": "loss_second_moment"}, "weighting": {"name": "p2"}}),
     # Kim et al. Table 3, "Min-SNR + Ours"
-    ("compose", {"sampler": {"name": "adaptive_beta"}, "weighting": {"name": "min_snr", "gamma": 5}}),
+    ("compose", {"sampler": {"name": "adaptive_beta"},
+                 "weighting": {"name": "min_snr", "gamma": 5}}),
     ("lognormal", {"variant": "edm"}),
     ("lognormal", {"discretise": "floor"}),
     ("speed", {"dual": False}),
@@ -337,7 +338,8 @@ def test_unknown_strategy_lists_the_valid_names():
 
 @pytest.mark.parametrize("name", strategies.names())
 def test_unknown_parameter_lists_the_valid_ones(name):
-    with pytest.raises(ValueError, match=rf"strategy '{name}': unknown parameter\(s\) bogus; valid"):
+    match = rf"strategy '{name}': unknown parameter\(s\) bogus; valid"
+    with pytest.raises(ValueError, match=match):
         build(name, {"bogus": 1})
 
 
@@ -359,7 +361,8 @@ def test_unknown_parameter_lists_the_valid_ones(name):
     ("lognormal", {"variant": "karras"}, r"unknown variant 'karras'; valid: logit_normal, edm"),
     ("lognormal", {"discretise": "ceil"}, r"unknown discretise 'ceil'; valid: round, floor"),
     ("loss_second_moment", {"history": 0}, r"history must be an integer in \[1, inf\]"),
-    ("loss_second_moment", {"uniform_prob": 1.5}, r"uniform_prob must be a finite number in \[0, 1\]"),
+    ("loss_second_moment", {"uniform_prob": 1.5},
+     r"uniform_prob must be a finite number in \[0, 1\]"),
     ("laplace", {"b": 0}, r"laplace: b must be"),
     ("laplace", {"mu": float("inf")}, r"laplace: mu must be"),
     ("edm2_uncertainty", {"features": 0}, r"features must be an integer in \[1, inf\]"),
