@@ -3,9 +3,9 @@ for Accelerating Diffusion Model Training" (CVPR 2025), Sec. 5, eqs. 11-14, Algo
 implemented as the official code (ku-dmlab/Adaptive-Timestep-Sampler @ 4b2eae4) runs it, see
 ../shared/reference/strategies.md §7.
 
-Sampling (eq. 11, ``utils/train.py::sample_timesteps``). A policy network π_φ maps the clean image x0
-to (α, β) = softplus(out) + 1e-5 (output layer initialised to weight 0 / bias 0.5, so at init
-α = β = softplus(0.5) + 1e-5 = 0.9740870 for every x0); u ~ Beta(α, β); t = round(u·(T−1)).
+Sampling (eq. 11, ``utils/train.py::sample_timesteps``). A policy network π_φ maps the clean
+image x0 to (α, β) = softplus(out) + 1e-5 (output layer initialised to weight 0 / bias 0.5, so at
+init α = β = softplus(0.5) + 1e-5 = 0.9740870 for every x0); u ~ Beta(α, β); t = round(u·(T−1)).
 t = 0 and t = T−1 therefore get half-width bins: the index pmf is the Beta CDF difference over
 [(i − ½)/(T−1), (i + ½)/(T−1)] ∩ [0, 1] (``beta_index_pmf``). u is drawn by inverting the Beta CDF
 at a uniform from the trainer's generator (reproducible, device independent) and clamped to
@@ -62,10 +62,10 @@ Deviations from the official code (each also in docs/adaptive_beta.md):
    ranks (rank r takes the r-th contiguous share of timesteps) and combined with ``ctx.reduce``; the
    policy gradient is the rank-average (as DDP averages it in the official code).
 3. Bug fix: the policy works for any C×H×W: the official CNN (conv 32/64/128, 3×3, each followed by
-   ReLU and 2×2 max-pool, MLP 256×2) hard-codes 32×32 inputs. Here a 2×2 max-pool follows a conv only
-   while the map is ≥ 8 pixels on each side, then AdaptiveAvgPool2d(4) → 128·4·4 features. At 32×32
-   this is exactly the official network. Flat data (2-D toys) use an MLP on x0 with the same hidden
-   layers and the same output-layer init.
+   ReLU and 2×2 max-pool, MLP 256×2) hard-codes 32×32 inputs. Here a 2×2 max-pool follows a conv
+   only while the map is ≥ 8 pixels on each side, then AdaptiveAvgPool2d(4) → 128·4·4 features.
+   At 32×32 this is exactly the official network. Flat data (2-D toys) use an MLP on x0 with the
+   same hidden layers and the same output-layer init.
 4. The update counter is the global optimizer step (k mod f_S = 0, as Algorithm 1 line 6) instead of
    the official within-epoch batch index, which restarts every epoch (at 390 iterations per epoch
    the official gap across an epoch boundary is 30 steps, not 40).
@@ -78,7 +78,8 @@ Deviations from the official code (each also in docs/adaptive_beta.md):
    rank, instead of the leader's global RNG; the policy is initialised under its own seed (``seed``)
    without touching the global RNG, so adding this strategy does not shift the dropout stream.
 8. The unused parts of the official code are not reproduced: the value network and its optimizer
-   (``use_baseline: false``), ``clip_ratio``, and the VLB weight ``loss_coef`` (computed, not applied).
+   (``use_baseline: false``), ``clip_ratio``, and the VLB weight ``loss_coef`` (computed, not
+   applied).
 9. With 2 rows in the queue f_regression has 0 degrees of freedom, every score is 0 and SelectKBest
    ties resolve to the last |S| indices ({T−3, T−2, T−1}). The official code never used that S
    (it crashed first, deviation 1); this code uses it for one update by default, as Algorithm 2
@@ -196,7 +197,7 @@ class AdaptiveBeta(Strategy):
         lr: float = 1e-2                   # policy Adam lr (β = 0.9, 0.999)
         grad_clip: float = 1.0             # policy grad-norm clip; 0 disables
         ent_coef: float = 1e-2             # entropy coefficient c
-        entropy_mode: str = "in_reward"    # official: −E[log π·(R + cH)]; "separate": −E[R log π] − cE[H]
+        entropy_mode: str = "in_reward"    # official −E[log π·(R+cH)]; separate: −E[R log π]−cE[H]
         reward_reduction: str = "sum"      # official: Σ_S; "mean": 1/|S| Σ_S (paper eq. 14)
         reward_train_mode: bool = True     # official: model in train mode (dropout) for the KLs
         common_noise: bool = False         # official: fresh ε before and after the update
@@ -438,8 +439,9 @@ class AdaptiveBeta(Strategy):
         return [dict(h) for h in self.history]
 
     def state_dict(self) -> dict[str, Any]:
-        cpu = lambda sd: {k: (v.detach().cpu().clone() if isinstance(v, Tensor) else v)  # noqa: E731
-                          for k, v in sd.items()}
+        def cpu(sd):
+            return {k: (v.detach().cpu().clone() if isinstance(v, Tensor) else v)
+                    for k, v in sd.items()}
         opt = None
         if self.optimizer is not None:
             o = self.optimizer.state_dict()

@@ -1,14 +1,14 @@
 """Timestep sampling proportional to the per-timestep stochastic-gradient variance — the "Variance"
 baseline of Kim et al. 2025 (CVPR 2025), Sec. 4 (Theorem 1, Fig. 2) and Table 4; estimator as in
-../shared/reference/strategies.md §6 (the paper does not specify one and the official code has none).
+../shared/reference/strategies.md §6 (the paper does not specify one; the official code has none).
 
 Quantity. For bin k of timesteps, with g = ∇_θ ℓ_t(x0, ε) the gradient of one example's ε-MSE
 ℓ_t = mean((ε − ε_θ(x_t, t))²), t uniform in the bin, x0 from the training batch:
     Var_k = E‖g − E g‖² = tr Cov(g).
 The timesteps [0, T) are split into K (``bins``, 20) contiguous bins of (almost) equal size
 (edges round(linspace(0, T, K+1))). Every ``refresh_every`` (500) steps, after the optimizer step
-(θ_{k+1}, ``after_update``), Var_k is estimated from ``per_bin`` (32) examples per bin drawn from the
-rank-local batch with fresh noise from the strategy's generator:
+(θ_{k+1}, ``after_update``), Var_k is estimated from ``per_bin`` (32) examples per bin drawn from
+the rank-local batch with fresh noise from the strategy's generator:
 
 * ``estimator="two_half"`` (default): the gradients g_A, g_B of the two half-batch means;
   tr Cov ≈ (B/4)·‖g_A − g_B‖², unbiased since E‖g_A − g_B‖² = 2·tr Cov/(B/2); two backward passes
@@ -22,12 +22,13 @@ no dropout, so the estimate consumes no global RNG), then restored. With several
 estimates on its own slice and the estimates are averaged (``ctx.reduce``).
 
 Sampling. The estimates are smoothed across refreshes with an EMA (``ema_decay`` 0.8; the first
-refresh sets it), then p_t = (1 − u)·v_{k(t)}^power / Σ_τ v_{k(τ)}^power + u/T with the uniform floor
-u = ``uniform_prob`` (0.001, as IDDPM's importance sampler) and power = 1 (p ∝ Var; power 0.5 gives
-p ∝ std, the classical variance-optimal importance-sampling density for ‖g‖ when E g ≈ 0). Before the
-first refresh p is uniform. Importance: 1 by default (the paper's samplers do not reweight, so the
-objective changes); ``reweight=True`` multiplies each example by 1/(T·p_t) (unbiased L_simple).
-Loss weight: 1.
+refresh sets it), then
+    p_t = (1 − u)·v_{k(t)}^power / Σ_τ v_{k(τ)}^power + u/T
+with the uniform floor u = ``uniform_prob`` (0.001, as IDDPM's importance sampler) and power = 1
+(p ∝ Var; power 0.5 gives p ∝ std, the classical variance-optimal importance-sampling density
+√E‖g‖² when E g ≈ 0). Before the first refresh p is uniform. Importance: 1 by default (the paper's
+samplers do not reweight, so the objective changes); ``reweight=True`` multiplies each example by
+1/(T·p_t) (unbiased L_simple). Loss weight: 1.
 
 ``bin_gradient_variance`` is the estimator as a function, reusable for the Fig. 2 diagnostics.
 """

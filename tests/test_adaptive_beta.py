@@ -87,7 +87,8 @@ def test_pmf_helper_other_parameters():
 def test_init_alpha_beta_parameters():
     s = build(T=50, init_alpha=2.0, init_beta=5.0)
     alpha, beta = s.policy_params(torch.zeros(3, 2))
-    assert torch.allclose(alpha, torch.full((3,), 2.0)) and torch.allclose(beta, torch.full((3,), 5.0))
+    assert torch.allclose(alpha, torch.full((3,), 2.0))
+    assert torch.allclose(beta, torch.full((3,), 5.0))
     np.testing.assert_allclose(s.probabilities().numpy(), golden_pmf(2.0, 5.0, 50), rtol=1e-6)
 
 
