@@ -27,6 +27,9 @@ def make_betas(schedule: str, T: int) -> np.ndarray:
         raise ValueError(f"timesteps must be >= 2, got {T}")
     if schedule == "linear":
         scale = 1000 / T
+        if scale * 0.02 >= 1.0:
+            raise ValueError(f"the linear schedule needs timesteps >= 21 (beta_T = 20/T < 1), "
+                             f"got {T}")
         return np.linspace(scale * 1e-4, scale * 0.02, T, dtype=np.float64)
     if schedule == "quad":
         return np.linspace(1e-4**0.5, 0.02**0.5, T, dtype=np.float64) ** 2
