@@ -39,10 +39,19 @@ UNKNOWN_GRACE_S = 300.0     # a job whose state stays UNKNOWN this long is repor
 
 # ---------------------------------------------------------------------------- the job's task
 class _StopSync:
-    """Trainer callback: sets ``trainer.stop_requested`` once a stop was asked for on any rank."""
+    """Trainer callback: sets ``trainer.stop_requested`` once a stop was asked for on any rank;
+    logs the step the run starts from (after the trainer loaded its checkpoint)."""
 
     def __init__(self, event: threading.Event, world_size: int):
         self.event, self.world_size = event, world_size
+        self.start_step = 0
+
+    def on_start(self, trainer) -> None:
+        self.start_step = trainer.step
+        if trainer.rank == 0:
+            how = "resuming from checkpoint" if trainer.step else "starting"
+            print(f"[bench.launch] {trainer.run_dir.name}: {how} at step {trainer.step} of "
+                  f"{trainer.tr['iterations']} (world size {trainer.world_size})", flush=True)
 
     def on_step_end(self, trainer) -> None:
         flag = self.event.is_set() or trainer.stop_requested
@@ -64,6 +73,7 @@ class RunTask:
         self.num_threads = num_threads      # torch intra-op threads (= the job's CPUs per task)
         self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
+        self._sync: _StopSync | None = None
 
     def __getstate__(self) -> dict:
         return {"config": self.config, "run_dir": self.run_dir,
@@ -71,7 +81,7 @@ class RunTask:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._stop, self._thread = None, None
+        self._stop, self._thread, self._sync = None, None, None
 
     def __call__(self) -> dict:
         env = dist.from_submitit()
@@ -114,13 +124,15 @@ class RunTask:
             finally:
                 dist.teardown()
             box["result"] = {"run_id": Path(self.run_dir).name, "resumed": resumed,
+                             "start_step": self._sync.start_step if self._sync else None,
                              "final": {k: v for k, v in final.items() if k != "loss_bins"}}
         except BaseException as e:  # noqa: BLE001  (handed to the main thread, re-raised there)
             box["error"] = e
 
     def _hook(self, env: dist.DistEnv) -> Callable:
         def hook(trainer) -> None:
-            trainer.callbacks.append(_StopSync(self._stop, env.world_size))
+            self._sync = _StopSync(self._stop, env.world_size)
+            trainer.callbacks.append(self._sync)
         return hook
 
     def _request_stop(self) -> None:
@@ -418,9 +430,11 @@ def _run_slurm(name: str, outcomes: list[Outcome], sweep_dir: Path, ex: dict, wa
             o.job_id, o.status, o.resumed = str(job.job_id), "submitted", o.before == "ckpt"
             jobs[id(o)] = job
             _record_job(o, "slurm", folder)
-        array = submitted[0].job_id.split("_")[0]
-        out(f"submitted {len(todo)} runs as SLURM job array {array} "
-            f"(logs: {folder.parent}/{array}_*)")
+        first = str(submitted[0].job_id)
+        array = first.split("_")[0]
+        what = f"job array {array}" if "_" in first else f"job {first}"
+        out(f"submitted {len(todo)} run{'s' if len(todo) > 1 else ''} as SLURM {what} "
+            f"(logs: {folder.parent}/{array}*)")
     for o in outcomes:
         if o.status in ("submitted", "running"):
             out(f"  {o.line()}")
