@@ -114,12 +114,12 @@ def plot(path: Path, rows, hist, T: int, title: str) -> None:
     steps = sorted({r[0] for r in rows})
     cmap = plt.get_cmap("viridis")
     fig, ax = plt.subplots(1, 3, figsize=(15, 4))
-    for i, s in enumerate(steps):
+    norm = matplotlib.colors.Normalize(vmin=steps[0], vmax=max(steps[-1], steps[0] + 1))
+    for s in steps:
         p = [r[2] for r in rows if r[0] == s]
-        ax[0].plot(range(T), [v * T for v in p], color=cmap(i / max(len(steps) - 1, 1)), lw=1,
-                   label=f"step {s}" if i in (0, len(steps) - 1) else None)
+        ax[0].plot(range(T), [v * T for v in p], color=cmap(norm(s)), lw=1)
     ax[0].set(xlabel="t", ylabel="T·p(t)  (1 = uniform)", title=f"{title}: p(t) over training")
-    ax[0].legend()
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax[0], label="step")
     for h in hist:
         ax[1].scatter([h["step"]] * len(h["S"]), h["S"], s=6, color="C0")
     ax[1].set(xlabel="step", ylabel="t ∈ S", ylim=(-0.02 * T, 1.02 * T),
