@@ -1,0 +1,551 @@
+"""The paper's tables and figures, with statistics, from any results tree.
+
+    python -m bench.report RESULTS_DIR [--out DIR] [--format md,csv,tex] [--metric NAME[,NAME]]
+                           [--budgets 50000,100000] [--baseline uniform] [--pair A B ...]
+
+Reads every run below RESULTS_DIR (bench.analysis.load: several sweeps, partial runs, runs in
+progress) and writes into --out (default RESULTS_DIR/report):
+
+    index.md                 every table and figure with a one-line caption, and the runs section
+                             (missing, partial, not started and duplicate runs listed explicitly)
+    tables/<name>.{md,csv,tex}
+    figures/<name>.{png,pdf}
+
+Tables per setting (dataset × backbone) and evaluation protocol (metric × sampler × n_samples):
+Table 1 (best value up to each iteration budget, mean ± 95 % CI over seeds and the per-seed
+values, best in bold), time-to-target (iterations and wall-clock to the baseline's final value,
+speed-up) and Table 4 pairs (default: each strategy against the baseline). Figures: metric vs
+iteration, metric vs relative wall-clock (Fig. 1/7), training loss, per-timestep loss and gradient
+variance (Fig. 2/6), p(t) across training (Fig. 5); a figure without data is skipped with a note.
+See docs/report.md. Exit status 2 on an unreadable results tree (the message names the file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench import analysis as A
+
+FORMATS = ("md", "csv", "tex")
+
+
+@dataclass
+class Item:
+    """A table or figure of the report: its file stem, its caption and its content."""
+
+    slug: str
+    caption: str
+    table: pd.DataFrame | None = None       # the CSV form
+    md: str = ""
+    tex: str = ""
+    figure: Any = None                      # a matplotlib Figure
+
+
+@dataclass
+class Report:
+    tables: list[Item] = field(default_factory=list)
+    figures: list[Item] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- number formatting
+def decimals(values) -> int:
+    """Decimals that give the smallest |value| three significant digits (0 to 6)."""
+    vals = [abs(v) for v in values if v is not None and math.isfinite(v) and v != 0]
+    if not vals:
+        return 2
+    return max(0, min(6, 2 - math.floor(math.log10(min(vals)))))
+
+
+def num(x: float, d: int) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{x:.{d}f}".replace("-", "−")
+
+
+def budget_label(b: int) -> str:
+    return f"{b // 1000}k" if b >= 1000 and b % 1000 == 0 else str(b)
+
+
+def _per_seed(values, d: int) -> str:
+    return ", ".join(num(v, d) for v in values)
+
+
+def tex_escape(s: str) -> str:
+    rep = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+           "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}",
+           "·": r"$\cdot$", "−": "-", "—": "--", "±": r"$\pm$", "≤": r"$\le$", "×": r"$\times$"}
+    return "".join(rep.get(ch, ch) for ch in s)
+
+
+def tex_cell(md_cell: str) -> str:
+    """A Markdown cell as LaTeX: escaped, ``**x**`` → ``\\textbf{x}``."""
+    return re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", tex_escape(md_cell))
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    def line(cells):
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), "|" + "|".join("---" for _ in header) + "|",
+                      *(line(r) for r in rows)]) + "\n"
+
+
+def latex_table(header: list[str], rows: list[list[str]], caption: str) -> str:
+    """A booktabs tabular (cells are already LaTeX)."""
+    cols = "ll" + "r" * (len(header) - 2)
+    return "\n".join([
+        f"% {caption}", "% needs \\usepackage{booktabs}",
+        f"\\begin{{tabular}}{{{cols}}}", "\\toprule",
+        " & ".join(header) + r" \\", "\\midrule",
+        *(" & ".join(r) + r" \\" for r in rows), "\\bottomrule", "\\end{tabular}", ""])
+
+
+def _group_first(rows: list[list[str]], col: int = 0) -> list[list[str]]:
+    """Blank repeated group labels in column ``col`` (the paper's grouped rows)."""
+    out, prev = [], None
+    for r in rows:
+        out.append([("" if r[col] == prev else r[col]), *r[1:]] if col == 0 else r)
+        prev = r[col]
+    return out
+
+
+# ---------------------------------------------------------------------------- Table 1
+def table1_cell(r, d: int, tex: bool = False) -> str:
+    """``mean ± ci (per-seed values)``, bold when best; ``[k/n seeds]`` when some seeds have no
+    value at that budget yet; ``—`` when none has."""
+    if r["n"] == 0:
+        return "—" + (f" (0/{r['n_runs']} seeds)" if r["n_runs"] else "")
+    pm = r" $\pm$ " if tex else " ± "
+    core = num(r["mean"], d) + (pm + num(r["ci95"], d) if r["n"] >= 2 else "")
+    if tex:
+        core = core.replace("−", "-")
+    if r["best"]:
+        core = f"\\textbf{{{core}}}" if tex else f"**{core}**"
+    extra = ""
+    if r["n"] >= 2:
+        seeds = _per_seed(r["values"], d)
+        extra = f" {{\\scriptsize ({seeds.replace('−', '-')})}}" if tex else f" ({seeds})"
+    if r["n"] < r["n_runs"]:
+        extra += f" [{r['n']}/{r['n_runs']} seeds]"
+    return core + extra
+
+
+def _seeds_text(seeds, values) -> str:
+    return ";".join(f"{s}:{v:.10g}" for s, v in zip(seeds, values))
+
+
+def render_table1(t: pd.DataFrame, unit: A.Unit) -> tuple[str, str, pd.DataFrame]:
+    """(Markdown, LaTeX, CSV frame) of a ``table1`` result."""
+    d = decimals(t["mean"])
+    budgets = sorted(t["budget"].unique())
+    md_rows, tex_rows = [], []
+    for (sched, cond), g in t.groupby(["schedule", "condition"], sort=False):
+        cells = {b: r for b, r in zip(g["budget"], g.to_dict("records"))}
+        md_rows.append([sched, cond, *(table1_cell(cells[b], d) if b in cells else ""
+                                       for b in budgets)])
+        tex_rows.append([tex_escape(sched), tex_escape(cond),
+                         *(table1_cell(cells[b], d, tex=True) if b in cells else ""
+                           for b in budgets)])
+    word = "lowest" if unit.lower_is_better else "highest"
+    header = ["schedule", "strategy", *(f"≤ {budget_label(b)} it" for b in budgets)]
+    md = markdown_table(header, _group_first(md_rows))
+    tex = latex_table([tex_escape(h) for h in header], _group_first(tex_rows),
+                      f"{word} {unit.title} reached up to each iteration budget")
+    csv = t.assign(seeds=[_seeds_text(s, v) for s, v in zip(t["seeds"], t["values"])])
+    return md, tex, csv.drop(columns=["values"])
+
+
+# ---------------------------------------------------------------------------- time to target
+def _ttt_cell(mean: float, ci: float, values, reached: int, n: int, d: int) -> str:
+    if reached < n:
+        return f"not reached by all seeds ({reached}/{n}): {_per_seed(values, d)}"
+    out = num(mean, d) + (f" ± {num(ci, d)}" if n >= 2 else "")
+    return out + (f" ({_per_seed(values, d)})" if n >= 2 else "")
+
+
+def render_time_to_target(t: pd.DataFrame, unit: A.Unit, baseline: str
+                          ) -> tuple[str, str, pd.DataFrame]:
+    dv = decimals(t["target"])
+    dw = decimals([*t["ref_wall"], *(w for ws in t["wall_values"] for w in ws)])
+    rows = []
+    for r in t.to_dict("records"):
+        sched = f"{r['schedule']} (target {num(r['target'], dv)})"
+        it = _ttt_cell(r["iter_mean"], r["iter_ci95"], r["iter_values"], r["reached"],
+                       r["n_runs"], 0)
+        wall = _ttt_cell(r["wall_mean"], r["wall_ci95"], r["wall_values"], r["reached"],
+                         r["n_runs"], dw)
+        if r["is_baseline"]:
+            sp_i = f"1× (1D = {num(r['ref_iter'], 0)} it)"
+            sp_w = f"1× (1D = {num(r['ref_wall'], dw)} s)"
+        else:
+            sp_i, sp_w = (f"{num(r[k], 2)}×" if math.isfinite(r[k]) else "—"
+                          for k in ("speedup_iter", "speedup_wall"))
+        rows.append([sched, r["condition"], f"{r['reached']}/{r['n_runs']}", it, wall, sp_i,
+                     sp_w])
+    header = ["schedule", "strategy", "reached", "iterations to target",
+              "wall-clock to target (s)", "speed-up (iterations)", "speed-up (wall-clock)"]
+    md = markdown_table(header, _group_first(rows))
+    tex = latex_table([tex_escape(h) for h in header],
+                      [[tex_escape(c) for c in r] for r in _group_first(rows)],
+                      f"time to the {baseline} baseline's final {unit.title}")
+    csv = t.assign(**{k: [";".join(f"{x:.10g}" for x in v) for v in t[k]]
+                      for k in ("seeds", "iter_values", "wall_values")})
+    return md, tex, csv
+
+
+# ---------------------------------------------------------------------------- Table 4
+def _pair_cell(mean: float, ci: float, n: int, d: int, bold: bool) -> str:
+    if n == 0:
+        return "—"
+    core = num(mean, d) + (f" ± {num(ci, d)}" if n >= 2 else "")
+    return f"**{core}**" if bold else core
+
+
+def render_pair(t: pd.DataFrame, a: str, b: str, unit: A.Unit
+                ) -> tuple[str, str, pd.DataFrame]:
+    d = decimals([*t["a_mean"], *t["b_mean"]])
+    budgets = sorted(t["budget"].unique())
+    rows = []
+    for (sched, variant), g in t.groupby(["schedule", "variant"], sort=False):
+        cells = {bu: r for bu, r in zip(g["budget"], g.to_dict("records"))}
+        label = sched + (f" [{variant}]" if variant else "")
+        for side, name in (("a", a), ("b", b)):
+            rows.append([label, name, *(_pair_cell(cells[bu][f"{side}_mean"],
+                                                   cells[bu][f"{side}_ci95"],
+                                                   cells[bu][f"{side}_n"], d,
+                                                   cells[bu]["best"] in (side, "tie"))
+                                        if bu in cells else "" for bu in budgets)])
+        diff = []
+        for bu in budgets:
+            r = cells.get(bu)
+            if r is None or not math.isfinite(r["diff"]):
+                diff.append("—")
+                continue
+            ci = f" ± {num(r['diff_ci95'], d)}" if math.isfinite(r["diff_ci95"]) else ""
+            diff.append(f"{num(r['diff'], d)}{ci} ({r['test']})")
+        rows.append([label, "difference (2nd − 1st)", *diff])
+    header = ["schedule", "strategy", *(f"≤ {budget_label(bu)} it" for bu in budgets)]
+    md = markdown_table(header, _group_first(rows))
+    tex = latex_table([tex_escape(h) for h in header],
+                      [[tex_cell(c) for c in r] for r in _group_first(rows)],
+                      f"{a} vs {b}: {unit.title}")
+    return md, tex, t
+
+
+# ---------------------------------------------------------------------------- building
+def _check_request(ev: pd.DataFrame, metrics: list[str] | None, pairs: list[tuple[str, str]]
+                   ) -> None:
+    have = sorted(set(ev["metric"]))
+    for m in metrics or []:
+        if m not in have:
+            raise A.ReportError(f"--metric {m!r}: not in the results; metrics present: "
+                                f"{', '.join(have) or 'none (no evals.csv rows)'}")
+    labels = sorted(set(ev["strategy"]))
+    for pair in pairs:
+        for s in pair:
+            if s not in labels:
+                raise A.ReportError(f"--pair {s!r}: no evaluated run has this strategy; "
+                                    f"strategies present: {', '.join(labels) or 'none'}")
+
+
+def _unit_tables(rep: Report, ev: pd.DataFrame, u: A.Unit, budgets, baseline: str,
+                 pairs: list[tuple[str, str]] | None, level: float) -> None:
+    word = "lowest" if u.lower_is_better else "highest"
+    t = A.table1(ev, u, budgets, level, baseline)
+    if t.empty:
+        rep.skipped.append(f"Table 1 for {u.title}: no evaluation of a counted run")
+        return
+    md, tex, csv = render_table1(t, u)
+    rep.tables.append(Item(f"table1_{u.slug}", f"Table 1 style — {word} {u.title} reached up "
+                           f"to each iteration budget; mean ± 95 % CI over seeds (t) and the "
+                           f"per-seed values; best per schedule in bold.", csv, md, tex))
+    ttt = A.time_to_target(ev, u, baseline, level)
+    if ttt.empty:
+        rep.skipped.append(f"time-to-target for {u.title}: no done '{baseline}' baseline run")
+    else:
+        md, tex, csv = render_time_to_target(ttt, u, baseline)
+        rep.tables.append(Item(f"time_to_target_{u.slug}", f"Time to target — iterations and "
+                               f"training wall-clock until {u.metric} reaches the '{baseline}' "
+                               f"baseline's final value (mean over its seeds); speed-up = "
+                               f"baseline 1D / mean time.", csv, md, tex))
+    present = set(u.select(ev)["strategy"])
+    todo = pairs if pairs else [(baseline, s) for s in sorted(present) if s != baseline]
+    for a, b in todo:
+        p = A.pair_table(ev, u, a, b, budgets, level)
+        if p.empty or not {a, b} <= present:
+            if pairs:
+                rep.skipped.append(f"Table 4 {a} vs {b} for {u.title}: not both evaluated")
+            continue
+        md, tex, csv = render_pair(p, a, b, u)
+        rep.tables.append(Item(f"table4_{u.slug}_{A._slug(a)}_vs_{A._slug(b)}",
+                               f"Table 4 style — {a} vs {b}, {word} {u.title} up to each "
+                               f"budget; difference (2nd − 1st) with 95 % CI, paired by seed "
+                               f"where both have ≥ 2 common seeds, else Welch.", csv, md, tex))
+
+
+def _unit_figures(rep: Report, ev: pd.DataFrame, u: A.Unit, baseline: str, level: float
+                  ) -> None:
+    fig = A.fig_metric_vs_iteration(ev, u, baseline, level)
+    if fig is not None:
+        rep.figures.append(Item(f"{u.slug}_vs_iteration", f"{u.title} vs training iteration, "
+                                f"per schedule: mean over seeds with a 95 % CI band.",
+                                figure=fig))
+    fig = A.fig_metric_vs_wallclock(ev, u, baseline, level)
+    if fig is None:
+        rep.skipped.append(f"figure {u.title} vs relative wall-clock (Fig. 1/7): no done "
+                           f"'{baseline}' run with training wall-clock to define 1D")
+    else:
+        rep.figures.append(Item(f"{u.slug}_vs_wallclock", f"{u.title} vs training wall-clock "
+                                f"relative to 1D, the '{baseline}' baseline's training time to "
+                                f"its final evaluation (Fig. 1/7 style).", figure=fig))
+
+
+def _setting_slugs(settings: list[str]) -> dict[str, str]:
+    if len(settings) <= 1:
+        return {s: "" for s in settings}
+    out, used = {}, set()
+    for s in settings:
+        base = "_" + A._slug("_".join(p.strip().split("(")[0] for p in s.split("·")))
+        slug, i = base, 2
+        while slug in used:
+            slug, i = f"{base}_{i}", i + 1
+        used.add(slug)
+        out[s] = slug
+    return out
+
+
+def _setting_figures(rep: Report, R: A.Results, baseline: str, level: float) -> None:
+    counted = R.runs[R.runs["status"].isin(A.COUNTED)]
+    settings = list(dict.fromkeys(counted["setting"]))
+    slugs = _setting_slugs(settings)
+    diag, p_t, t_hist = (R.timesteps[k] for k in ("diagnostics", "p_t", "t_hist"))
+    for st in settings:
+        sfx, where = slugs[st], f" — {st}" if len(settings) > 1 else ""
+        fig = A.fig_train_loss(R.metrics, st, baseline, level)
+        if fig is None:
+            rep.skipped.append(f"training-loss figure{where}: no metrics.jsonl rows")
+        else:
+            rep.figures.append(Item(f"train_loss{sfx}", "Training loss (the logged per-example "
+                                    f"ε-MSE, unweighted) vs iteration, mean over seeds with a "
+                                    f"95 % band{where}.", figure=fig))
+        d = diag[diag["setting"] == st]
+        if d.empty:
+            rep.skipped.append(f"Fig. 2/6 (per-timestep loss and gradient variance){where}: "
+                               f"no timesteps/diagnostics.csv in a counted run")
+        for cond in A._ordered_conditions(d, baseline) if len(d) else []:
+            for w in sorted(set(d.loc[d["condition"] == cond, "weighting"])):
+                fig = A.fig_timestep_diagnostics(diag, st, cond, w)
+                rep.figures.append(Item(
+                    f"timesteps_{A._slug(cond)}_{w}{sfx}", f"Gradient variance (top) and loss "
+                    f"(bottom) per timestep across training (red early → blue late), {cond}, "
+                    f"{w} weighting (Fig. {'2' if w == 'ddpm' else '6'} style){where}.",
+                    figure=fig))
+        scheds = sorted(set(p_t.loc[p_t["setting"] == st, "schedule"])
+                        | set(t_hist.loc[t_hist["setting"] == st, "schedule"]), key=A._schedule_key)
+        if not scheds:
+            rep.skipped.append(f"Fig. 5 (p(t) across training){where}: no timesteps/p_t.csv or "
+                               f"t_hist.csv in a counted run")
+        for sched in scheds:
+            rep.figures.append(Item(
+                f"p_t_{sched}{sfx}", f"Each strategy's timestep distribution p(t) across "
+                f"training (red early → blue late), {sched} schedule (Fig. 5 style){where}.",
+                figure=A.fig_p_t(p_t, t_hist, st, sched, baseline)))
+
+
+def build(R: A.Results, *, metrics: list[str] | None = None, budgets: list[int] | None = None,
+          baseline: str = "uniform", pairs: list[tuple[str, str]] | None = None,
+          figures: bool = True, level: float = 0.95) -> Report:
+    """All tables and figures of a loaded results tree (pure: nothing is written)."""
+    ev = R.counted(R.evals)
+    _check_request(ev, metrics, pairs or [])
+    rep = Report(notes=list(R.notes))
+    us = A.units(ev, metrics)
+    if not us:
+        rep.skipped.append("all tables and metric figures: no evaluation (evals.csv row) in a "
+                           "done or partial run")
+    for u in us:
+        _unit_tables(rep, ev, u, budgets, baseline, pairs, level)
+        if figures:
+            _unit_figures(rep, ev, u, baseline, level)
+        if not A.known_direction(u.metric):
+            rep.notes.append(f"metric {u.metric!r} has no known direction; treated as "
+                             f"lower-is-better")
+    if figures:
+        _setting_figures(rep, R, baseline, level)
+    else:
+        rep.skipped.append("all figures: --no-figures")
+    return rep
+
+
+# ---------------------------------------------------------------------------- the runs section
+STATUS_TEXT = {"done": "done", "partial": "partial (no DONE: running or stopped)",
+               "not_started": "not started (config only)",
+               "missing": "missing (expected by sweep.yaml, no run directory)",
+               "duplicate": "duplicate (same condition and seed as another run; not counted)"}
+
+
+def seed_gaps(runs: pd.DataFrame) -> list[str]:
+    """Lines for conditions whose seed set is not fully done, against the union of seeds of their
+    setting × schedule (every status): which seeds are partial, missing, not started or absent."""
+    lines = []
+    runs = runs[runs["status"] != "duplicate"]
+    multi = runs["setting"].nunique() > 1
+    for (st, sched), g in runs.groupby(["setting", "schedule"], sort=False):
+        seeds = sorted(set(g["seed"]))
+        for cond, c in g.groupby("condition", sort=False):
+            by_seed = dict(zip(c["seed"], c["status"]))
+            gaps = [f"seed {s} {by_seed.get(s, 'absent')}" for s in seeds
+                    if by_seed.get(s) != "done"]
+            if gaps:
+                where = f"{sched}" + (f", {st}" if multi else "")
+                lines.append(f"{cond} ({where}): {len(seeds) - len(gaps)}/{len(seeds)} seeds "
+                             f"done; " + ", ".join(gaps))
+    return lines
+
+
+def runs_section(R: A.Results) -> str:
+    runs = R.runs
+    counts = runs["status"].value_counts()
+    out = ["## Runs", "", f"{len(runs)} runs: " + ", ".join(
+        f"{counts[s]} {s}" for s in STATUS_TEXT if s in counts) + ". Tables and figures use "
+        "done and partial runs (a partial run counts for the budgets its evaluations reached).",
+        ""]
+    for status in ("partial", "not_started", "missing", "duplicate"):
+        sel = runs[runs["status"] == status]
+        if len(sel):
+            out += [f"**{STATUS_TEXT[status]}: {len(sel)}**", ""]
+            out += [f"- `{r.run}` — {r.condition}, {r.schedule}, seed {r.seed}"
+                    + (f": {r.note}" if r.note else "") for r in sel.itertuples()]
+            out.append("")
+    gaps = seed_gaps(runs)
+    if gaps:
+        out += ["**Incomplete seed sets** (table cells with fewer seeds say `[k/n seeds]`):", ""]
+        out += [f"- {g}" for g in gaps] + [""]
+    n_ev = R.evals.groupby("run")["step"].nunique()
+    rows = [[r.sweep, f"`{r.run_id}`", r.condition, r.schedule, str(r.seed), r.status,
+             f"{r.last_step}/{r.iterations}", str(int(n_ev.get(r.run, 0))), r.note]
+            for r in runs.itertuples()]
+    out += ["### All runs", "", markdown_table(
+        ["sweep", "run", "strategy", "schedule", "seed", "status", "step/budget",
+         "eval steps", "note"], rows)]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------- index and files
+STATS_TEXT = (
+    "Statistics: a table cell is the mean over seeds of each run's best value up to the budget, "
+    "± the half-width of the 95 % Student-t interval t₀.₉₇₅,ₙ₋₁·s/√n (s: sample standard "
+    "deviation), followed by the per-seed values. Differences (Table 4) are paired by seed when "
+    "both strategies share ≥ 2 seeds, else Welch. See docs/report.md.")
+
+
+def index_md(rep: Report, R: A.Results, formats: list[str], command: str) -> str:
+    out = [f"# Report: `{R.root}`", "", f"Generated by `{command}`.", "", STATS_TEXT, ""]
+    if rep.notes:
+        out += ["**Notes**", "", *(f"- {n}" for n in rep.notes), ""]
+    out += ["## Tables", ""]
+    for i, t in enumerate(rep.tables, 1):
+        files = " · ".join(f"[{f}](tables/{t.slug}.{f})" for f in formats)
+        out += [f"### Table {i}: `{t.slug}`", "", t.caption, "", t.md, f"Files: {files}", ""]
+    if not rep.tables:
+        out += ["No table (see Skipped).", ""]
+    out += ["## Figures", ""]
+    for i, f in enumerate(rep.figures, 1):
+        out += [f"### Figure {i}: `{f.slug}`", "", f.caption, "",
+                f"![{f.caption}](figures/{f.slug}.png)", "",
+                f"[PNG](figures/{f.slug}.png) · [PDF](figures/{f.slug}.pdf)", ""]
+    if not rep.figures:
+        out += ["No figure (see Skipped).", ""]
+    out += ["## Skipped", ""]
+    out += [f"- {s}" for s in rep.skipped] or ["Nothing was skipped."]
+    out += ["", runs_section(R)]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write(rep: Report, R: A.Results, out: Path, formats: list[str], command: str) -> Path:
+    """Write tables, figures and index.md under ``out``; returns the index path."""
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    for t in rep.tables:
+        if "md" in formats:
+            (out / "tables" / f"{t.slug}.md").write_text(f"{t.caption}\n\n{t.md}")
+        if "csv" in formats:
+            t.table.to_csv(out / "tables" / f"{t.slug}.csv", index=False)
+        if "tex" in formats:
+            (out / "tables" / f"{t.slug}.tex").write_text(t.tex)
+    for f in rep.figures:
+        for ext in ("png", "pdf"):
+            f.figure.savefig(out / "figures" / f"{f.slug}.{ext}", dpi=130)
+    index = out / "index.md"
+    index.write_text(index_md(rep, R, formats, command))
+    return index
+
+
+# ---------------------------------------------------------------------------- CLI
+def _csv_list(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results_dir", help="a results tree (any folder above run directories)")
+    ap.add_argument("--out", help="output folder (default: RESULTS_DIR/report)")
+    ap.add_argument("--format", default="md,csv,tex",
+                    help="table files to write, comma-separated: md, csv, tex (default: all)")
+    ap.add_argument("--metric", action="append", default=[],
+                    help="only these metrics (comma-separated or repeated; default: every metric "
+                         "present, one table per metric)")
+    ap.add_argument("--budgets", help="iteration budgets, comma-separated (default: the "
+                                      "evaluated steps)")
+    ap.add_argument("--baseline", default="uniform", help="baseline strategy label (default "
+                                                          "uniform)")
+    ap.add_argument("--pair", nargs=2, action="append", metavar=("A", "B"),
+                    help="a Table 4 pair of strategy labels (repeatable; default: each strategy "
+                         "vs the baseline)")
+    ap.add_argument("--no-figures", action="store_true", help="tables and index only")
+    args = ap.parse_args(argv)
+    args.formats = _csv_list(args.format)
+    bad = [f for f in args.formats if f not in FORMATS]
+    if bad or not args.formats:
+        ap.error(f"--format: unknown {', '.join(bad) or '(empty)'}; valid: {', '.join(FORMATS)}")
+    try:
+        args.budget_list = ([int(b) for b in _csv_list(args.budgets)] if args.budgets else None)
+    except ValueError:
+        ap.error(f"--budgets expects comma-separated integers, got {args.budgets!r}")
+    args.metrics = [m for text in args.metric for m in _csv_list(text)] or None
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = "python -m bench.report " + " ".join(sys.argv[1:] if argv is None else argv)
+    try:
+        R = A.load(args.results_dir)
+        rep = build(R, metrics=args.metrics, budgets=args.budget_list, baseline=args.baseline,
+                    pairs=[tuple(p) for p in args.pair] if args.pair else None,
+                    figures=not args.no_figures)
+        out = Path(args.out) if args.out else Path(args.results_dir) / "report"
+        index = write(rep, R, out, args.formats, command)
+    except A.ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: cannot write the report: {e}", file=sys.stderr)
+        return 2
+    print(f"{len(rep.tables)} tables, {len(rep.figures)} figures, {len(rep.skipped)} skipped; "
+          f"{len(R.runs)} runs ({', '.join(f'{n} {s}' for s, n in R.runs['status'].value_counts().items())})")
+    print(f"index: {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
