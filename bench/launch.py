@@ -287,6 +287,16 @@ def _progress_prefix(i: int, n: int, o: Outcome) -> str:
 
 # ---------------------------------------------------------------------------- debug: in-process
 def _run_inline(outcomes: list[Outcome], ex: dict, out) -> None:
+    import torch
+
+    threads = torch.get_num_threads()       # RunTask sets cpus_per_task; restored afterwards
+    try:
+        _run_inline_loop(outcomes, ex, out)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_inline_loop(outcomes: list[Outcome], ex: dict, out) -> None:
     n = len(outcomes)
     for i, o in enumerate(outcomes, 1):
         if o.status == "done":
@@ -297,7 +307,7 @@ def _run_inline(outcomes: list[Outcome], ex: dict, out) -> None:
         t0 = time.perf_counter()
         error = ""
         try:
-            RunTask(o.run.config, o.run_dir, ex["stop_timeout_s"])()
+            RunTask(o.run.config, o.run_dir, ex["stop_timeout_s"], ex["cpus_per_task"])()
         except KeyboardInterrupt:
             raise
         except Exception as e:  # noqa: BLE001  (one failing run never stops the others)

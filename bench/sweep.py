@@ -302,11 +302,16 @@ def executor_params(spec: Mapping, overrides: Mapping | None = None) -> dict:
 
 # ---------------------------------------------------------------------------- expansion
 def validate_components(cfg: Mapping) -> None:
-    """Names and parameters of the strategy, dataset and backbone, without building data or
-    models (strategy parameters through ``strategies.make_params``, i.e. their __post_init__)."""
+    """The schedule, and names and parameters of the strategy, dataset and backbone, without
+    building data or models (strategy parameters through ``strategies.make_params``, i.e. their
+    __post_init__)."""
     import backbones
     import strategies
     from bench import datasets
+    from bench.diffusion import Diffusion
+
+    d = cfg["diffusion"]
+    Diffusion(d["schedule"], d["timesteps"], d["variance"])     # schedule limits (cheap: T floats)
 
     s = dict(cfg["strategy"])
     cls = strategies.get(s.pop("name"))

@@ -71,7 +71,12 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
 
     cfg = C.resolve({**CFG, "strategy": {"name": "p2", "k": 1, "gamma": 1}})
     one, two = tmp_path / "one", tmp_path / "two"
-    train.run(cfg, one, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)            # as the ranks; more threads than free cores spin
+    try:
+        train.run(cfg, one, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     _train(cfg, two, 2)
     assert (one / "DONE").exists() and (two / "DONE").exists()
     m1, m2 = _metrics(one), _metrics(two)

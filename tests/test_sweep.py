@@ -1,0 +1,329 @@
+"""Sweeps without SLURM: expansion, the paper's grids, bad inputs, and the in-process launcher."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench import config as C
+from bench import launch
+from bench import sweep as S
+
+REPO = Path(__file__).resolve().parent.parent
+SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
+
+TINY = {
+    "dataset": {"name": "toy2d", "n_train": 256, "n_test": 64},
+    "backbone": {"name": "mlp", "width": 16, "depth": 1},
+    "diffusion": {"timesteps": 50},
+    "train": {"iterations": 20, "batch_size": 32, "log_every": 10, "ckpt_every": 10,
+              "lr": 1e-3, "device": "cpu"},
+}
+
+
+def spec(**over) -> dict:
+    s = {"name": "t", "base": copy.deepcopy(TINY),
+         "grid": {"strategy": [{"name": "uniform"}, {"name": "p2", "gamma": 1}],
+                  "diffusion.schedule": ["linear", "cosine"], "seed": [0, 1]}}
+    s.update(over)
+    return s
+
+
+# ---------------------------------------------------------------------------- expansion
+def test_expand_is_pure_and_deterministic():
+    s = spec()
+    before = copy.deepcopy(s)
+    a, b = S.expand(s), S.expand(copy.deepcopy(s))
+    assert s == before, "expand mutated its input"
+    assert a == b and len(a) == 8
+    assert len({r.run_id for r in a}) == 8
+    # first axis slowest, file order
+    assert [dict(r.axes)["strategy"] for r in a[:4]] == ["uniform"] * 4
+    assert [dict(r.axes)["seed"] for r in a[:4]] == ["0", "1", "0", "1"]
+    r = a[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.run_id = "x"
+    cfg = r.config
+    cfg["train"]["lr"] = 123.0
+    assert r.config["train"]["lr"] == 1e-3, "RunConfig.config must be a fresh copy"
+    assert r.run_id == C.run_id(r.config) == C.run_id(C.resolve(r.config))
+
+
+def test_axis_syntax_strategy_dicts_dotted_paths_and_seeds():
+    runs = S.expand(spec())
+    cfgs = {(dict(r.axes)["strategy"], dict(r.axes)["diffusion.schedule"], r.config["seed"]):
+            r.config for r in runs}
+    p2 = cfgs[("p2(gamma=1)", "cosine", 1)]
+    assert p2["strategy"] == {"name": "p2", "gamma": 1}
+    assert p2["diffusion"] == {**C.DEFAULTS["diffusion"], "schedule": "cosine", "timesteps": 50}
+    assert cfgs[("uniform", "linear", 0)]["strategy"] == {"name": "uniform"}
+    assert all(c["name"] == "t" for c in cfgs.values()), "run name defaults to the sweep name"
+
+
+def test_parameter_axis_merges_into_the_base_strategy_and_blocks_union():
+    s = spec(base={**copy.deepcopy(TINY), "strategy": {"name": "p2", "k": 2}},
+             grid=[{"strategy.gamma": [0.5, 1.0]}, {"strategy": [{"name": "min_snr", "gamma": 5}]}])
+    runs = S.expand(s)
+    assert [r.config["strategy"] for r in runs] == [
+        {"name": "p2", "k": 2, "gamma": 0.5}, {"name": "p2", "k": 2, "gamma": 1.0},
+        {"name": "min_snr", "gamma": 5}]
+    assert runs[0].label == "strategy.gamma=0.5" and runs[2].label == "strategy=min_snr(gamma=5)"
+
+
+def test_cells_set_and_skip():
+    s = spec(cells=[{"match": {"strategy.name": "p2", "diffusion.schedule": "cosine"},
+                     "set": {"train.lr": 5e-4}},
+                    {"match": {"strategy": {"name": "uniform"}, "seed": [1]}, "skip": True}])
+    runs = S.expand(s)
+    assert len(runs) == 6
+    lrs = {(dict(r.axes)["strategy"], dict(r.axes)["diffusion.schedule"]): r.config["train"]["lr"]
+           for r in runs}
+    assert lrs[("p2(gamma=1)", "cosine")] == 5e-4 and lrs[("p2(gamma=1)", "linear")] == 1e-3
+    assert not any(dict(r.axes)["strategy"] == "uniform" and r.config["seed"] == 1 for r in runs)
+    # matching sees the defaults: diffusion.variance is not in the sweep but matches
+    s2 = spec(cells=[{"match": {"diffusion.variance": "fixed_large"}, "set": {"train.lr": 3e-4}}])
+    assert {r.config["train"]["lr"] for r in S.expand(s2)} == {3e-4}
+
+
+def test_value_labels_and_select():
+    assert S.value_label({"name": "compose", "sampler": {"name": "adaptive_beta"},
+                          "weighting": {"name": "min_snr", "gamma": 5}}) == \
+        "compose(sampler=adaptive_beta,weighting=min_snr(gamma=5))"
+    runs = S.expand(spec())
+    assert len(S.select(runs, "p2")) == 4
+    assert len(S.select(runs, "diffusion.schedule=cosine")) == 4
+    assert S.select(runs, runs[3].run_id) == [runs[3]]
+    with pytest.raises(S.SweepError, match="matches none"):
+        S.select(runs, "nothing-like-this")
+
+
+# ---------------------------------------------------------------------------- the sweep files
+@pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
+def test_every_sweep_file_expands_and_validates(path, capsys):
+    sp = S.load_sweep(path)
+    runs = S.expand(sp)
+    assert runs and sp["name"] == path.stem
+    for r in runs:
+        S.validate_components(r.config)
+        assert r.run_id == C.run_id(C.resolve(r.config))
+    S.executor_params(sp)
+    assert S.main([str(path), "--dry-run", "--results-dir", "/nonexistent/never"]) == 0
+    out = capsys.readouterr().out
+    assert all(r.run_id in out for r in runs)
+
+
+def test_table1_dry_run_lists_exactly_the_papers_grid(capsys):
+    assert S.main([str(REPO / "sweeps" / "table1.yaml"), "--dry-run", "--cluster", "slurm"]) == 0
+    out = capsys.readouterr().out
+    runs = S.expand(S.load_sweep(REPO / "sweeps" / "table1.yaml"))
+    assert out.startswith("sweep table1: 18 runs (3 diffusion.schedule x 6 strategy x 1 seed)")
+    listed = [ln.split()[0] for ln in out.splitlines()[2:20]]
+    assert listed == [r.run_id for r in runs]
+    got = {(r.config["diffusion"]["schedule"], r.config["strategy"]["name"]) for r in runs}
+    assert got == {(s, n) for s in ("linear", "cosine", "quad")
+                   for n in ("uniform", "p2", "min_snr", "lognormal", "speed", "adaptive_beta")}
+    for r in runs:
+        c = r.config
+        assert c["seed"] == 0 and c["dataset"]["name"] == "cifar10"
+        assert c["backbone"] == {"name": "unet", "ch": 128, "ch_mult": [1, 2, 2, 2],
+                                 "num_res_blocks": 2, "attn_resolutions": [16], "dropout": 0.1}
+        tr = c["train"]
+        assert (tr["lr"], tr["warmup"], tr["batch_size"], tr["grad_clip"], tr["ema_decay"],
+                tr["iterations"]) == (2e-4, 5000, 128, 1.0, 0.9999, 1_000_000)
+        assert c["diffusion"]["timesteps"] == 1000 and c["diffusion"]["variance"] == "fixed_large"
+        assert c["eval"]["at"] == [200_000, 400_000, 600_000, 800_000, 1_000_000]
+        assert c["eval"]["metrics"] == ["fid"] and c["eval"]["n_samples"] == 50_000
+        s = c["strategy"]
+        if s["name"] == "p2":
+            assert (s["k"], s["gamma"]) == (1, 1)
+        if s["name"] == "min_snr":
+            assert s["gamma"] == 5
+        if s["name"] == "lognormal":
+            assert (s["m"], s["s"]) == (0, 1)
+    assert "submitit parameters:" in out and "timeout_min: 1440" in out
+
+
+def test_table3_composes_min_snr_with_the_adaptive_sampler():
+    runs = S.expand(S.load_sweep(REPO / "sweeps" / "table3.yaml"))
+    assert [r.config["strategy"]["name"] for r in runs] == ["min_snr", "compose"]
+    comp = runs[1].config["strategy"]
+    assert comp["sampler"]["name"] == "adaptive_beta"
+    assert comp["weighting"] == {"name": "min_snr", "gamma": 5}
+
+
+def test_latent_sweeps_without_an_autoencoder_stop_with_a_clear_message(tmp_path, capsys):
+    for name, what in (("table2", "autoencoder (VQ-f4) checkpoint"), ("table3", "KL-f8 autoencoder")):
+        rc = S.main([str(REPO / "sweeps" / f"{name}.yaml"), "--cluster", "debug",
+                     "--results-dir", str(tmp_path)])
+        err = capsys.readouterr().err
+        assert rc == 2 and "cannot run here" in err and what in err, err
+    assert not any(tmp_path.iterdir()), "nothing may be written"
+
+
+# ---------------------------------------------------------------------------- bad inputs
+BAD = {
+    "unknown top-level key": ({"grids": {"seed": [0]}}, "unknown sweep key"),
+    "unknown axis": ({"grid": {"train.lrr": [1e-3]}}, "unknown config key 'lrr' in train"),
+    "unknown top axis": ({"grid": {"optimizer": ["adam"]}}, "unknown config key 'optimizer'"),
+    "axis below a value": ({"grid": {"train.lr.x": [1]}}, "'train.lr' is a value"),
+    "unknown strategy": ({"grid": {"strategy": [{"name": "nope"}]}}, "unknown strategy 'nope'"),
+    "unknown strategy parameter": ({"grid": {"strategy": [{"name": "p2", "gama": 1}]}},
+                                   "unknown parameter"),
+    "bad strategy value": ({"grid": {"strategy": [{"name": "p2", "gamma": -1}]}}, "gamma"),
+    "unknown dataset parameter": ({"grid": {"dataset.colour": [1]}}, "unknown parameter"),
+    "bad config value": ({"grid": {"train.lr": [-1.0]}}, "train.lr must be positive"),
+    "bad schedule for T": ({"grid": {"diffusion.timesteps": [10]}}, "timesteps"),
+    "empty grid": ({"grid": {}}, "grid is empty"),
+    "no grid": ({"grid": None}, "grid is empty"),
+    "empty axis": ({"grid": {"seed": []}}, "has no values"),
+    "axis not a list": ({"grid": {"seed": 0}}, "must be a list"),
+    "duplicate runs": ({"grid": {"seed": [0, 1, 0]}}, "duplicate runs"),
+    "duplicate through a default": ({"grid": [{"seed": [0]}, {"diffusion.schedule": ["linear"]}]},
+                                    "duplicate runs"),
+    "cell matches nothing": ({"grid": {"seed": [0]},
+                              "cells": [{"match": {"seed": 7}, "set": {"train.lr": 1e-3}}]},
+                             "matches no run"),
+    "cell with unknown key": ({"grid": {"seed": [0]},
+                               "cells": [{"match": {"seed": 0}, "sett": {"train.lr": 1.0}}]},
+                              "unknown key"),
+    "unknown executor key": ({"executor": {"partitions": "gpu"}}, "unknown executor key"),
+    "bad executor value": ({"executor": {"tasks_per_node": 0}}, "tasks_per_node"),
+    "bad name": ({"name": "../x"}, "directory-safe"),
+    "everything skipped": ({"grid": {"seed": [0]}, "cells": [{"match": {"seed": 0}, "skip": True}]},
+                           "every cell was skipped"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD), ids=list(BAD))
+def test_bad_sweeps_fail_before_anything_is_written(case, tmp_path, capsys):
+    over, message = BAD[case]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(spec(**over)))
+    results = tmp_path / "results"
+    rc = S.main([str(path), "--cluster", "debug", "--results-dir", str(results)])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.startswith("error: ") and message in err, err
+    assert not results.exists()
+
+
+def test_slurm_unreachable_is_a_clear_error_and_submits_nothing(tmp_path, capsys, monkeypatch):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    results = tmp_path / "results"
+    rc = S.main([str(REPO / "sweeps" / "toy_slurm.yaml"), "--cluster", "slurm",
+                 "--results-dir", str(results)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no SLURM reachable" in err and "Nothing was submitted" in err, err
+    assert "slurm_local.sh start" in err
+    assert not results.exists()
+
+
+def test_missing_sweep_file_and_malformed_yaml(tmp_path, capsys):
+    assert S.main([str(tmp_path / "nope.yaml"), "--dry-run"]) == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    assert S.main([str(bad), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "not found" in err and "malformed YAML" in err
+
+
+# ---------------------------------------------------------------------------- launching in-process
+def _metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_debug_launch_is_idempotent_and_one_failure_does_not_stop_the_others(tmp_path, capsys):
+    s = spec(grid={"dataset": [{"name": "toy2d", "n_train": 256, "n_test": 64},
+                               {"name": "fashion_mnist", "root": str(tmp_path / "missing")},
+                               {"name": "toy2d", "n_train": 256, "n_test": 64, "kind": "moons"}]})
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(s))
+    argv = [str(path), "--cluster", "debug", "--results-dir", str(tmp_path / "r")]
+    assert S.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "[1/3]" in out and "[3/3]" in out and "completed in" in out
+    assert "failed 1" in out and "FileNotFoundError" in out and "completed 2" in out
+    runs = S.expand(s)
+    done = [(tmp_path / "r" / "t" / r.run_id / "DONE").exists() for r in runs]
+    assert done == [True, False, True]
+    assert yaml.safe_load((tmp_path / "r" / "t" / "sweep.yaml").read_text()) == s
+
+    assert S.main(argv) == 1            # the failing run fails again; the others are skipped
+    out = capsys.readouterr().out
+    assert "done 2, submitted 1" in out and "done (skipped)" in out
+
+
+@pytest.fixture
+def restore_threads():
+    import torch
+
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def test_checkpoint_stops_the_trainer_and_the_relaunch_resumes_to_the_same_metrics(
+        tmp_path, restore_threads):
+    """submitit's preemption path without SLURM: RunTask.checkpoint() (what submitit calls on
+    USR2) stops the trainer after its current step, writes the checkpoint and returns a fresh
+    DelayedSubmission; the relaunch resumes from it and ends with the uninterrupted metrics."""
+    s = spec(grid={"seed": [5]})
+    s["base"]["train"].update(iterations=200, log_every=10, ckpt_every=200)
+    (run,) = S.expand(s)
+    sweep_dir = tmp_path / "t"
+    task = launch.RunTask(run.config, sweep_dir / run.run_id, stop_timeout_s=60, num_threads=1)
+    box: dict = {}
+
+    def preempt():
+        while launch._last_step(sweep_dir / run.run_id) < 30:
+            time.sleep(0.01)
+        box["delayed"] = task.checkpoint()
+
+    th = threading.Thread(target=preempt)
+    th.start()
+    from bench.trainer import Interrupted
+
+    with pytest.raises(Interrupted):
+        task()
+    th.join()
+    delayed = box["delayed"]
+    assert isinstance(delayed.function, launch.RunTask) and delayed.function is not task
+    assert delayed.function.run_dir == task.run_dir
+    import torch
+
+    stopped_at = torch.load(sweep_dir / run.run_id / "ckpt" / "last.pt", weights_only=False)["step"]
+    assert 30 <= stopped_at < 200 and not (sweep_dir / run.run_id / "DONE").exists()
+
+    lines: list[str] = []
+    ex = S.executor_params(s)
+    summary = launch.launch(s, [run], cluster="debug", sweep_dir=sweep_dir, ex=ex, out=lines.append)
+    assert summary.resumed == 1 and summary.count("completed") == 1, lines
+    assert any("resuming" in ln for ln in lines)
+
+    ref_dir = tmp_path / "ref"
+    launch.RunTask(run.config, ref_dir, num_threads=1)()
+    keys = ("step", "loss", "loss_bins", "grad_norm", "lr")
+    assert [{k: r[k] for k in keys} for r in _metrics(sweep_dir / run.run_id)] == \
+        [{k: r[k] for k in keys} for r in _metrics(ref_dir)]
+
+
+def test_local_executor_runs_in_a_subprocess(tmp_path, capsys):
+    s = spec(grid={"seed": [0]})
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(s))
+    rc = S.main([str(path), "--cluster", "local", "--results-dir", str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    (run,) = S.expand(s)
+    run_dir = tmp_path / "r" / "t" / run.run_id
+    assert (run_dir / "DONE").exists() and "[1/1]" in out and "completed in" in out
+    assert json.loads((run_dir / "jobs.jsonl").read_text())["cluster"] == "local"
