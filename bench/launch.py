@@ -65,7 +65,7 @@ class RunTask:
     """Train one run; a submitit checkpointable callable (``checkpoint`` returns a fresh
     ``DelayedSubmission`` of the same run, which resumes from the checkpoint it just wrote)."""
 
-    def __init__(self, config: dict, run_dir: str | Path, stop_timeout_s: float = 120.0,
+    def __init__(self, config: dict, run_dir: str | Path, stop_timeout_s: float = 60.0,
                  num_threads: int | None = None):
         self.config = config
         self.run_dir = str(run_dir)
@@ -481,11 +481,19 @@ def _wait_slurm(outcomes: list[Outcome], jobs: dict, poll_s: float, wait_max_s: 
     t0 = time.monotonic()
     unknown_since: dict[int, float] = {}
     out(f"waiting for {len(pending)} SLURM jobs (poll every {poll_s:g} s)")
+    last_counts = ""
+    states: dict[int, str] = {}
     while pending:
         next(iter(jobs.values())).watcher.update()
+        states.update({id(o): jobs[id(o)].watcher.get_state(jobs[id(o)].job_id, mode="cache")
+                       .upper() for o in pending})
+        counts = _state_counts(states.values())
+        if counts != last_counts:
+            out(f"  [{time.monotonic() - t0:6.0f} s] {counts}")
+            last_counts = counts
         for o in list(pending):
             job = jobs[id(o)]
-            state = job.watcher.get_state(job.job_id, mode="cache").upper()
+            state = states[id(o)]
             first = state.split()[0] if state else "UNKNOWN"
             if first == "UNKNOWN":
                 since = unknown_since.setdefault(id(o), time.monotonic())
@@ -507,6 +515,14 @@ def _wait_slurm(outcomes: list[Outcome], jobs: dict, poll_s: float, wait_max_s: 
             return
         if pending:
             time.sleep(poll_s)
+
+
+def _state_counts(states) -> str:
+    counts: dict[str, int] = {}
+    for st in states:
+        key = (st.split()[0] if st else "UNKNOWN").lower()
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
 
 
 def _job_error_tail(job) -> str:

@@ -68,7 +68,8 @@ EXECUTOR_DEFAULTS: dict[str, Any] = {
     "max_num_timeout": 3,        # requeues after a timeout (preemptions do not count)
     "setup": [],                 # shell lines run before the job (module load, conda activate)
     "additional": {},            # extra sbatch options, e.g. {exclusive: true}
-    "stop_timeout_s": 120,       # on preemption: max wait for the trainer to finish its step and save
+    "stop_timeout_s": 60,        # on preemption/timeout: max wait for the trainer to finish its
+                                 # step and save (< submitit's 90 s signal delay before the limit)
     "poll_s": 5.0,               # --wait: state polling period
 }
 
