@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import torch
 from torch import Tensor

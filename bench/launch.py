@@ -19,9 +19,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -251,8 +251,9 @@ def launch(spec: dict, runs: list[RunConfig], *, cluster: str, sweep_dir: Path, 
     if cluster == "slurm":
         problem = slurm_unreachable()
         if problem:
-            raise SweepError(f"--cluster slurm: {problem}. Nothing was submitted. Start the local "
-                             f"SLURM with `bash scripts/slurm_local.sh start`, or use --cluster local")
+            raise SweepError(f"--cluster slurm: {problem}. Nothing was submitted. Start the "
+                             f"local SLURM with `bash scripts/slurm_local.sh start`, or use "
+                             f"--cluster local")
     outcomes = [Outcome(r, sweep_dir / r.run_id, run_state(sweep_dir / r.run_id)) for r in runs]
     if ex["tasks_per_node"] * ex["nodes"] > 1 and cluster == "debug":
         raise SweepError("--cluster debug runs in this process: it cannot run "

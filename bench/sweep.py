@@ -41,9 +41,10 @@ import itertools
 import json
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from bench import config as C
 
@@ -57,7 +58,7 @@ EXECUTOR_DEFAULTS: dict[str, Any] = {
     "partition": None,           # SLURM partition (None: the cluster's default)
     "account": None,             # --account
     "qos": None,                 # --qos
-    "timeout_min": 60,           # wall-clock limit per job; on timeout the run checkpoints and requeues
+    "timeout_min": 60,           # wall-clock limit per job; on timeout: checkpoint and requeue
     "nodes": 1,
     "tasks_per_node": 1,         # > 1: one DDP rank per task (NCCL on GPUs, gloo on CPU)
     "gpus_per_node": 0,
@@ -234,7 +235,8 @@ def _cells(spec: Mapping) -> list[dict]:
             raise SweepError(f"{where} needs a non-empty 'match' mapping (config path -> value)")
         has_set, skip = bool(cell.get("set")), cell.get("skip", False)
         if not isinstance(skip, bool) or has_set == skip:
-            raise SweepError(f"{where} needs exactly one of a non-empty 'set' mapping or 'skip: true'")
+            raise SweepError(f"{where} needs exactly one of a non-empty 'set' mapping or "
+                             f"'skip: true'")
         if has_set and not isinstance(cell["set"], Mapping):
             raise SweepError(f"{where}: 'set' must be a mapping (config path -> value)")
         for path in cell["match"]:
@@ -286,7 +288,8 @@ def executor_params(spec: Mapping, overrides: Mapping | None = None) -> dict:
     for key in ("stop_timeout_s", "poll_s"):
         if not isinstance(ex[key], (int, float)) or ex[key] <= 0:
             raise SweepError(f"executor.{key} must be a positive number, got {ex[key]!r}")
-    if ex["mem_gb"] is not None and (not isinstance(ex["mem_gb"], (int, float)) or ex["mem_gb"] <= 0):
+    mem = ex["mem_gb"]
+    if mem is not None and (not isinstance(mem, (int, float)) or mem <= 0):
         raise SweepError(f"executor.mem_gb must be a positive number, got {ex['mem_gb']!r}")
     for key in ("partition", "account", "qos", "constraint"):
         if ex[key] is not None and not isinstance(ex[key], str):
@@ -363,8 +366,9 @@ def expand(sweep: Mapping) -> list[RunConfig]:
             cfg = _resolve_run(merged, label)
             rid = C.run_id(cfg)
             if rid in seen:
-                raise SweepError(f"duplicate runs: [{seen[rid]}] and [{label}] resolve to the same "
-                                 f"config (run id {rid}); remove a repeated value or make them differ")
+                raise SweepError(f"duplicate runs: [{seen[rid]}] and [{label}] resolve to the "
+                                 f"same config (run id {rid}); remove a repeated value or make "
+                                 f"them differ")
             seen[rid] = label
             runs.append(RunConfig(rid, tuple((p, value_label(v)) for (p, _), v in zip(axes, combo)),
                                   C.canonical(cfg)))

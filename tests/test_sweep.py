@@ -159,7 +159,8 @@ def test_table3_composes_min_snr_with_the_adaptive_sampler():
 
 
 def test_latent_sweeps_without_an_autoencoder_stop_with_a_clear_message(tmp_path, capsys):
-    for name, what in (("table2", "autoencoder (VQ-f4) checkpoint"), ("table3", "KL-f8 autoencoder")):
+    for name, what in (("table2", "autoencoder (VQ-f4) checkpoint"),
+                       ("table3", "KL-f8 autoencoder")):
         rc = S.main([str(REPO / "sweeps" / f"{name}.yaml"), "--cluster", "debug",
                      "--results-dir", str(tmp_path)])
         err = capsys.readouterr().err
