@@ -13,8 +13,12 @@ launch still queued or running: leave it alone), runs or submits the rest, and r
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -59,6 +63,38 @@ class _StopSync:
             flag = dist.all_reduce_max_flag(flag, trainer.device)
         if flag:
             trainer.stop_requested = True
+
+
+class RunBusy(RuntimeError):
+    """Another process is training this run directory."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, take: bool = True):
+    """An exclusive lock on ``run_dir/.lock`` while training (released by the OS if the process
+    dies), so two launches can never train the same run at once (e.g. a local launch while the
+    SLURM job of the same run is running on this filesystem)."""
+    if not take:
+        yield
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise RunBusy(f"{run_dir} is being trained by {holder}; not starting it twice") from e
+        f.seek(0)
+        f.truncate()
+        job = os.environ.get("SLURM_JOB_ID")
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}"
+                + (f" (SLURM job {job})" if job else ""))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 class RunTask:
@@ -115,14 +151,15 @@ class RunTask:
 
                 torch.set_num_threads(self.num_threads)
             resumed = run_state(Path(self.run_dir)) == "ckpt"
-            dist.init(env)
-            try:
-                final = train.run(self.config, self.run_dir, progress=False, rank=env.rank,
-                                  world_size=env.world_size,
-                                  reduce=dist.all_reduce_sum if env.distributed else None,
-                                  trainer_hook=self._hook(env))
-            finally:
-                dist.teardown()
+            with run_lock(Path(self.run_dir), env.rank == 0):
+                dist.init(env)
+                try:
+                    final = train.run(self.config, self.run_dir, progress=False, rank=env.rank,
+                                      world_size=env.world_size,
+                                      reduce=dist.all_reduce_sum if env.distributed else None,
+                                      trainer_hook=self._hook(env))
+                finally:
+                    dist.teardown()
             box["result"] = {"run_id": Path(self.run_dir).name, "resumed": resumed,
                              "start_step": self._sync.start_step if self._sync else None,
                              "final": {k: v for k, v in final.items() if k != "loss_bins"}}

@@ -328,3 +328,13 @@ def test_local_executor_runs_in_a_subprocess(tmp_path, capsys):
     run_dir = tmp_path / "r" / "t" / run.run_id
     assert (run_dir / "DONE").exists() and "[1/1]" in out and "completed in" in out
     assert json.loads((run_dir / "jobs.jsonl").read_text())["cluster"] == "local"
+
+
+def test_a_run_is_never_trained_by_two_processes_at_once(tmp_path):
+    run_dir = tmp_path / "run"
+    with launch.run_lock(run_dir):
+        with pytest.raises(launch.RunBusy, match="being trained by pid"):
+            with launch.run_lock(run_dir):
+                pass
+    with launch.run_lock(run_dir):      # released
+        pass
