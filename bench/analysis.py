@@ -483,13 +483,13 @@ def diff_ci(a: dict, b: dict, level: float = 0.95) -> tuple[float, float, str]:
     if na == 0 or nb == 0:
         return math.nan, math.nan, ""
     if na < 2 or nb < 2:
-        return mb - ma, math.nan, f"n={na}/{nb}"
+        return mb - ma, math.nan, f"n={na} vs {nb}"
     va, vb = sa**2 / na, sb**2 / nb
     se = math.sqrt(va + vb)
     if se == 0:
-        return mb - ma, 0.0, f"welch, n={na}/{nb}"
+        return mb - ma, 0.0, f"welch, n={na} vs {nb}"
     df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
-    return mb - ma, float(stats.t.ppf(0.5 + level / 2.0, df)) * se, f"welch, n={na}/{nb}"
+    return mb - ma, float(stats.t.ppf(0.5 + level / 2.0, df)) * se, f"welch, n={na} vs {nb}"
 
 
 # ---------------------------------------------------------------------------- evaluation units
@@ -521,13 +521,14 @@ def _slug(text: str) -> str:
 
 
 def units(ev: pd.DataFrame, metrics: Iterable[str] | None = None) -> list[Unit]:
-    """The evaluation units present (optionally only ``metrics``), in a stable order."""
+    """The evaluation units present (optionally only ``metrics``), in a stable order. File names
+    (``slug``) do not depend on the ``metrics`` filter."""
+    settings = sorted(set(ev["setting"]))
     if metrics is not None:
         ev = ev[ev["metric"].isin(list(metrics))]
     keys = ev.assign(_n=ev["n_samples"].fillna(-1).astype(int))[
         ["setting", "metric", "sampler", "_n", "dataset", "backbone"]].drop_duplicates()
     keys = keys.sort_values(["setting", "metric", "sampler", "_n"])
-    settings = list(dict.fromkeys(keys["setting"]))
     out, used = [], set()
     for r in keys.itertuples(index=False):
         protocols = keys[(keys["setting"] == r.setting) & (keys["metric"] == r.metric)]
@@ -603,8 +604,8 @@ def table1(ev: pd.DataFrame, unit: Unit, budgets: Iterable[int] | None = None,
     """Kim et al. Table 1: the best value of ``unit.metric`` reached up to each budget, per
     condition (strategy × schedule [× variant]), mean ± CI half-width over seeds with the
     per-seed values; ``best`` marks the best mean per schedule and budget (``_mark_best``). Only
-    done and partial
-    runs count; ``n`` = seeds with a value, ``n_runs`` = seeds in the condition."""
+    done and partial runs count; ``n`` = seeds with a value, ``n_runs`` = seeds in the
+    condition."""
     data = unit.select(ev)
     data = data[data["status"].isin(COUNTED)]
     budgets = list(budgets) if budgets is not None else default_budgets(data)
@@ -645,11 +646,17 @@ def baseline_reference(ev: pd.DataFrame, lower: bool) -> dict | None:
             "n_baseline": len(finals)}
 
 
+def _final(g: pd.DataFrame) -> tuple[float, float]:
+    last = g[g["step"] == g["step"].max()].iloc[-1]
+    return float(last["step"]), float(last["wall_s_train"])
+
+
 def time_to_target(ev: pd.DataFrame, unit: Unit, baseline: str = "uniform",
                    level: float = 0.95) -> pd.DataFrame:
     """Per condition: iterations and training wall-clock (s) at the first evaluation reaching the
     baseline's final value (per seed; mean ± CI when every seed reached it, else NaN) and the
-    speed-up = baseline 1D / mean time-to-target (the baseline row is the reference, 1×)."""
+    speed-up = baseline 1D / mean time-to-target. The baseline's own row is its 1D, the time of
+    its final evaluation per seed (the target is defined there), with speed-up 1."""
     data = unit.select(ev)
     data = data[data["status"].isin(COUNTED)]
     rows = []
@@ -659,13 +666,15 @@ def time_to_target(ev: pd.DataFrame, unit: Unit, baseline: str = "uniform",
         if ref is None:
             continue
         for cond, c in g.groupby("condition", sort=False):
-            per = {r["seed"].iloc[0]: _reaches(r, ref["target"], unit.lower_is_better)
-                   for _, r in c.groupby("run")}
+            is_base = c["strategy"].iloc[0] == baseline
+            if is_base:
+                c = c[c["status"] == "done"]
+            per = {r["seed"].iloc[0]: _final(r) if is_base else
+                   _reaches(r, ref["target"], unit.lower_is_better) for _, r in c.groupby("run")}
             steps, walls = [p[0] for p in per.values()], [p[1] for p in per.values()]
             k = int(np.isfinite(steps).sum())
             mi, ci_i, _, _ = mean_ci(steps, level) if k == len(per) else (math.nan,) * 4
             mw, ci_w, _, _ = mean_ci(walls, level) if k == len(per) else (math.nan,) * 4
-            is_base = c["strategy"].iloc[0] == baseline
             rows.append({"setting": setting, "schedule": schedule, "variant": variant,
                          "condition": cond, "strategy": c["strategy"].iloc[0], **ref,
                          "n_runs": len(per), "reached": k, "seeds": tuple(per),
@@ -684,27 +693,31 @@ def time_to_target(ev: pd.DataFrame, unit: Unit, baseline: str = "uniform",
 def pair_table(ev: pd.DataFrame, unit: Unit, a: str, b: str,
                budgets: Iterable[int] | None = None, level: float = 0.95) -> pd.DataFrame:
     """Kim et al. Table 4 for strategies ``a`` and ``b`` (labels): per schedule [× variant] and
-    budget, each one's best-up-to-budget mean ± CI, the difference b − a with its CI
-    (``diff_ci``), and which one is better (``best``: "a", "b", "tie" or "")."""
+    budget, each one's best-up-to-budget mean ± CI (``a_n`` seeds with a value of ``a_runs``),
+    the difference b − a with its CI (``diff_ci``), and which one is better (``best``: "a", "b",
+    "tie", or "" when a side lacks seeds at that budget)."""
     data = unit.select(ev)
     data = data[data["status"].isin(COUNTED) & data["strategy"].isin([a, b])]
     budgets = list(budgets) if budgets is not None else default_budgets(data)
     if data.empty or not budgets:
         return pd.DataFrame()
-    per = best_up_to(data, budgets).dropna(subset=["value"])
+    per = best_up_to(data, budgets)
     rows = []
     for (setting, schedule, variant, budget), g in per.groupby(
             ["setting", "schedule", "variant", "budget"], sort=False):
-        va = dict(zip(g.loc[g["strategy"] == a, "seed"], g.loc[g["strategy"] == a, "value"]))
-        vb = dict(zip(g.loc[g["strategy"] == b, "seed"], g.loc[g["strategy"] == b, "value"]))
+        ok = g.dropna(subset=["value"])
+        va = dict(zip(ok.loc[ok["strategy"] == a, "seed"], ok.loc[ok["strategy"] == a, "value"]))
+        vb = dict(zip(ok.loc[ok["strategy"] == b, "seed"], ok.loc[ok["strategy"] == b, "value"]))
+        ra, rb = (int((g["strategy"] == x).sum()) for x in (a, b))
         ma, ha, _, na = mean_ci(va.values(), level)
         mb, hb, _, nb = mean_ci(vb.values(), level)
         d, hd, test = diff_ci(va, vb, level)
-        best = "" if na == 0 or nb == 0 else "tie" if ma == mb else (
+        best = "" if na == 0 or nb == 0 or na < ra or nb < rb else "tie" if ma == mb else (
             "a" if (ma < mb) == unit.lower_is_better else "b")
         rows.append({"setting": setting, "schedule": schedule, "variant": variant,
                      "budget": int(budget), "a": a, "a_mean": ma, "a_ci95": ha, "a_n": na,
-                     "b": b, "b_mean": mb, "b_ci95": hb, "b_n": nb, "diff": d, "diff_ci95": hd,
+                     "a_runs": ra, "b": b, "b_mean": mb, "b_ci95": hb, "b_n": nb, "b_runs": rb,
+                     "diff": d, "diff_ci95": hd,
                      "test": test, "best": best})
     out = pd.DataFrame(rows)
     key = [(_schedule_key(s), v, bu) for s, v, bu in zip(out["schedule"], out["variant"],
@@ -725,6 +738,14 @@ def _figure(ncols: int, nrows: int = 1, w: float = 4.2, h: float = 3.3):
     fig = Figure(figsize=(w * ncols + 0.6, h * nrows + 0.5), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, axes
+
+
+def _suptitle(fig, text: str) -> None:
+    """A figure title wrapped to the figure's width (long setting labels)."""
+    import textwrap
+
+    width = max(int(fig.get_figwidth() * 11), 40)
+    fig.suptitle(textwrap.fill(text, width))
 
 
 def _colors(conditions: Iterable[str]) -> dict[str, Any]:
@@ -774,6 +795,12 @@ def _legend(fig, axes) -> None:
                    ncols=min(len(labels), 4), fontsize="small")
 
 
+def _integer_x(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _ylabel(metric: str) -> str:
     return f"{metric} ({'lower' if lower_is_better(metric) else 'higher'} is better)"
 
@@ -795,8 +822,9 @@ def fig_metric_vs_iteration(ev: pd.DataFrame, unit: Unit, baseline: str = "unifo
             _plot_curve(ax, curve(d[d["condition"] == cond], "value", "step", level),
                         colors[cond], cond)
         ax.set(title=sched, xlabel="iteration", ylabel=_ylabel(unit.metric))
+        _integer_x(ax)
         ax.grid(alpha=0.3)
-    fig.suptitle(unit.title)
+    _suptitle(fig, unit.title)
     _legend(fig, axes)
     return fig
 
@@ -826,7 +854,7 @@ def fig_metric_vs_wallclock(ev: pd.DataFrame, unit: Unit, baseline: str = "unifo
         ax.set(title=f"{sched} (1D = {ref['ref_wall']:.4g} s)", ylabel=_ylabel(unit.metric),
                xlabel=f"training wall-clock / 1D ({baseline})")
         ax.grid(alpha=0.3)
-    fig.suptitle(unit.title)
+    _suptitle(fig, unit.title)
     _legend(fig, axes)
     return fig
 
@@ -848,10 +876,13 @@ def fig_train_loss(metrics: pd.DataFrame, setting: str, baseline: str = "uniform
             _plot_curve(ax, curve(d[d["condition"] == cond], "loss", "step", level),
                         colors[cond], cond)
         ax.set(title=sched, xlabel="iteration", ylabel="training loss (ε-MSE)")
+        _integer_x(ax)
         if (d["loss"] > 0).all():
-            ax.set_yscale("log")
+            ax.set_yscale("log")      # the y-range follows the curves, not the (wide) bands
+            lo, hi = d.groupby(["condition", "step"])["loss"].mean().agg(["min", "max"])
+            ax.set_ylim(lo / 1.5, hi * 1.5)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"training loss — {setting}")
+    _suptitle(fig, f"training loss — {setting}")
     _legend(fig, axes)
     return fig
 
@@ -898,30 +929,25 @@ def fig_timestep_diagnostics(diag: pd.DataFrame, setting: str, condition: str,
             if (r[col].dropna() > 0).all() and r[col].notna().any():
                 axes[i, j].set_yscale("log")
             axes[i, j].grid(alpha=0.3)
-    fig.suptitle(f"per-timestep diagnostics — {condition} ({weighting} weighting)")
+    _suptitle(fig, f"per-timestep diagnostics — {condition} ({weighting} weighting)")
     return fig
 
 
-def p_t_curves(p_t: pd.DataFrame, t_hist: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """One run's p(t) snapshots as (step, t, p) and their source: the strategy's own
-    ``probabilities()`` (``p_t.csv``) or, when it has none, the histogram of drawn t
-    (``t_hist.csv``) as a density per timestep (count / (total × bin width))."""
-    if len(p_t):
-        return p_t[["step", "t", "p"]], "p(t)"
-    rows = []
-    for step, g in t_hist.groupby("step"):
-        total = g["count"].sum()
-        for r in g.itertuples(index=False):
-            width = max(r.t_hi - r.t_lo, 1)
-            rows.append({"step": step, "t": (r.t_lo + r.t_hi - 1) / 2.0,
-                         "p": r.count / (total * width) if total else math.nan})
-    return pd.DataFrame(rows, columns=["step", "t", "p"]), "histogram of drawn t"
+def t_hist_density(t_hist: pd.DataFrame) -> pd.DataFrame:
+    """The histogram of drawn t as a density per timestep: p = count / (total × bin width) on
+    [t_lo, t_hi), per snapshot (``step``; ``total`` = draws since the previous snapshot)."""
+    out = t_hist[["step", "t_lo", "t_hi", "count"]].copy()
+    total = out.groupby("step")["count"].transform("sum")
+    out["p"] = out["count"] / (total * (out["t_hi"] - out["t_lo"]).clip(lower=1))
+    return out
 
 
 def fig_p_t(p_t: pd.DataFrame, t_hist: pd.DataFrame, setting: str, schedule: str,
             baseline: str = "uniform"):
     """Kim et al. Fig. 5: each strategy's timestep distribution across training (one panel per
-    condition, the run with the lowest seed), coloured from early (red) to late (blue)."""
+    condition, the run with the lowest seed), coloured from early (red) to late (blue): the
+    strategy's ``probabilities()`` snapshots (p_t.csv), else the density of the t it drew
+    (t_hist.csv, ``t_hist_density``)."""
     sel = [df[(df["setting"] == setting) & (df["schedule"] == schedule)
               & df["status"].isin(COUNTED)] for df in (p_t, t_hist)]
     conds = _ordered_conditions(pd.concat([s[["condition", "strategy"]] for s in sel]), baseline)
@@ -936,14 +962,19 @@ def fig_p_t(p_t: pd.DataFrame, t_hist: pd.DataFrame, setting: str, schedule: str
         p, h = (s[s["condition"] == cond] for s in sel)
         src = _first_run(p if len(p) else h)
         run = src["run"].iloc[0]
-        c, what = p_t_curves(p[p["run"] == run], h[h["run"] == run])
-        for step, g in c.groupby("step"):
-            ax.plot(g["t"], g["p"], color=color(step), lw=1.2)
+        p, h = p[p["run"] == run], h[h["run"] == run]
+        what = "p(t)" if len(p) else "histogram of drawn t"
+        for step, g in (p if len(p) else t_hist_density(h)).groupby("step"):
+            if len(p):
+                ax.plot(g["t"], g["p"], color=color(step), lw=1.2)
+            else:
+                g = g.sort_values("t_lo")
+                ax.stairs(g["p"], [*g["t_lo"], g["t_hi"].iloc[-1]], color=color(step), lw=1.2)
         ax.set(title=f"{cond}\n(seed {src['seed'].iloc[0]}, {what})", xlabel="timestep t",
                ylabel="p(t)")
         ax.title.set_fontsize("small")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(conds):]:
         ax.set_visible(False)
-    fig.suptitle(f"timestep distributions across training — {schedule}, {setting}")
+    _suptitle(fig, f"timestep distributions across training — {schedule}, {setting}")
     return fig

@@ -183,8 +183,10 @@ def render_time_to_target(t: pd.DataFrame, unit: A.Unit, baseline: str
         wall = _ttt_cell(r["wall_mean"], r["wall_ci95"], r["wall_values"], r["reached"],
                          r["n_runs"], dw)
         if r["is_baseline"]:
-            sp_i = f"1× (1D = {num(r['ref_iter'], 0)} it)"
-            sp_w = f"1× (1D = {num(r['ref_wall'], dw)} s)"
+            it = f"1D = {num(r['ref_iter'], 0)} (final evaluation: {_per_seed(r['iter_values'], 0)})"
+            wall = (f"1D = {num(r['ref_wall'], dw)} (final evaluation: "
+                    f"{_per_seed(r['wall_values'], dw)})")
+            sp_i = sp_w = "1× (reference)"
         else:
             sp_i, sp_w = (f"{num(r[k], 2)}×" if math.isfinite(r[k]) else "—"
                           for k in ("speedup_iter", "speedup_wall"))
@@ -202,11 +204,11 @@ def render_time_to_target(t: pd.DataFrame, unit: A.Unit, baseline: str
 
 
 # ---------------------------------------------------------------------------- Table 4
-def _pair_cell(mean: float, ci: float, n: int, d: int, bold: bool) -> str:
+def _pair_cell(mean: float, ci: float, n: int, runs: int, d: int, bold: bool) -> str:
     if n == 0:
-        return "—"
+        return "—" + (f" (0/{runs} seeds)" if runs else "")
     core = num(mean, d) + (f" ± {num(ci, d)}" if n >= 2 else "")
-    return f"**{core}**" if bold else core
+    return (f"**{core}**" if bold else core) + (f" [{n}/{runs} seeds]" if n < runs else "")
 
 
 def render_pair(t: pd.DataFrame, a: str, b: str, unit: A.Unit
@@ -220,7 +222,8 @@ def render_pair(t: pd.DataFrame, a: str, b: str, unit: A.Unit
         for side, name in (("a", a), ("b", b)):
             rows.append([label, name, *(_pair_cell(cells[bu][f"{side}_mean"],
                                                    cells[bu][f"{side}_ci95"],
-                                                   cells[bu][f"{side}_n"], d,
+                                                   cells[bu][f"{side}_n"],
+                                                   cells[bu][f"{side}_runs"], d,
                                                    cells[bu]["best"] in (side, "tie"))
                                         if bu in cells else "" for bu in budgets)])
         diff = []
@@ -483,7 +486,7 @@ def write(rep: Report, R: A.Results, out: Path, formats: list[str], command: str
             (out / "tables" / f"{t.slug}.tex").write_text(t.tex)
     for f in rep.figures:
         for ext in ("png", "pdf"):
-            f.figure.savefig(out / "figures" / f"{f.slug}.{ext}", dpi=130)
+            f.figure.savefig(out / "figures" / f"{f.slug}.{ext}", dpi=120)
     index = out / "index.md"
     index.write_text(index_md(rep, R, formats, command))
     return index

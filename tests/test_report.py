@@ -1,0 +1,351 @@
+"""bench.analysis / bench.report on the committed fixture tree tests/fixtures/results (never trains).
+
+The fixture (hand-written, values chosen for hand computation):
+
+    fx/   digits · unet(ch=8), iterations 40, evaluations at steps 20 and 40
+      u-lin-s{0,1}  uniform, linear             fd_cnn 30→20 / 28→22; nll_bpd 5.0→4.0 / 5.2→4.4
+      m-lin-s{0,1}  min_snr(gamma=1), linear    fd_cnn 24→18 / 20→24 (not monotone)
+      c-lin-s0      compose(adaptive_beta+min_snr), linear: fd_cnn 26→16, + fid_inception 50→40
+      c-lin-s1      same, seed 1, PARTIAL (no DONE; evaluated at step 20 only: fd_cnn 25)
+      u-cos-s0, m-cos-s0   cosine: fd_cnn 35→25 and 30→27
+      timesteps/: diagnostics.csv (u-lin-s0), p_t.csv (c-lin-s0), t_hist.csv (m-lin-s0)
+    fx2/  toy2d · mlp: sweep.yaml expects uniform and p2; only uniform is on disk (swd 0.5→0.3)
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bench import analysis as A
+from bench import report
+
+FIX = Path(__file__).parent / "fixtures" / "results"
+LIN, COS = "linear", "cosine"
+U, M, CO = "uniform", "min_snr(gamma=1)", "compose(adaptive_beta+min_snr)"
+
+
+def t95(n: int) -> float:
+    return stats.t.ppf(0.975, n - 1)
+
+
+def half(values) -> float:
+    """95 % t half-width by hand: t_{0.975,n-1} · s / √n."""
+    x = np.asarray(values, float)
+    return t95(len(x)) * x.std(ddof=1) / math.sqrt(len(x))
+
+
+@pytest.fixture(scope="module")
+def R() -> A.Results:
+    return A.load(FIX)
+
+
+@pytest.fixture(scope="module")
+def fd(R) -> A.Unit:
+    (u,) = [u for u in A.units(R.evals) if u.metric == "fd_cnn"]
+    return u
+
+
+def cell(t: pd.DataFrame, schedule: str, cond: str, budget: int) -> pd.Series:
+    (i,) = t.index[(t["schedule"] == schedule) & (t["condition"] == cond)
+                   & (t["budget"] == budget)]
+    return t.loc[i]
+
+
+# ---------------------------------------------------------------------------- loading
+def test_runs_status_labels_and_missing(R):
+    runs = R.runs.set_index("run")
+    assert len(runs) == 10
+    assert runs.loc["fx/c-lin-s1", "status"] == "partial"
+    assert "at step 20 of 40" in runs.loc["fx/c-lin-s1", "note"]
+    (missing,) = runs.index[runs["status"] == "missing"]
+    assert missing.startswith("fx2/") and runs.loc[missing, "strategy"] == "p2"
+    assert "sweep.yaml" in runs.loc[missing, "note"]
+    assert (runs.drop(["fx/c-lin-s1", missing])["status"] == "done").all()
+    # labels: non-default parameters only (prediction=eps is min_snr's default), compositions
+    assert runs.loc["fx/m-lin-s0", "strategy"] == M
+    assert runs.loc["fx/c-lin-s0", "strategy"] == CO
+    assert runs.loc["fx/u-cos-s0", "schedule"] == COS
+    assert runs.loc["fx/u-lin-s1", "seed"] == 1 and runs.loc["fx/u-lin-s1", "iterations"] == 40
+    assert set(runs["setting"]) == {"digits · unet(ch=8)",
+                                    "toy2d(kind=8gaussians) · mlp(depth=1,width=16)"}
+    assert (runs["variant"] == "").all()
+
+
+def test_tidy_frame_one_row_per_run_eval_metric(R):
+    ev = R.evals
+    for col in ("sweep", "run_id", "strategy", "schedule", "seed", "dataset", "backbone",
+                "status", "iterations", "step", "nimg", "metric", "value", "n_samples",
+                "sampler", "wall_s_train", "wall_s_eval", "lower_is_better"):
+        assert col in ev.columns, col
+    n_rows = sum(len(pd.read_csv(p)) for p in FIX.rglob("evals.csv"))
+    assert len(ev) == n_rows == 30
+    assert not ev.duplicated(["run", "step", "metric", "sampler"]).any()
+    r = ev[(ev["run"] == "fx/m-lin-s1") & (ev["step"] == 40) & (ev["metric"] == "fd_cnn")]
+    assert r["value"].tolist() == [24.0] and r["wall_s_train"].tolist() == [21.0]
+    assert ev["lower_is_better"].all()
+    assert A.load_results(FIX).shape == ev.shape
+
+
+def test_training_log_and_timestep_loaders(R):
+    m = R.metrics[R.metrics["run"] == "fx/c-lin-s1"]
+    assert m["step"].tolist() == [10, 20] and m["loss"].tolist() == [1.03, 0.53]
+    d = R.timesteps["diagnostics"]
+    assert set(d["run"]) == {"fx/u-lin-s0"} and len(d) == 8
+    assert set(d["weighting"]) == {"ddpm", "vlb"}
+    assert len(R.timesteps["p_t"]) == 60 and set(R.timesteps["t_hist"]["run"]) == {"fx/m-lin-s0"}
+    dens = A.t_hist_density(R.timesteps["t_hist"])
+    assert dens.loc[0, "p"] == pytest.approx(150 / (320 * 15))   # count / (total × width)
+
+
+def test_column_lists_match_the_writers():
+    from bench import diagnostics, evaluation
+
+    assert A.EVAL_COLUMNS == evaluation.EVAL_COLUMNS
+    assert A.TIMESTEP_FILES == diagnostics.FILES
+    for kind, cols in A.TIMESTEP_REQUIRED.items():
+        assert set(cols) <= set(diagnostics.COLUMNS[kind])
+
+
+# ---------------------------------------------------------------------------- Table 1
+def test_table1_equals_hand_computed_values(R, fd):
+    t = A.table1(R.evals, fd)
+    assert sorted(t["budget"].unique()) == [20, 40]
+    c = cell(t, LIN, U, 20)
+    assert (c["mean"], c["n"]) == (29.0, 2)
+    assert c["ci95"] == pytest.approx(half([30, 28]))
+    assert c["ci95"] == pytest.approx(12.7062047, rel=1e-6)      # t_{.975,1}·√2/√2
+    assert c["values"] == (30.0, 28.0) and c["seeds"] == (0, 1)
+    c = cell(t, LIN, U, 40)                                      # min(30,20), min(28,22)
+    assert c["mean"] == 21.0 and c["ci95"] == pytest.approx(half([20, 22]))
+    c = cell(t, LIN, M, 40)                                      # seed 1: 20 at step 20 < 24
+    assert c["values"] == (18.0, 20.0) and c["mean"] == 19.0
+    c = cell(t, LIN, M, 20)
+    assert c["mean"] == 22.0 and c["ci95"] == pytest.approx(half([24, 20]))
+    c = cell(t, LIN, CO, 20)                                     # the partial run counts here
+    assert (c["mean"], c["n"], c["n_runs"]) == (25.5, 2, 2)
+    c = cell(t, LIN, CO, 40)                                     # ... but not here
+    assert (c["mean"], c["n"], c["n_runs"]) == (16.0, 1, 2) and math.isnan(c["ci95"])
+    assert cell(t, COS, M, 40)["mean"] == 27.0 and math.isnan(cell(t, COS, M, 40)["ci95"])
+    best = {(r.schedule, r.budget): r.condition for r in t[t["best"]].itertuples()}
+    # linear ≤40: compose's 16 has 1 of 2 seeds, so the best complete mean is min_snr's 19
+    assert best == {(LIN, 20): M, (LIN, 40): M, (COS, 20): M, (COS, 40): U}
+    # order: schedules as in the paper, the baseline first
+    assert list(dict.fromkeys(t["schedule"])) == [LIN, COS]
+    assert t[t["schedule"] == LIN]["condition"].iloc[0] == U
+
+
+def test_table1_given_budgets(R, fd):
+    t = A.table1(R.evals, fd, budgets=[30, 50])
+    assert cell(t, LIN, U, 30)["mean"] == 29.0                   # only step 20 is ≤ 30
+    assert cell(t, LIN, CO, 30)["n"] == 1                        # the partial run stopped at 20
+    assert (t[t["budget"] == 50]["n"] == 0).all()                # nobody trained to 50
+
+
+def test_table1_markdown_and_latex(R, fd):
+    md, tex, csv = report.render_table1(A.table1(R.evals, fd), fd)
+    assert "| linear | uniform | 29.0 ± 12.7 (30.0, 28.0) | 21.0 ± 12.7 (20.0, 22.0) |" in md
+    assert "**19.0 ± 12.7** (18.0, 20.0)" in md
+    assert "16.0 [1/2 seeds]" in md
+    assert r"\textbf{19.0 $\pm$ 12.7}" in tex and r"min\_snr(gamma=1)" in tex
+    assert set(csv["metric"]) == {"fd_cnn"}
+    assert csv.loc[0, "seeds"] == "0:30;1:28"
+
+
+def test_extractors_never_share_a_table(R, fd):
+    us = {u.metric: u for u in A.units(R.evals)}
+    assert set(us) == {"fd_cnn", "fid_inception", "nll_bpd", "swd"}
+    t = A.table1(R.evals, fd)
+    assert not {40.0, 50.0} & set(cell(t, LIN, CO, 20)["values"] + cell(t, LIN, CO, 40)["values"])
+    fi = A.table1(R.evals, us["fid_inception"])
+    assert set(fi["condition"]) == {CO} and fi["mean"].tolist() == [50.0, 40.0]
+    assert us["swd"].setting != fd.setting
+
+
+def test_lower_is_better_directions():
+    for m in ("fd_cnn", "fid_inception", "nll_bpd", "swd", "mmd2_rbf"):
+        assert A.lower_is_better(m) and A.known_direction(m)
+    assert not A.lower_is_better("precision") and not A.known_direction("foo")
+
+
+# ---------------------------------------------------------------------------- time to target
+def test_time_to_target_hand_computed(R, fd):
+    t = A.time_to_target(R.evals, fd).set_index(["schedule", "condition"])
+    m = t.loc[(LIN, M)]
+    assert m["target"] == 21.0                                   # mean(20, 22)
+    assert (m["ref_iter"], m["ref_wall"]) == (40.0, 21.0)        # 1D
+    assert m["iter_values"] == (40.0, 20.0) and m["wall_values"] == (21.0, 10.5)
+    assert m["iter_mean"] == 30.0 and m["iter_ci95"] == pytest.approx(half([40, 20]))
+    assert m["wall_mean"] == 15.75
+    assert m["speedup_iter"] == pytest.approx(40 / 30)
+    assert m["speedup_wall"] == pytest.approx(21 / 15.75)
+    c = t.loc[(LIN, CO)]                                         # the partial seed: not yet
+    assert c["reached"] == 1 and c["n_runs"] == 2 and math.isnan(c["iter_mean"])
+    u = t.loc[(LIN, U)]
+    assert u["is_baseline"] and u["speedup_iter"] == 1.0 and u["iter_values"] == (40.0, 40.0)
+    assert t.loc[(COS, M)]["reached"] == 0 and t.loc[(COS, M)]["target"] == 25.0
+
+
+# ---------------------------------------------------------------------------- Table 4
+def test_pair_table_paired_difference(R, fd):
+    p = A.pair_table(R.evals, fd, U, M).set_index(["schedule", "budget"])
+    r = p.loc[(LIN, 20)]
+    assert (r["a_mean"], r["b_mean"], r["diff"]) == (29.0, 22.0, -7.0)
+    assert r["diff_ci95"] == pytest.approx(half([24 - 30, 20 - 28]))
+    assert r["test"] == "paired, n=2" and r["best"] == "b"
+    assert p.loc[(COS, 40)]["best"] == "a" and p.loc[(COS, 40)]["test"] == "n=1 vs 1"
+    q = A.pair_table(R.evals, fd, U, CO).set_index(["schedule", "budget"])
+    assert q.loc[(LIN, 40)]["best"] == ""                        # compose lacks a seed there
+
+
+def test_welch_interval_by_hand():
+    a, b = {0: 1.0, 1: 2.0, 2: 3.0}, {5: 2.0, 6: 4.0}            # no common seed
+    d, h, test = A.diff_ci(a, b)
+    va, vb = 1.0 / 3, 2.0 / 2                                    # s²/n
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 1)                # = 32/19
+    assert df == pytest.approx(32 / 19)
+    assert d == 1.0 and h == pytest.approx(stats.t.ppf(0.975, df) * math.sqrt(va + vb))
+    assert test == "welch, n=3 vs 2"
+
+
+def test_mean_ci():
+    m, h, s, n = A.mean_ci([1.0, 2.0, 4.0, float("nan")])
+    assert (m, n) == (7 / 3, 3) and h == pytest.approx(half([1, 2, 4]))
+    assert math.isnan(A.mean_ci([5.0])[1]) and A.mean_ci([])[3] == 0
+
+
+# ---------------------------------------------------------------------------- the CLI
+@pytest.fixture(scope="module")
+def out(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("report")
+    assert report.main([str(FIX), "--out", str(d), "--metric", "fd_cnn"]) == 0
+    return d
+
+
+def test_cli_writes_index_tables_and_figures(out):
+    index = (out / "index.md").read_text()
+    files = {seg.split(")")[0] for line in index.splitlines() for seg in line.split("](")[1:]}
+    assert len(files) > 10
+    for f in files:
+        assert (out / f).stat().st_size > 0, f
+    for name in ("table1_fd_cnn_digits_unet", "time_to_target_fd_cnn_digits_unet",
+                 "table4_fd_cnn_digits_unet_uniform_vs_min_snr_gamma_1"):
+        for ext in ("md", "csv", "tex"):
+            assert (out / "tables" / f"{name}.{ext}").stat().st_size > 0
+    pngs = sorted((out / "figures").glob("*.png"))
+    assert {p.stem for p in pngs} >= {"fd_cnn_digits_unet_vs_iteration",
+                                      "fd_cnn_digits_unet_vs_wallclock", "train_loss_digits_unet",
+                                      "timesteps_uniform_ddpm_digits_unet",
+                                      "timesteps_uniform_vlb_digits_unet", "p_t_linear_digits_unet"}
+    for p in pngs:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+        assert p.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+    assert "fid_inception" not in index and "nll_bpd" not in index    # --metric fd_cnn
+
+
+def test_index_reports_partial_missing_and_skipped(out):
+    index = (out / "index.md").read_text()
+    runs = index.split("## Runs")[1]
+    assert "**partial (no DONE: running or stopped): 1**" in runs
+    assert "- `fx/c-lin-s1` — compose(adaptive_beta+min_snr), linear, seed 1" in runs
+    assert "**missing (expected by sweep.yaml, no run directory): 1**" in runs
+    assert "p2, linear, seed 0: expected by fx2/sweep.yaml" in runs
+    assert "compose(adaptive_beta+min_snr) (linear, digits · unet(ch=8)): 1/2 seeds done; " \
+           "seed 1 partial" in runs
+    assert runs.count("| done |") == 8
+    skipped = index.split("## Skipped")[1].split("## Runs")[0]
+    assert "Fig. 2/6" in skipped and "toy2d" in skipped          # fx2 has no diagnostics
+
+
+def test_cli_formats_and_budgets(tmp_path):
+    rc = report.main([str(FIX), "--out", str(tmp_path), "--format", "csv", "--no-figures",
+                      "--metric", "nll_bpd", "--budgets", "20,40", "--pair", U, CO])
+    assert rc == 0
+    assert {p.suffix for p in (tmp_path / "tables").iterdir()} == {".csv"}
+    t = pd.read_csv(tmp_path / "tables" / "table1_nll_bpd_digits_unet.csv")
+    r = t[(t["condition"] == U) & (t["budget"] == 40)].iloc[0]
+    assert r["mean"] == pytest.approx(4.2) and r["ci95"] == pytest.approx(half([4.0, 4.4]))
+    assert sorted(p.name for p in (tmp_path / "tables").glob("table4*")) == [
+        "table4_nll_bpd_digits_unet_uniform_vs_compose_adaptive_beta_min_snr.csv"]
+
+
+# ---------------------------------------------------------------------------- bad inputs
+def run_cli(capsys, *args) -> tuple[int, str]:
+    rc = report.main([str(a) for a in args])
+    return rc, capsys.readouterr().err
+
+
+@pytest.fixture
+def one_run(tmp_path) -> Path:
+    """A copy of one done run (fx/u-lin-s0) in a fresh tree."""
+    root = tmp_path / "res"
+    shutil.copytree(FIX / "fx" / "u-lin-s0", root / "sw" / "r0")
+    return root
+
+
+def test_empty_and_non_results_directories(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rc, err = run_cli(capsys, empty, "--no-figures")
+    assert rc == 2 and str(empty) in err and "is empty" in err
+    other = tmp_path / "other"
+    (other / "sub").mkdir(parents=True)
+    (other / "sub" / "notes.txt").write_text("hello")
+    rc, err = run_cli(capsys, other, "--no-figures")
+    assert rc == 2 and "not a results tree" in err and "config.yaml" in err
+    rc, err = run_cli(capsys, tmp_path / "nope")
+    assert rc == 2 and "no such directory" in err
+
+
+@pytest.mark.parametrize("name, content, expect", [
+    ("metrics.jsonl", '{"step": 10, "loss": 1.0}\n{"step": 20, "lo\n{"step": 40}\n', "line 2"),
+    ("evals.csv", "step,nimg,metric,value\n20,320,fd_cnn,abc\n", "row 2: column 'value'"),
+    ("evals.csv", "step,metric\n20,fd_cnn\n", "missing column(s) value"),
+    ("evals.csv", "", "not a readable CSV"),
+    ("config.yaml", "seed: [0\n", "not valid YAML"),
+    ("config.yaml", "- a list\n", "must be a mapping"),
+    ("timesteps/p_t.csv", "step,t\n20,0\n", "missing column(s) p"),
+])
+def test_corrupt_files_name_the_file(one_run, capsys, name, content, expect):
+    path = one_run / "sw" / "r0" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(content)
+    rc, err = run_cli(capsys, one_run, "--no-figures")
+    assert rc == 2, err
+    assert str(path) in err and expect in err
+
+
+def test_half_written_last_line_of_a_running_run_is_tolerated(one_run):
+    run = one_run / "sw" / "r0"
+    (run / "DONE").unlink()
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 50, "lo')                                # no newline yet
+    r = A.load(one_run).runs.iloc[0]
+    assert r["status"] == "partial" and "incomplete" in r["note"]
+
+
+def test_unknown_metric_or_pair_is_an_error(capsys):
+    rc, err = run_cli(capsys, FIX, "--metric", "fid", "--no-figures")
+    assert rc == 2 and "fd_cnn" in err and "fid_inception" in err
+    rc, err = run_cli(capsys, FIX, "--pair", U, "p3", "--no-figures")
+    assert rc == 2 and "'p3'" in err and M in err
+
+
+def test_duplicates_and_variants_are_explicit(one_run):
+    src = one_run / "sw" / "r0"
+    shutil.copytree(src, one_run / "other_sweep" / "r0")           # the same run twice
+    lr = one_run / "sw" / "r_lr"
+    shutil.copytree(src, lr)
+    (lr / "config.yaml").write_text((lr / "config.yaml").read_text().replace(
+        "train: {iterations: 40,", "train: {iterations: 40, lr: 0.001,"))
+    runs = A.load(one_run).runs.set_index("run")
+    assert runs.loc["other_sweep/r0", "status"] == "duplicate"
+    assert "sw/r0" in runs.loc["other_sweep/r0", "note"]
+    assert runs.loc["sw/r_lr", "condition"] == "uniform [train.lr=0.001]"
+    assert runs.loc["sw/r0", "condition"] == "uniform [train.lr=0.0002]"
