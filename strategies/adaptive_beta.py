@@ -156,9 +156,19 @@ class BetaPolicy(nn.Module):
             d = hidden_dim
         self.mlp = nn.Sequential(*mlp)
         self.head = nn.Linear(d, 2)
-        with torch.no_grad():
-            self.head.weight.zero_()
-            self.head.bias.copy_(torch.tensor(init_bias))
+        self.init_bias = tuple(float(b) for b in init_bias)
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """PyTorch's default Linear/Conv init (kaiming-uniform a = √5, bias U(±1/√fan_in)) drawn from
+        ``generator``; then the official output layer: weight 0, bias 0.5 (or ``init_bias``)."""
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+                bound = 1.0 / math.sqrt(m.weight[0].numel())
+                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+        self.head.weight.zero_()
+        self.head.bias.copy_(torch.tensor(self.init_bias))
 
     def forward(self, x0: Tensor) -> tuple[Tensor, Tensor]:
         out = self.head(self.mlp(self.features(x0.float())))
@@ -266,10 +276,12 @@ class AdaptiveBeta(Strategy):
     # ------------------------------------------------------------------ the policy
     def _build_policy(self, shape: tuple[int, ...]) -> None:
         p = self.params
-        with torch.random.fork_rng(devices=[]):   # own seed; the global RNG is left untouched
-            torch.manual_seed(derive_seed(p.seed, "adaptive_beta", "policy_init"))
-            self.policy = BetaPolicy(shape, p.hidden_dim, p.hidden_depth, p.conv_channels,
-                                     self.init_bias)
+        with torch.device("meta"):        # no init here: the global RNG is not touched
+            policy = BetaPolicy(shape, p.hidden_dim, p.hidden_depth, p.conv_channels,
+                                self.init_bias)
+        self.policy = policy.to_empty(device="cpu")
+        self.policy.reset_parameters(torch.Generator().manual_seed(
+            derive_seed(p.seed, "adaptive_beta", "policy_init")))
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=p.lr, betas=(0.9, 0.999))
         self.input_shape = tuple(shape)
 

@@ -57,6 +57,19 @@ def test_official_cnn_shape_at_32x32():
     assert torch.allclose(s.policy.head.bias, torch.tensor([0.5, 0.5]))
 
 
+def test_policy_init_is_seeded_and_leaves_the_global_rng_alone():
+    state = torch.get_rng_state()
+    a, b, c = build(), build(), build(seed=1)
+    for s in (a, b, c):
+        s.policy_params(torch.zeros(1, 1, 8, 8))
+    assert torch.equal(torch.get_rng_state(), state)
+    pa, pb, pc = (list(s.policy.state_dict().values()) for s in (a, b, c))
+    assert all(torch.equal(x, y) for x, y in zip(pa, pb))
+    assert not torch.equal(pa[0], pc[0])
+    w = a.policy.mlp[0].weight.detach()            # default init: U(±1/√fan_in)
+    assert float(w.abs().max()) <= 1 / math.sqrt(w.shape[1]) and float(w.std()) > 0
+
+
 @pytest.mark.parametrize("schedule", ["linear", "cosine", "quad"])
 @pytest.mark.parametrize("T", [1000, 100, 37])
 def test_initial_pmf_against_beta_cdf(schedule, T):
