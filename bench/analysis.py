@@ -1,11 +1,12 @@
-"""Analysis of a results tree: pure functions ``load → tables → figures`` (bench.report writes files).
+"""Analysis of a results tree: pure functions ``load → tables → figures`` (bench.report writes).
 
 * **Load.** ``load(root)`` finds every run directory below ``root`` (a folder holding
   ``config.yaml``, as bench.train writes), reads config.yaml, metrics.jsonl, evals.csv and
   timesteps/*.csv, and returns a ``Results``: ``runs`` (one row per run, including runs a
   ``sweep.yaml`` expects but that are missing on disk), ``evals`` (the tidy frame, one row per run ×
   evaluation × metric), ``metrics`` (training log rows) and ``timesteps`` (diagnostics).
-  ``load_results(root)`` returns the tidy frame alone. A corrupt file raises ``ReportError`` naming it.
+  ``load_results(root)`` returns the tidy frame alone. A corrupt file raises ``ReportError``
+  naming it.
 * **Tables** (DataFrames): ``table1`` — the best value of a metric reached up to each iteration
   budget per strategy × schedule (Kim et al. 2025, Table 1), mean ± 95 % t-interval over seeds;
   ``time_to_target`` — iterations and training wall-clock to reach the baseline's final value
@@ -69,7 +70,8 @@ class ReportError(ValueError):
 
 def lower_is_better(metric: str) -> bool:
     """Direction of ``metric``: FD/FID/KID/NLL/SWD/MMD are lower-is-better; IS, precision, recall
-    higher-is-better. An unknown name is treated as lower-is-better (``known_direction`` says so)."""
+    higher-is-better. An unknown name is treated as lower-is-better (``known_direction``
+    says so)."""
     for prefix, lower in LOWER_IS_BETTER.items():
         if metric.startswith(prefix):
             return lower
@@ -845,7 +847,8 @@ def fig_metric_vs_wallclock(ev: pd.DataFrame, unit: Unit, baseline: str = "unifo
     fig, axes = _figure(len(refs))
     colors = _colors(_ordered_conditions(data, baseline))
     for ax, (sched, ref) in zip(axes[0], refs.items()):
-        d = data[data["schedule"] == sched].assign(rel=lambda x: x["wall_s_train"] / ref["ref_wall"])
+        d = data[data["schedule"] == sched]
+        d = d.assign(rel=d["wall_s_train"] / ref["ref_wall"])
         for cond in _ordered_conditions(d, baseline):
             _plot_curve(ax, curve(d[d["condition"] == cond], "value", "rel", level),
                         colors[cond], cond)
@@ -969,7 +972,8 @@ def fig_p_t(p_t: pd.DataFrame, t_hist: pd.DataFrame, setting: str, schedule: str
                 ax.plot(g["t"], g["p"], color=color(step), lw=1.2)
             else:
                 g = g.sort_values("t_lo")
-                ax.stairs(g["p"], [*g["t_lo"], g["t_hi"].iloc[-1]], color=color(step), lw=1.2)
+                ax.stairs(g["p"], [*g["t_lo"], g["t_hi"].iloc[-1]], color=color(step), lw=1.2,
+                          baseline=None)
         ax.set(title=f"{cond}\n(seed {src['seed'].iloc[0]}, {what})", xlabel="timestep t",
                ylabel="p(t)")
         ax.title.set_fontsize("small")

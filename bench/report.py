@@ -183,7 +183,8 @@ def render_time_to_target(t: pd.DataFrame, unit: A.Unit, baseline: str
         wall = _ttt_cell(r["wall_mean"], r["wall_ci95"], r["wall_values"], r["reached"],
                          r["n_runs"], dw)
         if r["is_baseline"]:
-            it = f"1D = {num(r['ref_iter'], 0)} (final evaluation: {_per_seed(r['iter_values'], 0)})"
+            it = (f"1D = {num(r['ref_iter'], 0)} (final evaluation: "
+                  f"{_per_seed(r['iter_values'], 0)})")
             wall = (f"1D = {num(r['ref_wall'], dw)} (final evaluation: "
                     f"{_per_seed(r['wall_values'], dw)})")
             sp_i = sp_w = "1× (reference)"
@@ -544,8 +545,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"error: cannot write the report: {e}", file=sys.stderr)
         return 2
+    status = ", ".join(f"{n} {s}" for s, n in R.runs["status"].value_counts().items())
     print(f"{len(rep.tables)} tables, {len(rep.figures)} figures, {len(rep.skipped)} skipped; "
-          f"{len(R.runs)} runs ({', '.join(f'{n} {s}' for s, n in R.runs['status'].value_counts().items())})")
+          f"{len(R.runs)} runs ({status})")
     print(f"index: {index}")
     return 0
 

@@ -1,4 +1,4 @@
-"""bench.analysis / bench.report on the committed fixture tree tests/fixtures/results (never trains).
+"""bench.analysis / bench.report on the committed fixture tree tests/fixtures/results (no training).
 
 The fixture (hand-written, values chosen for hand computation):
 
@@ -345,7 +345,9 @@ def test_duplicates_and_variants_are_explicit(one_run):
     (lr / "config.yaml").write_text((lr / "config.yaml").read_text().replace(
         "train: {iterations: 40,", "train: {iterations: 40, lr: 0.001,"))
     runs = A.load(one_run).runs.set_index("run")
-    assert runs.loc["other_sweep/r0", "status"] == "duplicate"
-    assert "sw/r0" in runs.loc["other_sweep/r0", "note"]
+    # both done: the first by path is kept, the other is reported and not counted
+    assert runs.loc["other_sweep/r0", "status"] == "done"
+    assert runs.loc["sw/r0", "status"] == "duplicate"
+    assert "other_sweep/r0" in runs.loc["sw/r0", "note"]
     assert runs.loc["sw/r_lr", "condition"] == "uniform [train.lr=0.001]"
     assert runs.loc["sw/r0", "condition"] == "uniform [train.lr=0.0002]"
