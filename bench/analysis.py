@@ -325,7 +325,7 @@ def _expected_runs(sweep_file: Path, present: set[Path], notes: list[str]) -> li
         from bench.sweep import expand
 
         runs = expand(C.load_yaml(sweep_file))
-    except (ImportError, ValueError) as e:
+    except (ImportError, ValueError, TypeError, KeyError) as e:
         notes.append(f"{sweep_file}: cannot expand the sweep to find missing runs ({e})")
         return []
     return [(sweep_file.parent / r.run_id, r.config) for r in runs
