@@ -102,3 +102,17 @@ def test_single_process_reduce_is_identity():
 
     x = torch.arange(4.0)
     assert _default_reduce(1)(x) is x
+
+
+def test_adaptive_sampler_runs_on_two_gloo_ranks(tmp_path):
+    """The adaptive sampler's policy updates and all-T evaluation (split across ranks, combined
+    through the injected reduce) run under 2 processes; rank 0 saves its state."""
+    cfg = C.resolve({**CFG, "train": {**CFG["train"], "iterations": 30},
+                     "strategy": {"name": "adaptive_beta", "update_every": 5, "queue_size": 4}})
+    run_dir = tmp_path / "two"
+    _train(cfg, run_dir, 2)
+    rows = _metrics(run_dir)
+    assert [r["step"] for r in rows] == [10, 20, 30]
+    assert all(r["loss"] == r["loss"] and r["loss"] < 10 for r in rows)
+    state = torch.load(run_dir / "ckpt" / "last.pt", weights_only=False)["strategy"]
+    assert state, "the adaptive sampler's state is checkpointed"
