@@ -14,6 +14,7 @@ launch still queued or running: leave it alone), runs or submits the rest, and r
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -82,6 +83,11 @@ def run_lock(run_dir: Path, take: bool = True):
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                # A filesystem without flock (some network mounts): train unlocked.
+                print(f"[bench.launch] warning: cannot lock {run_dir}: {e}", flush=True)
+                yield
+                return
             f.seek(0)
             holder = f.read().strip() or "another process"
             raise RunBusy(f"{run_dir} is being trained by {holder}; not starting it twice") from e
