@@ -98,9 +98,13 @@ def stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     """‖μ1 − μ2‖² + tr(Σ1 + Σ2 − 2(Σ1Σ2)^½), via ``cleanfid.fid.frechet_distance``."""
+    import warnings
+
     from cleanfid.fid import frechet_distance as fd
 
-    return float(fd(mu1, sigma1, mu2, sigma2))
+    with warnings.catch_warnings():     # clean-fid passes sqrtm(disp=False), deprecated in SciPy 1.16+
+        warnings.filterwarnings("ignore", message=".*disp.*", category=DeprecationWarning)
+        return float(fd(mu1, sigma1, mu2, sigma2))
 
 
 # ---------------------------------------------------------------------------- Inception (clean-fid)
