@@ -176,3 +176,13 @@ def test_inception_without_weights_offline_says_how_to_fix(tmp_path, monkeypatch
     with pytest.raises(fid.InceptionUnavailable,
                        match=r"eval.inception_weights=.*eval.extractor=cnn"):
         E.Evaluator(cfg).evaluate(model, diffusion, data, 0, torch.device("cpu"))
+
+
+def test_cli_evaluates_the_last_checkpoint(tmp_path, capsys):
+    run = tmp_path / "r"
+    train.run(_toy(iterations=20, at=[], final=False), run, progress=False)
+    assert E.main([str(run), "--set", "eval.metrics=[nll, swd]", "--no-progress"]) == 0
+    ev = pd.read_csv(run / "evals.csv")
+    assert set(ev["metric"]) == {"nll_bpd", "swd"} and set(ev["step"]) == {20}
+    assert E.main([str(run), "--set", "train.lr=0.1"]) == 2
+    assert "only change eval" in capsys.readouterr().err

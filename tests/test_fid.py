@@ -145,3 +145,47 @@ def test_inception_weights_found_in_configured_place(tmp_path, monkeypatch):
 def test_metric_names_record_the_extractor():
     assert fid.metric_name("inception") == "fid_inception"
     assert fid.metric_name("cnn") == "fd_cnn"
+
+
+class _StubInceptionLayers(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pool = torch.nn.AdaptiveAvgPool2d(4)
+        self.fc = torch.nn.Linear(48, 2048)
+
+    def forward(self, x):
+        return self.fc(self.pool(x).flatten(1))
+
+
+class _StubInception(torch.nn.Module):
+    """Stands in for inception-2015-12-05.pt: the same TorchScript interface, random weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = _StubInceptionLayers()
+
+    def forward(self, x, return_features: bool = False):
+        return self.layers(x)
+
+
+def test_inception_path_runs_clean_fid_preprocessing_offline(tmp_path, monkeypatch, digits):
+    """With a local weights file, the extractor is clean-fid's InceptionV3W fed clean-mode images:
+    uint8 → RGB → clean-fid's PIL-bicubic 299×299 resizer → (x − 128)/128 (checked on a stub net)."""
+    from cleanfid.resize import build_resizer
+
+    monkeypatch.setattr(fid, "CLEANFID_DEFAULT_DIR", tmp_path / "nothing")
+    torch.manual_seed(0)
+    stub = torch.jit.script(_StubInception())
+    stub.save(str(tmp_path / fid.INCEPTION_FILE))
+    ex = fid.inception_extractor(str(tmp_path / fid.INCEPTION_FILE), tmp_path / "cache", False,
+                                 torch.device("cpu"))
+    assert ex.name == "inception" and ex.dim == 2048 and fid.metric_name(ex.name) == "fid_inception"
+    x = fid.to_uint8(digits.test.get(torch.arange(3)))
+    got = fid.features(ex, x)
+    resize = build_resizer("clean")
+    imgs = np.stack([resize(im.repeat(3, 1, 1).permute(1, 2, 0).numpy()) for im in x])
+    assert imgs.shape == (3, 299, 299, 3)
+    batch = (torch.from_numpy(imgs.transpose(0, 3, 1, 2)).float() - 128) / 128
+    with torch.no_grad():
+        want = stub.layers(batch).double().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
