@@ -39,6 +39,7 @@ import copy
 import fnmatch
 import itertools
 import json
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -427,16 +428,24 @@ def axis_columns(runs: list[RunConfig]) -> list[str]:
     return cols
 
 
-def format_plan(name: str, runs: list[RunConfig], sweep_dir: Path, cluster: str, ex: dict,
+def grid_shape(spec: Mapping) -> str:
+    """``3 diffusion.schedule x 6 strategy x 1 seed`` (one product per grid block, joined by +)."""
+    return " + ".join(" x ".join(f"{len(values)} {path}" for path, values in block)
+                      for block in grid_blocks(spec))
+
+
+def format_plan(spec: Mapping, runs: list[RunConfig], sweep_dir: Path, cluster: str, ex: dict,
                 missing: list[str]) -> str:
+    name = spec["name"]
     cols = axis_columns(runs)
     rows = [["run_id", "state", *cols]]
     for r in runs:
         axes = dict(r.axes)
         rows.append([r.run_id, run_state(sweep_dir / r.run_id), *(axes.get(c, "-") for c in cols)])
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    sizes = " x ".join(f"{len({dict(r.axes).get(c) for r in runs})} {c}" for c in cols)
-    lines = [f"sweep {name}: {len(runs)} runs ({sizes}) -> {sweep_dir}/"]
+    lines = [f"sweep {name}: {len(runs)} runs (grid: {grid_shape(spec)}"
+             f"{', after cells and --only' if len(runs) != _grid_size(spec) else ''})"
+             f" -> {sweep_dir}/"]
     lines += ["  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip()
               for row in rows]
     lines.append(f"executor ({cluster}):")
@@ -449,6 +458,16 @@ def format_plan(name: str, runs: list[RunConfig], sweep_dir: Path, cluster: str,
     for m in missing:
         lines.append(f"requires: MISSING {m}")
     return "\n".join(lines)
+
+
+def _grid_size(spec: Mapping) -> int:
+    total = 0
+    for block in grid_blocks(spec):
+        n = 1
+        for _, values in block:
+            n *= len(values)
+        total += n
+    return total
 
 
 def parse_executor_overrides(items: list[str]) -> dict:
@@ -488,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         sweep_dir = Path(args.results_dir) / spec["name"]
         missing = missing_requirements(spec)
         if args.dry_run:
-            print(format_plan(spec["name"], runs, sweep_dir, args.cluster, ex, missing))
+            print(format_plan(spec, runs, sweep_dir, args.cluster, ex, missing))
             return 0
         if missing:
             raise SweepError(f"sweep {spec['name']!r} cannot run here:\n  "
@@ -505,6 +524,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:             # e.g. `--dry-run | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (the interpreter's exit flush)
+        return 0
     return summary.exit_code
 
 

@@ -123,7 +123,8 @@ def test_table1_dry_run_lists_exactly_the_papers_grid(capsys):
     assert S.main([str(REPO / "sweeps" / "table1.yaml"), "--dry-run", "--cluster", "slurm"]) == 0
     out = capsys.readouterr().out
     runs = S.expand(S.load_sweep(REPO / "sweeps" / "table1.yaml"))
-    assert out.startswith("sweep table1: 18 runs (3 diffusion.schedule x 6 strategy x 1 seed)")
+    assert out.startswith(
+        "sweep table1: 18 runs (grid: 3 diffusion.schedule x 6 strategy x 1 seed)")
     listed = [ln.split()[0] for ln in out.splitlines()[2:20]]
     assert listed == [r.run_id for r in runs]
     got = {(r.config["diffusion"]["schedule"], r.config["strategy"]["name"]) for r in runs}
