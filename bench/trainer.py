@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -151,7 +152,7 @@ class Trainer:
         return x0
 
     def _update_ema(self) -> None:
-        n = self.step
+        n = self.step - 1  # updates before this one: 0 at the first step
         decay = min(self.tr["ema_decay"], (1 + n) / (10 + n))
         with torch.no_grad():
             for e, p in zip(self.ema.parameters(), self.model.parameters()):
@@ -302,8 +303,8 @@ class Trainer:
             bar = tqdm(total=total, initial=self.step, desc=self.cfg.get("name", "train"),
                        unit="it", dynamic_ncols=True, mininterval=1.0)
         last = {}
-        if resumed and self.progress:
-            print(f"resumed from step {self.step}", flush=True)
+        if resumed and self.rank == 0:
+            print(f"resumed from step {self.step}", file=sys.stderr, flush=True)
         for cb in self.callbacks:
             getattr(cb, "on_start", lambda tr: None)(self)
         try:
