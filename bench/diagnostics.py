@@ -20,12 +20,13 @@ At configured iterations, on the live (training) weights in eval mode:
 Files (CSV, long/tidy format; ``load(run_dir)`` reads them all):
 
     timesteps/diagnostics.csv  step, nimg, t_bin, t_lo, t_hi, weighting, loss, grad_var, n_loss, n_grad,
-                               estimator            — snapshots × bins × 2 weightings rows
+                               estimator, wall_s_eval — snapshots × bins × 2 weightings rows
     timesteps/p_t.csv          step, t, p           — snapshots × T rows
     timesteps/t_hist.csv       step, step_from, t_bin, t_lo, t_hi, count — intervals × hist_bins rows
 
 ``t_lo``/``t_hi`` are the bin's [lo, hi) timestep indices (index i = DDPM step i + 1). ``grad_var``
-is empty when the gradient variance is off (``per_bin`` = 0).
+is empty when the gradient variance is off (``per_bin`` = 0). ``wall_s_eval`` is the seconds the
+whole snapshot took (the same on all its rows; not part of the training clock).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from bench.rng import generator
 FILES = {"diagnostics": "diagnostics.csv", "p_t": "p_t.csv", "t_hist": "t_hist.csv"}
 COLUMNS = {
     "diagnostics": ["step", "nimg", "t_bin", "t_lo", "t_hi", "weighting", "loss", "grad_var",
-                    "n_loss", "n_grad", "estimator"],
+                    "n_loss", "n_grad", "estimator", "wall_s_eval"],
     "p_t": ["step", "t", "p"],
     "t_hist": ["step", "step_from", "t_bin", "t_lo", "t_hi", "count"],
 }
@@ -118,8 +119,11 @@ def snapshot(model: nn.Module, diffusion: Diffusion, x0: Tensor, *, seed: int, s
              bins: int = 20, loss_per_bin: int = 128, per_bin: int = 32,
              estimator: str = "two_half", param_subset: int = 0) -> pd.DataFrame:
     """One diagnostics snapshot as rows of diagnostics.csv (without ``nimg``)."""
+    import time
+
     from strategies.grad_variance import bin_gradient_variance, timestep_bins
 
+    t0 = time.perf_counter()
     edges = timestep_bins(diffusion.T, bins)
     was_training = model.training
     model.eval()
@@ -145,7 +149,9 @@ def snapshot(model: nn.Module, diffusion: Diffusion, x0: Tensor, *, seed: int, s
                          "t_hi": int(edges[k + 1]), "weighting": w,
                          "loss": float(losses[k, j]), "grad_var": gv[w][k],
                          "n_loss": loss_per_bin, "n_grad": per_bin, "estimator": estimator})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    df["wall_s_eval"] = round(time.perf_counter() - t0, 4)
+    return df
 
 
 def p_t_frame(step: int, p: Tensor) -> pd.DataFrame:
