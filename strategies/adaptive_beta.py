@@ -171,7 +171,14 @@ class BetaPolicy(nn.Module):
         self.head.bias.copy_(torch.tensor(self.init_bias))
 
     def forward(self, x0: Tensor) -> tuple[Tensor, Tensor]:
-        out = self.head(self.mlp(self.features(x0.float())))
+        h = x0.float()
+        for m in (self.features if isinstance(self.features, nn.Sequential) else [self.features]):
+            # AdaptiveAvgPool2d(4) of a 4×4 map averages one element per window: the identity
+            # (same values; slow on CPU), so it is skipped there — e.g. at 8×8 and at 32×32.
+            if isinstance(m, nn.AdaptiveAvgPool2d) and h.dim() == 4 and h.shape[-2:] == (4, 4):
+                continue
+            h = m(h)
+        out = self.head(self.mlp(h))
         ab = F.softplus(out) + ALPHA_OFFSET
         return ab[:, 0], ab[:, 1]
 
@@ -304,7 +311,7 @@ class AdaptiveBeta(Strategy):
     def policy_params(self, x0: Tensor) -> tuple[Tensor, Tensor]:
         """(α, β) of the current policy for each row of x0 (no grad)."""
         policy = self._ensure_policy(x0)
-        with torch.no_grad():
+        with torch.inference_mode():
             return policy(x0)
 
     # ------------------------------------------------------------------ the contract
