@@ -259,12 +259,20 @@ def eval_share(root: str | Path) -> dict:
         eval_s += float(ev.loc[nll, "wall_s_eval"].sum())
         groups = ev.loc[~nll].groupby(["run", "step", "sampler"])["wall_s_eval"].max()
         eval_s += float(groups.sum())
+    diag = res.timesteps.get("diagnostics")
+    diag_s = 0.0
+    if diag is not None and len(diag) and "wall_s_eval" in diag.columns:
+        # per-timestep diagnostics (bench.diagnostics): one snapshot's time on each of its rows
+        diag_s = float(diag.dropna(subset=["wall_s_eval"]).groupby(["run", "step"])
+                       ["wall_s_eval"].max().sum())
+    eval_s += diag_s
     train_s = 0.0
     if len(mt):
         train_s = float(mt.dropna(subset=["wall_s_train"]).groupby("run")["wall_s_train"]
                         .max().sum())
     total = eval_s + train_s
-    return {"runs": int(len(res.runs)), "eval_s": eval_s, "train_s": train_s,
+    return {"runs": int(len(res.runs)), "eval_s": eval_s, "diagnostics_s": diag_s,
+            "train_s": train_s,
             "eval_share": eval_s / total if total > 0 else float("nan")}
 
 
