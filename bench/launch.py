@@ -306,7 +306,8 @@ def launch(spec: dict, runs: list[RunConfig], *, cluster: str, sweep_dir: Path, 
     for o in outcomes:
         if o.before == "done":
             o.status = "done"
-    if cluster == "debug":
+    if cluster == "debug" or (cluster == "local" and ex["tasks_per_node"] * ex["nodes"] == 1):
+        # One process per run buys nothing here but a torch import per run (seconds each).
         _run_inline(outcomes, ex, out)
     elif cluster == "local":
         _run_local(outcomes, sweep_dir, ex, out)

@@ -486,7 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("sweep", help="sweep YAML file")
     ap.add_argument("--cluster", choices=CLUSTERS, default="local",
                     help="slurm: submitit job arrays; local: one run after another on this "
-                         "machine (subprocesses); debug: in this process (default: local)")
+                         "machine (in this process, or one subprocess per rank when "
+                         "tasks_per_node > 1); debug: in this process (default: local)")
     ap.add_argument("--dry-run", action="store_true",
                     help="print the runs and the executor parameters, then exit")
     ap.add_argument("--results-dir", default="results", help="runs go to DIR/<sweep name>/<run_id>")
