@@ -39,26 +39,29 @@ DEFAULTS: dict[str, Any] = {
         "device": "auto",          # auto | cpu | cuda
         "bf16": False,             # bf16 autocast (CUDA or CPU)
         "channels_last": False,
+        "fused_optimizer": False,  # fused Adam (CUDA only)
+        "tf32": False,             # TF32 matmuls/convolutions (CUDA only)
+        "compile": False,          # torch.compile the training forward
     },
     # Evaluation and diagnostics (bench/evaluation.py; docs/evaluation.md). All off by default.
     "eval": {
         "every": 0,                # evaluate every N iterations; 0 = off
         "at": [],                  # ... and at these iterations (0 = the initial model)
         "final": False,            # ... and at the last iteration
-        "metrics": ["auto"],       # fid | nll | swd | mmd; auto = images: fid, nll; vectors: swd, mmd, nll
+        "metrics": ["auto"],       # fid | nll | swd | mmd; auto: images fid, nll; 2-D swd, mmd, nll
         "use_ema": True,           # evaluate the EMA weights (False: the live weights)
         "n_samples": 1000,         # generated samples for fid / swd / mmd
         "sampler": "ddim",         # ddpm (T ancestral steps) | ddim
         "ddim_steps": 100,
         "eta": 0.0,                # DDIM eta (0 = deterministic)
         "batch_size": 500,         # sampling / feature batch
-        "extractor": "cnn",        # cnn (offline classifier, metric fd_cnn) | inception (fid_inception)
+        "extractor": "cnn",        # cnn (offline classifier: fd_cnn) | inception (fid_inception)
         "inception_weights": "",   # path to inception-2015-12-05.pt (file or folder)
         "inception_download": True,  # download the Inception weights into cache_dir if missing
         "ref_split": "train",      # split of the reference statistics
         "ref_n": 0,                # reference images (0 = the whole split)
         "ref_stats": "",           # explicit reference-statistics .npz (bench.fid format)
-        "cache_dir": "",           # reference stats + extractor weights; "" = ~/.cache/timestep-bench
+        "cache_dir": "",           # ref stats + extractor weights; "" = ~/.cache/timestep-bench
         "nll": {
             "n_images": 256,       # held-out images (0 = the whole test split)
             "timesteps": 0,        # 0 = all T terms; K > 0 = t=0 + K stratified timesteps

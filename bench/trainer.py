@@ -113,13 +113,13 @@ class Trainer:
         opt_cls = torch.optim.AdamW if self.tr["optimizer"] == "adamw" else torch.optim.Adam
         # GPU-path options (docs/perf.md); all off by default, so CPU runs are unchanged.
         cuda = self.device.type == "cuda"
-        fused = {"fused": True} if cuda and self.tr.get("fused_optimizer", False) else {}
+        fused = {"fused": True} if cuda and self.tr["fused_optimizer"] else {}
         self.opt = opt_cls(model.parameters(), lr=self.tr["lr"], betas=tuple(self.tr["betas"]),
                            weight_decay=self.tr["weight_decay"], **fused)
-        if cuda and self.tr.get("tf32", False):
+        if cuda and self.tr["tf32"]:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        if self.tr.get("compile", False):
+        if self.tr["compile"]:
             self.net = torch.compile(model)      # the training forward only; strategies: eager
         self.step = 0
         self.wall_s_train = 0.0
