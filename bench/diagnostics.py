@@ -1,28 +1,30 @@
-"""Per-timestep diagnostics (Kim et al. 2025, Fig. 2, Fig. 5 and Fig. 6), written under RUN/timesteps/.
+"""Per-timestep diagnostics (Kim et al. 2025, Fig. 2, 5 and 6), written under RUN/timesteps/.
 
 At configured iterations, on the live (training) weights in eval mode:
 
-* **loss per timestep bin** — [0, T) in K contiguous bins (``strategies.grad_variance.timestep_bins``);
-  per bin ``loss_per_bin`` train images with t uniform in the bin and fresh ε; the mean of
-  w_t·mean_dims((ε − ε_θ(x_t, t))²) for two weightings: ``ddpm`` (w_t = 1, L_DDPM, paper eq. 5)
-  and ``vlb`` (w_t = c_t = β_t²/(2σ_t²α_t(1 − ᾱ_t)), paper eq. 7, with σ_t² the model variance; for
-  fixed-large σ_t² = β_t (t ≥ 1) this is β_t/(2α_t(1 − ᾱ_t))). The vlb loss is the KL term of
-  L_VLB in nats/dim up to its θ-free constant.
+* **loss per timestep bin** — [0, T) in K contiguous bins
+  (``strategies.grad_variance.timestep_bins``); per bin ``loss_per_bin`` train images with t
+  uniform in the bin and fresh ε; the mean of w_t·mean_dims((ε − ε_θ(x_t, t))²) for two
+  weightings: ``ddpm`` (w_t = 1, L_DDPM, paper eq. 5) and ``vlb`` (w_t = c_t =
+  β_t²/(2σ_t²α_t(1 − ᾱ_t)), paper eq. 7, with σ_t² the model variance; for fixed-large σ_t² = β_t
+  (t ≥ 1) this is β_t/(2α_t(1 − ᾱ_t))). The vlb loss is the KL term of L_VLB in nats/dim up to
+  its θ-free constant.
 * **stochastic-gradient variance per bin** — tr Cov(∇_θ w_t·ℓ_t) by
   ``strategies.grad_variance.bin_gradient_variance`` (the same estimator as the ``grad_variance``
-  strategy; ``per_bin`` examples, two-half or per-sample). For the vlb weighting the model is wrapped
-  so that the backward pass through its output is scaled by c_t per example (the forward value is
-  unchanged), which makes the estimator differentiate c_t·ℓ_t exactly. Both weightings use the same
-  images, t and ε (the same generator seed), so their ratio is a common-random-numbers comparison.
+  strategy; ``per_bin`` examples, two-half or per-sample). For the vlb weighting the model is
+  wrapped so that the backward pass through its output is scaled by c_t per example (the forward
+  value is unchanged), which makes the estimator differentiate c_t·ℓ_t exactly. Both weightings
+  use the same images, t and ε (the same generator seed), so their ratio is a common-random-numbers
+  comparison.
 * **the strategy's p(t)** — ``strategy.probabilities()`` at each snapshot (skipped when None), and a
   histogram of the t the strategy actually drew since the previous snapshot (Fig. 5).
 
 Files (CSV, long/tidy format; ``load(run_dir)`` reads them all):
 
-    timesteps/diagnostics.csv  step, nimg, t_bin, t_lo, t_hi, weighting, loss, grad_var, n_loss, n_grad,
-                               estimator, wall_s_eval — snapshots × bins × 2 weightings rows
+    timesteps/diagnostics.csv  step, nimg, t_bin, t_lo, t_hi, weighting, loss, grad_var, n_loss,
+                               n_grad, estimator, wall_s_eval — snapshots × bins × 2 weightings
     timesteps/p_t.csv          step, t, p           — snapshots × T rows
-    timesteps/t_hist.csv       step, step_from, t_bin, t_lo, t_hi, count — intervals × hist_bins rows
+    timesteps/t_hist.csv       step, step_from, t_bin, t_lo, t_hi, count — intervals × hist_bins
 
 ``t_lo``/``t_hi`` are the bin's [lo, hi) timestep indices (index i = DDPM step i + 1). ``grad_var``
 is empty when the gradient variance is off (``per_bin`` = 0). ``wall_s_eval`` is the seconds the
@@ -85,7 +87,7 @@ class _ScaleGrad(torch.autograd.Function):
 
 
 class WeightedGrad(nn.Module):
-    """``model`` whose output back-propagates w_t·∂ℓ/∂ε̂: gradients of ℓ become gradients of w_t·ℓ."""
+    """``model`` whose output back-propagates w_t·∂ℓ/∂ε̂: gradients of ℓ become those of w_t·ℓ."""
 
     def __init__(self, model: nn.Module, w: Tensor):
         super().__init__()

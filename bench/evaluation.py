@@ -1,10 +1,10 @@
-"""Evaluation during training: sample metrics, test NLL and per-timestep diagnostics, as trainer callbacks.
+"""Evaluation during training (trainer callbacks): sample metrics, test NLL, timestep diagnostics.
 
 ``callbacks(cfg)`` returns the callbacks ``cfg["eval"]`` asks for (``bench.train`` wires them):
 
 * ``Evaluator`` — at ``eval.every`` / ``eval.at`` / the last iteration (``eval.final``), on rank 0,
-  with the EMA weights: ``fd_cnn`` or ``fid_inception`` (bench.fid), ``nll_bpd`` (bench.nll), and for
-  vector data ``swd`` and ``mmd2_rbf`` (bench.toy_metrics). One row per metric is appended to
+  with the EMA weights: ``fd_cnn`` or ``fid_inception`` (bench.fid), ``nll_bpd`` (bench.nll), and
+  for vector data ``swd`` and ``mmd2_rbf`` (bench.toy_metrics). One row per metric is appended to
   ``RUN/evals.csv``:
 
       step, nimg, metric, value, n_samples, sampler, wall_s_train, wall_s_eval
@@ -22,7 +22,8 @@ Resume: the trainer resumes from its checkpoint step; rows of evals.csv and time
 larger step (left by a hard kill) are dropped at start, and a row for an existing (step, metric,
 sampler) replaces the old one, so re-evaluating is idempotent.
 
-CLI (evaluate a run's last checkpoint): ``python -m bench.evaluation RUN_DIR [--set eval.key=value]``.
+CLI (evaluate a run's last checkpoint):
+``python -m bench.evaluation RUN_DIR [--set eval.key=value]``.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def sampler_name(e: dict, T: int) -> str:
 def generate(model, diffusion: Diffusion, shape: tuple[int, ...], n: int, *, sampler: str,
              ddim_steps: int, eta: float, batch_size: int, seed: int, device: torch.device,
              clip: bool, progress: bool = False) -> Tensor:
-    """n samples (CPU float32) from ``model``, batch b drawn from generator (seed, "eval_sample", b)."""
+    """n samples (CPU float32) from ``model``; batch b from generator(seed, "eval_sample", b)."""
     steps = diffusion.T if sampler == "ddpm" else len(diffusion.ddim_timesteps(ddim_steps))
     n_batches = math.ceil(n / batch_size)
     bar = None
@@ -137,7 +138,8 @@ def resolve_metrics(metrics: list[str], is_image: bool) -> list[str]:
             if x not in out:
                 out.append(x)
     if is_image and {"swd", "mmd"} & set(out):
-        raise ValueError("eval.metrics: swd and mmd are 2-D toy metrics; use fid and nll for images")
+        raise ValueError("eval.metrics: swd and mmd are 2-D toy metrics; use fid and nll for "
+                         "images")
     if not is_image and "fid" in out:
         raise ValueError("eval.metrics: fid needs image data; use swd, mmd and nll for 2-D toys")
     return out
@@ -196,13 +198,13 @@ class Evaluator:
     # --- the metrics ------------------------------------------------------------------
     def evaluate(self, model, diffusion: Diffusion, data, step: int, device: torch.device,
                  progress: bool = False) -> list[dict]:
-        """Rows {step, metric, value, n_samples, sampler, wall_s_eval} for the configured metrics."""
+        """Rows {step, metric, value, n_samples, sampler, wall_s_eval} of the configured metrics."""
         e, metrics = self.e, resolve_metrics(self.e["metrics"], data.is_image)
         rows: list[dict] = []
         sample_metrics = [m for m in metrics if m != "nll"]
         if sample_metrics:
             t0 = time.perf_counter()
-            if "fid" in sample_metrics:      # reference stats first: a mismatch fails before sampling
+            if "fid" in sample_metrics:      # reference stats first: a mismatch fails early
                 self.reference(data, device, progress)
             x = generate(model, diffusion, data.shape, e["n_samples"], sampler=e["sampler"],
                          ddim_steps=e["ddim_steps"], eta=float(e["eta"]),
@@ -235,7 +237,7 @@ class Evaluator:
         return self._extractor
 
     def reference(self, data, device: torch.device, progress: bool = False) -> fid.RefStats:
-        """The reference statistics (explicit eval.ref_stats file, else the cache); shape-checked."""
+        """The reference statistics (eval.ref_stats file, else the cache), shape-checked."""
         if self._ref is None:
             e, ds = self.e, self.cfg["dataset"]
             ex = self.extractor(data, device, progress)
@@ -269,7 +271,7 @@ class Evaluator:
         return out
 
     def true_points(self, data, n: int) -> Tensor:
-        """Fresh points of the true toy distribution (fixed per run seed, never the train/test points)."""
+        """Fresh points of the true toy distribution (fixed per run seed; not train/test data)."""
         if self._true is None or self._true.shape[0] < n:
             ds = self.cfg["dataset"]
             if ds["name"] != "toy2d":
@@ -322,7 +324,8 @@ class Diagnostics:
 
         def sample(x0, gen):
             draw = inner(x0, gen)
-            self.counts += torch.bincount(draw.t.detach().cpu().long(), minlength=self.counts.numel())
+            self.counts += torch.bincount(draw.t.detach().cpu().long(),
+                                          minlength=self.counts.numel())
             return draw
 
         strategy.sample = sample

@@ -34,6 +34,8 @@ import torch
 from torch import Tensor, nn
 
 INCEPTION_FILE = "inception-2015-12-05.pt"
+INCEPTION_URL = ("https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/"
+                 + INCEPTION_FILE)
 CLEANFID_DEFAULT_DIR = Path("/tmp")     # where clean-fid itself downloads the weights
 EXTRACTORS = ("inception", "cnn")
 CNN_VERSION = 2                         # bump when the classifier or its training changes
@@ -102,7 +104,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 
     from cleanfid.fid import frechet_distance as fd
 
-    with warnings.catch_warnings():     # clean-fid passes sqrtm(disp=False), deprecated in SciPy 1.16+
+    with warnings.catch_warnings():     # clean-fid's sqrtm(disp=False) is deprecated in SciPy
         warnings.filterwarnings("ignore", message=".*disp.*", category=DeprecationWarning)
         return float(fd(mu1, sigma1, mu2, sigma2))
 
@@ -113,29 +115,31 @@ class InceptionUnavailable(FileNotFoundError):
 
 
 def _inception_help(tried: list[Path], why: str) -> str:
-    return (f"clean-fid's Inception weights ({INCEPTION_FILE}) are not available ({why}); looked in: "
-            f"{', '.join(str(p) for p in tried)}. Either download "
-            f"https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/{INCEPTION_FILE}"
-            f" on a machine with internet and set eval.inception_weights=/path/to/{INCEPTION_FILE} "
+    return (f"clean-fid's Inception weights ({INCEPTION_FILE}) are not available ({why}); "
+            f"looked in: {', '.join(str(p) for p in tried)}. Either download {INCEPTION_URL} on "
+            f"a machine with internet and set eval.inception_weights=/path/to/{INCEPTION_FILE} "
             f"(or place the file in one of the folders above), or use the offline extractor with "
             f"eval.extractor=cnn (metric fd_cnn, not comparable to Inception FID)")
 
 
 def find_inception(weights: str | os.PathLike | None, cache_dir: Path, download: bool) -> Path:
-    """The folder holding ``inception-2015-12-05.pt``; raises InceptionUnavailable if none."""
+    """The folder holding ``inception-2015-12-05.pt``; raises InceptionUnavailable if none.
+
+    An explicit ``weights`` path must exist; otherwise CACHE, then clean-fid's /tmp, then a
+    download into CACHE (if ``download``).
+    """
     tried: list[Path] = []
     if weights:
         p = Path(weights).expanduser()
-        folder = p if p.is_dir() else p.parent
+        folder = p if p.is_dir() or p.suffix != ".pt" else p.parent
         if p.is_file() and p.name != INCEPTION_FILE:
             raise InceptionUnavailable(_inception_help(
-                [p], f"eval.inception_weights must be named {INCEPTION_FILE} (clean-fid loads it by "
-                     f"that name); rename or link it"))
+                [p], f"eval.inception_weights must be named {INCEPTION_FILE} (clean-fid loads "
+                     f"it by that name); rename or link it"))
         if (folder / INCEPTION_FILE).is_file():
             return folder
-        tried.append(folder / INCEPTION_FILE)
-        if not download:
-            raise InceptionUnavailable(_inception_help(tried, "eval.inception_weights does not exist"))
+        raise InceptionUnavailable(_inception_help([folder / INCEPTION_FILE],
+                                                   "eval.inception_weights does not exist"))
     for folder in (cache_dir, CLEANFID_DEFAULT_DIR):
         if (folder / INCEPTION_FILE).is_file():
             return folder
@@ -176,12 +180,12 @@ def inception_extractor(weights: str | None, cache_dir: Path, download: bool,
     return Extractor("inception", "inception", None, 2048, fn)
 
 
-# ---------------------------------------------------------------------------- offline CNN classifier
+# ------------------------------------------------------------------------ offline CNN classifier
 class SmallCNN(nn.Module):
-    """conv3×3(C→16) – conv3×3/2(16→32) – conv3×3/2(32→64) – avgpool 2×2 – fc 256→dim – fc dim→classes.
+    """conv3×3(C→16) – conv3×3/2(16→32) – conv3×3/2(32→64) – avgpool 2×2 – fc 256→dim – fc→classes.
 
-    The first conv has stride 2 for images of 16 px or more (28×28 → 14 → 7 → 4). ``features`` is the
-    ``dim``-d output of the first fc layer, before its ReLU.
+    The first conv has stride 2 for images of 16 px or more (28×28 → 14 → 7 → 4). ``features`` is
+    the ``dim``-d output of the first fc layer, before its ReLU.
     """
 
     def __init__(self, channels: int, n_classes: int, dim: int = 64, first_stride: int = 1):
@@ -250,7 +254,8 @@ def cnn_extractor(dataset: str, dataset_params: dict, x_train: Tensor, cache_dir
     hp = {**CNN_HPARAMS, **(hparams or {})}
     y_train, _ = datasets.labels(dataset, dataset_params)
     if y_train.shape[0] != x_train.shape[0]:
-        raise ValueError(f"{dataset}: {x_train.shape[0]} train images but {y_train.shape[0]} labels")
+        raise ValueError(f"{dataset}: {x_train.shape[0]} train images but "
+                         f"{y_train.shape[0]} labels")
     key = hashlib.sha1(json.dumps({"v": CNN_VERSION, "hp": hp,
                                    "data": _tensor_digest(to_uint8(x_train), y_train)},
                                   sort_keys=True).encode()).hexdigest()[:12]

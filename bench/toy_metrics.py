@@ -2,7 +2,8 @@
 
 * Sliced Wasserstein-2 (Rabin et al. 2011; Bonneel et al. 2015): SW₂(P, Q)² = E_θ W₂²(θᵀP, θᵀQ)
   over directions θ uniform on the circle. Estimated with ``n_proj`` fixed directions (angles
-  (k + u)·π/n_proj, k = 0..n_proj−1, one shared random offset u: a stratified grid of the half circle)
+  (k + u)·π/n_proj, k = 0..n_proj−1, one shared random offset u: a stratified grid of the half
+  circle)
   and the 1-D W₂ between empirical quantile functions (sorted samples; unequal sizes are compared on
   the merged quantile grid). Reported as SW₂ (the square root), in data units.
 * MMD² with an RBF kernel k(x, y) = exp(−‖x − y‖² / (2h²)) (Gretton et al. 2012, unbiased estimator
@@ -28,7 +29,7 @@ def _quantiles(x: Tensor, q: Tensor) -> Tensor:
 
 def sliced_wasserstein(x: Tensor, y: Tensor, n_proj: int = 256,
                        generator: torch.Generator | None = None) -> float:
-    """SW₂ between the empirical distributions of x [N, d] and y [M, d] (d = 2: stratified angles)."""
+    """SW₂ between the empirical distributions of x [N, d] and y [M, d] (d = 2: stratified grid)."""
     x, y = x.double().reshape(x.shape[0], -1), y.double().reshape(y.shape[0], -1)
     d = x.shape[1]
     if d == 2:

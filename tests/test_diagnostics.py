@@ -1,5 +1,5 @@
-"""Per-timestep diagnostics (bench.diagnostics): the VLB weighting c_t, the gradient-scaling wrapper,
-reuse of the grad_variance estimator, and a short run whose files load with one call."""
+"""Per-timestep diagnostics (bench.diagnostics): the VLB weighting c_t, the gradient-scaling
+wrapper, reuse of the grad_variance estimator, and a short run whose files load with one call."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_weighted_grad_scales_each_examples_gradient_by_its_weight():
 
 @pytest.mark.parametrize("estimator", ["two_half", "per_sample"])
 def test_snapshot_reuses_the_grad_variance_estimator(estimator):
-    """The ddpm rows are exactly bin_gradient_variance; vlb rows match per-example c_t·ℓ_t by hand."""
+    """ddpm rows are exactly bin_gradient_variance; vlb rows match per-example c_t·ℓ_t by hand."""
     model, d = TimeMLP(), Diffusion("linear", 100)
     x0 = torch.randn(40, 2, generator=torch.Generator().manual_seed(0))
     df = D.snapshot(model, d, x0, seed=3, step=7, bins=4, loss_per_bin=16, per_bin=8,
@@ -92,7 +92,8 @@ def test_snapshot_reuses_the_grad_variance_estimator(estimator):
             xt = d.q_sample(x0[idx], t, eps)
             gs = []
             for b in range(8):
-                loss = float(c[t[b]]) * ((eps[b:b + 1] - model(xt[b:b + 1], t[b:b + 1])) ** 2).mean()
+                out = model(xt[b:b + 1], t[b:b + 1])
+                loss = float(c[t[b]]) * ((eps[b:b + 1] - out) ** 2).mean()
                 gs.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)]))
             G = torch.stack(gs).double()
             want.append(float(((G - G.mean(0)) ** 2).sum() / 7))

@@ -81,7 +81,8 @@ def test_evaluation_does_not_change_training(tmp_path):
     b = torch.load(tmp_path / "on" / "ckpt" / "last.pt", weights_only=False)
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
-    assert (tmp_path / "on" / "evals.csv").exists() and not (tmp_path / "off" / "evals.csv").exists()
+    assert (tmp_path / "on" / "evals.csv").exists()
+    assert not (tmp_path / "off" / "evals.csv").exists()
 
 
 def test_resume_drops_later_rows_and_reevaluation_is_idempotent(tmp_path):

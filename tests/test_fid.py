@@ -63,7 +63,7 @@ def test_extractor_is_a_real_classifier_and_cached(digits, cnn, cache):
 
 
 def test_train_vs_test_small_and_corruption_monotone(digits, cnn, ref):
-    """FD(test ‖ train) is small; Gaussian noise and blur of growing strength raise FD monotonically."""
+    """FD(test ‖ train) is small; noise and blur of growing strength raise FD monotonically."""
     import torchvision.transforms.functional as TF
 
     x = _all(digits.test)
@@ -170,7 +170,7 @@ class _StubInception(torch.nn.Module):
 
 def test_inception_path_runs_clean_fid_preprocessing_offline(tmp_path, monkeypatch, digits):
     """With a local weights file, the extractor is clean-fid's InceptionV3W fed clean-mode images:
-    uint8 → RGB → clean-fid's PIL-bicubic 299×299 resizer → (x − 128)/128 (checked on a stub net)."""
+    uint8 → RGB → clean-fid's PIL-bicubic 299×299 resizer → (x − 128)/128 (on a stub network)."""
     from cleanfid.resize import build_resizer
 
     monkeypatch.setattr(fid, "CLEANFID_DEFAULT_DIR", tmp_path / "nothing")

@@ -7,9 +7,9 @@ and the posterior mean differ by coef1_t·(x0 − x̂0), so per dimension (nats)
 
     E L_t = ½[−1 + ln σ_t² − ln σ̃_t² + σ̃_t²/σ_t² + coef1_t²·Var(x0|x_t)/σ_t²],
 
-at t = 0 (coef1 = 1, coef2 = 0; Gaussian decoder) E L_0 = ½ ln(2πσ_0²) + Var(x0|x_1)/(2σ_0²), and the
-prior E KL(N(a x0, b²) ‖ N(0, 1)) = ½(−1 − ln b² + b² + a²(μ² + s²)). The schedule is rebuilt here
-from its definition, not read from bench.diffusion.
+at t = 0 (coef1 = 1, coef2 = 0; Gaussian decoder) E L_0 = ½ ln(2πσ_0²) + Var(x0|x_1)/(2σ_0²), and
+the prior E KL(N(a x0, b²) ‖ N(0, 1)) = ½(−1 − ln b² + b² + a²(μ² + s²)). The schedule is rebuilt
+here from its definition, not read from bench.diffusion.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def closed_form_terms(T: int, mu: float, s: float) -> tuple[np.ndarray, float]:
     p_var = np.append(post_var[1], beta[1:])                        # fixed-large model variance
     coef1 = beta * np.sqrt(abar_prev) / (1 - abar)
     cond_var = s * s * (1 - abar) / (abar * s * s + 1 - abar)      # Var(x0 | x_t)
-    L = 0.5 * (-1 + np.log(p_var) - q_logvar + np.exp(q_logvar) / p_var + coef1**2 * cond_var / p_var)
+    L = 0.5 * (-1 + np.log(p_var) - q_logvar + np.exp(q_logvar) / p_var
+               + coef1**2 * cond_var / p_var)
     L[0] = 0.5 * np.log(2 * np.pi * p_var[0]) + cond_var[0] / (2 * p_var[0])
     prior = 0.5 * (-1 - np.log(1 - abar[-1]) + 1 - abar[-1] + abar[-1] * (mu * mu + s * s))
     return L, prior

@@ -1,4 +1,4 @@
-"""Sliced Wasserstein and MMD on 2-D toys: exact cases, sanity ordering, and against fresh samples."""
+"""Sliced Wasserstein and MMD on 2-D toys: exact cases, sanity ordering, fresh vs wrong samples."""
 
 from __future__ import annotations
 
