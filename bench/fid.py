@@ -347,11 +347,11 @@ def reference_stats(split_data, dataset: str, params: dict, split: str, extracto
     """
     n_all = len(split_data)
     n = n_all if n <= 0 else min(n, n_all)
-    x = split_data.get(torch.arange(n))
-    shape = tuple(x.shape[1:])
+    shape = tuple(split_data.get(torch.arange(1)).shape[1:])
     path = ref_stats_path(cache_dir, dataset, params, shape, extractor, split, n)
     if path.is_file():
         return load_ref_stats(path)
+    x = split_data.get(torch.arange(n))
     f = features(extractor, x, batch_size, progress, desc=f"ref features {dataset}/{split}")
     mu, sigma = stats(f)
     rs = RefStats(mu, sigma, shape, extractor.ident, n, path)
