@@ -26,7 +26,31 @@ from scipy import stats
 from bench import analysis as A
 from bench import report
 
-FIX = Path(__file__).parent / "fixtures" / "results"
+
+
+def _fixture_tree() -> Path:
+    """A copy of the committed fixture in which fx2's one run sits under the run id that the
+    current ``bench.config.DEFAULTS`` give it (run ids hash the resolved config, so adding a config
+    key with a default renames every run; the committed name would then look like a stray run)."""
+    import shutil
+    import tempfile
+
+    import yaml
+
+    from bench import sweep as S
+
+    src = Path(__file__).parent / "fixtures" / "results"
+    dst = Path(tempfile.mkdtemp(prefix="report_fixture_")) / "results"
+    shutil.copytree(src, dst)
+    spec = yaml.safe_load((dst / "fx2" / "sweep.yaml").read_text())
+    (uniform,) = [r for r in S.expand(spec) if r.config["strategy"]["name"] == "uniform"]
+    (old,) = [d for d in (dst / "fx2").iterdir() if d.is_dir()]
+    old.rename(dst / "fx2" / uniform.run_id)
+    (dst / "fx2" / uniform.run_id / "config.yaml").write_text(yaml.safe_dump(uniform.config))
+    return dst
+
+
+FIX = _fixture_tree()
 LIN, COS = "linear", "cosine"
 U, M, CO = "uniform", "min_snr(gamma=1)", "compose(adaptive_beta+min_snr)"
 
