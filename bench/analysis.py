@@ -793,8 +793,14 @@ def _legend(fig, axes) -> None:
                 handles[lab] = h
                 labels.append(lab)
     if handles:
-        fig.legend([handles[lab] for lab in labels], labels, loc="outside lower center",
-                   ncols=min(len(labels), 4), fontsize="small")
+        # Short legends go below the panels; long ones to the right, one column, so the panels
+        # keep their height (the CLI saves with bbox_inches="tight").
+        below = len(labels) <= 4 and max(map(len, labels)) <= 24
+        if not below:  # widen the figure by the legend's width (small font ≈ 0.075 in a char)
+            fig.set_figwidth(fig.get_figwidth() + 0.6 + 0.075 * max(map(len, labels)))
+        fig.legend([handles[lab] for lab in labels], labels,
+                   loc="outside lower center" if below else "outside right center",
+                   ncols=len(labels) if below else 1, fontsize="small")
 
 
 def _integer_x(ax) -> None:

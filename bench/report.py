@@ -487,7 +487,8 @@ def write(rep: Report, R: A.Results, out: Path, formats: list[str], command: str
             (out / "tables" / f"{t.slug}.tex").write_text(t.tex)
     for f in rep.figures:
         for ext in ("png", "pdf"):
-            f.figure.savefig(out / "figures" / f"{f.slug}.{ext}", dpi=120)
+            f.figure.savefig(out / "figures" / f"{f.slug}.{ext}", dpi=120,
+                                 bbox_inches="tight")
     index = out / "index.md"
     index.write_text(index_md(rep, R, formats, command))
     return index
