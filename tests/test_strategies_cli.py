@@ -102,7 +102,7 @@ def test_show_writes_a_plot(tmp_path):
     (["show", "compose", "--set", "weighting.name=nope"], "unknown strategy 'nope'; valid"),
     (["show", "p2", "--set", "gamma"], "--set expects key=value"),
     (["show", "p2", "--timesteps", "1"], "--timesteps must be >= 2"),
-    (["show", "p2", "--timesteps", "5"], "betas outside (0, 1)"),
+    (["show", "p2", "--timesteps", "5"], "linear schedule needs timesteps >= 21"),
     (["show", "speed", "--batch-size", "0"], "--batch-size must be >= 1"),
     (["show", "p2", "--schedule", "sigmoid"], "invalid choice: 'sigmoid'"),
 ])

@@ -318,7 +318,7 @@ def test_checkpoint_stops_the_trainer_and_the_relaunch_resumes_to_the_same_metri
         [{k: r[k] for k in keys} for r in _metrics(ref_dir)]
 
 
-def test_local_executor_runs_in_a_subprocess(tmp_path, capsys):
+def test_local_executor_runs_a_single_rank_run_in_this_process(tmp_path, capsys):
     s = spec(grid={"seed": [0]})
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(s))
@@ -328,7 +328,7 @@ def test_local_executor_runs_in_a_subprocess(tmp_path, capsys):
     (run,) = S.expand(s)
     run_dir = tmp_path / "r" / "t" / run.run_id
     assert (run_dir / "DONE").exists() and "[1/1]" in out and "completed in" in out
-    assert json.loads((run_dir / "jobs.jsonl").read_text())["cluster"] == "local"
+    assert not (tmp_path / "r" / "t" / ".submitit").exists()   # no subprocess for one rank
 
 
 def test_a_run_is_never_trained_by_two_processes_at_once(tmp_path):
