@@ -16,7 +16,6 @@ import torch
 import yaml
 
 from bench.diffusion import Diffusion
-from bench.rng import generator
 from bench.trainer import build_components
 
 
@@ -46,30 +45,14 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
 def draw_samples(run: LoadedRun, n: int, sampler: str = "ddim", steps: int = 100,
                  seed: int = 0, batch_size: int = 1024, device: str = "cpu",
                  progress: bool = False) -> torch.Tensor:
-    """n samples from the EMA model, in batches, from a seeded generator."""
+    """n samples from the EMA model (``bench.evaluation.generate``; x̂0 clipped for images only)."""
+    from bench.evaluation import generate
+
     if sampler not in ("ddpm", "ddim"):
         raise ValueError(f"unknown sampler {sampler!r}; valid: ddpm, ddim")
-    out = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        total = -(-n // batch_size) * (run.diffusion.T if sampler == "ddpm"
-                                       else len(run.diffusion.ddim_timesteps(steps)))
-        bar = tqdm(total=total, desc=f"sampling {n} ({sampler})", unit="step", mininterval=1.0)
-    for i, start in enumerate(range(0, n, batch_size)):
-        b = min(batch_size, n - start)
-        g = generator(seed, "sample", i, device=device)
-        shape = (b, *run.data.shape)
-        if sampler == "ddpm":
-            x = run.diffusion.sample_ddpm(run.ema, shape, g, device=device, progress=bar)
-        else:
-            x = run.diffusion.sample_ddim(run.ema, shape, g, steps=steps, device=device,
-                                          progress=bar)
-        out.append(x.cpu())
-    if bar is not None:
-        bar.close()
-    return torch.cat(out)
+    return generate(run.ema, run.diffusion, run.data.shape, n, sampler=sampler, ddim_steps=steps,
+                    eta=0.0, batch_size=batch_size, seed=seed, device=torch.device(device),
+                    clip=run.data.is_image, progress=progress)
 
 
 def plot_samples(samples: torch.Tensor, data: torch.Tensor, out: str | Path, title: str = ""):

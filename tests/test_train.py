@@ -158,3 +158,16 @@ def test_common_random_numbers_across_strategies(tmp_path):
                 tmp_path / "b", progress=False)
     for step in (0, 31, 32, 500):
         assert (a.batch(step) == b.batch(step)).all()
+
+
+def test_sample_cli_plots_samples_beside_the_data(tmp_path, capsys):
+    from bench import sample
+
+    cfg = C.resolve({**TOY, "train": {**TOY["train"], "iterations": 20}})
+    train.run(cfg, tmp_path / "run", progress=False)
+    out = tmp_path / "s.png"
+    assert sample.main([str(tmp_path / "run"), "--n", "200", "--steps", "10", "--out",
+                        str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sample.main([str(tmp_path), "--n", "10"]) == 2
+    assert "is not a run with a checkpoint" in capsys.readouterr().err
