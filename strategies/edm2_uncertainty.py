@@ -32,11 +32,12 @@ import torch
 from torch import Tensor
 
 from strategies._checks import integer, number
-from strategies.base import Draw, StepContext, Strategy, register
+from strategies.base import StepContext, register
+from strategies.uniform import Uniform
 
 
 @register
-class EDM2Uncertainty(Strategy):
+class EDM2Uncertainty(Uniform):  # uniform density (sample, probabilities)
     name = "edm2_uncertainty"
     paper = "Karras et al. 2024, EDM2 learned uncertainty weighting (arXiv 2312.02696)"
 
@@ -67,13 +68,6 @@ class EDM2Uncertainty(Strategy):
         """u(i) for every index, float64 [T] (no gradient)."""
         with torch.no_grad():
             return (self.features @ self.head).double()
-
-    def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
-        t = torch.randint(0, self.T, (x0.shape[0],), generator=generator)
-        return self.draw(t)
-
-    def probabilities(self) -> Tensor:
-        return torch.full((self.T,), 1.0 / self.T, dtype=torch.float64)
 
     def loss_weights(self) -> Tensor:
         return torch.exp(-self.log_variance())

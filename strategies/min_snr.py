@@ -35,7 +35,8 @@ import torch
 from torch import Tensor
 
 from strategies._checks import choice, number
-from strategies.base import Draw, Strategy, register
+from strategies.base import register
+from strategies.uniform import Uniform
 
 PREDICTIONS = ("eps", "x0", "v")
 
@@ -54,7 +55,7 @@ def min_snr_target_weights(snr: Tensor, gamma: float, prediction: str) -> Tensor
 
 
 @register
-class MinSNR(Strategy):
+class MinSNR(Uniform):  # uniform density (sample, probabilities)
     name = "min_snr"
     paper = "Hang et al. 2023, Min-SNR-γ (arXiv 2303.09556), w = min(SNR, γ)"
 
@@ -76,13 +77,6 @@ class MinSNR(Strategy):
     def target_weights(self) -> Tensor:
         """The official weight on the MSE of ``params.prediction``'s target, float64 [T]."""
         return min_snr_target_weights(self._snr, self.params.gamma, self.params.prediction)
-
-    def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
-        t = torch.randint(0, self.T, (x0.shape[0],), generator=generator)
-        return self.draw(t)
-
-    def probabilities(self) -> Tensor:
-        return torch.full((self.T,), 1.0 / self.T, dtype=torch.float64)
 
     def loss_weights(self) -> Tensor:
         return self._w.clone()

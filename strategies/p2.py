@@ -22,11 +22,12 @@ import torch
 from torch import Tensor
 
 from strategies._checks import number
-from strategies.base import Draw, Strategy, register
+from strategies.base import register
+from strategies.uniform import Uniform
 
 
 @register
-class P2(Strategy):
+class P2(Uniform):  # uniform density (sample, probabilities)
     name = "p2"
     paper = "Choi et al. 2022, P2 weighting (arXiv 2204.00227), λ = 1/(k+SNR)^γ"
 
@@ -43,13 +44,6 @@ class P2(Strategy):
         super().__init__(diffusion, params)
         snr = diffusion.snr.to(torch.float64)
         self._w = 1.0 / (self.params.k + snr) ** self.params.gamma
-
-    def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
-        t = torch.randint(0, self.T, (x0.shape[0],), generator=generator)
-        return self.draw(t)
-
-    def probabilities(self) -> Tensor:
-        return torch.full((self.T,), 1.0 / self.T, dtype=torch.float64)
 
     def loss_weights(self) -> Tensor:
         return self._w.clone()
