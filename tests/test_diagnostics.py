@@ -18,13 +18,7 @@ from bench.rng import generator
 from strategies.grad_variance import bin_gradient_variance, timestep_bins
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is faster than two (and far faster on a shared CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_vlb_weights_are_eq7_with_fixed_large_variance():

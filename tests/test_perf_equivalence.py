@@ -31,12 +31,7 @@ GOLDEN = json.loads(FIXTURE.read_text())
 MOD = _golden_module()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.mark.parametrize("run", sorted(MOD.RUNS))
