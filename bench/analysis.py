@@ -813,6 +813,13 @@ def _ylabel(metric: str) -> str:
     return f"{metric} ({'lower' if lower_is_better(metric) else 'higher'} is better)"
 
 
+def _plot_conditions(ax, d: pd.DataFrame, y: str, x: str, colors: dict, baseline: str,
+                     level: float) -> None:
+    """One mean curve (with its band) of ``y`` vs ``x`` per condition of ``d``, baseline first."""
+    for cond in _ordered_conditions(d, baseline):
+        _plot_curve(ax, curve(d[d["condition"] == cond], y, x, level), colors[cond], cond)
+
+
 def fig_metric_vs_iteration(ev: pd.DataFrame, unit: Unit, baseline: str = "uniform",
                             level: float = 0.95):
     """The metric vs training iteration, one panel per schedule: mean over seeds with the 95 %
@@ -826,9 +833,7 @@ def fig_metric_vs_iteration(ev: pd.DataFrame, unit: Unit, baseline: str = "unifo
     colors = _colors(_ordered_conditions(data, baseline))
     for ax, sched in zip(axes[0], scheds):
         d = data[data["schedule"] == sched]
-        for cond in _ordered_conditions(d, baseline):
-            _plot_curve(ax, curve(d[d["condition"] == cond], "value", "step", level),
-                        colors[cond], cond)
+        _plot_conditions(ax, d, "value", "step", colors, baseline, level)
         ax.set(title=sched, xlabel="iteration", ylabel=_ylabel(unit.metric))
         _integer_x(ax)
         ax.grid(alpha=0.3)
@@ -855,9 +860,7 @@ def fig_metric_vs_wallclock(ev: pd.DataFrame, unit: Unit, baseline: str = "unifo
     for ax, (sched, ref) in zip(axes[0], refs.items()):
         d = data[data["schedule"] == sched]
         d = d.assign(rel=d["wall_s_train"] / ref["ref_wall"])
-        for cond in _ordered_conditions(d, baseline):
-            _plot_curve(ax, curve(d[d["condition"] == cond], "value", "rel", level),
-                        colors[cond], cond)
+        _plot_conditions(ax, d, "value", "rel", colors, baseline, level)
         ax.axvline(1.0, color="0.4", ls="--", lw=1)
         ax.text(1.0, 1.0, " 1D", transform=ax.get_xaxis_transform(), va="top", fontsize="small")
         ax.set(title=f"{sched} (1D = {ref['ref_wall']:.4g} s)", ylabel=_ylabel(unit.metric),
@@ -881,9 +884,7 @@ def fig_train_loss(metrics: pd.DataFrame, setting: str, baseline: str = "uniform
     colors = _colors(_ordered_conditions(data, baseline))
     for ax, sched in zip(axes[0], scheds):
         d = data[data["schedule"] == sched]
-        for cond in _ordered_conditions(d, baseline):
-            _plot_curve(ax, curve(d[d["condition"] == cond], "loss", "step", level),
-                        colors[cond], cond)
+        _plot_conditions(ax, d, "loss", "step", colors, baseline, level)
         ax.set(title=sched, xlabel="iteration", ylabel="training loss (ε-MSE)")
         _integer_x(ax)
         if (d["loss"] > 0).all():
