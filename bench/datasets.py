@@ -26,7 +26,7 @@ class TensorSplit:
     def __len__(self) -> int:
         return self.data.shape[0]
 
-    def get(self, idx: Tensor) -> Tensor:
+    def get(self, idx: Tensor, generator: torch.Generator | None = None) -> Tensor:
         return self.data[idx]
 
 
@@ -39,7 +39,7 @@ class TorchvisionSplit:
     def __len__(self) -> int:
         return len(self.ds)
 
-    def get(self, idx: Tensor) -> Tensor:
+    def get(self, idx: Tensor, generator: torch.Generator | None = None) -> Tensor:
         return torch.stack([self.ds[int(i)][0] for i in idx])
 
 
@@ -50,10 +50,19 @@ class DataSource:
     test: Any
     shape: tuple[int, ...]
     hflip: bool = False          # random horizontal flip at training time (DDPM on CIFAR-10)
+    # latent data (bench.latent): the image source, latents → images in [-1, 1], the cache folder
+    pixels: "DataSource | None" = None
+    decode: Callable[[Tensor], Tensor] | None = None
+    cache: Path | None = None
 
     @property
     def is_image(self) -> bool:
         return len(self.shape) == 3
+
+    @property
+    def clip(self) -> bool:
+        """Whether samplers clip x̂0 to [-1, 1]: pixel images only (latents are unbounded)."""
+        return self.is_image and self.decode is None
 
 
 _REGISTRY: dict[str, Callable[..., DataSource]] = {}
@@ -76,7 +85,8 @@ def parameters(name: str) -> list[str]:
     return list(inspect.signature(_REGISTRY[name]).parameters)
 
 
-def build(name: str, params: dict[str, Any] | None = None) -> DataSource:
+def check(name: str, params: dict[str, Any] | None = None) -> None:
+    """Name and parameter names (for ``latent``: its source's too); raises ValueError."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(names())}")
     params = dict(params or {})
@@ -84,7 +94,25 @@ def build(name: str, params: dict[str, Any] | None = None) -> DataSource:
     if unknown:
         raise ValueError(f"dataset {name!r}: unknown parameter(s) {', '.join(unknown)}; "
                          f"valid: {', '.join(parameters(name)) or '(none)'}")
-    return _REGISTRY[name](**params)
+    if name == "latent":
+        src = params.get("source")
+        if not isinstance(src, dict) or "name" not in src:
+            raise ValueError("dataset 'latent': dataset.source must be a mapping with the image "
+                             "dataset's name and parameters, e.g. {name: image_folder, root: DIR}")
+        if src["name"] == "latent":
+            raise ValueError("dataset 'latent': its source cannot itself be latent")
+        check(src["name"], {k: v for k, v in src.items() if k != "name"})
+
+
+def build(name: str, params: dict[str, Any] | None = None) -> DataSource:
+    check(name, params)
+    return _REGISTRY[name](**dict(params or {}))
+
+
+def pixel_config(ds: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(name, params) of the images a dataset section stands for: a latent dataset's source."""
+    ds = ds["source"] if ds["name"] == "latent" else ds
+    return ds["name"], {k: v for k, v in ds.items() if k != "name"}
 
 
 def _split(x: Tensor, test_fraction: float, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -184,6 +212,46 @@ def image_folder(root: str = "", resolution: int = 256, test_root: str = "",
     c = 3
     return DataSource("image_folder", TorchvisionSplit(tr), TorchvisionSplit(te),
                       (c, resolution, resolution), hflip=hflip)
+
+
+@register("latent")
+def latent(source: dict | None = None, autoencoder: str = "", preset: str = "kl-f8",
+           arch: dict | None = None, hflip: bool | None = None, cache_dir: str = "",
+           device: str = "auto", batch_size: int = 64, num_workers: int = 0) -> DataSource:
+    """Latents of ``source``'s images under a frozen first-stage autoencoder (``bench.latent``).
+
+    ``autoencoder``: the checkpoint file (CompVis layout: Lightning .ckpt, .pth or .safetensors);
+    ``preset``: its architecture (``backbones.autoencoder.PRESETS``: kl-f8, vq-f4), ``arch``:
+    overrides of it (e.g. scale_factor); ``hflip``: store mirrored encodings too (default: the
+    source's own hflip); ``cache_dir``: default ~/.cache/timestep-bench.
+    """
+    from backbones import autoencoder as ae_mod
+    from bench import fid, latent as lat
+
+    if not autoencoder or not Path(autoencoder).is_file():
+        raise FileNotFoundError(
+            f"latent: dataset.autoencoder={autoencoder!r} is not a file; point it at a local "
+            f"first-stage checkpoint (presets: {', '.join(ae_mod.PRESETS)}; see bench/latent.py)")
+    ae = ae_mod.build(autoencoder, preset, arch)
+    src_params = {k: v for k, v in source.items() if k != "name"}
+    pix = build(source["name"], src_params)
+    if not pix.is_image:
+        raise ValueError(f"latent: dataset.source must hold images (C, H, W); "
+                         f"{source['name']!r} has shape {pix.shape}")
+    flips = pix.hflip if hflip is None else bool(hflip)
+    cache_root = Path(cache_dir).expanduser() if cache_dir else fid.default_cache_dir()
+    arch_key = dict(preset=preset, **{k: v for k, v in (arch or {}).items()})
+    train, test, where = lat.encoded(source["name"], src_params, pix, ae, Path(autoencoder),
+                                     arch_key, flips, cache_root, batch_size, num_workers,
+                                     lat.pick_device(device))
+
+    def decode(z: Tensor) -> Tensor:
+        ae.to(z.device)
+        return ae.decode(z).clamp(-1.0, 1.0)
+
+    return DataSource("latent", lat.LatentSplit(train, ae), lat.LatentSplit(test, ae),
+                      (ae.embed_dim, *train.shape[2:]),
+                      pixels=pix, decode=decode, cache=where)
 
 
 # ---------------------------------------------------------------------------- 2-D toys

@@ -130,8 +130,21 @@ def generate(model, diffusion: Diffusion, shape: tuple[int, ...], n: int, *, sam
     return torch.cat(out)
 
 
+@torch.no_grad()
+def decode(data, z: Tensor, batch_size: int, device: torch.device) -> Tensor:
+    """A latent dataset's samples → images in [-1, 1] (CPU float32), in batches on ``device``."""
+    return torch.cat([data.decode(z[i:i + batch_size].to(device)).float().cpu()
+                      for i in range(0, z.shape[0], batch_size)])
+
+
 # ---------------------------------------------------------------------------- the evaluator
-def resolve_metrics(metrics: list[str], is_image: bool) -> list[str]:
+def resolve_metrics(metrics: list[str], is_image: bool, latent: bool = False) -> list[str]:
+    """``auto`` expanded (fid, nll for images; fid alone for latents; swd, mmd, nll for toys)."""
+    if latent and "nll" in metrics:
+        raise ValueError("eval.metrics: nll (bits/dim) is defined on pixels, not on a latent "
+                         "dataset's latents; use fid")
+    if latent:
+        metrics = ["fid" if m == "auto" else m for m in metrics]
     out: list[str] = []
     for m in metrics:
         for x in ((IMAGE_METRICS if is_image else VECTOR_METRICS) if m == "auto" else (m,)):
@@ -199,7 +212,8 @@ class Evaluator:
     def evaluate(self, model, diffusion: Diffusion, data, step: int, device: torch.device,
                  progress: bool = False) -> list[dict]:
         """Rows {step, metric, value, n_samples, sampler, wall_s_eval} of the configured metrics."""
-        e, metrics = self.e, resolve_metrics(self.e["metrics"], data.is_image)
+        e = self.e
+        metrics = resolve_metrics(e["metrics"], data.is_image, data.decode is not None)
         rows: list[dict] = []
         sample_metrics = [m for m in metrics if m != "nll"]
         if sample_metrics:
@@ -209,7 +223,9 @@ class Evaluator:
             x = generate(model, diffusion, data.shape, e["n_samples"], sampler=e["sampler"],
                          ddim_steps=e["ddim_steps"], eta=float(e["eta"]),
                          batch_size=e["batch_size"], seed=self.seed, device=device,
-                         clip=data.is_image, progress=progress)
+                         clip=data.clip, progress=progress)
+            if data.decode is not None:
+                x = decode(data, x, e["batch_size"], device)
             vals = self.sample_metrics(x, sample_metrics, data, device, progress)
             wall = time.perf_counter() - t0
             for name, v in vals.items():
@@ -225,30 +241,29 @@ class Evaluator:
 
     def extractor(self, data, device: torch.device, progress: bool = False) -> fid.Extractor:
         if self._extractor is None:
-            e, ds = self.e, self.cfg["dataset"]
+            e, (name, params) = self.e, datasets.pixel_config(self.cfg["dataset"])
             if e["extractor"] == "inception":
                 self._extractor = fid.inception_extractor(e["inception_weights"], cache_dir(e),
                                                           e["inception_download"], device)
             else:
-                x_train = data.train.get(torch.arange(len(data.train)))
-                params = {k: v for k, v in ds.items() if k != "name"}
-                self._extractor = fid.cnn_extractor(ds["name"], params, x_train, cache_dir(e),
-                                                    device, progress)
+                px = data.pixels or data
+                x_train = px.train.get(torch.arange(len(px.train)))
+                self._extractor = fid.cnn_extractor(name, params, x_train, cache_dir(e), device,
+                                                    progress)
         return self._extractor
 
     def reference(self, data, device: torch.device, progress: bool = False) -> fid.RefStats:
         """The reference statistics (eval.ref_stats file, else the cache), shape-checked."""
         if self._ref is None:
-            e, ds = self.e, self.cfg["dataset"]
-            ex = self.extractor(data, device, progress)
+            e, (name, params) = self.e, datasets.pixel_config(self.cfg["dataset"])
+            ex, px = self.extractor(data, device, progress), data.pixels or data
             if e["ref_stats"]:
                 ref = fid.load_ref_stats(Path(e["ref_stats"]).expanduser())
             else:
-                split = data.train if e["ref_split"] == "train" else data.test
-                params = {k: v for k, v in ds.items() if k != "name"}
-                ref = fid.reference_stats(split, ds["name"], params, e["ref_split"], ex,
-                                          cache_dir(e), e["ref_n"], e["batch_size"], progress)
-            ref.check(tuple(data.shape), ex)
+                split = px.train if e["ref_split"] == "train" else px.test
+                ref = fid.reference_stats(split, name, params, e["ref_split"], ex, cache_dir(e),
+                                          e["ref_n"], e["batch_size"], progress)
+            ref.check(tuple(px.shape), ex)
             self._ref = ref
         return self._ref
 
@@ -336,7 +351,8 @@ class Diagnostics:
         g = generator(self.seed, "diag_pool", step)
         n = len(tr.data.train)
         idx = torch.randperm(n, generator=g)[:d["pool"]]
-        x0 = tr.data.train.get(idx).to(tr.device)
+        x0 = tr.data.train.get(idx, generator=generator(self.seed, "diag_latent", step))
+        x0 = x0.to(tr.device)
         df = diagnostics.snapshot(tr.model, tr.diffusion, x0, seed=self.seed, step=step,
                                   bins=d["bins"], loss_per_bin=d["loss_per_bin"],
                                   per_bin=d["per_bin"], estimator=d["estimator"],

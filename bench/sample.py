@@ -45,14 +45,18 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
 def draw_samples(run: LoadedRun, n: int, sampler: str = "ddim", steps: int = 100,
                  seed: int = 0, batch_size: int = 1024, device: str = "cpu",
                  progress: bool = False) -> torch.Tensor:
-    """n samples from the EMA model (``bench.evaluation.generate``; x̂0 clipped for images only)."""
-    from bench.evaluation import generate
+    """n samples from the EMA model (``bench.evaluation.generate``; x̂0 clipped for pixel images
+    only); latent data is decoded to images."""
+    from bench.evaluation import decode, generate
 
     if sampler not in ("ddpm", "ddim"):
         raise ValueError(f"unknown sampler {sampler!r}; valid: ddpm, ddim")
-    return generate(run.ema, run.diffusion, run.data.shape, n, sampler=sampler, ddim_steps=steps,
-                    eta=0.0, batch_size=batch_size, seed=seed, device=torch.device(device),
-                    clip=run.data.is_image, progress=progress)
+    x = generate(run.ema, run.diffusion, run.data.shape, n, sampler=sampler, ddim_steps=steps,
+                 eta=0.0, batch_size=batch_size, seed=seed, device=torch.device(device),
+                 clip=run.data.clip, progress=progress)
+    if run.data.decode is not None:                 # latent data: decode to images
+        x = decode(run.data, x, batch_size, torch.device(device))
+    return x
 
 
 def plot_samples(samples: torch.Tensor, data: torch.Tensor, out: str | Path, title: str = ""):
@@ -99,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = args.out or str(Path(args.run_dir) / "samples.png")
-    test = run.data.test.get(torch.arange(min(args.n, len(run.data.test))))
+    px = run.data.pixels or run.data
+    test = px.test.get(torch.arange(min(args.n, len(px.test))))
     plot_samples(x, test, out, title=f"{run.cfg.get('name', '')} step {run.step} "
                                      f"({args.sampler})")
     print(out)

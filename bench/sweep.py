@@ -324,15 +324,16 @@ def validate_components(cfg: Mapping) -> None:
         strategies.make_params(cls, s)
     except TypeError as e:
         raise ValueError(f"strategy {cls.name!r}: {e}") from e
-    for section, registry in (("dataset", datasets), ("backbone", backbones)):
-        params = dict(cfg[section])
-        name = params.pop("name")
-        if name not in registry.names():
-            raise ValueError(f"unknown {section} {name!r}; valid: {', '.join(registry.names())}")
-        unknown = sorted(set(params) - set(registry.parameters(name)))
-        if unknown:
-            raise ValueError(f"{section} {name!r}: unknown parameter(s) {', '.join(unknown)}; "
-                             f"valid: {', '.join(registry.parameters(name)) or '(none)'}")
+    ds = dict(cfg["dataset"])
+    datasets.check(ds.pop("name"), ds)
+    params = dict(cfg["backbone"])
+    name = params.pop("name")
+    if name not in backbones.names():
+        raise ValueError(f"unknown backbone {name!r}; valid: {', '.join(backbones.names())}")
+    unknown = sorted(set(params) - set(backbones.parameters(name)))
+    if unknown:
+        raise ValueError(f"backbone {name!r}: unknown parameter(s) {', '.join(unknown)}; "
+                         f"valid: {', '.join(backbones.parameters(name))}")
 
 
 def _resolve_run(merged: dict, label: str) -> dict:

@@ -153,7 +153,8 @@ class Trainer:
         if epoch != self._perm_epoch:
             self._perm = torch.randperm(n, generator=generator(self.seed, "data", epoch))
             self._perm_epoch = epoch
-        x0 = self.data.train.get(self._perm[pos * B:(pos + 1) * B])
+        x0 = self.data.train.get(self._perm[pos * B:(pos + 1) * B],
+                                 generator=generator(self.seed, "latent", step))
         if self.data.hflip:
             flip = torch.rand(B, generator=generator(self.seed, "flip", step)) < 0.5
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
