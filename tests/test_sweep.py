@@ -169,6 +169,19 @@ def test_latent_sweeps_without_an_autoencoder_stop_with_a_clear_message(tmp_path
     assert not any(tmp_path.iterdir()), "nothing may be written"
 
 
+def test_latent_sweeps_train_on_the_papers_autoencoders():
+    for name, preset, shape, flips in (("table2", "vq-f4", "CelebA", False),
+                                       ("table3", "kl-f8", "imagenet", True)):
+        sp = S.load_sweep(REPO / "sweeps" / f"{name}.yaml")
+        paths = [r["path"] for r in S.requirements(sp)]
+        for r in S.expand(sp):
+            ds = r.config["dataset"]
+            assert ds["name"] == "latent" and ds["preset"] == preset
+            assert ds["autoencoder"] in paths and ds["source"]["root"] in paths
+            assert ds.get("hflip", ds["source"]["hflip"]) is flips
+            assert shape.lower() in ds["source"]["root"]
+
+
 # ---------------------------------------------------------------------------- bad inputs
 BAD = {
     "unknown top-level key": ({"grids": {"seed": [0]}}, "unknown sweep key"),
