@@ -94,8 +94,9 @@ def test_presets_are_the_papers_autoencoders():
     vq = A.Autoencoder(**A.PRESETS["vq-f4"])
     assert vq.latent_shape((3, 256, 256)) == (3, 64, 64) and vq.scale_factor == 1.0
     assert vq.quantize.embedding.weight.shape == (8192, 3)
-    # 83.65M parameters for SD's KL-f8 VAE (diffusers' AutoencoderKL of sd-vae-ft-ema: 83,653,863)
+    # the parameter counts of diffusers' AutoencoderKL / VQModel built with these architectures
     assert sum(p.numel() for p in kl.parameters()) == 83_653_863
+    assert sum(p.numel() for p in vq.parameters()) == 55_322_782
 
 
 def test_latent_from_moments_is_a_reparameterised_sample():
