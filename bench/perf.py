@@ -321,8 +321,12 @@ def main(argv=None) -> int:
           f"backbone={json.dumps(setup['backbone'])} batch={setup['batch_size']} "
           f"T={args.timesteps} iters={args.iters} opts={opts} torch={torch.__version__}",
           flush=True)
-    rows = benchmark(args.iters, args.device, only, setup, args.timesteps, args.warmup, opts,
-                     log=lambda s: print(s, file=sys.stderr, flush=True))
+    try:
+        rows = benchmark(args.iters, args.device, only, setup, args.timesteps, args.warmup, opts,
+                         log=lambda s: print(s, file=sys.stderr, flush=True))
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(markdown(rows))
     return 0
 

@@ -58,3 +58,10 @@ def test_benchmark_smoke_on_a_toy(capsys):
 def test_iters_must_be_whole_update_cycles():
     with pytest.raises(ValueError, match="multiple of 40"):
         perf.benchmark(iters=30)
+
+
+def test_bad_arguments_are_clear_errors_not_tracebacks(capsys):
+    assert perf.main(["--iters", "20", "--only", "uniform"]) == 2
+    assert "--iters must be a multiple of 40" in capsys.readouterr().err
+    assert perf.main(["--dataset", "nope", "--only", "uniform"]) == 2
+    assert "unknown dataset 'nope'; valid:" in capsys.readouterr().err
