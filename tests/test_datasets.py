@@ -39,7 +39,7 @@ def test_toy_is_a_function_of_its_seed():
 def test_missing_and_unknown_datasets_say_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
         datasets.build("fashion_mnist", {"root": str(tmp_path)})
-    with pytest.raises(ValueError, match="cifar10, digits, fashion_mnist, image_folder, toy2d"):
+    with pytest.raises(ValueError, match="cifar10, digits, fashion_mnist, image_folder, latent, toy2d"):
         datasets.build("mnist")
     with pytest.raises(ValueError, match="unknown parameter.*sede"):
         datasets.build("toy2d", {"sede": 1})
