@@ -240,7 +240,7 @@ def latent(source: dict | None = None, autoencoder: str = "", preset: str = "kl-
                          f"{source['name']!r} has shape {pix.shape}")
     flips = pix.hflip if hflip is None else bool(hflip)
     cache_root = Path(cache_dir).expanduser() if cache_dir else fid.default_cache_dir()
-    arch_key = dict(preset=preset, **{k: v for k, v in (arch or {}).items()})
+    arch_key = dict(preset=preset, **(arch or {}))
     train, test, where = lat.encoded(source["name"], src_params, pix, ae, Path(autoencoder),
                                      arch_key, flips, cache_root, batch_size, num_workers,
                                      lat.pick_device(device))

@@ -43,7 +43,7 @@ def _save(m: A.Autoencoder, path, lightning: bool = True):
 
 
 def _params(ckpt, tmp_path, kind="kl", **over):
-    arch = {k: v for k, v in TINY.items()}
+    arch = dict(TINY)
     if kind == "vq":
         arch.update(embed_dim=3, n_embed=16)
     arch.update(over.pop("arch", {}))
