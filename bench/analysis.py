@@ -751,10 +751,12 @@ def _suptitle(fig, text: str) -> None:
 
 
 def _colors(conditions: Iterable[str]) -> dict[str, Any]:
+    """One colour per condition: tab10 up to 10 conditions, tab20 up to 20 (then they repeat)."""
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10"]
-    return {c: cmap(i % 10) for i, c in enumerate(dict.fromkeys(conditions))}
+    conds = list(dict.fromkeys(conditions))
+    cmap = colormaps["tab10" if len(conds) <= 10 else "tab20"]
+    return {c: cmap(i % cmap.N) for i, c in enumerate(conds)}
 
 
 def _schedules(df: pd.DataFrame) -> list[str]:

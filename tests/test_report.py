@@ -375,3 +375,11 @@ def test_duplicates_and_variants_are_explicit(one_run):
     assert "other_sweep/r0" in runs.loc["sw/r0", "note"]
     assert runs.loc["sw/r_lr", "condition"] == "uniform [train.lr=0.001]"
     assert runs.loc["sw/r0", "condition"] == "uniform [train.lr=0.0002]"
+
+
+def test_up_to_twenty_conditions_get_distinct_colours():
+    from bench import analysis
+
+    for n in (3, 10, 11, 20):
+        colors = analysis._colors(f"s{i}" for i in range(n))
+        assert len(set(colors.values())) == n
