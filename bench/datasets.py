@@ -227,6 +227,7 @@ def latent(source: dict | None = None, autoencoder: str = "", preset: str = "kl-
     """
     from backbones import autoencoder as ae_mod
     from bench import fid, latent as lat
+    from bench.trainer import pick_device
 
     if not autoencoder or not Path(autoencoder).is_file():
         raise FileNotFoundError(
@@ -243,7 +244,7 @@ def latent(source: dict | None = None, autoencoder: str = "", preset: str = "kl-
     arch_key = dict(preset=preset, **(arch or {}))
     train, test, where = lat.encoded(source["name"], src_params, pix, ae, Path(autoencoder),
                                      arch_key, flips, cache_root, batch_size, num_workers,
-                                     lat.pick_device(device))
+                                     pick_device(device))
 
     def decode(z: Tensor) -> Tensor:
         ae.to(z.device)

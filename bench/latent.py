@@ -162,12 +162,6 @@ def encoded(source_name: str, source_params: dict, source_data, ae: ae_mod.Autoe
             final)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 # ---------------------------------------------------------------------------- CLI
 def _latent_configs(path: str) -> list[dict]:
     """The distinct resolved ``dataset`` sections named ``latent`` of a run config or sweep."""
