@@ -232,7 +232,7 @@ def latent(source: dict | None = None, autoencoder: str = "", preset: str = "kl-
     if not autoencoder or not Path(autoencoder).is_file():
         raise FileNotFoundError(
             f"latent: dataset.autoencoder={autoencoder!r} is not a file; point it at a local "
-            f"first-stage checkpoint (presets: {', '.join(ae_mod.PRESETS)}; see bench/latent.py)")
+            f"first-stage checkpoint (presets: {', '.join(ae_mod.PRESETS)}; see docs/latent.md)")
     ae = ae_mod.build(autoencoder, preset, arch)
     src_params = {k: v for k, v in source.items() if k != "name"}
     pix = build(source["name"], src_params)
