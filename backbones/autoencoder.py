@@ -88,16 +88,32 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
-def _mid(c: int) -> nn.Module:
-    m = nn.Module()
-    m.block_1, m.attn_1, m.block_2 = ResnetBlock(c, c), AttnBlock(c), ResnetBlock(c, c)
-    return m
+class Mid(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.block_1, self.attn_1, self.block_2 = ResnetBlock(c, c), AttnBlock(c), ResnetBlock(c, c)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.block_2(self.attn_1(self.block_1(h)))
 
 
-def _level(blocks: list[nn.Module], attns: list[nn.Module]) -> nn.Module:
-    m = nn.Module()
-    m.block, m.attn = nn.ModuleList(blocks), nn.ModuleList(attns)
-    return m
+class Level(nn.Module):
+    """One resolution level: res blocks (each followed by attention where the level has it), then
+    the level's ``downsample`` or ``upsample`` if it has one (attribute names as in ldm)."""
+
+    def __init__(self, blocks: list[nn.Module], attns: list[nn.Module]):
+        super().__init__()
+        self.block, self.attn = nn.ModuleList(blocks), nn.ModuleList(attns)
+
+    def forward(self, h: Tensor) -> Tensor:
+        for j, block in enumerate(self.block):
+            h = block(h)
+            if len(self.attn):
+                h = self.attn[j](h)
+        for name in ("downsample", "upsample"):
+            if hasattr(self, name):
+                h = getattr(self, name)(h)
+        return h
 
 
 class Encoder(nn.Module):
@@ -113,24 +129,18 @@ class Encoder(nn.Module):
                 c = ch * mult
                 if res in attn_resolutions:
                     attns.append(AttnBlock(c))
-            level = _level(blocks, attns)
+            level = Level(blocks, attns)
             if i != len(ch_mult) - 1:
                 level.downsample, res = Downsample(c), res // 2
             self.down.append(level)
-        self.mid = _mid(c)
+        self.mid = Mid(c)
         self.norm_out, self.conv_out = _norm(c), nn.Conv2d(c, out_channels, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.conv_in(x)
         for level in self.down:
-            for j, block in enumerate(level.block):
-                h = block(h)
-                if len(level.attn):
-                    h = level.attn[j](h)
-            if hasattr(level, "downsample"):
-                h = level.downsample(h)
-        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
-        return self.conv_out(F.silu(self.norm_out(h)))
+            h = level(h)
+        return self.conv_out(F.silu(self.norm_out(self.mid(h))))
 
 
 class Decoder(nn.Module):
@@ -139,7 +149,7 @@ class Decoder(nn.Module):
         super().__init__()
         c, res = ch * ch_mult[-1], resolution // 2 ** (len(ch_mult) - 1)
         self.conv_in = nn.Conv2d(z_channels, c, 3, padding=1)
-        self.mid = _mid(c)
+        self.mid = Mid(c)
         up = []
         for i in reversed(range(len(ch_mult))):
             blocks, attns = [], []
@@ -148,7 +158,7 @@ class Decoder(nn.Module):
                 c = ch * ch_mult[i]
                 if res in attn_resolutions:
                     attns.append(AttnBlock(c))
-            level = _level(blocks, attns)
+            level = Level(blocks, attns)
             if i != 0:
                 level.upsample, res = Upsample(c), res * 2
             up.insert(0, level)                      # indexed by resolution level, as in ldm
@@ -156,14 +166,9 @@ class Decoder(nn.Module):
         self.norm_out, self.conv_out = _norm(c), nn.Conv2d(c, out_channels, 3, padding=1)
 
     def forward(self, z: Tensor) -> Tensor:
-        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(self.conv_in(z))))
+        h = self.mid(self.conv_in(z))
         for level in reversed(self.up):
-            for j, block in enumerate(level.block):
-                h = block(h)
-                if len(level.attn):
-                    h = level.attn[j](h)
-            if hasattr(level, "upsample"):
-                h = level.upsample(h)
+            h = level(h)
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
