@@ -32,11 +32,11 @@ import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from backbones import autoencoder as ae_mod
 
@@ -107,11 +107,8 @@ def encode_split(split, ae: ae_mod.Autoencoder, out: Path, flips: bool, batch_si
     c, h, w = ae.stats_channels, *ae.latent_shape(tuple(split.get(torch.arange(1)).shape[1:]))[1:]
     arr = np.lib.format.open_memmap(out, mode="w+", dtype=np.float32,
                                     shape=((2 if flips else 1) * n, c, h, w))
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=n, desc=f"encode {desc}", unit="img", dynamic_ncols=True, mininterval=2)
+    bar = tqdm(total=n, desc=f"encode {desc}", unit="img", dynamic_ncols=True, mininterval=2,
+               disable=not progress)
     pos = 0
     for x in _batches(split, batch_size, num_workers):
         x = x.to(device)
@@ -120,10 +117,8 @@ def encode_split(split, ae: ae_mod.Autoencoder, out: Path, flips: bool, batch_si
         if flips:
             arr[n + pos:n + pos + k] = ae.encode(x.flip(-1)).float().cpu().numpy()
         pos += k
-        if bar is not None:
-            bar.update(k)
-    if bar is not None:
-        bar.close()
+        bar.update(k)
+    bar.close()
     arr.flush()
     del arr
 
