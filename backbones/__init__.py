@@ -23,15 +23,20 @@ def parameters(name: str) -> list[str]:
     return [p for p in inspect.signature(BACKBONES[name]).parameters if p != "shape"]
 
 
-def build(name: str, shape: tuple[int, ...], params: dict[str, Any] | None = None) -> nn.Module:
-    """Build backbone ``name`` for data of ``shape`` ((C, H, W) or (D,)); errors list valid choices."""
+def check(name: str, params: dict[str, Any] | None = None) -> None:
+    """Name and parameter names; raises ValueError listing the valid choices."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; valid: {', '.join(names())}")
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(parameters(name)))
+    unknown = sorted(set(params or {}) - set(parameters(name)))
     if unknown:
         raise ValueError(f"backbone {name!r}: unknown parameter(s) {', '.join(unknown)}; "
                          f"valid: {', '.join(parameters(name))}")
+
+
+def build(name: str, shape: tuple[int, ...], params: dict[str, Any] | None = None) -> nn.Module:
+    """Build backbone ``name`` for data of ``shape`` ((C, H, W) or (D,)); errors list valid choices."""
+    check(name, params)
+    params = dict(params or {})
     if name in IMAGE_ONLY and len(shape) != 3:
         raise ValueError(f"backbone {name!r} needs image data (C, H, W), got shape {tuple(shape)}; "
                          f"use 'mlp' for 2-D toys")

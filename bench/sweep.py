@@ -326,14 +326,8 @@ def validate_components(cfg: Mapping) -> None:
         raise ValueError(f"strategy {cls.name!r}: {e}") from e
     ds = dict(cfg["dataset"])
     datasets.check(ds.pop("name"), ds)
-    params = dict(cfg["backbone"])
-    name = params.pop("name")
-    if name not in backbones.names():
-        raise ValueError(f"unknown backbone {name!r}; valid: {', '.join(backbones.names())}")
-    unknown = sorted(set(params) - set(backbones.parameters(name)))
-    if unknown:
-        raise ValueError(f"backbone {name!r}: unknown parameter(s) {', '.join(unknown)}; "
-                         f"valid: {', '.join(backbones.parameters(name))}")
+    bb = dict(cfg["backbone"])
+    backbones.check(bb.pop("name"), bb)
 
 
 def _resolve_run(merged: dict, label: str) -> dict:
