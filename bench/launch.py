@@ -298,18 +298,23 @@ def launch(spec: dict, runs: list[RunConfig], *, cluster: str, sweep_dir: Path, 
                              f"local SLURM with `bash scripts/slurm_local.sh start`, or use "
                              f"--cluster local")
     outcomes = [Outcome(r, sweep_dir / r.run_id, run_state(sweep_dir / r.run_id)) for r in runs]
-    if ex["tasks_per_node"] * ex["nodes"] > 1 and cluster == "debug":
-        raise SweepError("--cluster debug runs in this process: it cannot run "
-                         "tasks_per_node > 1; use --cluster local or slurm")
+    if cluster == "debug" and (ex["tasks_per_node"] * ex["nodes"] > 1 or ex["parallel"] > 1):
+        raise SweepError("--cluster debug runs one run at a time in this process: it cannot run "
+                         "tasks_per_node > 1 or parallel > 1; use --cluster local or slurm")
     sweep_dir.mkdir(parents=True, exist_ok=True)
     _write_if_changed(sweep_dir / "sweep.yaml", yaml.safe_dump(spec, sort_keys=False))
     for o in outcomes:
         if o.before == "done":
             o.status = "done"
-    if cluster == "debug" or (cluster == "local" and ex["tasks_per_node"] * ex["nodes"] == 1):
+    if cluster == "debug" or (cluster == "local" and ex["tasks_per_node"] * ex["nodes"] == 1
+                              and ex["parallel"] == 1):
         # One process per run buys nothing here but a torch import per run (seconds each).
         _run_inline(outcomes, ex, out)
     elif cluster == "local":
+        threads = ex["parallel"] * ex["nodes"] * ex["tasks_per_node"] * ex["cpus_per_task"]
+        if threads > (os.cpu_count() or 1):
+            out(f"warning: parallel x tasks x cpus_per_task = {threads} threads on "
+                f"{os.cpu_count()} CPUs: the runs will slow each other down")
         _run_local(outcomes, sweep_dir, ex, out)
     else:
         _run_slurm(spec["name"], outcomes, sweep_dir, ex, wait, wait_max_s, out)
@@ -364,6 +369,25 @@ def _run_inline_loop(outcomes: list[Outcome], ex: dict, out) -> None:
 
 # ---------------------------------------------------------------------------- local: subprocesses
 def _run_local(outcomes: list[Outcome], sweep_dir: Path, ex: dict, out) -> None:
+    """Runs in subprocesses, ``ex["parallel"]`` at a time: single-rank runs in a pool of worker
+    processes (torch is imported once per worker, not once per run); multi-rank runs as
+    submitit LocalExecutor jobs (one process per rank, the preemption path as on SLURM)."""
+    if ex["tasks_per_node"] * ex["nodes"] == 1:
+        import concurrent.futures
+        import multiprocessing
+
+        pool = concurrent.futures.ProcessPoolExecutor(
+            ex["parallel"], mp_context=multiprocessing.get_context("spawn"))
+
+        def submit(o: Outcome):
+            task = RunTask(o.run.config, o.run_dir, ex["stop_timeout_s"], ex["cpus_per_task"])
+            return pool.submit(task), "worker process"
+        try:
+            _run_at_most(outcomes, ex["parallel"], submit, out)
+        finally:
+            pool.shutdown(cancel_futures=True)
+        return
+
     import submitit
 
     folder = sweep_dir / ".submitit" / "%j"
@@ -373,44 +397,70 @@ def _run_local(outcomes: list[Outcome], sweep_dir: Path, ex: dict, out) -> None:
     if ex["gpus_per_node"]:
         params["gpus_per_node"] = ex["gpus_per_node"]
     executor.update_parameters(**params)
-    n = len(outcomes)
-    for i, o in enumerate(outcomes, 1):
-        prefix = _progress_prefix(i, n, o)
-        if o.status == "done":
-            out(f"{prefix}: done (skipped)")
-            continue
-        o.resumed = o.before == "ckpt"
+
+    def submit_job(o: Outcome):
         job = executor.submit(RunTask(o.run.config, o.run_dir, ex["stop_timeout_s"],
                                       ex["cpus_per_task"]))
         o.job_id = str(job.job_id)
         _record_job(o, "local", folder)
-        out(f"{prefix}: {'resuming' if o.resumed else 'starting'} (pid {o.job_id}, log "
-            f"{job.paths.stdout.parent})")
-        t0 = time.perf_counter()
-        try:
-            _follow_local(job, o, prefix)
-        except KeyboardInterrupt:
-            job.cancel(check=False)
-            raise
-        error = ""
-        exc = job.exception()
-        if exc is not None:
-            error = _short_error(str(exc))
-        _finish(o, error)
-        note = _done_note(o, time.perf_counter() - t0) if o.status == "completed" else o.note
-        out(f"{prefix}: {o.status} {note}")
+        return job, f"pid {o.job_id}, log {job.paths.stdout.parent}"
+    _run_at_most(outcomes, ex["parallel"], submit_job, out)
 
 
-def _follow_local(job, o: Outcome, prefix: str) -> None:
-    """Wait for a local job; on a terminal, show the step it is at."""
-    total = o.run.config["train"]["iterations"]
-    tty = sys.stdout.isatty()
-    while not job.done():
-        if tty:
-            print(f"\r{prefix}: step {_last_step(o.run_dir)}/{total}", end="", flush=True)
-        time.sleep(1.0)
-    if tty:
+def _run_at_most(outcomes: list[Outcome], parallel: int, submit: Callable, out) -> None:
+    """Start runs with ``submit(outcome) -> (handle, where)`` (a handle has ``done()`` and
+    ``exception()``: a submitit job or a future), at most ``parallel`` unfinished at once."""
+    n = len(outcomes)
+    queue = []
+    for i, o in enumerate(outcomes, 1):
+        if o.status == "done":
+            out(f"{_progress_prefix(i, n, o)}: done (skipped)")
+        else:
+            queue.append((_progress_prefix(i, n, o), o))
+    running: list[tuple] = []               # (handle, prefix, outcome, start time)
+    try:
+        while queue or running:
+            while queue and len(running) < parallel:
+                prefix, o = queue.pop(0)
+                o.resumed = o.before == "ckpt"
+                handle, where = submit(o)
+                out(f"{prefix}: {'resuming' if o.resumed else 'starting'} ({where})")
+                running.append((handle, prefix, o, time.perf_counter()))
+            ended = [r for r in running if r[0].done()]
+            if not ended:
+                _show_steps(running)
+                time.sleep(0.5)
+                continue
+            _show_steps([])
+            for r in ended:
+                running.remove(r)
+                handle, prefix, o, t0 = r
+                exc = handle.exception()
+                _finish(o, _short_error(f"{type(exc).__name__}: {exc}") if exc else "")
+                note = (_done_note(o, time.perf_counter() - t0) if o.status == "completed"
+                        else o.note)
+                out(f"{prefix}: {o.status} {note}")
+    except KeyboardInterrupt:
+        for handle, *_ in running:
+            handle.cancel()
+        raise
+
+
+def _show_steps(running: list[tuple]) -> None:
+    """On a terminal, one line with the step each running job is at (cleared when empty)."""
+    if not sys.stdout.isatty():
+        return
+    if not running:
         print("\r\033[K", end="", flush=True)
+        return
+    if len(running) == 1:
+        _, prefix, o, _ = running[0]
+        text = f"{prefix}: step"
+    else:
+        text = "steps:"
+    steps = ", ".join(f"{_last_step(o.run_dir)}/{o.run.config['train']['iterations']}"
+                      for _, _, o, _ in running)
+    print(f"\r\033[K{text} {steps}", end="", flush=True)
 
 
 def _short_error(text: str, lines: int = 3) -> str:

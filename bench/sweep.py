@@ -66,6 +66,8 @@ EXECUTOR_DEFAULTS: dict[str, Any] = {
     "cpus_per_task": 1,
     "mem_gb": None,              # None: the cluster's default
     "array_parallelism": 32,     # max array tasks running at once
+    "parallel": 1,               # --cluster local: runs at once, each in its own process with
+                                 # cpus_per_task threads (1: one after another, in this process)
     "constraint": None,          # --constraint
     "max_num_timeout": 3,        # requeues after a timeout (preemptions do not count)
     "setup": [],                 # shell lines run before the job (module load, conda activate)
@@ -280,7 +282,8 @@ def executor_params(spec: Mapping, overrides: Mapping | None = None) -> dict:
         raise SweepError(f"unknown executor key(s) {', '.join(map(repr, unknown))}; "
                          f"valid: {', '.join(EXECUTOR_DEFAULTS)}")
     ex = {**copy.deepcopy(EXECUTOR_DEFAULTS), **copy.deepcopy(block)}
-    for key in ("timeout_min", "nodes", "tasks_per_node", "cpus_per_task", "array_parallelism"):
+    for key in ("timeout_min", "nodes", "tasks_per_node", "cpus_per_task", "array_parallelism",
+                "parallel"):
         if not isinstance(ex[key], int) or isinstance(ex[key], bool) or ex[key] < 1:
             raise SweepError(f"executor.{key} must be a positive integer, got {ex[key]!r}")
     for key in ("gpus_per_node", "max_num_timeout"):

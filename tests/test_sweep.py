@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -210,6 +211,9 @@ BAD = {
                               "unknown key"),
     "unknown executor key": ({"executor": {"partitions": "gpu"}}, "unknown executor key"),
     "bad executor value": ({"executor": {"tasks_per_node": 0}}, "tasks_per_node"),
+    "bad parallel": ({"executor": {"parallel": 0}}, "executor.parallel must be a positive"),
+    "parallel in process": ({"executor": {"parallel": 2}}, "cannot run tasks_per_node > 1 or "
+                                                           "parallel > 1"),
     "bad name": ({"name": "../x"}, "directory-safe"),
     "everything skipped": ({"grid": {"seed": [0]}, "cells": [{"match": {"seed": 0}, "skip": True}]},
                            "every cell was skipped"),
@@ -342,6 +346,32 @@ def test_local_executor_runs_a_single_rank_run_in_this_process(tmp_path, capsys)
     run_dir = tmp_path / "r" / "t" / run.run_id
     assert (run_dir / "DONE").exists() and "[1/1]" in out and "completed in" in out
     assert not (tmp_path / "r" / "t" / ".submitit").exists()   # no subprocess for one rank
+
+
+def test_local_parallel_runs_side_by_side_in_subprocesses_with_in_process_results(
+        tmp_path, restore_threads):
+    """executor.parallel = 2: the first two runs start before either ends, the third starts when
+    one has ended, in one of the two worker processes; each run's metrics equal the same run
+    trained in this process."""
+    s = spec(grid={"seed": [0, 1, 2]}, executor={"parallel": 2, "cpus_per_task": 1})
+    runs = S.expand(s)
+    lines: list[str] = []
+    summary = launch.launch(s, runs, cluster="local", sweep_dir=tmp_path / "t",
+                            ex=S.executor_params(s), out=lines.append)
+    assert summary.count("completed") == 3 and summary.exit_code == 0, lines
+    events = [("start" if ": starting" in ln else "end", ln.split("]")[0]) for ln in lines
+              if ": starting" in ln or ": completed" in ln]
+    assert [e for e, _ in events[:3]] == ["start", "start", "end"], lines
+    # Trained by two worker processes (the lock file keeps its holder), reused across runs.
+    pids = {(tmp_path / "t" / r.run_id / ".lock").read_text().split()[1] for r in runs}
+    assert len(pids) == 2 and str(os.getpid()) not in pids
+    keys = ("step", "loss", "loss_bins", "grad_norm", "lr")
+    for run in runs:
+        assert (tmp_path / "t" / run.run_id / "DONE").exists()
+        ref = tmp_path / "ref" / run.run_id
+        launch.RunTask(run.config, ref, num_threads=1)()
+        assert [{k: r[k] for k in keys} for r in _metrics(tmp_path / "t" / run.run_id)] == \
+            [{k: r[k] for k in keys} for r in _metrics(ref)]
 
 
 def test_a_run_is_never_trained_by_two_processes_at_once(tmp_path):
