@@ -125,10 +125,12 @@ def main(argv: list[str] | None = None) -> int:
             if "trainer" in holder:
                 holder["trainer"].stop_requested = True
 
+        def hook(trainer):                  # the data and model are built, run_dir written
+            holder["trainer"] = trainer
+            print(f"run dir: {run_dir}", flush=True)
+
         signal.signal(signal.SIGTERM, on_term)
-        print(f"run dir: {run_dir}", flush=True)
-        final = run(cfg, run_dir, progress=not args.no_progress,
-                    trainer_hook=lambda tr: holder.__setitem__("trainer", tr))
+        final = run(cfg, run_dir, progress=not args.no_progress, trainer_hook=hook)
     except Interrupted as e:
         print(f"interrupted: {e}; rerun the same command to resume", file=sys.stderr)
         return 143

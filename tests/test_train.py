@@ -124,7 +124,8 @@ def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path, capsys, override, m
     code = train.main([str(tmp_path / "c.yaml"), "--results-dir", str(tmp_path / "out"),
                        "--no-progress"])
     assert code == 2
-    assert message in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert message in captured.err and "run dir:" not in captured.out
     assert not (tmp_path / "out").exists()
 
 
