@@ -298,7 +298,8 @@ def launch(spec: dict, runs: list[RunConfig], *, cluster: str, sweep_dir: Path, 
                              f"local SLURM with `bash scripts/slurm_local.sh start`, or use "
                              f"--cluster local")
     outcomes = [Outcome(r, sweep_dir / r.run_id, run_state(sweep_dir / r.run_id)) for r in runs]
-    if cluster == "debug" and (ex["tasks_per_node"] * ex["nodes"] > 1 or ex["parallel"] > 1):
+    ranks = ex["tasks_per_node"] * ex["nodes"]
+    if cluster == "debug" and (ranks > 1 or ex["parallel"] > 1):
         raise SweepError("--cluster debug runs one run at a time in this process: it cannot run "
                          "tasks_per_node > 1 or parallel > 1; use --cluster local or slurm")
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -306,12 +307,11 @@ def launch(spec: dict, runs: list[RunConfig], *, cluster: str, sweep_dir: Path, 
     for o in outcomes:
         if o.before == "done":
             o.status = "done"
-    if cluster == "debug" or (cluster == "local" and ex["tasks_per_node"] * ex["nodes"] == 1
-                              and ex["parallel"] == 1):
+    if cluster == "debug" or (cluster == "local" and ranks == 1 and ex["parallel"] == 1):
         # One process per run buys nothing here but a torch import per run (seconds each).
         _run_inline(outcomes, ex, out)
     elif cluster == "local":
-        threads = ex["parallel"] * ex["nodes"] * ex["tasks_per_node"] * ex["cpus_per_task"]
+        threads = ex["parallel"] * ranks * ex["cpus_per_task"]
         if threads > (os.cpu_count() or 1):
             out(f"warning: parallel x tasks x cpus_per_task = {threads} threads on "
                 f"{os.cpu_count()} CPUs: the runs will slow each other down")
@@ -453,11 +453,7 @@ def _show_steps(running: list[tuple]) -> None:
     if not running:
         print("\r\033[K", end="", flush=True)
         return
-    if len(running) == 1:
-        _, prefix, o, _ = running[0]
-        text = f"{prefix}: step"
-    else:
-        text = "steps:"
+    text = f"{running[0][1]}: step" if len(running) == 1 else "steps:"
     steps = ", ".join(f"{_last_step(o.run_dir)}/{o.run.config['train']['iterations']}"
                       for _, _, o, _ in running)
     print(f"\r\033[K{text} {steps}", end="", flush=True)
