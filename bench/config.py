@@ -1,96 +1,311 @@
-"""Run configuration: defaults, YAML loading, ``--set`` overrides, validation and the run id.
+"""Run configuration: typed sections (defaults + validation in one place), YAML, ``--set``, run id.
 
-A run config is a plain nested dict. ``dataset``, ``backbone`` and ``strategy`` hold a ``name`` plus
-that component's parameters (validated by its registry); every other section is closed: a key not in
-``DEFAULTS`` is an error that lists the valid keys. ``run_id`` is a short hash of the resolved config.
+On disk and in sweeps a run config is a plain nested mapping (config.yaml); ``resolve`` merges it
+over ``DEFAULTS``, checks it, and returns that mapping, whose canonical JSON gives the ``run_id``.
+``Config.of(cfg)`` is its typed, frozen view — what the trainer and the evaluators read
+(``cfg.train.batch_size``). Each section below is a frozen dataclass whose fields carry their
+default, one line of documentation and their check; ``DEFAULTS`` and the docs' config tables
+(``config_table``) are generated from them. ``dataset``, ``backbone`` and ``strategy`` are open
+sections: a ``name`` plus that component's parameters, validated by its registry.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-DEFAULTS: dict[str, Any] = {
-    "name": "run",
-    "seed": 0,
-    "dataset": {"name": "toy2d"},
-    "backbone": {"name": "mlp"},
-    "strategy": {"name": "uniform"},
-    "diffusion": {"schedule": "linear", "timesteps": 1000, "variance": "fixed_large"},
-    "train": {
-        "iterations": 1000,        # budget, in optimizer steps
-        "batch_size": 128,         # global batch
-        "optimizer": "adam",       # adam | adamw
-        "lr": 2e-4,
-        "betas": [0.9, 0.999],
-        "weight_decay": 0.0,
-        "warmup": 0,               # linear LR warm-up, steps
-        "grad_clip": 1.0,          # max grad norm; 0 disables
-        "ema_decay": 0.9999,       # with the DDPM warm-up min(decay, (1+n)/(10+n))
-        "log_every": 100,
-        "ckpt_every": 500,
-        "loss_bins": 10,           # timestep bins of the logged loss
-        "device": "auto",          # auto | cpu | cuda
-        "bf16": False,             # bf16 autocast (CUDA or CPU)
-        "channels_last": False,
-        "fused_optimizer": False,  # fused Adam (CUDA only)
-        "tf32": False,             # TF32 matmuls/convolutions (CUDA only)
-        "compile": False,          # torch.compile the training forward
-    },
-    # Evaluation and diagnostics (bench/evaluation.py; docs/evaluation.md). All off by default.
-    "eval": {
-        "every": 0,                # evaluate every N iterations; 0 = off
-        "at": [],                  # ... and at these iterations (0 = the initial model)
-        "final": False,            # ... and at the last iteration
-        "metrics": ["auto"],       # fid | nll | swd | mmd; auto: images fid, nll; 2-D swd, mmd, nll
-        "use_ema": True,           # evaluate the EMA weights (False: the live weights)
-        "n_samples": 1000,         # generated samples for fid / swd / mmd
-        "sampler": "ddim",         # ddpm (T ancestral steps) | ddim
-        "ddim_steps": 100,
-        "eta": 0.0,                # DDIM eta (0 = deterministic)
-        "batch_size": 500,         # sampling / feature batch
-        "extractor": "cnn",        # cnn (offline classifier: fd_cnn) | inception (fid_inception)
-        "inception_weights": "",   # path to inception-2015-12-05.pt (file or folder)
-        "inception_download": True,  # download the Inception weights into cache_dir if missing
-        "ref_split": "train",      # split of the reference statistics
-        "ref_n": 0,                # reference images (0 = the whole split)
-        "ref_stats": "",           # explicit reference-statistics .npz (bench.fid format)
-        "cache_dir": "",           # ref stats + extractor weights; "" = ~/.cache/timestep-bench
-        "nll": {
-            "n_images": 256,       # held-out images (0 = the whole test split)
-            "timesteps": 0,        # 0 = all T terms; K > 0 = t=0 + K stratified timesteps
-            "batch_size": 256,
-            "decoder": "auto",     # auto | discretized (8-bit images) | gaussian (continuous)
-            "clip": "auto",        # clip x0-hat to [-1, 1]: auto = images yes, vectors no
-        },
-        "toy": {
-            "n_proj": 256,         # sliced-Wasserstein directions
-            "mmd_n": 2000,         # points per side for MMD
-            "mmd_bandwidth": 0.0,  # RBF bandwidth; 0 = median heuristic on the true points
-        },
-        "diagnostics": {
-            "every": 0,            # per-timestep diagnostics every N iterations; 0 = off
-            "at": [],              # ... and at these iterations
-            "bins": 20,            # timestep bins
-            "loss_per_bin": 128,   # examples per bin for the loss
-            "per_bin": 32,         # examples per bin for the gradient variance (0 = skip it)
-            "estimator": "two_half",  # two_half | per_sample (strategies.grad_variance)
-            "param_subset": 0,     # last N parameter tensors for the gradient (0 = all)
-            "pool": 512,           # train images the bins draw from
-            "p_t": True,           # snapshot strategy.probabilities()
-            "hist_bins": 100,      # histogram of drawn t between snapshots (0 = off)
-        },
-    },
-}
+from bench.core.checks import check_keys
+from bench.core.diffusion import SCHEDULES, VARIANCES
+
+
+class ConfigError(ValueError):
+    """A config problem, with a message that names it and the valid choices."""
+
+
+# ---------------------------------------------------------------------------- field checks
+@dataclass(frozen=True)
+class Rule:
+    """A check of one value: ``ok(value)``; the message says ``<key> must be <text>``, or for a
+    choice ``unknown <key> <value>; valid: <choices>``."""
+
+    text: str
+    ok: Callable[[Any], bool]
+    choices: tuple = ()
+
+
+def is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def int_at_least(lo: int, text: str | None = None) -> Rule:
+    return Rule(text or f"an integer >= {lo}", lambda v: is_int(v) and v >= lo)
+
+
+POSITIVE_INT = Rule("a positive integer", lambda v: is_int(v) and v > 0)
+NON_NEGATIVE_INT = Rule("a non-negative integer", lambda v: is_int(v) and v >= 0)
+BOOL = Rule("true or false", lambda v: isinstance(v, bool))
+PATH_STRING = Rule("a path string", lambda v: isinstance(v, str))
+ITERATIONS = Rule("a list of iterations >= 0",
+                  lambda v: isinstance(v, list) and all(is_int(i) and i >= 0 for i in v))
+
+
+def choice(*valid, unknown_form: bool = True) -> Rule:
+    return Rule(f"one of {', '.join(map(str, valid))}", lambda v: v in valid,
+                valid if unknown_form else ())
+
+
+def opt(default: Any, doc: str, rule: Rule | None = None):
+    """A config field: its default, one line of documentation, its check."""
+    meta = {"doc": doc, "rule": rule}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def sub(cls: type, doc: str):
+    """A nested section."""
+    return field(default_factory=cls, metadata={"doc": doc, "rule": None, "section": cls})
+
+
+class Section:
+    """Base of a typed section: ``from_dict`` checks keys and values; ``to_dict`` is the inverse."""
+
+    PATH = ""                   # "train." etc.: the prefix of a key in messages
+    WHAT = "config key"         # unknown keys: "unknown <WHAT> <NAME_PREFIX>'key'; valid: ..."
+    NAME_PREFIX: str | None = None   # None: PATH
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            rule, value = f.metadata.get("rule"), getattr(self, f.name)
+            if rule is not None and not rule.ok(value):
+                key = f"{self.PATH}{f.name}"
+                if rule.choices:
+                    raise ConfigError(f"unknown {key} {value!r}; valid: "
+                                      f"{', '.join(map(str, rule.choices))}")
+                raise ConfigError(f"{key} must be {rule.text}, got {value!r}")
+        self.check()
+
+    def check(self) -> None:
+        """Checks across fields (override)."""
+
+    @classmethod
+    def from_dict(cls, d: Mapping | None):
+        if d is not None and not isinstance(d, Mapping):
+            raise ConfigError(f"config section {cls.PATH.rstrip('.')!r} must be a mapping")
+        d = dict(d or {})
+        valid = [f.name for f in fields(cls)]
+        check_keys(d, sorted(valid) if cls.WHAT == "config key" else valid, cls.WHAT,
+                   prefix=cls.PATH if cls.NAME_PREFIX is None else cls.NAME_PREFIX, quote=True,
+                   error=ConfigError)
+        kw = {}
+        for f in fields(cls):
+            if f.name not in d:
+                continue
+            section = f.metadata.get("section")
+            if section is not None:
+                if not isinstance(d[f.name], Mapping):
+                    raise ConfigError(f"config section {cls.PATH}{f.name!r} must be a mapping")
+                kw[f.name] = section.from_dict(d[f.name])
+            else:
+                kw[f.name] = d[f.name]
+        return cls(**kw)
+
+    def to_dict(self) -> dict:
+        return {f.name: (getattr(self, f.name).to_dict() if f.metadata.get("section")
+                         else copy.deepcopy(getattr(self, f.name))) for f in fields(self)}
+
+
+# ---------------------------------------------------------------------------- the sections
+@dataclass(frozen=True)
+class Diffusion(Section):
+    PATH = "diffusion."
+    schedule: str = opt("linear", "β schedule", choice(*SCHEDULES))
+    timesteps: int = opt(1000, "T", int_at_least(2, "an integer >= 2"))
+    variance: str = opt("fixed_large", "reverse-process variance", choice(*VARIANCES))
+
+
+@dataclass(frozen=True)
+class Train(Section):
+    PATH = "train."
+    iterations: int = opt(1000, "budget, in optimizer steps", POSITIVE_INT)
+    batch_size: int = opt(128, "global batch", POSITIVE_INT)
+    optimizer: str = opt("adam", "adam | adamw", choice("adam", "adamw"))
+    lr: float = opt(2e-4, "learning rate", Rule("positive", lambda v: is_number(v) and v > 0))
+    betas: list = opt([0.9, 0.999], "Adam betas")
+    weight_decay: float = opt(0.0, "weight decay")
+    warmup: int = opt(0, "linear LR warm-up, steps", NON_NEGATIVE_INT)
+    grad_clip: float = opt(1.0, "max grad norm; 0 disables")
+    ema_decay: float = opt(0.9999, "EMA decay, with the DDPM warm-up min(decay, (1+n)/(10+n))",
+                           Rule("in [0, 1)", lambda v: is_number(v) and 0.0 <= v < 1.0))
+    log_every: int = opt(100, "steps between metrics.jsonl rows", POSITIVE_INT)
+    ckpt_every: int = opt(500, "steps between checkpoints", POSITIVE_INT)
+    loss_bins: int = opt(10, "timestep bins of the logged loss", POSITIVE_INT)
+    device: str = opt("auto", "auto | cpu | cuda", choice("auto", "cpu", "cuda"))
+    bf16: bool = opt(False, "bf16 autocast (CUDA or CPU)")
+    channels_last: bool = opt(False, "channels-last memory format (images)")
+    fused_optimizer: bool = opt(False, "fused Adam (CUDA only)")
+    tf32: bool = opt(False, "TF32 matmuls/convolutions (CUDA only)")
+    compile: bool = opt(False, "torch.compile the training forward")
+
+
+@dataclass(frozen=True)
+class NLL(Section):
+    PATH = "eval.nll."
+    n_images: int = opt(256, "held-out images (0 = the whole test split)", int_at_least(0))
+    timesteps: int = opt(0, "0 = all T terms; K > 0 = t=0 + K stratified timesteps",
+                         int_at_least(0))
+    batch_size: int = opt(256, "images per batch", int_at_least(1))
+    decoder: str = opt("auto", "auto | discretized (8-bit images) | gaussian (continuous)",
+                       choice("auto", "discretized", "gaussian", unknown_form=False))
+    clip: Any = opt("auto", "clip x0-hat to [-1, 1]: auto = images yes, vectors no",
+                    choice("auto", True, False, unknown_form=False))
+
+
+@dataclass(frozen=True)
+class Toy(Section):
+    PATH = "eval.toy."
+    n_proj: int = opt(256, "sliced-Wasserstein directions", int_at_least(1))
+    mmd_n: int = opt(2000, "points per side for MMD", int_at_least(2))
+    mmd_bandwidth: float = opt(0.0, "RBF bandwidth; 0 = median heuristic on the true points",
+                               Rule(">= 0 (0 = median heuristic)", lambda v: is_number(v) and v >= 0))
+
+
+@dataclass(frozen=True)
+class Diagnostics(Section):
+    PATH = "eval.diagnostics."
+    every: int = opt(0, "per-timestep diagnostics every N iterations; 0 = off", int_at_least(0))
+    at: list = opt([], "... and at these iterations", ITERATIONS)
+    bins: int = opt(20, "timestep bins", int_at_least(1))
+    loss_per_bin: int = opt(128, "examples per bin for the loss", int_at_least(1))
+    per_bin: int = opt(32, "examples per bin for the gradient variance (0 = skip it)",
+                       int_at_least(0))
+    estimator: str = opt("two_half", "two_half | per_sample (strategies.grad_variance)",
+                         choice("two_half", "per_sample", unknown_form=False))
+    param_subset: int = opt(0, "last N parameter tensors for the gradient (0 = all)",
+                            int_at_least(0))
+    pool: int = opt(512, "train images the bins draw from", int_at_least(1))
+    p_t: bool = opt(True, "snapshot strategy.probabilities()", BOOL)
+    hist_bins: int = opt(100, "histogram of drawn t between snapshots (0 = off)", int_at_least(0))
+
+    def check(self) -> None:
+        if self.per_bin and self.estimator == "two_half" and (self.per_bin % 2 or
+                                                                self.per_bin < 2):
+            raise ConfigError(f"eval.diagnostics.per_bin must be even and >= 2 for two_half "
+                              f"(0 = off), got {self.per_bin!r}")
+
+
+EVAL_METRICS = ("auto", "fid", "nll", "swd", "mmd")
+
+
+@dataclass(frozen=True)
+class Eval(Section):
+    PATH = "eval."
+    every: int = opt(0, "evaluate every N iterations; 0 = off", int_at_least(0))
+    at: list = opt([], "... and at these iterations (0 = the initial model)", ITERATIONS)
+    final: bool = opt(False, "... and at the last iteration", BOOL)
+    metrics: list = opt(["auto"], "fid | nll | swd | mmd; auto: images fid, nll; 2-D swd, mmd, "
+                                  "nll",
+                        Rule(f"a non-empty list of {', '.join(EVAL_METRICS)}",
+                             lambda v: isinstance(v, list) and bool(v)
+                             and all(m in EVAL_METRICS for m in v)))
+    use_ema: bool = opt(True, "evaluate the EMA weights (False: the live weights)", BOOL)
+    n_samples: int = opt(1000, "generated samples for fid / swd / mmd", int_at_least(1))
+    sampler: str = opt("ddim", "ddpm (T ancestral steps) | ddim",
+                       choice("ddpm", "ddim", unknown_form=False))
+    ddim_steps: int = opt(100, "DDIM steps", int_at_least(1))
+    eta: float = opt(0.0, "DDIM eta (0 = deterministic)",
+                     Rule(">= 0", lambda v: is_number(v) and v >= 0))
+    batch_size: int = opt(500, "sampling / feature batch", int_at_least(1))
+    extractor: str = opt("cnn", "cnn (offline classifier: fd_cnn) | inception (fid_inception)",
+                         choice("cnn", "inception", unknown_form=False))
+    inception_weights: str = opt("", "path to inception-2015-12-05.pt (file or folder)", PATH_STRING)
+    inception_download: bool = opt(True, "download the Inception weights into cache_dir if "
+                                         "missing", BOOL)
+    ref_split: str = opt("train", "split of the reference statistics",
+                         choice("train", "test", unknown_form=False))
+    ref_n: int = opt(0, "reference images (0 = the whole split)", int_at_least(0))
+    ref_stats: str = opt("", "explicit reference-statistics .npz (bench.evaluation.fid format)",
+                         PATH_STRING)
+    cache_dir: str = opt("", "ref stats + extractor weights; \"\" = ~/.cache/timestep-bench", PATH_STRING)
+    nll: NLL = sub(NLL, "test NLL (bits/dim)")
+    toy: Toy = sub(Toy, "2-D toy metrics")
+    diagnostics: Diagnostics = sub(Diagnostics, "per-timestep diagnostics under timesteps/")
+
+    @property
+    def enabled(self) -> bool:
+        return self.every > 0 or bool(self.at) or self.final
+
+
+@dataclass(frozen=True)
+class Component:
+    """An open section: a registry name and that component's parameters."""
+
+    name: str
+    params: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Mapping, key: str) -> "Component":
+        if not isinstance(d, Mapping) or "name" not in d:
+            raise ConfigError(f"config section {key!r} must be a mapping with a 'name'")
+        return cls(d["name"], {k: copy.deepcopy(v) for k, v in d.items() if k != "name"})
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **copy.deepcopy(self.params)}
+
+
 OPEN_SECTIONS = ("dataset", "backbone", "strategy")
+TOP_DEFAULTS = {"name": "run", "seed": 0, "dataset": {"name": "toy2d"},
+                "backbone": {"name": "mlp"}, "strategy": {"name": "uniform"}}
+TOP_SECTIONS = {"diffusion": Diffusion, "train": Train, "eval": Eval}
 
 
+@dataclass(frozen=True)
+class Config:
+    """The typed, frozen view of a resolved run config."""
+
+    name: str
+    seed: int
+    dataset: Component
+    backbone: Component
+    strategy: Component
+    diffusion: Diffusion
+    train: Train
+    eval: Eval
+    raw: dict = field(repr=False, compare=False)      # the mapping it was made from (config.yaml)
+
+    @classmethod
+    def of(cls, cfg: "Mapping | Config") -> "Config":
+        """The typed view of a resolved config mapping (a Config is returned as it is)."""
+        if isinstance(cfg, Config):
+            return cfg
+        check_keys(cfg, sorted(DEFAULTS), "config key", quote=True, error=ConfigError)
+        full = deep_update(DEFAULTS, cfg)
+        if not is_int(full["seed"]):
+            raise ConfigError(f"seed must be an integer, got {full['seed']!r}")
+        return cls(name=full["name"], seed=full["seed"],
+                   **{k: Component.from_dict(full[k], k) for k in OPEN_SECTIONS},
+                   **{k: s.from_dict(full[k]) for k, s in TOP_SECTIONS.items()},
+                   raw=copy.deepcopy(dict(cfg)))
+
+
+DEFAULTS: dict[str, Any] = {**copy.deepcopy(TOP_DEFAULTS),
+                            **{k: s().to_dict() for k, s in TOP_SECTIONS.items()}}
+
+
+# ---------------------------------------------------------------------------- YAML and --set
 class _Loader(yaml.SafeLoader):
     """SafeLoader that also reads ``1e-3`` as a float (YAML 1.1 wants ``1.0e-3``)."""
 
@@ -106,11 +321,8 @@ _Loader.add_implicit_resolver(
 
 
 def yaml_load(text: str):
+    """The one YAML loader of configs, sweeps and config.yaml files."""
     return yaml.load(text, Loader=_Loader)
-
-
-class ConfigError(ValueError):
-    """A config problem, with a message that names it and the valid choices."""
 
 
 def deep_update(base: dict, new: dict) -> dict:
@@ -161,105 +373,17 @@ def parse_set(items: list[str]) -> dict:
     return out
 
 
-def _check_keys(cfg: dict, ref: dict, where: str) -> None:
-    for k, v in cfg.items():
-        if k not in ref:
-            raise ConfigError(f"unknown config key {where}{k!r}; valid: {', '.join(sorted(ref))}")
-        if k in OPEN_SECTIONS:
-            if not isinstance(v, dict) or "name" not in v:
-                raise ConfigError(f"config section {k!r} must be a mapping with a 'name'")
-        elif isinstance(ref[k], dict) and ref[k]:
-            if not isinstance(v, dict):
-                raise ConfigError(f"config section {where}{k!r} must be a mapping")
-            _check_keys(v, ref[k], f"{where}{k}.")
-
-
 def resolve(overrides: dict) -> dict:
-    """DEFAULTS ⊕ overrides, checked for unknown keys and bad values (not component parameters)."""
+    """DEFAULTS ⊕ overrides, checked (keys and values; component parameters are their
+    registries' business). Returns the mapping that config.yaml holds and run ids hash."""
     cfg = deep_update(DEFAULTS, overrides)
-    _check_keys(cfg, DEFAULTS, "")
-    tr = cfg["train"]
-    for key in ("iterations", "batch_size", "log_every", "ckpt_every", "loss_bins"):
-        if not isinstance(tr[key], int) or tr[key] <= 0:
-            raise ConfigError(f"train.{key} must be a positive integer, got {tr[key]!r}")
-    for key in ("warmup",):
-        if not isinstance(tr[key], int) or tr[key] < 0:
-            raise ConfigError(f"train.{key} must be a non-negative integer, got {tr[key]!r}")
-    if not isinstance(tr["lr"], (int, float)) or tr["lr"] <= 0:
-        raise ConfigError(f"train.lr must be positive, got {tr['lr']!r}")
-    if tr["optimizer"] not in ("adam", "adamw"):
-        raise ConfigError(f"unknown train.optimizer {tr['optimizer']!r}; valid: adam, adamw")
-    if tr["device"] not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"unknown train.device {tr['device']!r}; valid: auto, cpu, cuda")
-    if not 0.0 <= float(tr["ema_decay"]) < 1.0:
-        raise ConfigError(f"train.ema_decay must be in [0, 1), got {tr['ema_decay']!r}")
-    if not isinstance(cfg["seed"], int):
-        raise ConfigError(f"seed must be an integer, got {cfg['seed']!r}")
-    from bench.diffusion import SCHEDULES, VARIANCES
-
-    d = cfg["diffusion"]
-    if d["schedule"] not in SCHEDULES:
-        raise ConfigError(f"unknown diffusion.schedule {d['schedule']!r}; valid: {', '.join(SCHEDULES)}")
-    if d["variance"] not in VARIANCES:
-        raise ConfigError(f"unknown diffusion.variance {d['variance']!r}; valid: {', '.join(VARIANCES)}")
-    if not isinstance(d["timesteps"], int) or d["timesteps"] < 2:
-        raise ConfigError(f"diffusion.timesteps must be an integer >= 2, got {d['timesteps']!r}")
-    _check_eval(cfg["eval"])
+    Config.of(cfg)
     return cfg
 
 
-EVAL_METRICS = ("auto", "fid", "nll", "swd", "mmd")
-
-
-def _check_eval(e: dict) -> None:
-    """Values of the eval section (its keys are already checked against DEFAULTS)."""
-    def need(cond: bool, key: str, rule: str, value) -> None:
-        if not cond:
-            raise ConfigError(f"eval.{key} must be {rule}, got {value!r}")
-
-    def is_int(v) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    def iters(v) -> bool:
-        return isinstance(v, list) and all(is_int(i) and i >= 0 for i in v)
-
-    nll, toy, dg = e["nll"], e["toy"], e["diagnostics"]
-    for key, v, lo in (("every", e["every"], 0), ("n_samples", e["n_samples"], 1),
-                       ("ddim_steps", e["ddim_steps"], 1), ("batch_size", e["batch_size"], 1),
-                       ("ref_n", e["ref_n"], 0), ("nll.n_images", nll["n_images"], 0),
-                       ("nll.timesteps", nll["timesteps"], 0),
-                       ("nll.batch_size", nll["batch_size"], 1), ("toy.n_proj", toy["n_proj"], 1),
-                       ("toy.mmd_n", toy["mmd_n"], 2), ("diagnostics.every", dg["every"], 0),
-                       ("diagnostics.bins", dg["bins"], 1),
-                       ("diagnostics.loss_per_bin", dg["loss_per_bin"], 1),
-                       ("diagnostics.per_bin", dg["per_bin"], 0),
-                       ("diagnostics.param_subset", dg["param_subset"], 0),
-                       ("diagnostics.pool", dg["pool"], 1),
-                       ("diagnostics.hist_bins", dg["hist_bins"], 0)):
-        need(is_int(v) and v >= lo, key, f"an integer >= {lo}", v)
-    need(iters(e["at"]), "at", "a list of iterations >= 0", e["at"])
-    need(iters(dg["at"]), "diagnostics.at", "a list of iterations >= 0", dg["at"])
-    need(isinstance(e["metrics"], list) and e["metrics"]
-         and all(m in EVAL_METRICS for m in e["metrics"]), "metrics",
-         f"a non-empty list of {', '.join(EVAL_METRICS)}", e["metrics"])
-    for key, v, valid in (("sampler", e["sampler"], ("ddpm", "ddim")),
-                          ("extractor", e["extractor"], ("cnn", "inception")),
-                          ("ref_split", e["ref_split"], ("train", "test")),
-                          ("nll.decoder", nll["decoder"], ("auto", "discretized", "gaussian")),
-                          ("nll.clip", nll["clip"], ("auto", True, False)),
-                          ("diagnostics.estimator", dg["estimator"], ("two_half", "per_sample"))):
-        need(v in valid, key, f"one of {', '.join(map(str, valid))}", v)
-    for key, v in (("final", e["final"]), ("use_ema", e["use_ema"]),
-                   ("inception_download", e["inception_download"]), ("diagnostics.p_t", dg["p_t"])):
-        need(isinstance(v, bool), key, "true or false", v)
-    need(isinstance(e["eta"], (int, float)) and e["eta"] >= 0, "eta", ">= 0", e["eta"])
-    need(isinstance(toy["mmd_bandwidth"], (int, float)) and toy["mmd_bandwidth"] >= 0,
-         "toy.mmd_bandwidth", ">= 0 (0 = median heuristic)", toy["mmd_bandwidth"])
-    for key in ("inception_weights", "ref_stats", "cache_dir"):
-        need(isinstance(e[key], str), key, "a path string", e[key])
-    need(dg["per_bin"] == 0 or dg["estimator"] != "two_half" or dg["per_bin"] % 2 == 0
-         and dg["per_bin"] >= 2, "diagnostics.per_bin", "even and >= 2 for two_half (0 = off)",
-         dg["per_bin"])
+def load(path: str | Path, sets: list[str] = ()) -> dict:
+    """A config file with ``--set`` overrides, resolved."""
+    return resolve(deep_update(load_yaml(path), parse_set(list(sets))))
 
 
 def canonical(cfg: dict) -> str:
@@ -269,3 +393,24 @@ def canonical(cfg: dict) -> str:
 def run_id(cfg: dict) -> str:
     """A short content hash of the resolved config: no counters, no hyperparameters in names."""
     return hashlib.sha1(canonical(cfg).encode()).hexdigest()[:10]
+
+
+# ---------------------------------------------------------------------------- docs
+def config_table(section: type[Section]) -> str:
+    """The markdown table of a section's keys, defaults and meanings (docs/config.md)."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+
+    def walk(cls, prefix: str) -> None:
+        for f in fields(cls):
+            if f.metadata.get("section"):
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append(f"| `{prefix}{f.name}` | `{json.dumps(default)}` | "
+                        f"{f.metadata['doc'].replace('|', '/')} |")
+        for f in fields(cls):
+            if f.metadata.get("section"):
+                walk(f.metadata["section"], f"{prefix}{f.name}.")
+
+    walk(section, "")
+    return "\n".join(rows)
+

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import config as C  # noqa: E402
-from bench.trainer import Trainer  # noqa: E402
+from bench.train.trainer import Trainer  # noqa: E402
 
 
 def run_config(name: str, iters: int, T: int, update_every: int) -> dict:

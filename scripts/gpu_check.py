@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import config as C  # noqa: E402
 from bench import datasets, dist, perf  # noqa: E402
-from bench.trainer import Trainer  # noqa: E402
+from bench.train.trainer import Trainer  # noqa: E402
 
 
 @datasets.register("random_cifar")

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import config as C  # noqa: E402
-from bench.trainer import Trainer  # noqa: E402
+from bench.train.trainer import Trainer  # noqa: E402
 
 SMALL = 512          # tensors with more elements are recorded by hash
 RUNS = {

@@ -99,7 +99,7 @@ import torch.nn.functional as F
 from scipy import special
 from torch import Tensor, nn
 
-from bench.rng import derive_seed
+from bench.core.rng import derive_seed
 from strategies.base import Draw, StepContext, Strategy, register
 
 ALPHA_OFFSET = 1e-5          # (α, β) = softplus(out) + 1e-5 (official ActorNetwork)

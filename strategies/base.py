@@ -22,7 +22,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from bench.diffusion import Diffusion, mean_flat
+from bench.core.diffusion import Diffusion, mean_flat
 
 
 @dataclass(frozen=True)

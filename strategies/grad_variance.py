@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bench.diffusion import Diffusion, mean_flat
+from bench.core.diffusion import Diffusion, mean_flat
 from strategies.base import Draw, StepContext, Strategy, register
 
 ESTIMATORS = ("two_half", "per_sample")

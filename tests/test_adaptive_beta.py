@@ -16,9 +16,9 @@ from torch import nn
 
 import strategies
 from bench import config as C
-from bench.diffusion import Diffusion
-from bench.train import run
-from bench.trainer import Interrupted, Trainer
+from bench.core.diffusion import Diffusion
+from bench.experiment import run
+from bench.train.trainer import Interrupted, Trainer
 from strategies.adaptive_beta import AdaptiveBeta, beta_index_pmf, select_timesteps
 from strategies.base import StepContext
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from bench import datasets
+from bench.data import datasets
 
 
 @pytest.mark.parametrize("name,params,shape", [

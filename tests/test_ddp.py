@@ -1,7 +1,7 @@
 """Multi-process training: 2 gloo ranks on the CPU equal 1 process with the same global batch.
 
 Every rank draws the same global batch, timesteps and noise and trains on its half; gradients are
-averaged across ranks (bench.dist.average_gradients) and strategies get a cross-rank SUM. So the
+averaged across ranks (bench.core.dist.average_gradients) and strategies get a cross-rank SUM. So the
 logged metrics and the final weights of a 2-process run match the 1-process run up to
 floating-point reduction order.
 """
@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from bench import config as C
-from bench import dist
+from bench.core import dist
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,14 +36,14 @@ CFG = {
 WORKER = textwrap.dedent("""
     import json, sys
     import torch
-    from bench import dist, train
+    from bench.core import dist, train
     rank, world, port, run_dir, cfg = (int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]),
                                        sys.argv[4], json.loads(sys.argv[5]))
     torch.set_num_threads(1)
     env = dist.DistEnv(rank=rank, world_size=world, local_rank=rank, master_port=port)
     dist.init(env, timeout_s=120)
     try:
-        train.run(cfg, run_dir, progress=False, rank=rank, world_size=world,
+        experiment.run(cfg, run_dir, progress=False, rank=rank, world_size=world,
                   reduce=dist.all_reduce_sum if world > 1 else None)
     finally:
         dist.teardown()
@@ -67,14 +67,15 @@ def _metrics(run_dir: Path) -> list[dict]:
 
 
 def test_two_gloo_ranks_equal_one_process(tmp_path):
-    from bench import train
+    from bench import experiment
+    from bench.train import __main__ as train_cli
 
     cfg = C.resolve({**CFG, "strategy": {"name": "p2", "k": 1, "gamma": 1}})
     one, two = tmp_path / "one", tmp_path / "two"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)            # as the ranks; more threads than free cores spin
     try:
-        train.run(cfg, one, progress=False)
+        experiment.run(cfg, one, progress=False)
     finally:
         torch.set_num_threads(threads)
     _train(cfg, two, 2)
@@ -98,7 +99,7 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
 
 
 def test_single_process_reduce_is_identity():
-    from bench.trainer import _default_reduce
+    from bench.train.trainer import _default_reduce
 
     x = torch.arange(4.0)
     assert _default_reduce(1)(x) is x

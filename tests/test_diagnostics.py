@@ -11,10 +11,12 @@ import pytest
 import torch
 
 from bench import config as C
-from bench import diagnostics as D
-from bench import train
-from bench.diffusion import Diffusion
-from bench.rng import generator
+from bench import rundir
+from bench.evaluation import diagnostics as D
+from bench import experiment
+from bench.train import __main__ as train_cli
+from bench.core.diffusion import Diffusion
+from bench.core.rng import generator
 from strategies.grad_variance import bin_gradient_variance, timestep_bins
 
 
@@ -111,14 +113,14 @@ def _toy_cfg(**eval_overrides):
 
 def test_short_run_diagnostics_load_with_one_call_and_documented_shapes(tmp_path):
     cfg = _toy_cfg()
-    train.run(cfg, tmp_path / "r", progress=False)
-    tabs = D.load(tmp_path / "r")
+    experiment.run(cfg, tmp_path / "r", progress=False)
+    tabs = rundir.read_timesteps(tmp_path / "r")
     assert set(tabs) == {"diagnostics", "p_t", "t_hist"}
     for kind, df in tabs.items():
-        assert isinstance(df, pd.DataFrame) and list(df.columns) == D.COLUMNS[kind]
+        assert isinstance(df, pd.DataFrame) and list(df.columns) == rundir.TIMESTEP_COLUMNS[kind]
     snaps, bins, T, hb = [0, 20, 40], 5, 100, 10
     dg = tabs["diagnostics"]
-    assert dg.shape == (len(snaps) * bins * 2, len(D.COLUMNS["diagnostics"]))
+    assert dg.shape == (len(snaps) * bins * 2, len(rundir.TIMESTEP_COLUMNS["diagnostics"]))
     assert sorted(dg["step"].unique()) == snaps
     assert (dg.groupby(["step", "weighting"]).size() == bins).all()
     assert np.isfinite(dg["grad_var"]).all() and (dg["grad_var"] > 0).all()
@@ -134,12 +136,12 @@ def test_short_run_diagnostics_load_with_one_call_and_documented_shapes(tmp_path
 
 def test_truncate_drops_rows_after_the_resume_step(tmp_path):
     for step in (0, 20, 40):
-        D.append(tmp_path, "p_t", D.p_t_frame(step, torch.full((4,), 0.25)))
-    D.append(tmp_path, "p_t", D.p_t_frame(20, torch.full((4,), 0.25)))    # re-written: replaced
-    assert len(D.load(tmp_path)["p_t"]) == 12
-    D.truncate(tmp_path, 20)
-    assert sorted(D.load(tmp_path)["p_t"]["step"].unique()) == [0, 20]
-    empty = D.load(tmp_path / "nothing")
+        rundir.append_timesteps(tmp_path, "p_t", D.p_t_frame(step, torch.full((4,), 0.25)))
+    rundir.append_timesteps(tmp_path, "p_t", D.p_t_frame(20, torch.full((4,), 0.25)))    # re-written: replaced
+    assert len(rundir.read_timesteps(tmp_path)["p_t"]) == 12
+    rundir.truncate_timesteps(tmp_path, 20)
+    assert sorted(rundir.read_timesteps(tmp_path)["p_t"]["step"].unique()) == [0, 20]
+    empty = rundir.read_timesteps(tmp_path / "nothing")
     assert all(len(df) == 0 for df in empty.values())
 
 

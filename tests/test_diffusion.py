@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.diffusion import Diffusion, make_betas, normal_kl
+from bench.core.diffusion import Diffusion, make_betas, normal_kl
 
 
 @pytest.mark.parametrize("T", [1000, 200])

@@ -9,9 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
+from bench import rundir
 from bench import config as C
-from bench import evaluation as E
-from bench import fid, train
+from bench.evaluation import callbacks as E
+from bench.evaluation import __main__ as eval_cli
+from bench import experiment
+from bench.evaluation import fid
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -47,9 +50,9 @@ def test_toy_run_writes_evals_csv_in_the_documented_format(tmp_path):
     cfg = _toy()
     kinds = [type(cb).__name__ for cb in E.callbacks(cfg)]
     assert kinds == ["Evaluator"]
-    train.run(cfg, tmp_path / "r", progress=False)
+    experiment.run(cfg, tmp_path / "r", progress=False)
     ev = pd.read_csv(tmp_path / "r" / "evals.csv")
-    assert list(ev.columns) == E.EVAL_COLUMNS
+    assert list(ev.columns) == rundir.EVAL_COLUMNS
     assert sorted(ev["step"].unique()) == [20, 40]                # at + final
     assert set(ev["metric"]) == {"swd", "mmd2_rbf", "nll_bpd"}
     assert (ev.groupby("step").size() == 3).all()
@@ -69,8 +72,8 @@ def test_evaluation_does_not_change_training(tmp_path):
     off = _toy(at=[], final=False)
     on = _toy(at=[0, 20], diagnostics={"at": [0, 20], "bins": 4, "loss_per_bin": 8, "per_bin": 4,
                                        "pool": 32, "hist_bins": 5})
-    train.run(off, tmp_path / "off", progress=False)
-    train.run(on, tmp_path / "on", progress=False)
+    experiment.run(off, tmp_path / "off", progress=False)
+    experiment.run(on, tmp_path / "on", progress=False)
     a = torch.load(tmp_path / "off" / "ckpt" / "last.pt", weights_only=False)
     b = torch.load(tmp_path / "on" / "ckpt" / "last.pt", weights_only=False)
     for k in a["model"]:
@@ -82,14 +85,14 @@ def test_evaluation_does_not_change_training(tmp_path):
 def test_resume_drops_later_rows_and_reevaluation_is_idempotent(tmp_path):
     cfg = _toy(iterations=20, at=[20], final=False)
     run = tmp_path / "r"
-    train.run(cfg, run, progress=False)
+    experiment.run(cfg, run, progress=False)
     first = pd.read_csv(run / "evals.csv")
     # a hard kill after an eval at step 30 that never reached a checkpoint: stale rows
     stale = first.assign(step=30, value=-1.0)
     pd.concat([first, stale]).to_csv(run / "evals.csv", index=False)
     (run / "DONE").unlink()
     cfg2 = _toy(iterations=40, at=[20, 40], final=False)
-    from bench.trainer import Trainer
+    from bench.train.trainer import Trainer
 
     tr = Trainer(cfg2, run, progress=False, callbacks=E.callbacks(cfg2))
     tr.run()
@@ -97,7 +100,7 @@ def test_resume_drops_later_rows_and_reevaluation_is_idempotent(tmp_path):
     assert sorted(ev["step"].unique()) == [20, 40] and (ev["value"] != -1.0).all()
     assert len(ev) == 6
     # re-evaluating the same step replaces its rows instead of duplicating them
-    E.append_evals(run, ev[ev.step == 40].to_dict("records"))
+    rundir.append_evals(run, ev[ev.step == 40].to_dict("records"))
     assert len(pd.read_csv(run / "evals.csv")) == 6
 
 
@@ -134,7 +137,7 @@ def _digits(tmp_path, **ev):
 
 
 def _components(cfg):
-    from bench.trainer import build_components
+    from bench.train.components import build_components
 
     return build_components(cfg, torch.device("cpu"))
 
@@ -175,9 +178,9 @@ def test_inception_without_weights_offline_says_how_to_fix(tmp_path, monkeypatch
 
 def test_cli_evaluates_the_last_checkpoint(tmp_path, capsys):
     run = tmp_path / "r"
-    train.run(_toy(iterations=20, at=[], final=False), run, progress=False)
-    assert E.main([str(run), "--set", "eval.metrics=[nll, swd]", "--no-progress"]) == 0
+    experiment.run(_toy(iterations=20, at=[], final=False), run, progress=False)
+    assert eval_cli.main([str(run), "--set", "eval.metrics=[nll, swd]", "--no-progress"]) == 0
     ev = pd.read_csv(run / "evals.csv")
     assert set(ev["metric"]) == {"nll_bpd", "swd"} and set(ev["step"]) == {20}
-    assert E.main([str(run), "--set", "train.lr=0.1"]) == 2
+    assert eval_cli.main([str(run), "--set", "train.lr=0.1"]) == 2
     assert "only change eval" in capsys.readouterr().err

@@ -9,7 +9,9 @@ import pytest
 import scipy.linalg
 import torch
 
-from bench import datasets, fid
+from bench.data import datasets
+
+from bench.evaluation import fid
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

@@ -13,8 +13,8 @@ from torch import nn
 
 import strategies
 from bench import config as C
-from bench.diffusion import Diffusion
-from bench.train import run
+from bench.core.diffusion import Diffusion
+from bench.experiment import run
 from strategies.base import StepContext
 from strategies.grad_variance import bin_gradient_variance, gradient_variance, timestep_bins
 

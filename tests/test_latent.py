@@ -12,8 +12,11 @@ import torch
 
 from backbones import autoencoder as A
 from bench import config as C
-from bench import datasets, fid, latent, train
-from bench import evaluation as E
+from bench import experiment
+from bench.data import datasets, latent
+from bench.evaluation import fid
+from bench.evaluation import callbacks as E
+from bench.evaluation import __main__ as eval_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -189,7 +192,7 @@ def test_a_latent_run_trains_and_is_evaluated_on_decoded_pixels(tmp_path, monkey
         "eval": {"at": [10], "metrics": ["auto"], "n_samples": 64, "ddim_steps": 5,
                  "batch_size": 64, "cache_dir": str(tmp_path / "cache"),
                  "diagnostics": {"at": [10], "pool": 32, "bins": 4, "per_bin": 4}}})
-    train.run(cfg, tmp_path / "r", progress=False)
+    experiment.run(cfg, tmp_path / "r", progress=False)
     ev = pd.read_csv(tmp_path / "r" / "evals.csv")
     assert list(ev["metric"]) == ["fd_cnn"] and np.isfinite(ev["value"]).all()
     # the reference statistics are the pixel source's (digits, 1×8×8), shared with pixel runs

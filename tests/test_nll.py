@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench import nll
-from bench.diffusion import Diffusion
+from bench.evaluation import nll
+from bench.core.diffusion import Diffusion
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -122,7 +122,8 @@ def test_digits_model_gets_finite_bpd_that_improves_with_training(tmp_path):
     import pandas as pd
 
     from bench import config as C
-    from bench import train
+    from bench import experiment
+    from bench.train import __main__ as train_cli
 
     cfg = C.resolve({
         "name": "digits_nll", "dataset": {"name": "digits"},
@@ -134,7 +135,7 @@ def test_digits_model_gets_finite_bpd_that_improves_with_training(tmp_path):
         "eval": {"at": [10, 150], "metrics": ["nll"],
                  "nll": {"n_images": 96, "timesteps": 20, "batch_size": 96}},
     })
-    train.run(cfg, tmp_path / "run", progress=False)
+    experiment.run(cfg, tmp_path / "run", progress=False)
     ev = pd.read_csv(tmp_path / "run" / "evals.csv")
     assert list(ev["step"]) == [10, 150] and set(ev["metric"]) == {"nll_bpd"}
     assert set(ev["sampler"]) == {"stratified_K20"} and set(ev["n_samples"]) == {96}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import perf
+from bench.tools import perf
 
 FIXTURE_RUN = Path(__file__).resolve().parent / "fixtures" / "results" / "fx2" / "f37c93ca72"
 

@@ -23,8 +23,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bench import analysis as A
-from bench import report
+from bench import rundir
+from bench.analysis import load as A
+from bench.report import __main__ as report
+from bench.report import build as report_build
 
 
 
@@ -37,7 +39,9 @@ def _fixture_tree() -> Path:
 
     import yaml
 
-    from bench import sweep as S
+    from bench.sweep import spec as S
+
+    from bench.sweep import __main__ as sweep_cli
 
     src = Path(__file__).parent / "fixtures" / "results"
     dst = Path(tempfile.mkdtemp(prefix="report_fixture_")) / "results"
@@ -129,12 +133,12 @@ def test_training_log_and_timestep_loaders(R):
 
 
 def test_column_lists_match_the_writers():
-    from bench import diagnostics, evaluation
+    from bench import rundir
 
-    assert A.EVAL_COLUMNS == evaluation.EVAL_COLUMNS
-    assert A.TIMESTEP_FILES == diagnostics.FILES
+    assert A.EVAL_COLUMNS == rundir.EVAL_COLUMNS
+    assert A.TIMESTEP_FILES == rundir.TIMESTEP_FILES
     for kind, cols in A.TIMESTEP_REQUIRED.items():
-        assert set(cols) <= set(diagnostics.COLUMNS[kind])
+        assert set(cols) <= set(rundir.TIMESTEP_COLUMNS[kind])
 
 
 # ---------------------------------------------------------------------------- Table 1
@@ -173,7 +177,7 @@ def test_table1_given_budgets(R, fd):
 
 
 def test_table1_markdown_and_latex(R, fd):
-    md, tex, csv = report.render_table1(A.table1(R.evals, fd), fd)
+    md, tex, csv = report_build.render_table1(A.table1(R.evals, fd), fd)
     assert "| linear | uniform | 29.0 ± 12.7 (30.0, 28.0) | 21.0 ± 12.7 (20.0, 22.0) |" in md
     assert "**19.0 ± 12.7** (18.0, 20.0)" in md
     assert "16.0 [1/2 seeds]" in md
@@ -378,7 +382,7 @@ def test_duplicates_and_variants_are_explicit(one_run):
 
 
 def test_up_to_twenty_conditions_get_distinct_colours():
-    from bench import analysis
+    from bench.analysis import load as analysis
 
     for n in (3, 10, 11, 20):
         colors = analysis._colors(f"s{i}" for i in range(n))

@@ -16,7 +16,7 @@ import torch
 
 import strategies
 import strategy_formulas as F
-from bench.strategies import main
+from bench.tools.strategies import main
 from strategies.base import Strategy, register, unregister
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ import torch
 
 import strategies
 import strategy_formulas as F
-from bench.diffusion import Diffusion
+from bench.core.diffusion import Diffusion
 from strategies.min_snr import min_snr_target_weights
 
 SCHEDULES = ("linear", "cosine", "quad")

@@ -21,10 +21,10 @@ import torch
 
 import strategies
 from bench import config as C
-from bench.datasets import toy_points
-from bench.diffusion import Diffusion
-from bench.train import run
-from bench.trainer import Trainer
+from bench.data.datasets import toy_points
+from bench.core.diffusion import Diffusion
+from bench.experiment import run
+from bench.train.trainer import Trainer
 from strategies.base import Draw, Strategy, register, unregister
 
 T = 50

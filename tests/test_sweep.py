@@ -14,8 +14,11 @@ import pytest
 import yaml
 
 from bench import config as C
-from bench import launch
-from bench import sweep as S
+from bench import rundir
+from bench.launch import launcher, slurm
+from bench.launch import task as launch_task
+from bench.sweep import spec as S
+from bench.sweep import __main__ as sweep_cli
 
 REPO = Path(__file__).resolve().parent.parent
 SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
@@ -115,13 +118,13 @@ def test_every_sweep_file_expands_and_validates(path, capsys):
         S.validate_components(r.config)
         assert r.run_id == C.run_id(C.resolve(r.config))
     S.executor_params(sp)
-    assert S.main([str(path), "--dry-run", "--results-dir", "/nonexistent/never"]) == 0
+    assert sweep_cli.main([str(path), "--dry-run", "--results-dir", "/nonexistent/never"]) == 0
     out = capsys.readouterr().out
     assert all(r.run_id in out for r in runs)
 
 
 def test_table1_dry_run_lists_exactly_the_papers_grid(capsys):
-    assert S.main([str(REPO / "sweeps" / "table1.yaml"), "--dry-run", "--cluster", "slurm"]) == 0
+    assert sweep_cli.main([str(REPO / "sweeps" / "table1.yaml"), "--dry-run", "--cluster", "slurm"]) == 0
     out = capsys.readouterr().out
     runs = S.expand(S.load_sweep(REPO / "sweeps" / "table1.yaml"))
     assert out.startswith(
@@ -163,7 +166,7 @@ def test_table3_composes_min_snr_with_the_adaptive_sampler():
 def test_latent_sweeps_without_an_autoencoder_stop_with_a_clear_message(tmp_path, capsys):
     for name, what in (("table2", "autoencoder (VQ-f4) checkpoint"),
                        ("table3", "KL-f8 autoencoder")):
-        rc = S.main([str(REPO / "sweeps" / f"{name}.yaml"), "--cluster", "debug",
+        rc = sweep_cli.main([str(REPO / "sweeps" / f"{name}.yaml"), "--cluster", "debug",
                      "--results-dir", str(tmp_path)])
         err = capsys.readouterr().err
         assert rc == 2 and "cannot run here" in err and what in err, err
@@ -226,7 +229,7 @@ def test_bad_sweeps_fail_before_anything_is_written(case, tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(spec(**over)))
     results = tmp_path / "results"
-    rc = S.main([str(path), "--cluster", "debug", "--results-dir", str(results)])
+    rc = sweep_cli.main([str(path), "--cluster", "debug", "--results-dir", str(results)])
     err = capsys.readouterr().err
     assert rc == 2, err
     assert err.startswith("error: ") and message in err, err
@@ -238,7 +241,7 @@ def test_slurm_unreachable_is_a_clear_error_and_submits_nothing(tmp_path, capsys
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     results = tmp_path / "results"
-    rc = S.main([str(REPO / "sweeps" / "toy_slurm.yaml"), "--cluster", "slurm",
+    rc = sweep_cli.main([str(REPO / "sweeps" / "toy_slurm.yaml"), "--cluster", "slurm",
                  "--results-dir", str(results)])
     err = capsys.readouterr().err
     assert rc == 2 and "no SLURM reachable" in err and "Nothing was submitted" in err, err
@@ -247,10 +250,10 @@ def test_slurm_unreachable_is_a_clear_error_and_submits_nothing(tmp_path, capsys
 
 
 def test_missing_sweep_file_and_malformed_yaml(tmp_path, capsys):
-    assert S.main([str(tmp_path / "nope.yaml"), "--dry-run"]) == 2
+    assert sweep_cli.main([str(tmp_path / "nope.yaml"), "--dry-run"]) == 2
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
-    assert S.main([str(bad), "--dry-run"]) == 2
+    assert sweep_cli.main([str(bad), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "not found" in err and "malformed YAML" in err
 
@@ -267,7 +270,7 @@ def test_debug_launch_is_idempotent_and_one_failure_does_not_stop_the_others(tmp
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(s))
     argv = [str(path), "--cluster", "debug", "--results-dir", str(tmp_path / "r")]
-    assert S.main(argv) == 1
+    assert sweep_cli.main(argv) == 1
     out = capsys.readouterr().out
     assert "[1/3]" in out and "[3/3]" in out and "completed in" in out
     assert "failed 1" in out and "FileNotFoundError" in out and "completed 2" in out
@@ -276,7 +279,7 @@ def test_debug_launch_is_idempotent_and_one_failure_does_not_stop_the_others(tmp
     assert done == [True, False, True]
     assert yaml.safe_load((tmp_path / "r" / "t" / "sweep.yaml").read_text()) == s
 
-    assert S.main(argv) == 1            # the failing run fails again; the others are skipped
+    assert sweep_cli.main(argv) == 1            # the failing run fails again; the others are skipped
     out = capsys.readouterr().out
     assert "done 2, submitted 1" in out and "done (skipped)" in out
 
@@ -299,23 +302,23 @@ def test_checkpoint_stops_the_trainer_and_the_relaunch_resumes_to_the_same_metri
     s["base"]["train"].update(iterations=200, log_every=10, ckpt_every=200)
     (run,) = S.expand(s)
     sweep_dir = tmp_path / "t"
-    task = launch.RunTask(run.config, sweep_dir / run.run_id, stop_timeout_s=60, num_threads=1)
+    task = launch_task.RunTask(run.config, sweep_dir / run.run_id, stop_timeout_s=60, num_threads=1)
     box: dict = {}
 
     def preempt():
-        while launch._last_step(sweep_dir / run.run_id) < 30:
+        while rundir.last_step(sweep_dir / run.run_id) < 30:
             time.sleep(0.01)
         box["delayed"] = task.checkpoint()
 
     th = threading.Thread(target=preempt)
     th.start()
-    from bench.trainer import Interrupted
+    from bench.train.trainer import Interrupted
 
     with pytest.raises(Interrupted):
         task()
     th.join()
     delayed = box["delayed"]
-    assert isinstance(delayed.function, launch.RunTask) and delayed.function is not task
+    assert isinstance(delayed.function, launch_task.RunTask) and delayed.function is not task
     assert delayed.function.run_dir == task.run_dir
     import torch
 
@@ -324,12 +327,12 @@ def test_checkpoint_stops_the_trainer_and_the_relaunch_resumes_to_the_same_metri
 
     lines: list[str] = []
     ex = S.executor_params(s)
-    summary = launch.launch(s, [run], cluster="debug", sweep_dir=sweep_dir, ex=ex, out=lines.append)
+    summary = launcher.launch(s, [run], cluster="debug", sweep_dir=sweep_dir, ex=ex, out=lines.append)
     assert summary.resumed == 1 and summary.count("completed") == 1, lines
     assert any("resuming" in ln for ln in lines)
 
     ref_dir = tmp_path / "ref"
-    launch.RunTask(run.config, ref_dir, num_threads=1)()
+    launch_task.RunTask(run.config, ref_dir, num_threads=1)()
     keys = ("step", "loss", "loss_bins", "grad_norm", "lr")
     assert [{k: r[k] for k in keys} for r in _metrics(sweep_dir / run.run_id)] == \
         [{k: r[k] for k in keys} for r in _metrics(ref_dir)]
@@ -339,7 +342,7 @@ def test_local_executor_runs_a_single_rank_run_in_this_process(tmp_path, capsys)
     s = spec(grid={"seed": [0]})
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(s))
-    rc = S.main([str(path), "--cluster", "local", "--results-dir", str(tmp_path / "r")])
+    rc = sweep_cli.main([str(path), "--cluster", "local", "--results-dir", str(tmp_path / "r")])
     out = capsys.readouterr().out
     assert rc == 0, out
     (run,) = S.expand(s)
@@ -356,7 +359,7 @@ def test_local_parallel_runs_side_by_side_in_subprocesses_with_in_process_result
     s = spec(grid={"seed": [0, 1, 2]}, executor={"parallel": 2, "cpus_per_task": 1})
     runs = S.expand(s)
     lines: list[str] = []
-    summary = launch.launch(s, runs, cluster="local", sweep_dir=tmp_path / "t",
+    summary = launcher.launch(s, runs, cluster="local", sweep_dir=tmp_path / "t",
                             ex=S.executor_params(s), out=lines.append)
     assert summary.count("completed") == 3 and summary.exit_code == 0, lines
     events = ["start" if ": starting" in ln else "end" for ln in lines
@@ -369,16 +372,16 @@ def test_local_parallel_runs_side_by_side_in_subprocesses_with_in_process_result
     for run in runs:
         assert (tmp_path / "t" / run.run_id / "DONE").exists()
         ref = tmp_path / "ref" / run.run_id
-        launch.RunTask(run.config, ref, num_threads=1)()
+        launch_task.RunTask(run.config, ref, num_threads=1)()
         assert [{k: r[k] for k in keys} for r in _metrics(tmp_path / "t" / run.run_id)] == \
             [{k: r[k] for k in keys} for r in _metrics(ref)]
 
 
 def test_a_run_is_never_trained_by_two_processes_at_once(tmp_path):
     run_dir = tmp_path / "run"
-    with launch.run_lock(run_dir):
-        with pytest.raises(launch.RunBusy, match="being trained by pid"):
-            with launch.run_lock(run_dir):
+    with rundir.run_lock(run_dir):
+        with pytest.raises(rundir.RunBusy, match="being trained by pid"):
+            with rundir.run_lock(run_dir):
                 pass
-    with launch.run_lock(run_dir):      # released
+    with rundir.run_lock(run_dir):      # released
         pass

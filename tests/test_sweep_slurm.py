@@ -16,8 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench import launch
-from bench import sweep as S
+from bench import rundir
+
+from bench.launch import launcher, slurm
+from bench.launch import task as launch_task
+from bench.sweep import spec as S
+from bench.sweep import __main__ as sweep_cli
 
 pytestmark = pytest.mark.slurm
 
@@ -34,7 +38,7 @@ COMPARED = ("step", "nimg", "loss", "loss_bins", "grad_norm", "lr")
 
 @pytest.fixture(scope="module")
 def slurm() -> None:
-    problem = launch.slurm_unreachable()
+    problem = slurm.slurm_unreachable()
     if problem:
         if os.environ.get("TSB_REQUIRE_SLURM") == "1":
             pytest.fail(f"TSB_REQUIRE_SLURM=1 but {problem}; start it with "
@@ -52,7 +56,7 @@ def _spec(name: str, train: dict | None = None, **executor) -> dict:
 def _launch(spec: dict, sweep_dir: Path, wait: bool = True, lines: list | None = None):
     ex = S.executor_params(spec)
     out = lines.append if lines is not None else print
-    return launch.launch(spec, S.expand(spec), cluster="slurm", sweep_dir=sweep_dir, ex=ex,
+    return launcher.launch(spec, S.expand(spec), cluster="slurm", sweep_dir=sweep_dir, ex=ex,
                          wait=wait, wait_max_s=600, out=out)
 
 
@@ -67,7 +71,7 @@ def _reference(cfg: dict, run_dir: Path) -> list[dict]:
 
     threads = torch.get_num_threads()
     try:
-        launch.RunTask(cfg, run_dir, num_threads=1)()
+        launch_task.RunTask(cfg, run_dir, num_threads=1)()
     finally:
         torch.set_num_threads(threads)
     return _metrics(run_dir)
@@ -102,7 +106,7 @@ def _wait_until(pred, timeout_s: float, what: str, poll_s: float = 0.2):
 
 
 def _last_step(run_dir: Path) -> int:
-    return launch._last_step(run_dir)
+    return rundir.last_step(run_dir)
 
 
 def test_toy_sweep_runs_as_one_array_and_rerun_submits_nothing(slurm, tmp_path, capsys):
@@ -126,7 +130,7 @@ def test_toy_sweep_runs_as_one_array_and_rerun_submits_nothing(slurm, tmp_path, 
     jobs_before = _sacct_count()
     records = {o.run.run_id: (o.run_dir / "jobs.jsonl").read_text() for o in summary.outcomes}
     capsys.readouterr()
-    rc = S.main([str(REPO / "sweeps" / "toy_slurm.yaml"), "--cluster", "slurm", "--wait",
+    rc = sweep_cli.main([str(REPO / "sweeps" / "toy_slurm.yaml"), "--cluster", "slurm", "--wait",
                  "--results-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert rc == 0, out

@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from bench import datasets, toy_metrics as tm
+from bench.data import datasets
+
+from bench.evaluation import toy_metrics as tm
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

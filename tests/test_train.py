@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from bench import config as C
-from bench import train
+from bench import experiment
+from bench.train import __main__ as train_cli
 
 REPO = Path(__file__).resolve().parent.parent
 TOY = {
@@ -30,7 +31,7 @@ def rows(run_dir):
 
 def test_toy_run_learns_and_writes_the_results_layout(tmp_path):
     cfg = C.resolve(TOY)
-    final = train.run(cfg, tmp_path / "run", progress=False)
+    final = experiment.run(cfg, tmp_path / "run", progress=False)
     r = rows(tmp_path / "run")
     assert [x["step"] for x in r] == [50, 100, 150, 200, 250, 300]
     assert r[-1]["loss"] < 0.75 * r[0]["loss"]
@@ -41,7 +42,7 @@ def test_toy_run_learns_and_writes_the_results_layout(tmp_path):
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
     assert {"git_sha", "git_dirty", "torch", "device", "host", "slurm_job_id"} <= set(meta)
     # A finished run is not retrained.
-    assert train.run(cfg, tmp_path / "run", progress=False)["step"] == 300
+    assert experiment.run(cfg, tmp_path / "run", progress=False)["step"] == 300
 
 
 def test_digits_run_learns(tmp_path):
@@ -53,13 +54,13 @@ def test_digits_run_learns(tmp_path):
         "train": {"iterations": 120, "batch_size": 32, "lr": 2e-3, "log_every": 20,
                   "ckpt_every": 1000},
     })
-    train.run(cfg, tmp_path, progress=False)
+    experiment.run(cfg, tmp_path, progress=False)
     r = rows(tmp_path)
     assert r[-1]["loss"] < 0.6 * r[0]["loss"]
 
 
 def test_ema_warmup_and_lr_warmup(tmp_path):
-    from bench.trainer import Trainer
+    from bench.train.trainer import Trainer
 
     tr = Trainer(C.resolve({**TOY, "train": {**TOY["train"], "warmup": 4, "lr": 1e-3}}),
                  tmp_path, progress=False)
@@ -121,7 +122,7 @@ BAD = [
 def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path, capsys, override, message):
     cfg = C.deep_update(TOY, override)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    code = train.main([str(tmp_path / "c.yaml"), "--results-dir", str(tmp_path / "out"),
+    code = train_cli.main([str(tmp_path / "c.yaml"), "--results-dir", str(tmp_path / "out"),
                        "--no-progress"])
     assert code == 2
     captured = capsys.readouterr()
@@ -131,12 +132,12 @@ def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path, capsys, override, m
 
 def test_malformed_yaml_missing_file_and_bad_set(tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text("train: {iterations: 3\n  lr: [")
-    assert train.main([str(tmp_path / "bad.yaml"), "--results-dir", str(tmp_path / "o")]) == 2
+    assert train_cli.main([str(tmp_path / "bad.yaml"), "--results-dir", str(tmp_path / "o")]) == 2
     assert "malformed YAML" in capsys.readouterr().err
-    assert train.main([str(tmp_path / "none.yaml"), "--results-dir", str(tmp_path / "o")]) == 2
+    assert train_cli.main([str(tmp_path / "none.yaml"), "--results-dir", str(tmp_path / "o")]) == 2
     assert "config file not found" in capsys.readouterr().err
     (tmp_path / "ok.yaml").write_text(yaml.safe_dump(TOY))
-    assert train.main([str(tmp_path / "ok.yaml"), "--set", "train.iterations", "--results-dir",
+    assert train_cli.main([str(tmp_path / "ok.yaml"), "--set", "train.iterations", "--results-dir",
                        str(tmp_path / "o")]) == 2
     assert "--set expects key=value" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
@@ -144,7 +145,7 @@ def test_malformed_yaml_missing_file_and_bad_set(tmp_path, capsys):
 
 def test_set_overrides_and_scientific_floats(tmp_path):
     (tmp_path / "ok.yaml").write_text(yaml.safe_dump(TOY))
-    cfg = train.load_config(str(tmp_path / "ok.yaml"), ["train.lr=3e-4", "strategy.name=uniform",
+    cfg = C.load(str(tmp_path / "ok.yaml"), ["train.lr=3e-4", "strategy.name=uniform",
                                                         "diffusion.schedule=cosine"])
     assert cfg["train"]["lr"] == 3e-4 and cfg["diffusion"]["schedule"] == "cosine"
     assert C.run_id(cfg) != C.run_id(C.resolve(TOY)) and len(C.run_id(cfg)) == 10
@@ -152,7 +153,7 @@ def test_set_overrides_and_scientific_floats(tmp_path):
 
 def test_common_random_numbers_across_strategies(tmp_path):
     """Same seed → same data order and noise for every strategy (only t and weights differ)."""
-    from bench.trainer import Trainer
+    from bench.train.trainer import Trainer
 
     a = Trainer(C.resolve(TOY), tmp_path / "a", progress=False)
     b = Trainer(C.resolve(C.deep_update(TOY, {"diffusion": {"schedule": "cosine"}})),
@@ -162,10 +163,10 @@ def test_common_random_numbers_across_strategies(tmp_path):
 
 
 def test_sample_cli_plots_samples_beside_the_data(tmp_path, capsys):
-    from bench import sample
+    from bench.tools import sample
 
     cfg = C.resolve({**TOY, "train": {**TOY["train"], "iterations": 20}})
-    train.run(cfg, tmp_path / "run", progress=False)
+    experiment.run(cfg, tmp_path / "run", progress=False)
     out = tmp_path / "s.png"
     assert sample.main([str(tmp_path / "run"), "--n", "200", "--steps", "10", "--out",
                         str(out)]) == 0

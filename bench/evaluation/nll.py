@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench.diffusion import Diffusion, mean_flat
+from bench.core.diffusion import Diffusion, mean_flat
 
 DECODERS = ("auto", "discretized", "gaussian")
 

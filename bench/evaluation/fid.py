@@ -33,16 +33,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from bench.data import datasets
+
 INCEPTION_FILE = "inception-2015-12-05.pt"
 INCEPTION_URL = ("https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/"
                  + INCEPTION_FILE)
 CLEANFID_DEFAULT_DIR = Path("/tmp")     # where clean-fid itself downloads the weights
 EXTRACTORS = ("inception", "cnn")
 CNN_VERSION = 2                         # bump when the classifier or its training changes
-
-
-def default_cache_dir() -> Path:
-    return Path.home() / ".cache" / "timestep-bench"
 
 
 def metric_name(extractor: str) -> str:
@@ -249,8 +247,6 @@ def cnn_extractor(dataset: str, dataset_params: dict, x_train: Tensor, cache_dir
                   device: torch.device, progress: bool = False,
                   hparams: dict | None = None) -> Extractor:
     """The offline CNN extractor for a dataset (trained once on its train split, then cached)."""
-    from bench import datasets
-
     hp = {**CNN_HPARAMS, **(hparams or {})}
     y_train, _ = datasets.labels(dataset, dataset_params)
     if y_train.shape[0] != x_train.shape[0]:

@@ -34,52 +34,76 @@ SLURM jobs still in flight from an earlier launch are not submitted again.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import fnmatch
 import itertools
 import json
-import os
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import backbones
+import strategies
 from bench import config as C
+from bench.core.checks import check_keys
+from bench.core.diffusion import Diffusion
+from bench.data import datasets
+from bench.labels import value_label
 
 TOP_KEYS = ("name", "description", "base", "grid", "cells", "requires", "executor")
 CELL_KEYS = ("match", "set", "skip")
 REQUIRE_KEYS = ("path", "what", "how")
 CLUSTERS = ("local", "slurm", "debug")
 
-# The executor block (sweep file ``executor:``, overridable with --executor KEY=VALUE).
-EXECUTOR_DEFAULTS: dict[str, Any] = {
-    "partition": None,           # SLURM partition (None: the cluster's default)
-    "account": None,             # --account
-    "qos": None,                 # --qos
-    "timeout_min": 60,           # wall-clock limit per job; on timeout: checkpoint and requeue
-    "nodes": 1,
-    "tasks_per_node": 1,         # > 1: one DDP rank per task (NCCL on GPUs, gloo on CPU)
-    "gpus_per_node": 0,
-    "cpus_per_task": 1,
-    "mem_gb": None,              # None: the cluster's default
-    "array_parallelism": 32,     # max array tasks running at once
-    "parallel": 1,               # --cluster local: runs at once, each in its own process with
-                                 # cpus_per_task threads (1: one after another, in this process)
-    "constraint": None,          # --constraint
-    "max_num_timeout": 3,        # requeues after a timeout (preemptions do not count)
-    "setup": [],                 # shell lines run before the job (module load, conda activate)
-    "additional": {},            # extra sbatch options, e.g. {exclusive: true}
-    "stop_timeout_s": 60,        # on preemption/timeout: max wait for the trainer to finish its
-                                 # step and save (< submitit's 90 s signal delay before the limit)
-    "poll_s": 5.0,               # --wait: state polling period
-}
-
-
 class SweepError(C.ConfigError):
     """A bad sweep file or launch request; the message names the problem and the fix."""
+
+
+_SLURM_NAME = C.Rule("a string", lambda v: v is None or isinstance(v, str))
+_POSITIVE = C.Rule("a positive number", lambda v: C.is_number(v) and v > 0)
+
+
+@dataclass(frozen=True)
+class Executor(C.Section):
+    """The executor block (sweep file ``executor:``, overridable with --executor KEY=VALUE)."""
+
+    PATH, WHAT, NAME_PREFIX = "executor.", "executor key(s)", ""
+    partition: str | None = C.opt(None, "SLURM partition (None: the cluster's default)",
+                                  _SLURM_NAME)
+    account: str | None = C.opt(None, "--account", _SLURM_NAME)
+    qos: str | None = C.opt(None, "--qos", _SLURM_NAME)
+    timeout_min: int = C.opt(60, "wall-clock limit per job; on timeout: checkpoint and requeue",
+                             C.POSITIVE_INT)
+    nodes: int = C.opt(1, "nodes per job", C.POSITIVE_INT)
+    tasks_per_node: int = C.opt(1, "> 1: one DDP rank per task (NCCL on GPUs, gloo on CPU)",
+                                C.POSITIVE_INT)
+    gpus_per_node: int = C.opt(0, "GPUs per node", C.NON_NEGATIVE_INT)
+    cpus_per_task: int = C.opt(1, "CPUs (and torch threads) per task", C.POSITIVE_INT)
+    mem_gb: float | None = C.opt(None, "None: the cluster's default",
+                                 C.Rule("a positive number",
+                                        lambda v: v is None or (C.is_number(v) and v > 0)))
+    array_parallelism: int = C.opt(32, "max array tasks running at once", C.POSITIVE_INT)
+    parallel: int = C.opt(1, "--cluster local: runs at once, each in its own process with "
+                             "cpus_per_task threads (1: one after another, in this process)",
+                          C.POSITIVE_INT)
+    constraint: str | None = C.opt(None, "--constraint", _SLURM_NAME)
+    max_num_timeout: int = C.opt(3, "requeues after a timeout (preemptions do not count)",
+                                 C.NON_NEGATIVE_INT)
+    setup: list = C.opt([], "shell lines run before the job (module load, conda activate)",
+                        C.Rule("a list of shell lines", lambda v: isinstance(v, list)
+                               and all(isinstance(x, str) for x in v)))
+    additional: dict = C.opt({}, "extra sbatch options, e.g. {exclusive: true}",
+                             C.Rule("a mapping of sbatch options",
+                                    lambda v: isinstance(v, Mapping)))
+    stop_timeout_s: float = C.opt(60, "on preemption/timeout: max wait for the trainer to finish "
+                                      "its step and save (< submitit's 90 s signal delay)",
+                                  _POSITIVE)
+    poll_s: float = C.opt(5.0, "--wait: state polling period", _POSITIVE)
+
+
+EXECUTOR_DEFAULTS: dict[str, Any] = Executor().to_dict()
 
 
 _MISSING = object()
@@ -102,18 +126,6 @@ class RunConfig:
     @property
     def label(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.axes)
-
-
-def value_label(v: Any) -> str:
-    """A compact, stable text for an axis value: ``p2(gamma=1,k=1)``, ``linear``, ``[1,2]``."""
-    if isinstance(v, Mapping):
-        body = ",".join(f"{k}={value_label(v[k])}" for k in sorted(v) if k != "name")
-        if "name" in v:
-            return f"{v['name']}({body})" if body else str(v["name"])
-        return "{" + body + "}"
-    if isinstance(v, (list, tuple)):
-        return "[" + ",".join(value_label(x) for x in v) + "]"
-    return str(v)
 
 
 # ---------------------------------------------------------------------------- paths into configs
@@ -182,10 +194,7 @@ def load_sweep(path: str | Path) -> dict:
 def check_spec(spec: Mapping) -> None:
     if not isinstance(spec, Mapping):
         raise SweepError(f"a sweep must be a mapping, got {type(spec).__name__}")
-    unknown = sorted(set(spec) - set(TOP_KEYS))
-    if unknown:
-        raise SweepError(f"unknown sweep key(s) {', '.join(map(repr, unknown))}; "
-                         f"valid: {', '.join(TOP_KEYS)}")
+    check_keys(spec, TOP_KEYS, "sweep key(s)", quote=True, error=SweepError)
     name = spec.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise SweepError(f"sweep 'name' must be a directory-safe string (letters, digits, _ . -), "
@@ -230,10 +239,7 @@ def _cells(spec: Mapping) -> list[dict]:
         where = f"cells[{i}]"
         if not isinstance(cell, Mapping):
             raise SweepError(f"{where} must be a mapping with 'match' and 'set' or 'skip'")
-        unknown = sorted(set(cell) - set(CELL_KEYS))
-        if unknown:
-            raise SweepError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
-                             f"valid: {', '.join(CELL_KEYS)}")
+        check_keys(cell, CELL_KEYS, "key(s)", where=where, quote=True, error=SweepError)
         if not isinstance(cell.get("match"), Mapping) or not cell["match"]:
             raise SweepError(f"{where} needs a non-empty 'match' mapping (config path -> value)")
         has_set, skip = bool(cell.get("set")), cell.get("skip", False)
@@ -254,10 +260,8 @@ def requirements(spec: Mapping) -> list[dict]:
     for i, req in enumerate(spec.get("requires") or []):
         if not isinstance(req, Mapping) or not isinstance(req.get("path"), str):
             raise SweepError(f"requires[{i}] must be a mapping with a 'path' (and 'what', 'how')")
-        unknown = sorted(set(req) - set(REQUIRE_KEYS))
-        if unknown:
-            raise SweepError(f"requires[{i}]: unknown key(s) {', '.join(map(repr, unknown))}; "
-                             f"valid: {', '.join(REQUIRE_KEYS)}")
+        check_keys(req, REQUIRE_KEYS, "key(s)", where=f"requires[{i}]", quote=True,
+                   error=SweepError)
         out.append(dict(req))
     return out
 
@@ -275,37 +279,14 @@ def missing_requirements(spec: Mapping, root: str | Path = ".") -> list[str]:
 
 
 def executor_params(spec: Mapping, overrides: Mapping | None = None) -> dict:
-    """The executor block over EXECUTOR_DEFAULTS, checked; ``overrides`` win (--executor)."""
+    """The executor block over its defaults, checked; ``overrides`` win (--executor)."""
     block = {**(spec.get("executor") or {}), **(overrides or {})}
-    unknown = sorted(set(block) - set(EXECUTOR_DEFAULTS))
-    if unknown:
-        raise SweepError(f"unknown executor key(s) {', '.join(map(repr, unknown))}; "
-                         f"valid: {', '.join(EXECUTOR_DEFAULTS)}")
-    ex = {**copy.deepcopy(EXECUTOR_DEFAULTS), **copy.deepcopy(block)}
-    for key in ("timeout_min", "nodes", "tasks_per_node", "cpus_per_task", "array_parallelism",
-                "parallel"):
-        if not isinstance(ex[key], int) or isinstance(ex[key], bool) or ex[key] < 1:
-            raise SweepError(f"executor.{key} must be a positive integer, got {ex[key]!r}")
-    for key in ("gpus_per_node", "max_num_timeout"):
-        if not isinstance(ex[key], int) or isinstance(ex[key], bool) or ex[key] < 0:
-            raise SweepError(f"executor.{key} must be a non-negative integer, got {ex[key]!r}")
-    for key in ("stop_timeout_s", "poll_s"):
-        if not isinstance(ex[key], (int, float)) or ex[key] <= 0:
-            raise SweepError(f"executor.{key} must be a positive number, got {ex[key]!r}")
-    mem = ex["mem_gb"]
-    if mem is not None and (not isinstance(mem, (int, float)) or mem <= 0):
-        raise SweepError(f"executor.mem_gb must be a positive number, got {ex['mem_gb']!r}")
-    for key in ("partition", "account", "qos", "constraint"):
-        if ex[key] is not None and not isinstance(ex[key], str):
-            raise SweepError(f"executor.{key} must be a string, got {ex[key]!r}")
-    if isinstance(ex["setup"], str):
-        ex["setup"] = [ex["setup"]]
-    if not isinstance(ex["setup"], list) or not all(isinstance(x, str) for x in ex["setup"]):
-        raise SweepError(f"executor.setup must be a list of shell lines, got {ex['setup']!r}")
-    if not isinstance(ex["additional"], Mapping):
-        raise SweepError(f"executor.additional must be a mapping of sbatch options, "
-                         f"got {ex['additional']!r}")
-    return ex
+    if isinstance(block.get("setup"), str):
+        block["setup"] = [block["setup"]]
+    try:
+        return Executor.from_dict(block).to_dict()
+    except C.ConfigError as e:
+        raise SweepError(str(e)) from e
 
 
 # ---------------------------------------------------------------------------- expansion
@@ -313,11 +294,6 @@ def validate_components(cfg: Mapping) -> None:
     """The schedule, and names and parameters of the strategy, dataset and backbone, without
     building data or models (strategy parameters through ``strategies.make_params``, i.e. their
     __post_init__)."""
-    import backbones
-    import strategies
-    from bench import datasets
-    from bench.diffusion import Diffusion
-
     d = cfg["diffusion"]
     Diffusion(d["schedule"], d["timesteps"], d["variance"])     # schedule limits (cheap: T floats)
 
@@ -407,127 +383,3 @@ def select(runs: list[RunConfig], pattern: str | None) -> list[RunConfig]:
         raise SweepError(f"--only {pattern!r} matches none of the {len(runs)} runs "
                          f"(it is matched against run ids and 'axis=value' labels)")
     return chosen
-
-
-# ---------------------------------------------------------------------------- the CLI
-def run_state(run_dir: Path) -> str:
-    """What is on disk for a run: done, ckpt (resumable) or new."""
-    if (run_dir / "DONE").exists():
-        return "done"
-    if (run_dir / "ckpt" / "last.pt").exists():
-        return "ckpt"
-    return "new"
-
-
-def axis_columns(runs: list[RunConfig]) -> list[str]:
-    cols: list[str] = []
-    for r in runs:
-        cols += [k for k, _ in r.axes if k not in cols]
-    return cols
-
-
-def grid_shape(spec: Mapping) -> str:
-    """``3 diffusion.schedule x 6 strategy x 1 seed`` (one product per grid block, joined by +)."""
-    return " + ".join(" x ".join(f"{len(values)} {path}" for path, values in block)
-                      for block in grid_blocks(spec))
-
-
-def format_plan(spec: Mapping, runs: list[RunConfig], sweep_dir: Path, cluster: str, ex: dict,
-                missing: list[str]) -> str:
-    name = spec["name"]
-    cols = axis_columns(runs)
-    rows = [["run_id", "state", *cols]]
-    for r in runs:
-        axes = dict(r.axes)
-        rows.append([r.run_id, run_state(sweep_dir / r.run_id), *(axes.get(c, "-") for c in cols)])
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = [f"sweep {name}: {len(runs)} runs (grid: {grid_shape(spec)}"
-             f"{', after cells and --only' if len(runs) != _grid_size(spec) else ''})"
-             f" -> {sweep_dir}/"]
-    lines += ["  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip()
-              for row in rows]
-    lines.append(f"executor ({cluster}):")
-    lines += [f"  {k}: {json.dumps(v)}" for k, v in ex.items()]
-    if cluster == "slurm":
-        from bench import launch
-
-        lines.append("submitit parameters:")
-        lines += [f"  {k}: {json.dumps(v)}" for k, v in launch.slurm_parameters(name, ex).items()]
-    for m in missing:
-        lines.append(f"requires: MISSING {m}")
-    return "\n".join(lines)
-
-
-def _grid_size(spec: Mapping) -> int:
-    total = 0
-    for block in grid_blocks(spec):
-        n = 1
-        for _, values in block:
-            n *= len(values)
-        total += n
-    return total
-
-
-def parse_executor_overrides(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise SweepError(f"--executor expects KEY=VALUE, got {item!r}")
-        key, raw = item.split("=", 1)
-        out[key.strip()] = C.parse_set([f"v={raw}"])["v"]
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.sweep", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("sweep", help="sweep YAML file")
-    ap.add_argument("--cluster", choices=CLUSTERS, default="local",
-                    help="slurm: submitit job arrays; local: one run after another on this "
-                         "machine (in this process, or one subprocess per rank when "
-                         "tasks_per_node > 1); debug: in this process (default: local)")
-    ap.add_argument("--dry-run", action="store_true",
-                    help="print the runs and the executor parameters, then exit")
-    ap.add_argument("--results-dir", default="results", help="runs go to DIR/<sweep name>/<run_id>")
-    ap.add_argument("--only", metavar="PATTERN",
-                    help="only runs whose id or 'axis=value' label matches this glob")
-    ap.add_argument("--executor", action="append", default=[], metavar="KEY=VALUE",
-                    help="override an executor parameter, e.g. --executor partition=gpu")
-    ap.add_argument("--wait", action="store_true",
-                    help="slurm: wait for the jobs and report how each ended "
-                         "(local and debug always wait)")
-    ap.add_argument("--wait-max-min", type=float, default=None,
-                    help="with --wait: stop waiting after this many minutes (jobs keep running)")
-    args = ap.parse_args(argv)
-    try:
-        spec = load_sweep(args.sweep)
-        runs = select(expand(spec), args.only)
-        ex = executor_params(spec, parse_executor_overrides(args.executor))
-        sweep_dir = Path(args.results_dir) / spec["name"]
-        missing = missing_requirements(spec)
-        if args.dry_run:
-            print(format_plan(spec, runs, sweep_dir, args.cluster, ex, missing))
-            return 0
-        if missing:
-            raise SweepError(f"sweep {spec['name']!r} cannot run here:\n  "
-                             + "\n  ".join(missing))
-        from bench import launch
-
-        summary = launch.launch(spec, runs, cluster=args.cluster, sweep_dir=sweep_dir, ex=ex,
-                                wait=args.wait or args.cluster != "slurm",
-                                wait_max_s=None if args.wait_max_min is None
-                                else 60.0 * args.wait_max_min)
-    except C.ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
-    except BrokenPipeError:             # e.g. `--dry-run | head`
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (the interpreter's exit flush)
-        return 0
-    return summary.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,6 +18,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from backbones import autoencoder as ae_mod
+from bench.core.io import default_cache_dir, pick_device
+from bench.data import latent as lat
+
 
 class TensorSplit:
     def __init__(self, data: Tensor):
@@ -225,10 +229,6 @@ def latent(source: dict | None = None, autoencoder: str = "", preset: str = "kl-
     overrides of it (e.g. scale_factor); ``hflip``: store mirrored encodings too (default: the
     source's own hflip); ``cache_dir``: default ~/.cache/timestep-bench.
     """
-    from backbones import autoencoder as ae_mod
-    from bench import fid, latent as lat
-    from bench.trainer import pick_device
-
     if not autoencoder or not Path(autoencoder).is_file():
         raise FileNotFoundError(
             f"latent: dataset.autoencoder={autoencoder!r} is not a file; point it at a local "
@@ -240,7 +240,7 @@ def latent(source: dict | None = None, autoencoder: str = "", preset: str = "kl-
         raise ValueError(f"latent: dataset.source must hold images (C, H, W); "
                          f"{source['name']!r} has shape {pix.shape}")
     flips = pix.hflip if hflip is None else bool(hflip)
-    cache_root = Path(cache_dir).expanduser() if cache_dir else fid.default_cache_dir()
+    cache_root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     arch_key = dict(preset=preset, **(arch or {}))
     train, test, where = lat.encoded(source["name"], src_params, pix, ae, Path(autoencoder),
                                      arch_key, flips, cache_root, batch_size, num_workers,

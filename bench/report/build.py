@@ -1,38 +1,20 @@
-"""The paper's tables and figures, with statistics, from any results tree.
-
-    python -m bench.report RESULTS_DIR [--out DIR] [--format md,csv,tex] [--metric NAME[,NAME]]
-                           [--budgets 50000,100000] [--baseline uniform] [--pair A B ...]
-
-Reads every run below RESULTS_DIR (bench.analysis.load: several sweeps, partial runs, runs in
-progress) and writes into --out (default RESULTS_DIR/report):
-
-    index.md                 every table and figure with a one-line caption, and the runs section
-                             (missing, partial, not started and duplicate runs listed explicitly)
-    tables/<name>.{md,csv,tex}
-    figures/<name>.{png,pdf}
-
-Tables per setting (dataset × backbone) and evaluation protocol (metric × sampler × n_samples):
-Table 1 (best value up to each iteration budget, mean ± 95 % CI over seeds and the per-seed
-values, best in bold), time-to-target (iterations and wall-clock to the baseline's final value,
-speed-up) and Table 4 pairs (default: each strategy against the baseline). Figures: metric vs
-iteration, metric vs relative wall-clock (Fig. 1/7), training loss, per-timestep loss and gradient
-variance (Fig. 2/6), p(t) across training (Fig. 5); a figure without data is skipped with a note.
-See docs/report.md. Exit status 2 on an unreadable results tree (the message names the file).
+"""The report, built in memory from a loaded results tree (pure: ``build`` returns the tables
+and figures, ``index_md`` the index text); ``python -m bench.report`` (bench.report.__main__)
+writes them. The command's usage and outputs are described in bench/report/__main__.py and
+docs/report.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench import analysis as A
+from bench.analysis import load as A
 
 FORMATS = ("md", "csv", "tex")
 
@@ -289,7 +271,7 @@ def _unit_tables(rep: Report, ev: pd.DataFrame, u: A.Unit, budgets, baseline: st
                 rep.skipped.append(f"Table 4 {a} vs {b} for {u.title}: not both evaluated")
             continue
         md, tex, csv = render_pair(p, a, b, u)
-        rep.tables.append(Item(f"table4_{u.slug}_{A._slug(a)}_vs_{A._slug(b)}",
+        rep.tables.append(Item(f"table4_{u.slug}_{A.slugify(a)}_vs_{A.slugify(b)}",
                                f"Table 4 style — {a} vs {b}, {word} {u.title} up to each "
                                f"budget; difference (2nd − 1st) with 95 % CI, paired by seed "
                                f"where both have ≥ 2 common seeds, else Welch.", csv, md, tex))
@@ -317,7 +299,7 @@ def _setting_slugs(settings: list[str]) -> dict[str, str]:
         return {s: "" for s in settings}
     out, used = {}, set()
     for s in settings:
-        base = "_" + A._slug("_".join(p.strip().split("(")[0] for p in s.split("·")))
+        base = "_" + A.slugify("_".join(p.strip().split("(")[0] for p in s.split("·")))
         slug, i = base, 2
         while slug in used:
             slug, i = f"{base}_{i}", i + 1
@@ -344,16 +326,16 @@ def _setting_figures(rep: Report, R: A.Results, baseline: str, level: float) -> 
         if d.empty:
             rep.skipped.append(f"Fig. 2/6 (per-timestep loss and gradient variance){where}: "
                                f"no timesteps/diagnostics.csv in a counted run")
-        for cond in A._ordered_conditions(d, baseline) if len(d) else []:
+        for cond in A.ordered_conditions(d, baseline) if len(d) else []:
             for w in sorted(set(d.loc[d["condition"] == cond, "weighting"])):
                 fig = A.fig_timestep_diagnostics(diag, st, cond, w)
                 rep.figures.append(Item(
-                    f"timesteps_{A._slug(cond)}_{w}{sfx}", f"Gradient variance (top) and loss "
+                    f"timesteps_{A.slugify(cond)}_{w}{sfx}", f"Gradient variance (top) and loss "
                     f"(bottom) per timestep across training (red early → blue late), {cond}, "
                     f"{w} weighting (Fig. {'2' if w == 'ddpm' else '6'} style){where}.",
                     figure=fig))
         scheds = sorted(set(p_t.loc[p_t["setting"] == st, "schedule"])
-                        | set(t_hist.loc[t_hist["setting"] == st, "schedule"]), key=A._schedule_key)
+                        | set(t_hist.loc[t_hist["setting"] == st, "schedule"]), key=A.schedule_key)
         if not scheds:
             rep.skipped.append(f"Fig. 5 (p(t) across training){where}: no timesteps/p_t.csv or "
                                f"t_hist.csv in a counted run")
@@ -472,86 +454,3 @@ def index_md(rep: Report, R: A.Results, formats: list[str], command: str) -> str
     out += [f"- {s}" for s in rep.skipped] or ["Nothing was skipped."]
     out += ["", runs_section(R)]
     return "\n".join(out).rstrip() + "\n"
-
-
-def write(rep: Report, R: A.Results, out: Path, formats: list[str], command: str) -> Path:
-    """Write tables, figures and index.md under ``out``; returns the index path."""
-    (out / "tables").mkdir(parents=True, exist_ok=True)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    for t in rep.tables:
-        if "md" in formats:
-            (out / "tables" / f"{t.slug}.md").write_text(f"{t.caption}\n\n{t.md}")
-        if "csv" in formats:
-            t.table.to_csv(out / "tables" / f"{t.slug}.csv", index=False)
-        if "tex" in formats:
-            (out / "tables" / f"{t.slug}.tex").write_text(t.tex)
-    for f in rep.figures:
-        for ext in ("png", "pdf"):
-            f.figure.savefig(out / "figures" / f"{f.slug}.{ext}", dpi=120,
-                                 bbox_inches="tight")
-    index = out / "index.md"
-    index.write_text(index_md(rep, R, formats, command))
-    return index
-
-
-# ---------------------------------------------------------------------------- CLI
-def _csv_list(text: str) -> list[str]:
-    return [x.strip() for x in text.split(",") if x.strip()]
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("results_dir", help="a results tree (any folder above run directories)")
-    ap.add_argument("--out", help="output folder (default: RESULTS_DIR/report)")
-    ap.add_argument("--format", default="md,csv,tex",
-                    help="table files to write, comma-separated: md, csv, tex (default: all)")
-    ap.add_argument("--metric", action="append", default=[],
-                    help="only these metrics (comma-separated or repeated; default: every metric "
-                         "present, one table per metric)")
-    ap.add_argument("--budgets", help="iteration budgets, comma-separated (default: the "
-                                      "evaluated steps)")
-    ap.add_argument("--baseline", default="uniform", help="baseline strategy label (default "
-                                                          "uniform)")
-    ap.add_argument("--pair", nargs=2, action="append", metavar=("A", "B"),
-                    help="a Table 4 pair of strategy labels (repeatable; default: each strategy "
-                         "vs the baseline)")
-    ap.add_argument("--no-figures", action="store_true", help="tables and index only")
-    args = ap.parse_args(argv)
-    args.formats = _csv_list(args.format)
-    bad = [f for f in args.formats if f not in FORMATS]
-    if bad or not args.formats:
-        ap.error(f"--format: unknown {', '.join(bad) or '(empty)'}; valid: {', '.join(FORMATS)}")
-    try:
-        args.budget_list = ([int(b) for b in _csv_list(args.budgets)] if args.budgets else None)
-    except ValueError:
-        ap.error(f"--budgets expects comma-separated integers, got {args.budgets!r}")
-    args.metrics = [m for text in args.metric for m in _csv_list(text)] or None
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    command = "python -m bench.report " + " ".join(sys.argv[1:] if argv is None else argv)
-    try:
-        R = A.load(args.results_dir)
-        rep = build(R, metrics=args.metrics, budgets=args.budget_list, baseline=args.baseline,
-                    pairs=[tuple(p) for p in args.pair] if args.pair else None,
-                    figures=not args.no_figures)
-        out = Path(args.out) if args.out else Path(args.results_dir) / "report"
-        index = write(rep, R, out, args.formats, command)
-    except A.ReportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"error: cannot write the report: {e}", file=sys.stderr)
-        return 2
-    status = ", ".join(f"{n} {s}" for s, n in R.runs["status"].value_counts().items())
-    print(f"{len(rep.tables)} tables, {len(rep.figures)} figures, {len(rep.skipped)} skipped; "
-          f"{len(R.runs)} runs ({status})")
-    print(f"index: {index}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -25,9 +25,7 @@ differ only by seed.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,28 +33,20 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy import stats
 
+from bench import config as C
+from bench import rundir
+from bench.labels import component_label, flat, strategy_label, variant_keys
+from bench.rundir import EVAL_COLUMNS, METRIC_COLUMNS, TIMESTEP_FILES, TIMESTEP_REQUIRED
+from bench.sweep.spec import expand
+
 # ---------------------------------------------------------------------------- constants
-EVAL_COLUMNS = ["step", "nimg", "metric", "value", "n_samples", "sampler", "wall_s_train",
-                "wall_s_eval"]                                   # = bench.evaluation.EVAL_COLUMNS
-TIMESTEP_FILES = {"diagnostics": "diagnostics.csv", "p_t": "p_t.csv", "t_hist": "t_hist.csv"}
-TIMESTEP_REQUIRED = {                                            # ⊆ bench.diagnostics.COLUMNS
-    "diagnostics": ["step", "t_lo", "t_hi", "weighting", "loss", "grad_var"],
-    "p_t": ["step", "t", "p"],
-    "t_hist": ["step", "step_from", "t_lo", "t_hi", "count"],
-}
-METRIC_COLUMNS = ["step", "nimg", "loss", "grad_norm", "lr", "wall_s_train", "loss_bins"]
 RUN_COLUMNS = ["run", "sweep", "run_id", "setting", "dataset", "backbone", "strategy",
                "strategy_name", "variant", "condition", "schedule", "seed", "iterations",
                "status", "last_step", "note", "path"]
 COUNTED = ("done", "partial")          # statuses whose evaluations enter tables and figures
 SCHEDULE_ORDER = ("linear", "cosine", "quad")
-# Hyperparameters that do not change what a run learns up to a given step: never a "variant".
-NOT_VARIANT = ("name", "seed", "train.iterations", "train.device", "train.log_every",
-               "train.ckpt_every", "train.loss_bins")
-NOT_VARIANT_PREFIX = ("eval.", "strategy.", "dataset.", "backbone.", "diffusion.schedule")
 
 # Direction per metric family (prefix of the metric name): True = lower is better.
 LOWER_IS_BETTER = {"fd_": True, "fid": True, "kid": True, "nll": True, "swd": True, "mmd": True,
@@ -64,8 +54,8 @@ LOWER_IS_BETTER = {"fd_": True, "fid": True, "kid": True, "nll": True, "swd": Tr
                    "precision": False, "recall": False, "accuracy": False}
 
 
-class ReportError(ValueError):
-    """A results tree the report cannot read; the message names the file and the problem."""
+# A results tree the report cannot read; the message names the file and the problem.
+ReportError = rundir.RunFileError
 
 
 def lower_is_better(metric: str) -> bool:
@@ -82,199 +72,16 @@ def known_direction(metric: str) -> bool:
     return any(metric.startswith(p) for p in LOWER_IS_BETTER)
 
 
-# ---------------------------------------------------------------------------- labels
-def _value_text(v: Any) -> str:
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, dict):
-        return component_label(v) if "name" in v else json.dumps(v, sort_keys=True)
-    if isinstance(v, (list, tuple)):
-        return "[" + ",".join(_value_text(x) for x in v) + "]"
-    return str(v)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return float(a) == float(b)
-    return a == b
-
-
-_DEFAULTS_CACHE: dict[str, dict] = {}
-
-
-def strategy_defaults(name: str) -> dict:
-    """Default parameters of strategy ``name`` from its registry (``{}`` if it cannot be read)."""
-    if name not in _DEFAULTS_CACHE:
-        import dataclasses
-
-        try:
-            import strategies
-
-            out = {}
-            for f in dataclasses.fields(strategies.get(name).Params):
-                if f.default is not dataclasses.MISSING:
-                    out[f.name] = f.default
-                elif f.default_factory is not dataclasses.MISSING:
-                    out[f.name] = f.default_factory()
-        except (ImportError, ValueError, TypeError):
-            out = {}
-        _DEFAULTS_CACHE[name] = out
-    return _DEFAULTS_CACHE[name]
-
-
-def component_label(cfg: dict, defaults: dict | None = None) -> str:
-    """``name(k=v,...)`` with the parameters that differ from ``defaults`` (all when None)."""
-    params = {k: v for k, v in cfg.items() if k != "name"
-              and not (defaults is not None and k in defaults and _same(v, defaults[k]))}
-    body = ",".join(f"{k}={_value_text(params[k])}" for k in sorted(params))
-    return f"{cfg.get('name', '?')}({body})" if body else str(cfg.get("name", "?"))
-
-
-def strategy_label(cfg: dict) -> str:
-    """A readable strategy label: name + non-default parameters; a composition as
-    ``compose(<sampler>+<weighting>)``, e.g. ``compose(adaptive_beta+min_snr(gamma=1))``."""
-    name = cfg.get("name", "?")
-    if name == "compose":
-        sampler = cfg.get("sampler", {"name": "uniform"})
-        weighting = cfg.get("weighting", {"name": "uniform"})
-        return f"compose({strategy_label(sampler)}+{strategy_label(weighting)})"
-    return component_label(cfg, strategy_defaults(name))
-
-
-def _flat(d: dict, prefix: str = "") -> dict[str, str]:
-    out: dict[str, str] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = _value_text(v)
-    return out
-
-
-def _variant_keys(configs: list[dict]) -> list[str]:
-    """Hyperparameters (dotted) that differ between ``configs`` and may change what a run learns."""
-    flats = [_flat(c) for c in configs]
-    keys = sorted(set().union(*flats)) if flats else []
-    return [k for k in keys if k not in NOT_VARIANT and not k.startswith(NOT_VARIANT_PREFIX)
-            and len({f.get(k, "<unset>") for f in flats}) > 1]
-
-
 # ---------------------------------------------------------------------------- reading files
-def find_run_dirs(root: Path) -> tuple[list[Path], list[Path]]:
-    """(run directories, sweep.yaml files) below ``root``; run directories are not descended."""
-    runs, sweeps = [], []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        if "config.yaml" in filenames:
-            runs.append(Path(dirpath))
-            dirnames[:] = []
-        elif "sweep.yaml" in filenames:
-            sweeps.append(Path(dirpath) / "sweep.yaml")
-    return runs, sweeps
-
-
 def read_config(run_dir: Path) -> dict:
     """The run's config.yaml over bench.config.DEFAULTS (an older or hand-written config that
     lacks a key gets its default)."""
-    from bench import config as C
-
-    path = Path(run_dir) / "config.yaml"
-    try:
-        cfg = C.yaml_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ReportError(f"{path}: not valid YAML ({e})") from e
-    if not isinstance(cfg, dict):
-        raise ReportError(f"{path}: a run config must be a mapping, got {type(cfg).__name__}")
+    cfg = rundir.read_config(run_dir)
     for key in ("strategy", "dataset", "backbone"):
         if key in cfg and not (isinstance(cfg[key], dict) and "name" in cfg[key]):
-            raise ReportError(f"{path}: '{key}' must be a mapping with a 'name'")
+            raise ReportError(f"{rundir.config_path(run_dir)}: '{key}' must be a mapping with "
+                              f"a 'name'")
     return C.deep_update(C.DEFAULTS, cfg)
-
-
-def read_metrics(run_dir: Path, done: bool = True) -> tuple[pd.DataFrame, str]:
-    """metrics.jsonl as a DataFrame (METRIC_COLUMNS) and a note. A run still in progress may show
-    a half-written last line (no newline yet): it is skipped with a note when the run is not done;
-    any other unreadable line is an error naming the file and line."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return pd.DataFrame(columns=METRIC_COLUMNS), ""
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError as e:
-        raise ReportError(f"{path}: not a text file ({e})") from e
-    lines, note, rows = text.split("\n"), "", []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict) or not isinstance(row.get("step"), int):
-                raise ValueError("a row must be a JSON object with an integer 'step'")
-        except ValueError as e:
-            if i == len(lines) and not done:
-                note = f"last line of {path.name} is incomplete (being written?); skipped"
-                continue
-            raise ReportError(f"{path}, line {i}: corrupt metrics row ({e})") from e
-        rows.append(row)
-    df = pd.DataFrame(rows, columns=METRIC_COLUMNS)
-    for c in ("loss", "grad_norm", "lr", "wall_s_train", "nimg"):
-        df[c] = pd.to_numeric(df[c], errors="coerce")
-    return df.sort_values("step", kind="stable").reset_index(drop=True), note
-
-
-def _read_csv(path: Path, required: list[str], numeric: list[str]) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise ReportError(f"{path}: not a readable CSV ({e})") from e
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise ReportError(f"{path}: missing column(s) {', '.join(missing)} "
-                          f"(has: {', '.join(map(str, df.columns))})")
-    for c in numeric:
-        if c not in df.columns:
-            continue
-        num = pd.to_numeric(df[c], errors="coerce")
-        bad = num.isna() & df[c].notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ReportError(f"{path}, row {i + 2}: column {c!r} is not a number "
-                              f"({df[c].iloc[i]!r})")
-        df[c] = num
-    if "step" in df.columns and (df["step"].isna().any() or (df["step"] % 1 != 0).any()):
-        raise ReportError(f"{path}: column 'step' must hold whole numbers")
-    return df
-
-
-def read_evals(run_dir: Path) -> pd.DataFrame:
-    """evals.csv (EVAL_COLUMNS; optional columns absent in older files are filled empty)."""
-    path = Path(run_dir) / "evals.csv"
-    if not path.exists():
-        return pd.DataFrame(columns=EVAL_COLUMNS)
-    df = _read_csv(path, ["step", "metric", "value"],
-                   ["step", "nimg", "value", "n_samples", "wall_s_train", "wall_s_eval"])
-    for c in EVAL_COLUMNS:
-        if c not in df.columns:
-            df[c] = "" if c == "sampler" else np.nan
-    df["metric"] = df["metric"].astype(str)
-    df["sampler"] = df["sampler"].fillna("").astype(str)
-    df["step"] = df["step"].astype(int)
-    return df[EVAL_COLUMNS]
-
-
-def read_timesteps(run_dir: Path) -> dict[str, pd.DataFrame]:
-    """timesteps/{diagnostics,p_t,t_hist}.csv (bench.diagnostics); empty frames where absent."""
-    out = {}
-    for kind, name in TIMESTEP_FILES.items():
-        path = Path(run_dir) / "timesteps" / name
-        req = TIMESTEP_REQUIRED[kind]
-        if path.exists():
-            out[kind] = _read_csv(path, req, [c for c in req if c != "weighting"])
-        else:
-            out[kind] = pd.DataFrame(columns=req)
-    return out
 
 
 # ---------------------------------------------------------------------------- one run
@@ -293,11 +100,10 @@ def _status(run_dir: Path, cfg: dict, metrics: pd.DataFrame, evals: pd.DataFrame
     last = int(max(metrics["step"].max() if len(metrics) else 0,
                    evals["step"].max() if len(evals) else 0))
     iters = int(cfg["train"]["iterations"])
-    if (run_dir / "DONE").exists():
+    if rundir.is_done(run_dir):
         return "done", last, "" if len(evals) else "no evaluations"
     if len(metrics):
-        newest = max((run_dir / f for f in ("metrics.jsonl", "evals.csv")
-                      if (run_dir / f).exists()), key=lambda p: p.stat().st_mtime)
+        newest = rundir.newest_write(run_dir)
         return "partial", last, (f"no DONE: at step {last} of {iters}, last write "
                                  f"{_age(newest)} ago (running or stopped)")
     return "not_started", 0, "config.yaml only: no training log yet"
@@ -319,13 +125,9 @@ def run_info(root: Path, run_dir: Path, cfg: dict) -> dict:
 def _expected_runs(sweep_file: Path, present: set[Path], notes: list[str]) -> list[tuple]:
     """(run dir, config) for runs that ``sweep.yaml`` (written by bench.launch) expects and that
     are absent on disk; a sweep file that no longer expands is a note, not an error."""
-    from bench import config as C
-
     try:
-        from bench.sweep import expand
-
         runs = expand(C.load_yaml(sweep_file))
-    except (ImportError, ValueError, TypeError, KeyError) as e:
+    except (ValueError, TypeError, KeyError) as e:
         notes.append(f"{sweep_file}: cannot expand the sweep to find missing runs ({e})")
         return []
     return [(sweep_file.parent / r.run_id, r.config) for r in runs
@@ -363,7 +165,7 @@ def load(root: str | Path) -> Results:
     """Read the results tree below ``root`` (any depth, several sweeps, runs in progress)."""
     root = Path(root)
     _check_root(root)
-    run_dirs, sweep_files = find_run_dirs(root)
+    run_dirs, sweep_files = rundir.find_run_dirs(root)
     if not run_dirs:
         what = "is empty" if not any(root.iterdir()) else "is not a results tree"
         raise ReportError(f"{root} {what}: no run directory (a folder holding config.yaml, "
@@ -372,9 +174,9 @@ def load(root: str | Path) -> Results:
     infos, evals, metrics, ts = [], [], [], {k: [] for k in TIMESTEP_FILES}
     for d in run_dirs:
         cfg = read_config(d)
-        done = (d / "DONE").exists()
-        m, note = read_metrics(d, done)
-        ev = read_evals(d)
+        done = rundir.is_done(d)
+        m, note = rundir.read_metrics(d, done)
+        ev = rundir.read_evals(d)
         info = run_info(root, d, cfg)
         status, last, snote = _status(d, cfg, m, ev)
         info.update(status=status, last_step=last, note="; ".join(x for x in (snote, note) if x),
@@ -382,7 +184,7 @@ def load(root: str | Path) -> Results:
         infos.append(info)
         evals.append(ev.assign(run=info["run"]))
         metrics.append(m.assign(run=info["run"]))
-        for kind, df in read_timesteps(d).items():
+        for kind, df in rundir.read_timesteps(d).items():
             ts[kind].append(df.assign(run=info["run"]))
     for sf in sweep_files:
         for d, cfg in _expected_runs(sf, set(run_dirs), notes):
@@ -407,8 +209,8 @@ def _finish_runs(runs: pd.DataFrame) -> pd.DataFrame:
     runs["variant"] = ""
     for _, idx in runs.groupby("setting").groups.items():
         cfgs = list(runs.loc[idx, "_config"])
-        keys = _variant_keys(cfgs)
-        runs.loc[idx, "variant"] = [", ".join(f"{k}={_flat(c).get(k, '<unset>')}" for k in keys)
+        keys = variant_keys(cfgs)
+        runs.loc[idx, "variant"] = [", ".join(f"{k}={flat(c).get(k, '<unset>')}" for k in keys)
                                     for c in cfgs]
     runs["condition"] = [s if not v else f"{s} [{v}]"
                          for s, v in zip(runs["strategy"], runs["variant"])]
@@ -427,7 +229,7 @@ def _finish_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return sort_runs(runs)[RUN_COLUMNS].reset_index(drop=True)
 
 
-def _schedule_key(s: str) -> tuple:
+def schedule_key(s: str) -> tuple:
     return (SCHEDULE_ORDER.index(s) if s in SCHEDULE_ORDER else len(SCHEDULE_ORDER), s)
 
 
@@ -436,7 +238,7 @@ def sort_runs(df: pd.DataFrame, baseline: str = "uniform") -> pd.DataFrame:
     seed."""
     key = pd.DataFrame({
         "a": df["setting"],
-        "b": [_schedule_key(s) for s in df["schedule"]],
+        "b": [schedule_key(s) for s in df["schedule"]],
         "c": [(s != baseline, c) for s, c in zip(df["strategy"], df["condition"])],
         "d": df["seed"]}, index=df.index)
     order = sorted(df.index, key=lambda i: tuple(key.loc[i]))
@@ -516,7 +318,7 @@ class Unit:
         return lower_is_better(self.metric)
 
 
-def _slug(text: str) -> str:
+def slugify(text: str) -> str:
     import re
 
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
@@ -539,7 +341,7 @@ def units(ev: pd.DataFrame, metrics: Iterable[str] | None = None) -> list[Unit]:
             parts.append(f"{r.sampler}_n{r._3}")
         if len(settings) > 1:
             parts.append(f"{r.dataset.split('(')[0]}_{r.backbone.split('(')[0]}")
-        slug = base = _slug("_".join(parts))
+        slug = base = slugify("_".join(parts))
         i = 2
         while slug in used:
             slug, i = f"{base}_{i}", i + 1
@@ -722,7 +524,7 @@ def pair_table(ev: pd.DataFrame, unit: Unit, a: str, b: str,
                      "diff": d, "diff_ci95": hd,
                      "test": test, "best": best})
     out = pd.DataFrame(rows)
-    key = [(_schedule_key(s), v, bu) for s, v, bu in zip(out["schedule"], out["variant"],
+    key = [(schedule_key(s), v, bu) for s, v, bu in zip(out["schedule"], out["variant"],
                                                          out["budget"])]
     return out.iloc[sorted(range(len(out)), key=lambda i: (out["setting"].iloc[i], key[i]))
                     ].reset_index(drop=True)
@@ -760,10 +562,10 @@ def _colors(conditions: Iterable[str]) -> dict[str, Any]:
 
 
 def _schedules(df: pd.DataFrame) -> list[str]:
-    return sorted(set(df["schedule"]), key=_schedule_key)
+    return sorted(set(df["schedule"]), key=schedule_key)
 
 
-def _ordered_conditions(df: pd.DataFrame, baseline: str) -> list[str]:
+def ordered_conditions(df: pd.DataFrame, baseline: str) -> list[str]:
     pairs = df[["condition", "strategy"]].drop_duplicates()
     return [c for _, c in sorted((s != baseline, c) for c, s in pairs.itertuples(index=False))]
 
@@ -818,7 +620,7 @@ def _ylabel(metric: str) -> str:
 def _plot_conditions(ax, d: pd.DataFrame, y: str, x: str, colors: dict, baseline: str,
                      level: float) -> None:
     """One mean curve (with its band) of ``y`` vs ``x`` per condition of ``d``, baseline first."""
-    for cond in _ordered_conditions(d, baseline):
+    for cond in ordered_conditions(d, baseline):
         _plot_curve(ax, curve(d[d["condition"] == cond], y, x, level), colors[cond], cond)
 
 
@@ -832,7 +634,7 @@ def fig_metric_vs_iteration(ev: pd.DataFrame, unit: Unit, baseline: str = "unifo
         return None
     scheds = _schedules(data)
     fig, axes = _figure(len(scheds))
-    colors = _colors(_ordered_conditions(data, baseline))
+    colors = _colors(ordered_conditions(data, baseline))
     for ax, sched in zip(axes[0], scheds):
         d = data[data["schedule"] == sched]
         _plot_conditions(ax, d, "value", "step", colors, baseline, level)
@@ -858,7 +660,7 @@ def fig_metric_vs_wallclock(ev: pd.DataFrame, unit: Unit, baseline: str = "unifo
     if not refs:
         return None
     fig, axes = _figure(len(refs))
-    colors = _colors(_ordered_conditions(data, baseline))
+    colors = _colors(ordered_conditions(data, baseline))
     for ax, (sched, ref) in zip(axes[0], refs.items()):
         d = data[data["schedule"] == sched]
         d = d.assign(rel=d["wall_s_train"] / ref["ref_wall"])
@@ -883,7 +685,7 @@ def fig_train_loss(metrics: pd.DataFrame, setting: str, baseline: str = "uniform
         return None
     scheds = _schedules(data)
     fig, axes = _figure(len(scheds))
-    colors = _colors(_ordered_conditions(data, baseline))
+    colors = _colors(ordered_conditions(data, baseline))
     for ax, sched in zip(axes[0], scheds):
         d = data[data["schedule"] == sched]
         _plot_conditions(ax, d, "loss", "step", colors, baseline, level)
@@ -962,7 +764,7 @@ def fig_p_t(p_t: pd.DataFrame, t_hist: pd.DataFrame, setting: str, schedule: str
     (t_hist.csv, ``t_hist_density``)."""
     sel = [df[(df["setting"] == setting) & (df["schedule"] == schedule)
               & df["status"].isin(COUNTED)] for df in (p_t, t_hist)]
-    conds = _ordered_conditions(pd.concat([s[["condition", "strategy"]] for s in sel]), baseline)
+    conds = ordered_conditions(pd.concat([s[["condition", "strategy"]] for s in sel]), baseline)
     if not conds:
         return None
     ncols = min(len(conds), 4)

@@ -19,7 +19,8 @@ At configured iterations, on the live (training) weights in eval mode:
 * **the strategy's p(t)** — ``strategy.probabilities()`` at each snapshot (skipped when None), and a
   histogram of the t the strategy actually drew since the previous snapshot (Fig. 5).
 
-Files (CSV, long/tidy format; ``load(run_dir)`` reads them all):
+Files (CSV, long/tidy format; the schemas are ``bench.rundir.TIMESTEP_COLUMNS``,
+``bench.rundir.read_timesteps(run_dir)`` reads them all):
 
     timesteps/diagnostics.csv  step, nimg, t_bin, t_lo, t_hi, weighting, loss, grad_var, n_loss,
                                n_grad, estimator, wall_s_eval — snapshots × bins × 2 weightings
@@ -40,16 +41,10 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from bench.diffusion import Diffusion, mean_flat
-from bench.rng import generator
+from bench.core.diffusion import Diffusion, mean_flat
+from bench.core.rng import generator
+from strategies.grad_variance import bin_gradient_variance, timestep_bins
 
-FILES = {"diagnostics": "diagnostics.csv", "p_t": "p_t.csv", "t_hist": "t_hist.csv"}
-COLUMNS = {
-    "diagnostics": ["step", "nimg", "t_bin", "t_lo", "t_hi", "weighting", "loss", "grad_var",
-                    "n_loss", "n_grad", "estimator", "wall_s_eval"],
-    "p_t": ["step", "t", "p"],
-    "t_hist": ["step", "step_from", "t_bin", "t_lo", "t_hi", "count"],
-}
 WEIGHTINGS = ("ddpm", "vlb")
 
 
@@ -123,8 +118,6 @@ def snapshot(model: nn.Module, diffusion: Diffusion, x0: Tensor, *, seed: int, s
     """One diagnostics snapshot as rows of diagnostics.csv (without ``nimg``)."""
     import time
 
-    from strategies.grad_variance import bin_gradient_variance, timestep_bins
-
     t0 = time.perf_counter()
     edges = timestep_bins(diffusion.T, bins)
     was_training = model.training
@@ -167,49 +160,3 @@ def hist_frame(step: int, step_from: int, counts: Tensor, T: int) -> pd.DataFram
     return pd.DataFrame({"step": step, "step_from": step_from, "t_bin": range(k),
                          "t_lo": edges[:-1].numpy(), "t_hi": edges[1:].numpy(),
                          "count": counts.long().numpy()})
-
-
-# ---------------------------------------------------------------------------- files
-def append(run_dir: Path, kind: str, df: pd.DataFrame) -> None:
-    """Append rows to timesteps/<kind>.csv, replacing earlier rows of the same step (idempotent)."""
-    path = Path(run_dir) / "timesteps" / FILES[kind]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df = df[COLUMNS[kind]]
-    if path.exists():
-        old = pd.read_csv(path)
-        old = old[~old["step"].isin(set(df["step"]))]
-        df = pd.concat([old, df], ignore_index=True) if len(old) else df
-    _write(path, df.sort_values("step", kind="stable"))
-
-
-def truncate(run_dir: Path, step: int) -> None:
-    """Drop rows written after ``step`` (the checkpoint a run resumes from)."""
-    for name in FILES.values():
-        path = Path(run_dir) / "timesteps" / name
-        if path.exists():
-            df = pd.read_csv(path)
-            if (df["step"] > step).any():
-                _write(path, df[df["step"] <= step])
-
-
-def _write(path: Path, df: pd.DataFrame) -> None:
-    import os
-
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def load(run_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """All per-timestep diagnostics of a run, one call.
-
-    Returns {"diagnostics", "p_t", "t_hist"} → DataFrames with the columns in ``COLUMNS`` (empty
-    frames with those columns where a file does not exist). Shapes: diagnostics has
-    snapshots × bins × 2 rows (weighting ∈ {ddpm, vlb}); p_t has snapshots × T rows;
-    t_hist has intervals × hist_bins rows.
-    """
-    out = {}
-    for kind, name in FILES.items():
-        path = Path(run_dir) / "timesteps" / name
-        out[kind] = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=COLUMNS[kind])
-    return out

@@ -13,87 +13,72 @@ batch (up to floating-point reduction order).
 
 from __future__ import annotations
 
-import json
-import os
+import copy
 import random
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-import backbones
 import strategies
-from bench import datasets
-from bench.diffusion import Diffusion, mean_flat
-from bench.rng import derive_seed, generator
+from bench import rundir
+from bench.config import Config
+from bench.core import dist
+from bench.core.diffusion import mean_flat
+from bench.core.io import atomic_save, pick_device
+from bench.core.rng import derive_seed, generator
+from bench.train.components import build_components
 
 
 class Interrupted(Exception):
     """Raised after a checkpoint was written because a stop was requested (SIGTERM, preemption)."""
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+class Callback:
+    """The trainer's callback protocol: a callback implements any of these hooks (all no-ops
+    here), each called with the trainer. ``on_draw`` sees every global batch's ``Draw`` (e.g. to
+    count the timesteps a strategy draws); the others run at the start (after a resume), after
+    every optimizer step (logging done, before the checkpoint) and at the end."""
+
+    def on_start(self, trainer: "Trainer") -> None: ...
+
+    def on_draw(self, trainer: "Trainer", draw: strategies.Draw) -> None: ...
+
+    def on_step_end(self, trainer: "Trainer") -> None: ...
+
+    def on_end(self, trainer: "Trainer") -> None: ...
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device=cuda but no CUDA device is available; use cpu or auto")
-    return torch.device(name)
-
-
-def build_components(cfg: dict, device: torch.device | None = None):
-    """(data, model, diffusion, strategy) from a resolved config; raises on bad names/params."""
-    data = datasets.build(cfg["dataset"]["name"],
-                          {k: v for k, v in cfg["dataset"].items() if k != "name"})
-    model = backbones.build(cfg["backbone"]["name"], data.shape,
-                            {k: v for k, v in cfg["backbone"].items() if k != "name"})
-    d = cfg["diffusion"]
-    diffusion = Diffusion(d["schedule"], d["timesteps"], d["variance"])
-    s = cfg["strategy"]
-    strategy = strategies.build(s["name"], diffusion, {k: v for k, v in s.items() if k != "name"})
-    if device is not None:
-        model.to(device)
-    return data, model, diffusion, strategy
+HOOKS = ("on_start", "on_draw", "on_step_end", "on_end")
 
 
 def _default_reduce(world_size: int) -> Callable[[Tensor], Tensor]:
     """Identity on one process; a SUM over ranks (torch.distributed) with several."""
     if world_size == 1:
         return lambda x: x
-    from bench import dist
-
     return dist.all_reduce_sum
 
 
 class Trainer:
-    def __init__(self, cfg: dict, run_dir: str | Path, *, rank: int = 0, world_size: int = 1,
-                 reduce: Callable[[Tensor], Tensor] | None = None, progress: bool = True,
-                 callbacks: list | None = None):
-        self.cfg, self.tr = cfg, cfg["train"]
+    def __init__(self, cfg: Mapping | Config, run_dir: str | Path, *, rank: int = 0,
+                 world_size: int = 1, reduce: Callable[[Tensor], Tensor] | None = None,
+                 progress: bool = True, callbacks: list | None = None):
+        self.cfg = Config.of(cfg)
+        self.tr = self.cfg.train
         self.run_dir = Path(run_dir)
         self.rank, self.world_size = rank, world_size
         self.reduce = reduce or _default_reduce(world_size)
         self.progress = progress and rank == 0
         self.callbacks = list(callbacks or [])
         self.stop_requested = False
-        self.seed = cfg["seed"]
-        self.device = pick_device(self.tr["device"])
-        B = self.tr["batch_size"]
+        self.seed = self.cfg.seed
+        self.device = pick_device(self.tr.device)
+        B = self.tr.batch_size
         if B % world_size:
             raise ValueError(f"train.batch_size={B} is not divisible by world_size={world_size}")
         # Model init (and dropout) use the global RNG: seed it from the run seed, identically on
@@ -101,28 +86,28 @@ class Trainer:
         torch.manual_seed(derive_seed(self.seed, "global"))
         np.random.seed(derive_seed(self.seed, "numpy") % 2**32)
         random.seed(derive_seed(self.seed, "python"))
-        self.data, model, self.diffusion, self.strategy = build_components(cfg, self.device)
+        self.data, model, self.diffusion, self.strategy = build_components(self.cfg, self.device)
         if len(self.data.train) < B:
             raise ValueError(f"train.batch_size={B} exceeds the {len(self.data.train)} training "
                              f"examples of {self.data.name!r}")
-        if self.tr["channels_last"] and self.data.is_image:
+        if self.tr.channels_last and self.data.is_image:
             model = model.to(memory_format=torch.channels_last)
         self.model = model                       # the plain module (strategies evaluate this)
         self.net = model                         # what the training forward runs (DDP may wrap)
         self.ema = self._copy_for_ema(model)
         self._ema_params = list(self.ema.parameters())
         self._model_params = [p.detach() for p in model.parameters()]
-        opt_cls = torch.optim.AdamW if self.tr["optimizer"] == "adamw" else torch.optim.Adam
+        opt_cls = torch.optim.AdamW if self.tr.optimizer == "adamw" else torch.optim.Adam
         # GPU-path options (docs/perf.md); all off by default, so CPU runs are unchanged.
         cuda = self.device.type == "cuda"
         # foreach on CPU too (PyTorch picks the per-tensor loop there): same numbers, fewer calls
-        fused = {"fused": True} if cuda and self.tr["fused_optimizer"] else {"foreach": True}
-        self.opt = opt_cls(model.parameters(), lr=self.tr["lr"], betas=tuple(self.tr["betas"]),
-                           weight_decay=self.tr["weight_decay"], **fused)
-        if cuda and self.tr["tf32"]:
+        fused = {"fused": True} if cuda and self.tr.fused_optimizer else {"foreach": True}
+        self.opt = opt_cls(model.parameters(), lr=self.tr.lr, betas=tuple(self.tr.betas),
+                           weight_decay=self.tr.weight_decay, **fused)
+        if cuda and self.tr.tf32:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        if self.tr["compile"]:
+        if self.tr.compile:
             self.net = torch.compile(model)      # the training forward only; strategies: eager
         self.step = 0
         self.wall_s_train = 0.0
@@ -132,25 +117,23 @@ class Trainer:
     # ------------------------------------------------------------------ small pieces
     @staticmethod
     def _copy_for_ema(model: torch.nn.Module) -> torch.nn.Module:
-        import copy
-
         ema = copy.deepcopy(model).eval()
         for p in ema.parameters():
             p.requires_grad_(False)
         return ema
 
     def _fresh_acc(self) -> dict:
-        k = self.tr["loss_bins"]
+        k = self.tr.loss_bins
         return {"loss": 0.0, "n": 0, "grad_norm": 0.0, "steps": 0,
                 "bin_sum": [0.0] * k, "bin_n": [0] * k}
 
     def lr_at(self, step: int) -> float:
-        w = self.tr["warmup"]
-        return self.tr["lr"] * (min((step + 1) / w, 1.0) if w > 0 else 1.0)
+        w = self.tr.warmup
+        return self.tr.lr * (min((step + 1) / w, 1.0) if w > 0 else 1.0)
 
     def batch(self, step: int) -> Tensor:
         """The global batch of ``step``: epoch permutations from (seed, epoch), drop_last."""
-        B, n = self.tr["batch_size"], len(self.data.train)
+        B, n = self.tr.batch_size, len(self.data.train)
         per_epoch = n // B
         epoch, pos = divmod(step, per_epoch)
         if epoch != self._perm_epoch:
@@ -165,7 +148,7 @@ class Trainer:
 
     def _update_ema(self) -> None:
         n = self.step - 1  # updates before this one: 0 at the first step
-        decay = min(self.tr["ema_decay"], (1 + n) / (10 + n))
+        decay = min(self.tr.ema_decay, (1 + n) / (10 + n))
         with torch.no_grad():
             torch._foreach_lerp_(self._ema_params, self._model_params, 1.0 - decay)
             for e, b in zip(self.ema.buffers(), self.model.buffers()):
@@ -173,19 +156,20 @@ class Trainer:
 
     # ------------------------------------------------------------------ one iteration
     def train_step(self) -> dict:
-        step, B, W = self.step, self.tr["batch_size"], self.world_size
+        step, B, W = self.step, self.tr.batch_size, self.world_size
         x0_global = self.batch(step)
         draw = self.strategy.sample(x0_global.to(self.device),
                                     generator(self.seed, "t", step))
+        self._emit("on_draw", draw)
         noise = torch.randn(x0_global.shape, generator=generator(self.seed, "noise", step))
         sl = slice(self.rank * (B // W), (self.rank + 1) * (B // W))
         x0, noise = x0_global[sl].to(self.device), noise[sl].to(self.device)
         local = draw.select(sl, self.device)
         t = local.t
         x_t = self.diffusion.q_sample(x0, t, noise)
-        if self.tr["channels_last"] and x_t.dim() == 4:
+        if self.tr.channels_last and x_t.dim() == 4:
             x_t = x_t.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.tr["bf16"]):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.tr.bf16):
             eps = self.net(x_t, t)
         losses = mean_flat((noise - eps.float()) ** 2)
         loss = (local.weight * losses).mean()
@@ -198,7 +182,7 @@ class Trainer:
         loss.backward()
         if W > 1:
             self._average_gradients()
-        clip = self.tr["grad_clip"]
+        clip = self.tr.grad_clip
         params = [p for p in self.model.parameters() if p.grad is not None]
         if clip > 0:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
@@ -215,13 +199,11 @@ class Trainer:
 
     def _average_gradients(self) -> None:
         """Multi-process only: each rank's gradient is of the mean over its slice; their mean over
-        ranks is the gradient of the mean over the global batch (bench.dist)."""
-        from bench import dist
-
+        ranks is the gradient of the mean over the global batch (bench.core.dist)."""
         dist.average_gradients(self.model.parameters(), self.world_size)
 
     def _accumulate(self, out: dict) -> None:
-        acc, k, T = self._acc, self.tr["loss_bins"], self.diffusion.T
+        acc, k, T = self._acc, self.tr.loss_bins, self.diffusion.T
         losses = self.reduce_cat(out["losses"]).cpu().double()
         t = self.reduce_cat(out["t"]).cpu()
         acc["loss"] += float(losses.sum())
@@ -238,16 +220,14 @@ class Trainer:
         """Per-example values of all ranks (for logging); identity on one process."""
         if self.world_size == 1:
             return x
-        import torch.distributed as dist
-
         parts = [torch.empty_like(x) for _ in range(self.world_size)]
-        dist.all_gather(parts, x.contiguous())
+        torch.distributed.all_gather(parts, x.contiguous())
         return torch.cat(parts)
 
     def _log_row(self) -> dict:
         acc = self._acc
         row = {
-            "step": self.step, "nimg": self.step * self.tr["batch_size"],
+            "step": self.step, "nimg": self.step * self.tr.batch_size,
             "loss": acc["loss"] / max(acc["n"], 1),
             "loss_bins": [s / n if n else None for s, n in zip(acc["bin_sum"], acc["bin_n"])],
             "grad_norm": acc["grad_norm"] / max(acc["steps"], 1),
@@ -259,7 +239,7 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     @property
     def ckpt_path(self) -> Path:
-        return self.run_dir / "ckpt" / "last.pt"
+        return rundir.ckpt_path(self.run_dir)
 
     def state(self) -> dict:
         rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
@@ -294,30 +274,31 @@ class Trainer:
 
     def _truncate_metrics(self) -> None:
         """Drop log rows written after the checkpoint we resume from (a hard kill leaves them)."""
-        path = self.run_dir / "metrics.jsonl"
-        if self.rank != 0 or not path.exists():
-            return
-        keep = [ln for ln in path.read_text().splitlines()
-                if ln.strip() and json.loads(ln)["step"] <= self.step]
-        atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+        if self.rank == 0:
+            rundir.truncate_metrics(self.run_dir, self.step)
+
+    def _emit(self, hook: str, *args) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(self, *args)
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict:
         """Train to the budget (resuming from ckpt/last.pt if present); returns the last log row."""
         resumed = self.load_checkpoint()
         self._truncate_metrics()
-        total = self.tr["iterations"]
+        total = self.tr.iterations
         bar = None
         if self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, initial=self.step, desc=self.cfg.get("name", "train"),
+            bar = tqdm(total=total, initial=self.step, desc=self.cfg.name,
                        unit="it", dynamic_ncols=True, mininterval=1.0)
         last = {}
         if resumed and self.rank == 0:
             print(f"resumed from step {self.step}", file=sys.stderr, flush=True)
-        for cb in self.callbacks:
-            getattr(cb, "on_start", lambda tr: None)(self)
+        self._emit("on_start")
         try:
             while self.step < total:
                 t0 = time.perf_counter()
@@ -326,14 +307,13 @@ class Trainer:
                 self.wall_s_train += time.perf_counter() - t0
                 if bar is not None:
                     bar.update(1)
-                if self.step % self.tr["log_every"] == 0 or self.step == total:
+                if self.step % self.tr.log_every == 0 or self.step == total:
                     last = self._log_row()
                     self._append_metrics(last)
                     if bar is not None:
                         bar.set_postfix(loss=f"{last['loss']:.4f}")
-                for cb in self.callbacks:
-                    getattr(cb, "on_step_end", lambda tr: None)(self)
-                if self.step % self.tr["ckpt_every"] == 0 or self.step == total:
+                self._emit("on_step_end")
+                if self.step % self.tr.ckpt_every == 0 or self.step == total:
                     self.save_checkpoint()
                 if self.stop_requested and self.step < total:
                     self.save_checkpoint()
@@ -341,18 +321,14 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        for cb in self.callbacks:
-            getattr(cb, "on_end", lambda tr: None)(self)
+        self._emit("on_end")
         if not last:
             last = self.last_logged()
         return last
 
     def _append_metrics(self, row: dict) -> None:
         if self.rank == 0:
-            with open(self.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
+            rundir.append_metrics(self.run_dir, row)
 
     def last_logged(self) -> dict:
-        path = self.run_dir / "metrics.jsonl"
-        lines = [ln for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []
-        return json.loads(lines[-1]) if lines else {}
+        return rundir.last_metrics(self.run_dir)

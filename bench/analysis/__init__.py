@@ -1,0 +1,1 @@
+"""Analysis of a results tree: pure functions load → tables → figures (DataFrames, Figures)."""

@@ -1,0 +1,79 @@
+"""Small I/O helpers every layer shares: atomic writes, an exclusive file lock, device picking and
+the default cache folder. No project imports."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    """``write(tmp)`` then rename onto ``path``: a reader never sees a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` atomically (checkpoints)."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+class LockBusy(RuntimeError):
+    """The lock is held by another process (non-blocking ``file_lock``)."""
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, blocking: bool = True, holder: str = "") -> Iterator[TextIO | None]:
+    """An exclusive ``flock`` on ``path`` (released by the OS if the process dies).
+
+    ``blocking=False`` raises ``LockBusy`` (its message: what the holder wrote into the file)
+    when another process holds it; ``holder`` is then written into the file for the next one
+    to read. On a filesystem without flock (some network mounts) it yields ``None``, unlocked.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                yield None
+                return
+            f.seek(0)
+            raise LockBusy(f.read().strip() or "another process") from e
+        if holder:
+            f.seek(0)
+            f.truncate()
+            f.write(holder)
+            f.flush()
+        try:
+            yield f
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` = CUDA when available, else CPU; asking for CUDA without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device=cuda but no CUDA device is available; use cpu or auto")
+    return torch.device(name)
+
+
+def default_cache_dir() -> Path:
+    """Reference statistics, extractor weights and encoded latents: ~/.cache/timestep-bench."""
+    return Path.home() / ".cache" / "timestep-bench"

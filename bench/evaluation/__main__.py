@@ -1,0 +1,59 @@
+"""Evaluate a run's last checkpoint into its evals.csv.
+
+    python -m bench.evaluation RUN_DIR [--set eval.key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from bench import config as C
+from bench import rundir
+from bench.core.io import pick_device
+from bench.evaluation.callbacks import Evaluator
+from bench.train.components import build_components
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.evaluation", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dir")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override an eval setting, e.g. --set eval.n_samples=5000")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    run_dir = Path(args.run_dir)
+    try:
+        cfg = C.load_yaml(rundir.config_path(run_dir))
+        sets = C.parse_set(args.set)
+        if set(sets) - {"eval"}:
+            raise C.ConfigError("--set may only change eval.* settings here")
+        cfg = C.Config.of(C.resolve(C.deep_update(cfg, sets)))
+        ckpt = rundir.ckpt_path(run_dir)
+        if not ckpt.exists():
+            raise FileNotFoundError(f"{ckpt} does not exist")
+        device = pick_device(cfg.train.device)
+        data, model, diffusion, _ = build_components(cfg, device)
+        st = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(st["ema"] if cfg.eval.use_ema else st["model"])
+        rows = Evaluator(cfg).evaluate(model.eval(), diffusion, data, st["step"], device,
+                                       progress=not args.no_progress)
+        for r in rows:
+            r.update(nimg=st["step"] * cfg.train.batch_size,
+                     wall_s_train=round(st["wall_s_train"], 4))
+        rundir.append_evals(run_dir, rows)
+    except (C.ConfigError, ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for r in rows:
+        print(json.dumps(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""Evaluation during training (trainer callbacks): sample metrics, test NLL, timestep diagnostics.
+
+``callbacks(cfg)`` returns the callbacks ``cfg.eval`` asks for (``bench.experiment`` hands them
+to the trainer):
+
+* ``Evaluator`` — at ``eval.every`` / ``eval.at`` / the last iteration (``eval.final``), on rank 0,
+  with the EMA weights: ``fd_cnn`` or ``fid_inception`` (bench.fid), ``nll_bpd`` (bench.nll), and
+  for vector data ``swd`` and ``mmd2_rbf`` (bench.toy_metrics). One row per metric is appended to
+  ``RUN/evals.csv`` (bench.rundir.EVAL_COLUMNS):
+
+      step, nimg, metric, value, n_samples, sampler, wall_s_train, wall_s_eval
+
+  ``sampler`` says how the value was produced: ``ddpm_T1000`` / ``ddim100_eta0`` for sample metrics,
+  ``full_T1000`` / ``stratified_K50`` (the NLL estimator) for ``nll_bpd``. ``wall_s_train`` is the
+  trainer's training clock at that step (evaluation excluded); ``wall_s_eval`` the seconds spent on
+  that row: sampling + features (+ the one-off reference statistics/extractor training the first
+  time) for sample metrics, which share one batch of samples — each of those rows carries the whole
+  group's time —, the bound's network calls for ``nll_bpd``.
+* ``Diagnostics`` — at ``eval.diagnostics.every`` / ``.at``: per-timestep loss and gradient
+  variance, p(t) and the histogram of drawn t under ``RUN/timesteps/`` (bench.diagnostics).
+
+Resume: the trainer resumes from its checkpoint step; rows of evals.csv and timesteps/*.csv with a
+larger step (left by a hard kill) are dropped at start, and a row for an existing (step, metric,
+sampler) replaces the old one, so re-evaluating is idempotent.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from bench import rundir
+from bench.config import Config
+from bench.core.diffusion import Diffusion
+from bench.core.io import default_cache_dir
+from bench.core.rng import generator
+from bench.data import datasets
+from bench.evaluation import diagnostics, fid, nll, toy_metrics
+from bench.evaluation.sampling import decode, generate, sampler_name
+
+IMAGE_METRICS, VECTOR_METRICS = ("fid", "nll"), ("swd", "mmd", "nll")
+
+
+# ---------------------------------------------------------------------------- the evaluator
+def resolve_metrics(metrics: list[str], is_image: bool, latent: bool = False) -> list[str]:
+    """``auto`` expanded (fid, nll for images; fid alone for latents; swd, mmd, nll for toys)."""
+    if latent and "nll" in metrics:
+        raise ValueError("eval.metrics: nll (bits/dim) is defined on pixels, not on a latent "
+                         "dataset's latents; use fid")
+    if latent:
+        metrics = ["fid" if m == "auto" else m for m in metrics]
+    out: list[str] = []
+    for m in metrics:
+        for x in ((IMAGE_METRICS if is_image else VECTOR_METRICS) if m == "auto" else (m,)):
+            if x not in out:
+                out.append(x)
+    if is_image and {"swd", "mmd"} & set(out):
+        raise ValueError("eval.metrics: swd and mmd are 2-D toy metrics; use fid and nll for "
+                         "images")
+    if not is_image and "fid" in out:
+        raise ValueError("eval.metrics: fid needs image data; use swd, mmd and nll for 2-D toys")
+    return out
+
+
+def cache_dir(e) -> Path:
+    return Path(e.cache_dir).expanduser() if e.cache_dir else default_cache_dir()
+
+
+class Evaluator:
+    """Computes eval rows for a model; as a trainer callback it follows eval.every/at/final."""
+
+    def __init__(self, cfg: Mapping | Config):
+        self.cfg = Config.of(cfg)
+        self.e = self.cfg.eval
+        self.seed = self.cfg.seed
+        self._extractor: fid.Extractor | None = None
+        self._ref: fid.RefStats | None = None
+        self._true: Tensor | None = None
+        self.evaluated: set[int] = set()
+
+    # --- schedule ---------------------------------------------------------------------
+    def due(self, step: int) -> bool:
+        e = self.e
+        return (e.every > 0 and step % e.every == 0) or step in e.at
+
+    def on_start(self, tr) -> None:
+        if tr.rank != 0:
+            return
+        rundir.truncate_evals(tr.run_dir, tr.step)
+        if tr.step == 0 and 0 in self.e.at:
+            self.run_eval(tr)
+
+    def on_step_end(self, tr) -> None:
+        if tr.rank == 0 and self.due(tr.step):
+            self.run_eval(tr)
+
+    def on_end(self, tr) -> None:
+        if tr.rank != 0 or not self.e.final or tr.step in self.evaluated:
+            return
+        if rundir.has_evals_at(tr.run_dir, tr.step):
+            return
+        self.run_eval(tr)
+
+    def run_eval(self, tr) -> list[dict]:
+        model = tr.ema if self.e.use_ema else tr.model
+        rows = self.evaluate(model, tr.diffusion, tr.data, tr.step, tr.device,
+                             progress=getattr(tr, "progress", False))
+        for r in rows:
+            r.update(nimg=tr.step * tr.cfg.train.batch_size,
+                     wall_s_train=round(tr.wall_s_train, 4))
+        rundir.append_evals(tr.run_dir, rows)
+        self.evaluated.add(tr.step)
+        return rows
+
+    # --- the metrics ------------------------------------------------------------------
+    def evaluate(self, model, diffusion: Diffusion, data, step: int, device: torch.device,
+                 progress: bool = False) -> list[dict]:
+        """Rows {step, metric, value, n_samples, sampler, wall_s_eval} of the configured metrics."""
+        e = self.e
+        metrics = resolve_metrics(e.metrics, data.is_image, data.decode is not None)
+        rows: list[dict] = []
+        sample_metrics = [m for m in metrics if m != "nll"]
+        if sample_metrics:
+            t0 = time.perf_counter()
+            if "fid" in sample_metrics:      # reference stats first: a mismatch fails early
+                self.reference(data, device, progress)
+            x = generate(model, diffusion, data.shape, e.n_samples, sampler=e.sampler,
+                         ddim_steps=e.ddim_steps, eta=float(e.eta),
+                         batch_size=e.batch_size, seed=self.seed, device=device,
+                         clip=data.clip, progress=progress)
+            if data.decode is not None:
+                x = decode(data, x, e.batch_size, device)
+            vals = self.sample_metrics(x, sample_metrics, data, device, progress)
+            wall = time.perf_counter() - t0
+            for name, v in vals.items():
+                rows.append(dict(step=step, metric=name, value=v, n_samples=e.n_samples,
+                                 sampler=sampler_name(e, diffusion.T), wall_s_eval=round(wall, 4)))
+        if "nll" in metrics:
+            t0 = time.perf_counter()
+            r = self.nll(model, diffusion, data, device, progress)
+            rows.append(dict(step=step, metric="nll_bpd", value=r["bpd"], n_samples=r["n"],
+                             sampler=r["estimator"],
+                             wall_s_eval=round(time.perf_counter() - t0, 4)))
+        return rows
+
+    def extractor(self, data, device: torch.device, progress: bool = False) -> fid.Extractor:
+        if self._extractor is None:
+            e, (name, params) = self.e, datasets.pixel_config(self.cfg.dataset.to_dict())
+            if e.extractor == "inception":
+                self._extractor = fid.inception_extractor(e.inception_weights, cache_dir(e),
+                                                          e.inception_download, device)
+            else:
+                px = data.pixels or data
+                x_train = px.train.get(torch.arange(len(px.train)))
+                self._extractor = fid.cnn_extractor(name, params, x_train, cache_dir(e), device,
+                                                    progress)
+        return self._extractor
+
+    def reference(self, data, device: torch.device, progress: bool = False) -> fid.RefStats:
+        """The reference statistics (eval.ref_stats file, else the cache), shape-checked."""
+        if self._ref is None:
+            e, (name, params) = self.e, datasets.pixel_config(self.cfg.dataset.to_dict())
+            ex, px = self.extractor(data, device, progress), data.pixels or data
+            if e.ref_stats:
+                ref = fid.load_ref_stats(Path(e.ref_stats).expanduser())
+            else:
+                split = px.train if e.ref_split == "train" else px.test
+                ref = fid.reference_stats(split, name, params, e.ref_split, ex, cache_dir(e),
+                                          e.ref_n, e.batch_size, progress)
+            ref.check(tuple(px.shape), ex)
+            self._ref = ref
+        return self._ref
+
+    def sample_metrics(self, x: Tensor, names: list[str], data, device: torch.device,
+                       progress: bool) -> dict[str, float]:
+        out: dict[str, float] = {}
+        e, toy = self.e, self.e.toy
+        if "fid" in names:
+            ex, ref = self.extractor(data, device, progress), self.reference(data, device, progress)
+            out[fid.metric_name(ex.name)] = fid.fd_against(ref, ex, x, e.batch_size, progress)
+        if "swd" in names or "mmd" in names:
+            y = self.true_points(data, max(x.shape[0], toy.mmd_n))
+            if "swd" in names:
+                out["swd"] = toy_metrics.sliced_wasserstein(
+                    x, y[:x.shape[0]], toy.n_proj, generator(self.seed, "eval_swd"))
+            if "mmd" in names:
+                n = min(toy.mmd_n, x.shape[0])
+                h = toy.mmd_bandwidth or toy_metrics.median_bandwidth(y[:toy.mmd_n])
+                out["mmd2_rbf"] = toy_metrics.mmd2_rbf(x[:n], y[:toy.mmd_n], h)
+        return out
+
+    def true_points(self, data, n: int) -> Tensor:
+        """Fresh points of the true toy distribution (fixed per run seed; not train/test data)."""
+        if self._true is None or self._true.shape[0] < n:
+            ds = self.cfg.dataset
+            if ds.name != "toy2d":
+                raise ValueError(f"swd/mmd need a distribution to sample from; dataset "
+                                 f"{ds.name!r} has none (use toy2d)")
+            kind = ds.params.get("kind",
+                                 inspect.signature(datasets.toy2d).parameters["kind"].default)
+            self._true = datasets.toy_points(kind, n, generator(self.seed, "eval_true"))
+        return self._true[:n]
+
+    def nll(self, model, diffusion: Diffusion, data, device: torch.device, progress: bool) -> dict:
+        c = self.e.nll
+        clip = data.is_image if c.clip == "auto" else bool(c.clip)
+        return nll.evaluate_nll(model, diffusion, data.test, c.n_images,
+                                generator(self.seed, "eval_nll"), device, c.timesteps,
+                                c.batch_size, nll.resolve_decoder(c.decoder, data.is_image),
+                                clip, progress)
+
+
+# ---------------------------------------------------------------------------- diagnostics callback
+class Diagnostics:
+    """Per-timestep diagnostics at eval.diagnostics.every/at (see bench.diagnostics)."""
+
+    def __init__(self, cfg: Mapping | Config):
+        self.cfg = Config.of(cfg)
+        self.d = self.cfg.eval.diagnostics
+        self.seed = self.cfg.seed
+        self.counts: Tensor | None = None
+        self.since = 0
+
+    def due(self, step: int) -> bool:
+        return (self.d.every > 0 and step % self.d.every == 0) or step in self.d.at
+
+    def on_start(self, tr) -> None:
+        if tr.rank != 0:
+            return
+        rundir.truncate_timesteps(tr.run_dir, tr.step)
+        self.since = tr.step
+        if self.d.hist_bins > 0:
+            self.counts = torch.zeros(tr.diffusion.T, dtype=torch.long)
+        if tr.step == 0 and 0 in self.d.at:
+            self.snapshot(tr)
+
+    def on_step_end(self, tr) -> None:
+        if tr.rank == 0 and self.due(tr.step):
+            self.snapshot(tr)
+
+    def on_draw(self, tr, draw) -> None:
+        """Count the timesteps the strategy draws (every rank sees the same global draw)."""
+        if self.counts is not None:
+            self.counts += torch.bincount(draw.t.detach().cpu().long(),
+                                          minlength=self.counts.numel())
+
+    def snapshot(self, tr) -> None:
+        d, step = self.d, tr.step
+        nimg = step * tr.cfg.train.batch_size
+        g = generator(self.seed, "diag_pool", step)
+        n = len(tr.data.train)
+        idx = torch.randperm(n, generator=g)[:d.pool]
+        x0 = tr.data.train.get(idx, generator=generator(self.seed, "diag_latent", step))
+        x0 = x0.to(tr.device)
+        df = diagnostics.snapshot(tr.model, tr.diffusion, x0, seed=self.seed, step=step,
+                                  bins=d.bins, loss_per_bin=d.loss_per_bin,
+                                  per_bin=d.per_bin, estimator=d.estimator,
+                                  param_subset=d.param_subset)
+        df.insert(1, "nimg", nimg)
+        rundir.append_timesteps(tr.run_dir, "diagnostics", df)
+        if d.p_t:
+            p = tr.strategy.probabilities()
+            if p is not None:
+                rundir.append_timesteps(tr.run_dir, "p_t", diagnostics.p_t_frame(step, p))
+        if self.counts is not None and step > self.since:
+            k, T = d.hist_bins, tr.diffusion.T
+            edges = torch.linspace(0, T, k + 1, dtype=torch.float64).round().long()
+            c = torch.stack([self.counts[edges[i]:edges[i + 1]].sum() for i in range(k)])
+            rundir.append_timesteps(tr.run_dir, "t_hist",
+                                    diagnostics.hist_frame(step, self.since, c, T))
+            self.counts.zero_()
+        self.since = step
+
+
+def callbacks(cfg: Mapping | Config) -> list:
+    """The trainer callbacks cfg.eval asks for (empty when evaluation is off)."""
+    cfg = Config.of(cfg)
+    e, d = cfg.eval, cfg.eval.diagnostics
+    out: list = []
+    if e.enabled:
+        out.append(Evaluator(cfg))
+    if d.every > 0 or d.at:
+        out.append(Diagnostics(cfg))
+    return out
+
+

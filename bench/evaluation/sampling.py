@@ -1,0 +1,59 @@
+"""Drawing samples from a model for evaluation (DDPM or DDIM), and decoding latent samples."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from bench.core.diffusion import Diffusion
+from bench.core.rng import generator
+
+
+def sampler_name(e, T: int) -> str:
+    """How sample metrics were produced (evals.csv ``sampler``): ddpm_T1000, ddim100_eta0."""
+    if e.sampler == "ddpm":
+        return f"ddpm_T{T}"
+    return f"ddim{e.ddim_steps}_eta{e.eta:g}"
+
+
+@torch.no_grad()
+def generate(model, diffusion: Diffusion, shape: tuple[int, ...], n: int, *, sampler: str,
+             ddim_steps: int, eta: float, batch_size: int, seed: int, device: torch.device,
+             clip: bool, progress: bool = False) -> Tensor:
+    """n samples (CPU float32) from ``model``; batch b from generator(seed, "eval_sample", b)."""
+    steps = diffusion.T if sampler == "ddpm" else len(diffusion.ddim_timesteps(ddim_steps))
+    n_batches = math.ceil(n / batch_size)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps * n_batches, desc=f"sample {sampler}", unit="step", leave=False,
+                   dynamic_ncols=True, mininterval=1.0)
+    out = []
+    was_training = model.training
+    model.eval()
+    try:
+        for b in range(n_batches):
+            m = min(batch_size, n - b * batch_size)
+            g = generator(seed, "eval_sample", b, device=device)
+            if sampler == "ddpm":
+                x = diffusion.sample_ddpm(model, (m, *shape), g, device=device, clip=clip,
+                                          progress=bar)
+            else:
+                x = diffusion.sample_ddim(model, (m, *shape), g, steps=ddim_steps, eta=eta,
+                                          device=device, clip=clip, progress=bar)
+            out.append(x.float().cpu())
+    finally:
+        model.train(was_training)
+        if bar is not None:
+            bar.close()
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def decode(data, z: Tensor, batch_size: int, device: torch.device) -> Tensor:
+    """A latent dataset's samples → images in [-1, 1] (CPU float32), in batches on ``device``."""
+    return torch.cat([data.decode(z[i:i + batch_size].to(device)).float().cpu()
+                      for i in range(0, z.shape[0], batch_size)])

@@ -1,0 +1,116 @@
+"""The one labeller: how runs, conditions and axis values are named in plans, launch lines,
+report tables and figure legends.
+
+* ``value_label`` — an axis value as the sweep file wrote it (``p2(gamma=1,k=1)``); it is a run's
+  grid coordinate, what ``--only`` matches.
+* ``strategy_label`` / ``component_label`` — a component by name and its *non-default*
+  parameters (``p2``, ``min_snr(gamma=1)``, ``compose(adaptive_beta+min_snr)``): the name of a
+  condition in the report, the dry-run plan and the launch lines.
+* ``variant_keys`` / ``flat`` — the other hyperparameters that differ between runs of a setting
+  (a condition is ``strategy [variant]``); ``run_label`` — a run's display name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import strategies
+
+# Hyperparameters that do not change what a run learns up to a given step: never a "variant".
+NOT_VARIANT = ("name", "seed", "train.iterations", "train.device", "train.log_every",
+               "train.ckpt_every", "train.loss_bins")
+NOT_VARIANT_PREFIX = ("eval.", "strategy.", "dataset.", "backbone.", "diffusion.schedule")
+
+
+def value_label(v: Any) -> str:
+    """A compact, stable text for an axis value: ``p2(gamma=1,k=1)``, ``linear``, ``[1,2]``."""
+    if isinstance(v, Mapping):
+        body = ",".join(f"{k}={value_label(v[k])}" for k in sorted(v) if k != "name")
+        if "name" in v:
+            return f"{v['name']}({body})" if body else str(v["name"])
+        return "{" + body + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(value_label(x) for x in v) + "]"
+    return str(v)
+
+
+def _value_text(v: Any) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, dict):
+        return component_label(v) if "name" in v else json.dumps(v, sort_keys=True)
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_value_text(x) for x in v) + "]"
+    return str(v)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return float(a) == float(b)
+    return a == b
+
+
+_DEFAULTS_CACHE: dict[str, dict] = {}
+
+
+def strategy_defaults(name: str) -> dict:
+    """Default parameters of strategy ``name`` from its registry (``{}`` if it cannot be read)."""
+    if name not in _DEFAULTS_CACHE:
+        try:
+            out = {}
+            for f in dataclasses.fields(strategies.get(name).Params):
+                if f.default is not dataclasses.MISSING:
+                    out[f.name] = f.default
+                elif f.default_factory is not dataclasses.MISSING:
+                    out[f.name] = f.default_factory()
+        except (ValueError, TypeError):
+            out = {}
+        _DEFAULTS_CACHE[name] = out
+    return _DEFAULTS_CACHE[name]
+
+
+def component_label(cfg: dict, defaults: dict | None = None) -> str:
+    """``name(k=v,...)`` with the parameters that differ from ``defaults`` (all when None)."""
+    params = {k: v for k, v in cfg.items() if k != "name"
+              and not (defaults is not None and k in defaults and _same(v, defaults[k]))}
+    body = ",".join(f"{k}={_value_text(params[k])}" for k in sorted(params))
+    return f"{cfg.get('name', '?')}({body})" if body else str(cfg.get("name", "?"))
+
+
+def strategy_label(cfg: dict) -> str:
+    """A readable strategy label: name + non-default parameters; a composition as
+    ``compose(<sampler>+<weighting>)``, e.g. ``compose(adaptive_beta+min_snr(gamma=1))``."""
+    name = cfg.get("name", "?")
+    if name == "compose":
+        sampler = cfg.get("sampler", {"name": "uniform"})
+        weighting = cfg.get("weighting", {"name": "uniform"})
+        return f"compose({strategy_label(sampler)}+{strategy_label(weighting)})"
+    return component_label(cfg, strategy_defaults(name))
+
+
+def flat(d: dict, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = _value_text(v)
+    return out
+
+
+def variant_keys(configs: list[dict]) -> list[str]:
+    """Hyperparameters (dotted) that differ between ``configs`` and may change what a run learns."""
+    flats = [flat(c) for c in configs]
+    keys = sorted(set().union(*flats)) if flats else []
+    return [k for k in keys if k not in NOT_VARIANT and not k.startswith(NOT_VARIANT_PREFIX)
+            and len({f.get(k, "<unset>") for f in flats}) > 1]
+
+
+def run_label(cfg: Mapping) -> str:
+    """A run's display name: its strategy label, schedule and seed (``p2 linear seed=0``)."""
+    return f"{strategy_label(cfg['strategy'])} {cfg['diffusion']['schedule']} seed={cfg['seed']}"

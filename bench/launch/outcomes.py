@@ -1,0 +1,91 @@
+"""How each run of a launch ended: ``Outcome`` per run, ``Summary`` of all, decided from disk
+(DONE is the truth)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import rundir
+from bench.sweep.spec import RunConfig
+
+# States at launch that are run or submitted (running = another process holds the lock: it is
+# left alone and reported as failed "being trained by ..." only if started anyway).
+TO_RUN = (rundir.NEW, rundir.CHECKPOINTED, rundir.FAILED_STATE)
+
+@dataclass
+class Outcome:
+    run: RunConfig
+    run_dir: Path
+    before: str                     # a bench.rundir state, or in_flight  (at launch)
+    status: str = "pending"         # done | completed | submitted | running | failed
+    job_id: str | None = None
+    note: str = ""
+    resumed: bool = False
+
+    def line(self) -> str:
+        job = f" job {self.job_id}" if self.job_id else ""
+        note = f": {self.note}" if self.note else ""
+        return f"{self.run.run_id} [{self.run.label}]{job} {self.status}{note}"
+
+
+@dataclass
+class Summary:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def submitted(self) -> int:
+        return sum(o.before in TO_RUN for o in self.outcomes)
+
+    @property
+    def resumed(self) -> int:
+        return sum(o.resumed for o in self.outcomes)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.count("failed") else 0
+
+    def format(self) -> str:
+        return (f"summary: {len(self.outcomes)} runs: done {self.count('done')}, "
+                f"submitted {self.submitted}, resumed {self.resumed}, "
+                f"completed {self.count('completed')}, running "
+                f"{self.count('running') + self.count('submitted')}, failed {self.count('failed')}")
+
+
+def finish(o: Outcome, error: str = "") -> None:
+    """Decide from disk (DONE is the truth) how a finished job or call ended."""
+    if rundir.is_done(o.run_dir):
+        o.status, o.note = "completed", ""
+        return
+    o.status = "failed"
+    o.note = error or "ended without DONE"
+    step = rundir.last_step(o.run_dir)
+    if step:
+        o.note += f" (at step {step}; rerun to resume from the checkpoint)"
+
+
+def done_note(o: Outcome, seconds: float) -> str:
+    row = rundir.read_done(o.run_dir)
+    loss = f", loss {row['loss']:.4g}" if isinstance(row.get("loss"), (int, float)) else ""
+    step = f", step {row['step']}" if "step" in row else ""
+    return f"in {seconds:.1f} s{step}{loss}"
+
+
+def record_job(o: Outcome, cluster: str, folder: Path) -> None:
+    rundir.record_job(o.run_dir, {"cluster": cluster, "job_id": o.job_id,
+                                  "resume": o.before == rundir.CHECKPOINTED,
+                                  "folder": str(folder)})
+
+
+def progress_prefix(i: int, n: int, o: Outcome) -> str:
+    return f"[{i}/{n}] {o.run.run_id} {o.run.label}"
+
+
+def short_error(text: str, lines: int = 3) -> str:
+    kept = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return " | ".join(kept[-lines:])
+
+

@@ -1,0 +1,129 @@
+"""The job's task: ``RunTask`` trains one run config into its run directory (resuming from its
+checkpoint), in a worker thread so that submitit's preemption/timeout handler (which runs in the
+main thread) can ask the trainer to stop at the end of its current step, wait for the checkpoint,
+and hand submitit a fresh ``DelayedSubmission`` of itself to requeue. With several tasks per job
+(``tasks_per_node > 1``) each task is one rank (``bench.core.dist``); the stop request is agreed
+on by all ranks at the end of every step, so they stop together and rank 0 saves.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import submitit
+import torch
+
+from bench import experiment, rundir
+from bench.core import dist
+from bench.train.trainer import Callback, Interrupted
+
+class _StopSync(Callback):
+    """Trainer callback: sets ``trainer.stop_requested`` once a stop was asked for on any rank;
+    logs the step the run starts from (after the trainer loaded its checkpoint)."""
+
+    def __init__(self, event: threading.Event, world_size: int):
+        self.event, self.world_size = event, world_size
+        self.start_step = 0
+
+    def on_start(self, trainer) -> None:
+        self.start_step = trainer.step
+        if trainer.rank == 0:
+            how = "resuming from checkpoint" if trainer.step else "starting"
+            print(f"[bench.launch] {trainer.run_dir.name}: {how} at step {trainer.step} of "
+                  f"{trainer.tr.iterations} (world size {trainer.world_size})", flush=True)
+
+    def on_step_end(self, trainer) -> None:
+        flag = self.event.is_set() or trainer.stop_requested
+        if self.world_size > 1:
+            flag = dist.all_reduce_max_flag(flag, trainer.device)
+        if flag:
+            trainer.stop_requested = True
+
+
+class RunTask:
+    """Train one run; a submitit checkpointable callable (``checkpoint`` returns a fresh
+    ``DelayedSubmission`` of the same run, which resumes from the checkpoint it just wrote)."""
+
+    def __init__(self, config: dict, run_dir: str | Path, stop_timeout_s: float = 60.0,
+                 num_threads: int | None = None):
+        self.config = config
+        self.run_dir = str(run_dir)
+        self.stop_timeout_s = float(stop_timeout_s)
+        self.num_threads = num_threads      # torch intra-op threads (= the job's CPUs per task)
+        self._stop: threading.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._sync: _StopSync | None = None
+
+    def __getstate__(self) -> dict:
+        return {"config": self.config, "run_dir": self.run_dir,
+                "stop_timeout_s": self.stop_timeout_s, "num_threads": self.num_threads}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._stop, self._thread, self._sync = None, None, None
+
+    def __call__(self) -> dict:
+        env = dist.from_submitit()
+        self._stop = threading.Event()
+        box: dict = {}
+        self._thread = threading.Thread(target=self._work, args=(env, box), daemon=True,
+                                        name=f"train-{Path(self.run_dir).name}")
+        self._thread.start()
+        try:
+            while self._thread.is_alive():
+                self._thread.join(0.2)      # short joins: signal handlers run in this thread
+        except KeyboardInterrupt:
+            self._request_stop()
+            raise
+        if "error" in box:
+            if isinstance(box["error"], Interrupted) and env.rank != 0:
+                # Rank 0 is checkpointing and requeuing the job, which ends this process.
+                time.sleep(self.stop_timeout_s + 60)
+            raise box["error"]
+        return box["result"]
+
+    def _work(self, env: dist.DistEnv, box: dict) -> None:
+        try:
+            if self.num_threads:
+                # More threads than CPUs makes OpenMP spin and slows small models many-fold.
+                torch.set_num_threads(self.num_threads)
+            resumed = rundir.has_checkpoint(Path(self.run_dir))
+            with rundir.run_lock(Path(self.run_dir), env.rank == 0):
+                dist.init(env)
+                try:
+                    final = experiment.run(
+                        self.config, self.run_dir, progress=False, rank=env.rank,
+                        world_size=env.world_size,
+                        reduce=dist.all_reduce_sum if env.distributed else None,
+                        trainer_hook=self._hook(env))
+                finally:
+                    dist.teardown()
+            box["result"] = {"run_id": Path(self.run_dir).name, "resumed": resumed,
+                             "start_step": self._sync.start_step if self._sync else None,
+                             "final": {k: v for k, v in final.items() if k != "loss_bins"}}
+        except BaseException as e:  # noqa: BLE001  (handed to the main thread, re-raised there)
+            box["error"] = e
+
+    def _hook(self, env: dist.DistEnv) -> Callable:
+        def hook(trainer) -> None:
+            self._sync = _StopSync(self._stop, env.world_size)
+            trainer.callbacks.append(self._sync)
+        return hook
+
+    def _request_stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(self.stop_timeout_s)
+
+    def checkpoint(self, *args, **kwargs):
+        """Called by submitit on preemption or timeout (rank 0): stop the trainer at the end of
+        its step, wait for its checkpoint, and requeue a fresh task for the same run."""
+        self._request_stop()
+        return submitit.helpers.DelayedSubmission(
+            RunTask(self.config, self.run_dir, self.stop_timeout_s, self.num_threads))
+
+

@@ -1,0 +1,432 @@
+"""The results layout — the one owner of every file name, schema, reader, writer and run state.
+
+::
+
+    results/<sweep>/sweep.yaml        the sweep a launch ran (the report finds missing runs)
+    results/<sweep>/<run_id>/
+      config.yaml    the resolved run config — the only source of hyperparameters
+      meta.json      git sha + dirty flag, versions, device, host, SLURM job id (+ resumes)
+      metrics.jsonl  one JSON row per log tick (METRIC_COLUMNS)
+      evals.csv      one row per evaluation × metric (EVAL_COLUMNS)
+      timesteps/     diagnostics.csv, p_t.csv, t_hist.csv (TIMESTEP_COLUMNS)
+      ckpt/last.pt   model + EMA + optimizer + strategy + RNG state (atomic)
+      jobs.jsonl     one row per job a launch submitted for the run
+      FAILED         why the last attempt failed (removed when the run starts again)
+      DONE           the final log row; its presence is the truth that the run finished
+      .lock          held while a process trains the run
+
+Readers are strict: a corrupt file raises ``RunFileError`` naming the file and the line or row.
+Writers are atomic (write a temporary file, rename), except the append-only metrics.jsonl and
+jobs.jsonl, whose readers tolerate one half-written last line of a run that is not done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from bench.config import yaml_load
+from bench.core.io import LockBusy, atomic_write, atomic_write_text, file_lock
+
+CONFIG, META, METRICS, EVALS = "config.yaml", "meta.json", "metrics.jsonl", "evals.csv"
+DONE, FAILED, LOCK, JOBS, SWEEP = "DONE", "FAILED", ".lock", "jobs.jsonl", "sweep.yaml"
+CKPT_DIR, CKPT = "ckpt", "last.pt"
+TIMESTEPS_DIR = "timesteps"
+
+METRIC_COLUMNS = ["step", "nimg", "loss", "grad_norm", "lr", "wall_s_train", "loss_bins"]
+EVAL_COLUMNS = ["step", "nimg", "metric", "value", "n_samples", "sampler", "wall_s_train",
+                "wall_s_eval"]
+EVAL_KEY = ["step", "metric", "sampler"]          # a new row with this key replaces the old one
+TIMESTEP_FILES = {"diagnostics": "diagnostics.csv", "p_t": "p_t.csv", "t_hist": "t_hist.csv"}
+TIMESTEP_COLUMNS = {
+    "diagnostics": ["step", "nimg", "t_bin", "t_lo", "t_hi", "weighting", "loss", "grad_var",
+                    "n_loss", "n_grad", "estimator", "wall_s_eval"],
+    "p_t": ["step", "t", "p"],
+    "t_hist": ["step", "step_from", "t_bin", "t_lo", "t_hi", "count"],
+}
+TIMESTEP_REQUIRED = {                              # what a reader needs (older files: a subset)
+    "diagnostics": ["step", "t_lo", "t_hi", "weighting", "loss", "grad_var"],
+    "p_t": ["step", "t", "p"],
+    "t_hist": ["step", "step_from", "t_lo", "t_hi", "count"],
+}
+# Run states, from what is on disk.
+NEW, RUNNING, CHECKPOINTED, DONE_STATE, FAILED_STATE = ("new", "running", "checkpointed", "done",
+                                                        "failed")
+STATES = (NEW, RUNNING, CHECKPOINTED, DONE_STATE, FAILED_STATE)
+
+
+class RunFileError(ValueError):
+    """A file of the results layout that cannot be read; the message names file and line/row."""
+
+
+class RunBusy(RuntimeError):
+    """Another process is training this run directory."""
+
+
+# ---------------------------------------------------------------------------- paths
+def config_path(run_dir: Path) -> Path:
+    return Path(run_dir) / CONFIG
+
+
+def ckpt_path(run_dir: Path) -> Path:
+    return Path(run_dir) / CKPT_DIR / CKPT
+
+
+def done_path(run_dir: Path) -> Path:
+    return Path(run_dir) / DONE
+
+
+def evals_path(run_dir: Path) -> Path:
+    return Path(run_dir) / EVALS
+
+
+def metrics_path(run_dir: Path) -> Path:
+    return Path(run_dir) / METRICS
+
+
+def timesteps_path(run_dir: Path, kind: str) -> Path:
+    return Path(run_dir) / TIMESTEPS_DIR / TIMESTEP_FILES[kind]
+
+
+def sweep_file(sweep_dir: Path) -> Path:
+    return Path(sweep_dir) / SWEEP
+
+
+def is_run_dir(filenames) -> bool:
+    return CONFIG in filenames
+
+
+# ---------------------------------------------------------------------------- run state
+def is_done(run_dir: Path) -> bool:
+    return done_path(run_dir).exists()
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return ckpt_path(run_dir).exists()
+
+
+def is_locked(run_dir: Path) -> bool:
+    """True while another process holds the run lock (a training process is alive)."""
+    path = Path(run_dir) / LOCK
+    if not path.exists():
+        return False
+    try:
+        with file_lock(path, blocking=False):
+            return False
+    except LockBusy:
+        return True
+
+
+def state(run_dir: Path) -> str:
+    """new | running | checkpointed | done | failed, from what is on disk (DONE wins; a live
+    lock holder means running; a FAILED note the last attempt's failure; else a checkpoint)."""
+    run_dir = Path(run_dir)
+    if is_done(run_dir):
+        return DONE_STATE
+    if is_locked(run_dir):
+        return RUNNING
+    if (run_dir / FAILED).exists():
+        return FAILED_STATE
+    return CHECKPOINTED if has_checkpoint(run_dir) else NEW
+
+
+def failure(run_dir: Path) -> str:
+    """The reason the last attempt failed ('' if none recorded)."""
+    path = Path(run_dir) / FAILED
+    return path.read_text().strip() if path.exists() else ""
+
+
+def mark_failed(run_dir: Path, reason: str) -> None:
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(run_dir) / FAILED, reason.strip() + "\n")
+
+
+def clear_failed(run_dir: Path) -> None:
+    (Path(run_dir) / FAILED).unlink(missing_ok=True)
+
+
+@contextmanager
+def run_lock(run_dir: Path, take: bool = True) -> Iterator[None]:
+    """Exclusive while training ``run_dir`` (released by the OS if the process dies): two
+    launches never train one run at once. Raises ``RunBusy`` naming the holder."""
+    if not take:
+        yield
+        return
+    job = os.environ.get("SLURM_JOB_ID")
+    holder = (f"pid {os.getpid()} on {socket.gethostname()}"
+              + (f" (SLURM job {job})" if job else ""))
+    try:
+        with file_lock(Path(run_dir) / LOCK, blocking=False, holder=holder) as f:
+            if f is None:
+                print(f"[bench.launch] warning: cannot lock {run_dir} (no flock on this "
+                      f"filesystem); training unlocked", flush=True)
+            yield
+    except LockBusy as e:
+        raise RunBusy(f"{run_dir} is being trained by {e}; not starting it twice") from e
+
+
+# ---------------------------------------------------------------------------- config, meta, DONE
+def read_config(run_dir: Path) -> dict:
+    """config.yaml as written (no defaults added); RunFileError if it is not a YAML mapping."""
+    path = config_path(run_dir)
+    try:
+        cfg = yaml_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise RunFileError(f"{path}: not valid YAML ({e})") from e
+    if not isinstance(cfg, dict):
+        raise RunFileError(f"{path}: a run config must be a mapping, got {type(cfg).__name__}")
+    return cfg
+
+
+def write_config(run_dir: Path, cfg: dict) -> None:
+    atomic_write_text(config_path(run_dir), yaml.safe_dump(cfg, sort_keys=False))
+
+
+def update_meta(run_dir: Path, meta: dict) -> None:
+    """The first attempt's meta.json; later attempts are appended under ``resumes``."""
+    path = Path(run_dir) / META
+    if path.exists():
+        first = json.loads(path.read_text())
+        first.setdefault("resumes", []).append(meta)
+        meta = first
+    atomic_write_text(path, json.dumps(meta, indent=1))
+
+
+def write_done(run_dir: Path, final: dict) -> None:
+    atomic_write_text(done_path(run_dir), json.dumps(final))
+
+
+def read_done(run_dir: Path) -> dict:
+    """The final log row DONE holds ({} if empty or unreadable)."""
+    try:
+        row = json.loads(done_path(run_dir).read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return row if isinstance(row, dict) else {}
+
+
+def write_sweep(sweep_dir: Path, spec: dict) -> None:
+    """sweep.yaml, rewritten only when it changed."""
+    path, text = sweep_file(sweep_dir), yaml.safe_dump(spec, sort_keys=False)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+# ---------------------------------------------------------------------------- metrics.jsonl
+def append_metrics(run_dir: Path, row: dict) -> None:
+    with open(metrics_path(run_dir), "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def metric_rows(run_dir: Path, done: bool = True) -> tuple[list[dict], str]:
+    """The rows of metrics.jsonl and a note. A run still in progress may show a half-written
+    last line (no newline yet): it is skipped with a note when the run is not done; any other
+    unreadable line is a RunFileError naming the file and line."""
+    path = metrics_path(run_dir)
+    if not path.exists():
+        return [], ""
+    try:
+        lines = path.read_text().split("\n")
+    except UnicodeDecodeError as e:
+        raise RunFileError(f"{path}: not a text file ({e})") from e
+    note, rows = "", []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+                raise ValueError("a row must be a JSON object with an integer 'step'")
+        except ValueError as e:
+            if i == len(lines) and not done:
+                note = f"last line of {path.name} is incomplete (being written?); skipped"
+                continue
+            raise RunFileError(f"{path}, line {i}: corrupt metrics row ({e})") from e
+        rows.append(row)
+    return rows, note
+
+
+def read_metrics(run_dir: Path, done: bool = True) -> tuple[pd.DataFrame, str]:
+    """metrics.jsonl as a DataFrame (METRIC_COLUMNS, sorted by step) and a note."""
+    rows, note = metric_rows(run_dir, done)
+    df = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    for c in ("loss", "grad_norm", "lr", "wall_s_train", "nimg"):
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    return df.sort_values("step", kind="stable").reset_index(drop=True), note
+
+
+def last_metrics(run_dir: Path) -> dict:
+    """The last log row ({} when there is none yet)."""
+    rows, _ = metric_rows(run_dir, done=False)
+    return rows[-1] if rows else {}
+
+
+def last_step(run_dir: Path) -> int:
+    """The step of the last log row; 0 when none (or unreadable: this only informs messages)."""
+    try:
+        return int(last_metrics(run_dir).get("step", 0))
+    except (RunFileError, OSError, ValueError):
+        return 0
+
+
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """Drop log rows after ``step`` (the checkpoint a run resumes from; a hard kill leaves them)."""
+    path = metrics_path(run_dir)
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines()
+            if ln.strip() and json.loads(ln)["step"] <= step]
+    atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+# ---------------------------------------------------------------------------- CSV files
+def _read_csv(path: Path, required: list[str], numeric: list[str]) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise RunFileError(f"{path}: not a readable CSV ({e})") from e
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise RunFileError(f"{path}: missing column(s) {', '.join(missing)} "
+                           f"(has: {', '.join(map(str, df.columns))})")
+    for c in numeric:
+        if c not in df.columns:
+            continue
+        num = pd.to_numeric(df[c], errors="coerce")
+        bad = num.isna() & df[c].notna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise RunFileError(f"{path}, row {i + 2}: column {c!r} is not a number "
+                               f"({df[c].iloc[i]!r})")
+        df[c] = num
+    if "step" in df.columns and (df["step"].isna().any() or (df["step"] % 1 != 0).any()):
+        raise RunFileError(f"{path}: column 'step' must hold whole numbers")
+    return df
+
+
+def _write_csv(path: Path, df: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+
+
+def read_evals(run_dir: Path) -> pd.DataFrame:
+    """evals.csv (EVAL_COLUMNS; optional columns absent in older files are filled empty)."""
+    path = evals_path(run_dir)
+    if not path.exists():
+        return pd.DataFrame(columns=EVAL_COLUMNS)
+    df = _read_csv(path, ["step", "metric", "value"],
+                   ["step", "nimg", "value", "n_samples", "wall_s_train", "wall_s_eval"])
+    for c in EVAL_COLUMNS:
+        if c not in df.columns:
+            df[c] = "" if c == "sampler" else np.nan
+    df["metric"] = df["metric"].astype(str)
+    df["sampler"] = df["sampler"].fillna("").astype(str)
+    df["step"] = df["step"].astype(int)
+    return df[EVAL_COLUMNS]
+
+
+def append_evals(run_dir: Path, rows: list[dict]) -> None:
+    """Append rows, replacing existing rows with the same (step, metric, sampler)."""
+    if not rows:
+        return
+    new = pd.DataFrame(rows)[EVAL_COLUMNS]
+    path = evals_path(run_dir)
+    old = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=EVAL_COLUMNS)
+    if len(old):
+        clash = old[EVAL_KEY].astype(str).agg("|".join, axis=1).isin(
+            set(new[EVAL_KEY].astype(str).agg("|".join, axis=1)))
+        new = pd.concat([old[~clash], new], ignore_index=True)
+    _write_csv(path, new.sort_values("step", kind="stable"))
+
+
+def has_evals_at(run_dir: Path, step: int) -> bool:
+    df = read_evals(run_dir)
+    return bool(len(df) and (df["step"] == step).any())
+
+
+def truncate_evals(run_dir: Path, step: int) -> None:
+    path = evals_path(run_dir)
+    if not path.exists():
+        return
+    df = pd.read_csv(path)
+    if len(df) and (df["step"] > step).any():
+        _write_csv(path, df[df["step"] <= step])
+
+
+def read_timesteps(run_dir: Path) -> dict[str, pd.DataFrame]:
+    """timesteps/{diagnostics,p_t,t_hist}.csv; empty frames (TIMESTEP_COLUMNS) where absent."""
+    out = {}
+    for kind in TIMESTEP_FILES:
+        path, req = timesteps_path(run_dir, kind), TIMESTEP_REQUIRED[kind]
+        if path.exists():
+            out[kind] = _read_csv(path, req, [c for c in req if c != "weighting"])
+        else:
+            out[kind] = pd.DataFrame(columns=TIMESTEP_COLUMNS[kind])
+    return out
+
+
+def append_timesteps(run_dir: Path, kind: str, df: pd.DataFrame) -> None:
+    """Append rows to timesteps/<kind>.csv, replacing earlier rows of the same step (idempotent)."""
+    path = timesteps_path(run_dir, kind)
+    df = df[TIMESTEP_COLUMNS[kind]]
+    if path.exists():
+        old = pd.read_csv(path)
+        old = old[~old["step"].isin(set(df["step"]))]
+        df = pd.concat([old, df], ignore_index=True) if len(old) else df
+    _write_csv(path, df.sort_values("step", kind="stable"))
+
+
+def truncate_timesteps(run_dir: Path, step: int) -> None:
+    """Drop rows written after ``step`` (the checkpoint a run resumes from)."""
+    for kind in TIMESTEP_FILES:
+        path = timesteps_path(run_dir, kind)
+        if path.exists():
+            df = pd.read_csv(path)
+            if (df["step"] > step).any():
+                _write_csv(path, df[df["step"] <= step])
+
+
+# ---------------------------------------------------------------------------- jobs.jsonl
+def record_job(run_dir: Path, record: dict[str, Any]) -> None:
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(run_dir) / JOBS, "a") as f:
+        f.write(json.dumps({**record, "submitted": time.time()}) + "\n")
+
+
+def last_job(run_dir: Path) -> dict | None:
+    path = Path(run_dir) / JOBS
+    try:
+        lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+        return json.loads(lines[-1]) if lines else None
+    except (OSError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------- the tree
+def find_run_dirs(root: Path) -> tuple[list[Path], list[Path]]:
+    """(run directories, sweep.yaml files) below ``root``; run directories are not descended."""
+    runs, sweeps = [], []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        if is_run_dir(filenames):
+            runs.append(Path(dirpath))
+            dirnames[:] = []
+        elif SWEEP in filenames:
+            sweeps.append(Path(dirpath) / SWEEP)
+    return runs, sweeps
+
+
+def newest_write(run_dir: Path) -> Path | None:
+    """The most recently written of metrics.jsonl and evals.csv (a stopped run's age)."""
+    files = [p for p in (metrics_path(run_dir), evals_path(run_dir)) if p.exists()]
+    return max(files, key=lambda p: p.stat().st_mtime) if files else None

@@ -1,0 +1,332 @@
+"""What every strategy costs per training iteration, against a bare PyTorch DDPM loop (issue 8).
+
+    python -m bench.perf [--iters 40] [--threads 1] [--device cpu|cuda] [--only a,b]
+        [--backbone-config YAML] [--batch N] [--timesteps T] [--bf16] [--channels-last]
+        [--fused-adam] [--compile]
+    python -m bench.perf --eval-share RESULTS_DIR
+
+One process, one model/batch configuration, interleaved: every round runs one iteration of each
+participant, in an order rotated each round, so machine load hits all of them alike. Participants:
+
+* ``bare``: a dozen lines of plain PyTorch (q_sample, forward, MSE, backward, Adam) — no strategy,
+  no grad clip, no EMA, no logging;
+* ``trainer:<strategy>`` for every registered strategy (``strategies.names()``; ``compose`` as
+  compose(adaptive_beta + min_snr)): ``Trainer.train_step`` + the per-step log accumulation, i.e.
+  what ``Trainer.run`` does per iteration (checkpoints and log rows excluded).
+
+Periodic work is amortised over its real period: ``adaptive_beta`` (and the compose) update the
+policy every f_S = 40 steps and the timed window is a whole multiple of 40 steps, so it holds exactly
+``iters / 40`` updates; ``grad_variance`` is built with ``refresh_every = iters`` so the window holds
+one refresh, whose extra cost is then spread over the default period of 500 steps. Amortised cost =
+median(ordinary steps) + (mean(periodic steps) − median(ordinary steps)) / period; ratios are
+amortised / median(bare). The window mean of the adaptive runs is printed too.
+
+Defaults: CPU, the digits UNet (ch 32, ch_mult [1, 2], 1 res block, no attention, dropout 0.1),
+batch 64, T = 1000; on CUDA the CIFAR-10 UNet (``backbones.unet.CIFAR10``) at batch 128.
+``--eval-share`` instead reads a results tree (``bench.analysis``) and prints the share of the
+wall-clock spent evaluating (evals.csv ``wall_s_eval``) vs training (metrics.jsonl ``wall_s_train``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+import backbones
+import strategies
+from backbones.unet import CIFAR10
+from bench import config as C
+from bench.analysis import load as analysis
+from bench.core.diffusion import Diffusion
+from bench.data import datasets
+from bench.train.trainer import Trainer
+
+DIGITS_UNET = {"name": "unet", "ch": 32, "ch_mult": [1, 2], "num_res_blocks": 1,
+               "attn_resolutions": [], "dropout": 0.1}
+GRAD_VARIANCE_PERIOD = 500          # grad_variance's default refresh_every
+
+
+def default_setup(device: str) -> dict:
+    if device == "cuda":
+        bb = {"name": "unet", **{k: list(v) if isinstance(v, tuple) else v
+                                 for k, v in CIFAR10.items()}}
+        return {"dataset": {"name": "cifar10"}, "backbone": bb, "batch_size": 128}
+    return {"dataset": {"name": "digits"}, "backbone": dict(DIGITS_UNET), "batch_size": 64}
+
+
+def strategy_configs(iters: int) -> dict[str, dict]:
+    """name → strategy config, for every registered strategy."""
+    out = {}
+    for name in strategies.names():
+        if name == "compose":
+            out["compose(adaptive_beta+min_snr)"] = {
+                "name": "compose", "sampler": {"name": "adaptive_beta"},
+                "weighting": {"name": "min_snr"}}
+        elif name == "grad_variance":
+            out[name] = {"name": name, "refresh_every": iters}
+        else:
+            out[name] = {"name": name}
+    return out
+
+
+def period_of(label: str) -> tuple[int, int] | None:
+    """(period in the run, period to amortise over) of a strategy's periodic work, or None."""
+    if "adaptive_beta" in label:
+        return 40, 40
+    if label == "grad_variance":
+        return None          # set by the caller (refresh_every = iters)
+    return None
+
+
+def run_config(setup: dict, strategy: dict, T: int, device: str, opts: dict) -> dict:
+    return C.resolve({
+        "name": "perf", "seed": 0, "dataset": setup["dataset"], "backbone": setup["backbone"],
+        "strategy": strategy, "diffusion": {"schedule": "linear", "timesteps": T},
+        "train": {"iterations": 10**9, "batch_size": setup["batch_size"], "lr": 2e-4,
+                  "log_every": 10**9, "ckpt_every": 10**9, "device": device,
+                  "bf16": opts["bf16"], "channels_last": opts["channels_last"]}})
+
+
+class BareLoop:
+    """The reference: plain PyTorch DDPM training on the same data, model and batch size."""
+
+    def __init__(self, cfg: dict, device: torch.device, opts: dict):
+        torch.manual_seed(0)
+        self.data = datasets.build(cfg["dataset"]["name"],
+                                   {k: v for k, v in cfg["dataset"].items() if k != "name"})
+        self.model = backbones.build(cfg["backbone"]["name"], self.data.shape,
+                                     {k: v for k, v in cfg["backbone"].items() if k != "name"})
+        self.model.to(device)
+        self.cl = opts["channels_last"] and self.data.is_image
+        if self.cl:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        d = cfg["diffusion"]
+        self.diffusion = Diffusion(d["schedule"], d["timesteps"], d["variance"])
+        kw = {"fused": True} if opts["fused_adam"] and device.type == "cuda" else {}
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg["train"]["lr"], **kw)
+        self.net = torch.compile(self.model) if opts["compile"] else self.model
+        self.B, self.device, self.bf16 = cfg["train"]["batch_size"], device, opts["bf16"]
+        self.g = torch.Generator().manual_seed(1)
+        self.perm, self.pos = None, 0
+
+    def step(self) -> None:
+        n = len(self.data.train)
+        if self.perm is None or self.pos + self.B > n:
+            self.perm, self.pos = torch.randperm(n, generator=self.g), 0
+        x0 = self.data.train.get(self.perm[self.pos:self.pos + self.B]).to(self.device)
+        self.pos += self.B
+        t = torch.randint(0, self.diffusion.T, (self.B,), device=self.device)
+        noise = torch.randn_like(x0)
+        x_t = self.diffusion.q_sample(x0, t, noise)
+        if self.cl:
+            x_t = x_t.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            eps = self.net(x_t, t)
+        loss = F.mse_loss(eps.float(), noise)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+
+def _trainer_step(tr) -> Callable[[], None]:
+    def step() -> None:
+        out = tr.train_step()
+        tr._accumulate(out)
+    return step
+
+
+def _timed(fn: Callable[[], None], cuda: bool) -> float:
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def benchmark(iters: int = 40, device: str = "cpu", only: list[str] | None = None,
+              setup: dict | None = None, T: int = 1000, warmup: int = 2,
+              opts: dict | None = None, log: Callable[[str], None] | None = None) -> list[dict]:
+    """Rows {run, median_ms, amortised_ms, ratio, periodic_ms, n_periodic, window_mean_ms}."""
+    opts = {"bf16": False, "channels_last": False, "fused_adam": False, "compile": False,
+            **(opts or {})}
+    if iters % 40:
+        raise ValueError(f"--iters must be a multiple of 40 (adaptive_beta's f_S), got {iters}")
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    setup = setup or default_setup(device)
+    import sklearn.feature_selection  # noqa: F401  (one-off import outside the timed window)
+
+    configs = strategy_configs(iters)
+    if only:
+        unknown = [o for o in only if o not in configs and o != "bare"]
+        if unknown:
+            raise ValueError(f"--only: unknown {unknown}; valid: bare, {', '.join(configs)}")
+        configs = {k: v for k, v in configs.items() if k in only}
+    steps: dict[str, Callable[[], None]] = {}
+    trainers = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        bare_cfg = run_config(setup, {"name": "uniform"}, T, device, opts)
+        steps["bare"] = BareLoop(bare_cfg, dev, opts).step
+        for label, scfg in configs.items():
+            tr = Trainer(run_config(setup, scfg, T, device, opts), Path(tmp) / label.replace(
+                "(", "_").replace(")", "_").replace("+", "_"), progress=False)
+            if cuda and opts["fused_adam"]:
+                tr.opt = torch.optim.Adam(tr.model.parameters(), lr=tr.tr["lr"],
+                                          betas=tuple(tr.tr["betas"]), fused=True)
+            if opts["compile"]:
+                tr.net = torch.compile(tr.model)
+            trainers[label] = tr
+            steps[label] = _trainer_step(tr)
+        names = list(steps)
+        for _ in range(warmup):
+            for n in names:
+                steps[n]()
+        times = {n: [] for n in names}
+        flags = {n: [] for n in names}
+        for r in range(iters):
+            order = names[r % len(names):] + names[:r % len(names)]
+            for n in order:
+                per = _period(n, iters)
+                if n in trainers and per is not None:
+                    flags[n].append(trainers[n].step % per[0] == 0)
+                else:
+                    flags[n].append(False)
+                times[n].append(_timed(steps[n], cuda))
+            if log and (r + 1) % 10 == 0:
+                log(f"  round {r + 1}/{iters}")
+    bare_ms = 1e3 * statistics.median(times["bare"])
+    rows = []
+    for n in names:
+        ts, fl = times[n], flags[n]
+        plain = [t for t, f in zip(ts, fl) if not f]
+        periodic = [t for t, f in zip(ts, fl) if f]
+        med = statistics.median(plain)
+        per = _period(n, iters)
+        amort = med
+        if periodic:
+            amort = med + (statistics.mean(periodic) - med) / per[1]
+        rows.append({"run": n if n == "bare" else f"trainer: {n}", "median_ms": 1e3 * med,
+                     "amortised_ms": 1e3 * amort, "ratio": 1e3 * amort / bare_ms,
+                     "periodic_ms": 1e3 * statistics.mean(periodic) if periodic else None,
+                     "n_periodic": len(periodic), "period": per[1] if per else None,
+                     "window_mean_ms": 1e3 * statistics.mean(ts)})
+    return rows
+
+
+def _period(label: str, iters: int) -> tuple[int, int] | None:
+    if label == "grad_variance":
+        return iters, GRAD_VARIANCE_PERIOD
+    return period_of(label)
+
+
+def markdown(rows: list[dict]) -> str:
+    out = ["| run | median ms/it | periodic step ms (n, amortised over) | amortised ms/it | "
+           "ratio vs bare |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        per = (f"{r['periodic_ms']:.0f} ({r['n_periodic']}, every {r['period']})"
+               if r["periodic_ms"] is not None else "–")
+        out.append(f"| {r['run']} | {r['median_ms']:.1f} | {per} | {r['amortised_ms']:.1f} | "
+                   f"{r['ratio']:.3f}× |")
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------ evaluation share
+def eval_share(root: str | Path) -> dict:
+    """Share of a sweep's wall-clock spent evaluating: Σ wall_s_eval / (Σ wall_s_eval + Σ final
+    wall_s_train), over the runs of a results tree (bench.analysis.load.load). Sample metrics computed
+    from one batch of samples carry the whole group's time on each of their rows, so those rows
+    count once per (run, step, sampler)."""
+    res = analysis.load(root)
+    ev, mt = res.evals, res.metrics
+    eval_s = 0.0
+    if len(ev):
+        ev = ev.dropna(subset=["wall_s_eval"])
+        nll = ev["metric"] == "nll_bpd"
+        eval_s += float(ev.loc[nll, "wall_s_eval"].sum())
+        groups = ev.loc[~nll].groupby(["run", "step", "sampler"])["wall_s_eval"].max()
+        eval_s += float(groups.sum())
+    diag = res.timesteps.get("diagnostics")
+    diag_s = 0.0
+    if diag is not None and len(diag) and "wall_s_eval" in diag.columns:
+        # per-timestep diagnostics (bench.diagnostics): one snapshot's time on each of its rows
+        diag_s = float(diag.dropna(subset=["wall_s_eval"]).groupby(["run", "step"])
+                       ["wall_s_eval"].max().sum())
+    eval_s += diag_s
+    train_s = 0.0
+    if len(mt):
+        train_s = float(mt.dropna(subset=["wall_s_train"]).groupby("run")["wall_s_train"]
+                        .max().sum())
+    total = eval_s + train_s
+    return {"runs": int(len(res.runs)), "eval_s": eval_s, "diagnostics_s": diag_s,
+            "train_s": train_s,
+            "eval_share": eval_s / total if total > 0 else float("nan")}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--iters", type=int, default=40, help="timed rounds (multiple of 40)")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--only", default="", help="comma-separated labels (bare is always run)")
+    ap.add_argument("--backbone-config", default="",
+                    help="YAML/JSON mapping (or a file holding one) for the backbone section")
+    ap.add_argument("--dataset", default="")
+    ap.add_argument("--batch", type=int, default=0)
+    ap.add_argument("--timesteps", type=int, default=1000)
+    ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--fused-adam", action="store_true", help="CUDA: Adam(fused=True) everywhere")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the training forward")
+    ap.add_argument("--tf32", action="store_true", help="CUDA: TF32 matmul/conv")
+    ap.add_argument("--eval-share", default="", metavar="RESULTS_DIR",
+                    help="print the evaluation share of a results tree instead")
+    args = ap.parse_args(argv)
+    if args.eval_share:
+        r = eval_share(args.eval_share)
+        print(f"{args.eval_share}: {r['runs']} runs, evaluation {r['eval_s']:.1f} s, training "
+              f"{r['train_s']:.1f} s → evaluation share {100 * r['eval_share']:.1f} %")
+        return 0
+    torch.set_num_threads(args.threads)
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    setup = default_setup(args.device)
+    if args.backbone_config:
+        p = Path(args.backbone_config)
+        setup["backbone"] = C.yaml_load(p.read_text() if p.exists() else args.backbone_config)
+    if args.dataset:
+        setup["dataset"] = {"name": args.dataset}
+    if args.batch:
+        setup["batch_size"] = args.batch
+    opts = {"bf16": args.bf16, "channels_last": args.channels_last,
+            "fused_adam": args.fused_adam, "compile": args.compile}
+    only = [s for s in args.only.split(",") if s] or None
+    print(f"device={args.device} threads={args.threads} dataset={setup['dataset']['name']} "
+          f"backbone={json.dumps(setup['backbone'])} batch={setup['batch_size']} "
+          f"T={args.timesteps} iters={args.iters} opts={opts} torch={torch.__version__}",
+          flush=True)
+    try:
+        rows = benchmark(args.iters, args.device, only, setup, args.timesteps, args.warmup, opts,
+                         log=lambda s: print(s, file=sys.stderr, flush=True))
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Inspect the registered timestep strategies.
+
+    python -m bench.strategies
+        every registered strategy with its paper and parameters (defaults)
+    python -m bench.strategies show NAME [--schedule linear|cosine|quad] [--timesteps T]
+                                         [--batch-size B] [--set key=value ...] [--plot out.png]
+        CSV ``t,prob,loss_weight``, one row per index t = 0..T−1:
+        prob        = expected fraction of a batch of B drawn at t, in the strategy's initial state
+                      (the batch marginal: SpeeD's includes its mirrored half);
+        loss_weight = the per-timestep factor on the ε-MSE (1 where there is none).
+        The importance correction of a sampler (e.g. 1/(T·p) of loss_second_moment) is neither.
+
+``--set`` values are parsed as YAML; dotted keys nest (``--set sampler.name=speed`` for compose).
+A strategy with a ``batch_size`` parameter (also one nested in compose) gets ``--batch-size`` unless
+``--set`` gives it.
+Bad input prints the problem and the valid choices on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Any, TextIO
+
+import strategies
+from bench.config import ConfigError, parse_set
+from bench.core.diffusion import SCHEDULES, Diffusion
+
+
+def param_defaults(cls: type[strategies.Strategy]) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(cls.Params):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+        else:
+            out[f.name] = "(required)"
+    return out
+
+
+def listing(out: TextIO) -> None:
+    names = strategies.names()
+    width = max(len(n) for n in names)
+    for name in names:
+        cls = strategies.get(name)
+        params = ", ".join(f"{k}={v!r}" for k, v in param_defaults(cls).items()) or "(none)"
+        out.write(f"{name:<{width}}  {cls.paper}\n{'':<{width}}  params: {params}\n")
+
+
+def with_batch_size(name: str, params: dict, batch_size: int) -> dict:
+    """``params`` with ``batch_size`` filled in wherever a strategy (also one nested in a
+    composition, e.g. compose's sampler) has that parameter and it is not given."""
+    cls = strategies.get(name)
+    out = dict(params)
+    if "batch_size" in {f.name for f in dataclasses.fields(cls.Params)}:
+        out.setdefault("batch_size", batch_size)
+    for key, value in out.items():
+        if isinstance(value, dict) and isinstance(value.get("name"), str):
+            sub = {k: v for k, v in value.items() if k != "name"}
+            out[key] = {"name": value["name"], **with_batch_size(value["name"], sub, batch_size)}
+    return out
+
+
+def table(name: str, schedule: str, timesteps: int, batch_size: int, sets: list[str]):
+    """(t, prob, loss_weight) float64 tensors of ``name`` in its initial state."""
+    params = with_batch_size(name, parse_set(sets), batch_size)
+    strategy = strategies.build(name, Diffusion(schedule, timesteps), params)
+    prob = strategy.probabilities()
+    if prob is None:
+        raise ValueError(f"strategy {name!r} has no tabulable p(t) (probabilities() is None); "
+                         f"strategies with one: {', '.join(_tabulable())}")
+    return prob.double().cpu(), strategy.loss_weights().double().cpu()
+
+
+def _tabulable() -> list[str]:
+    ok = []
+    for n in strategies.names():
+        try:
+            if strategies.build(n, Diffusion("linear", 50)).probabilities() is not None:
+                ok.append(n)
+        except Exception:      # a strategy that cannot be built with defaults is just not listed
+            pass
+    return ok
+
+
+def plot(path: str, name: str, prob, weight) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
+    a.plot(prob.numpy())
+    a.set_ylabel("sampling density p(t)")
+    a.set_title(name)
+    b.plot(weight.numpy())
+    b.set_ylabel("loss weight on ε-MSE")
+    b.set_xlabel("t (index = DDPM step − 1)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    ap = argparse.ArgumentParser(prog="python -m bench.strategies", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd")
+    sh = sub.add_parser("show", help="CSV t,prob,loss_weight of one strategy")
+    sh.add_argument("name")
+    sh.add_argument("--schedule", default="linear", choices=SCHEDULES)
+    sh.add_argument("--timesteps", type=int, default=1000)
+    sh.add_argument("--batch-size", type=int, default=128)
+    sh.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a strategy parameter, e.g. --set gamma=0.5 (repeatable)")
+    sh.add_argument("--plot", metavar="OUT.png", help="also save a figure of both columns")
+    args = ap.parse_args(argv)
+    if args.cmd is None:
+        listing(out)
+        return 0
+    try:
+        if args.batch_size < 1:
+            raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+        if args.timesteps < 2:
+            raise ValueError(f"--timesteps must be >= 2, got {args.timesteps}")
+        prob, weight = table(args.name, args.schedule, args.timesteps, args.batch_size, args.set)
+    except (ConfigError, ValueError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out.write("t,prob,loss_weight\n")
+    for t, (p, w) in enumerate(zip(prob.tolist(), weight.tolist())):
+        out.write(f"{t},{p:.17g},{w:.17g}\n")
+    if args.plot:
+        plot(args.plot, args.name, prob, weight)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

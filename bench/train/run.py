@@ -1,0 +1,77 @@
+"""One run into its run directory (bench.rundir): config.yaml and meta.json, the trainer with the
+callbacks it is handed, DONE at the end. Rerunning resumes from the checkpoint."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy
+import torch
+
+from bench import config as C
+from bench import rundir
+from bench.train.trainer import Trainer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def git_state() -> dict:
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    try:
+        return {"git_sha": git("rev-parse", "HEAD") or None,
+                "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_sha": None, "git_dirty": None}
+
+
+def meta(trainer: Trainer) -> dict:
+    return {**git_state(), "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "device": str(trainer.device),
+            "device_name": (torch.cuda.get_device_name(trainer.device)
+                            if trainer.device.type == "cuda" else platform.processor() or "cpu"),
+            "world_size": trainer.world_size, "host": socket.gethostname(),
+            "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "started": time.time()}
+
+
+def prepare_run_dir(cfg: dict, run_dir: Path, trainer: Trainer) -> None:
+    """Write config.yaml and meta.json (rank 0). A different config in ``run_dir`` is an error."""
+    if rundir.config_path(run_dir).exists():
+        if C.canonical(rundir.read_config(run_dir)) != C.canonical(cfg):
+            raise C.ConfigError(f"{run_dir} holds a run with a different config; "
+                                f"use another --results-dir")
+    if trainer.rank != 0:
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not rundir.config_path(run_dir).exists():
+        rundir.write_config(run_dir, cfg)
+    rundir.update_meta(run_dir, meta(trainer))
+
+
+def run(cfg: Mapping, run_dir: str | Path, *, callbacks: list = (), progress: bool = True,
+        rank: int = 0, world_size: int = 1, reduce=None, trainer_hook=None) -> dict:
+    """Train the resolved config ``cfg`` into ``run_dir`` (resuming if possible) with
+    ``callbacks`` (bench.train.trainer.Callback); returns the final log row.
+
+    ``trainer_hook(trainer)`` runs before training (a launcher uses it to wire preemption).
+    """
+    run_dir = Path(run_dir)
+    if rundir.is_done(run_dir):
+        return rundir.read_done(run_dir)
+    cfg = dict(cfg)
+    trainer = Trainer(cfg, run_dir, rank=rank, world_size=world_size, reduce=reduce,
+                      progress=progress, callbacks=list(callbacks))
+    prepare_run_dir(cfg, run_dir, trainer)
+    if trainer_hook is not None:
+        trainer_hook(trainer)
+    final = trainer.run()
+    if rank == 0:
+        rundir.write_done(run_dir, final)
+    return final
