@@ -10,6 +10,7 @@ from torch import nn
 from backbones.mlp import MLP
 from backbones.unet import UNet
 from backbones.uvit import UViT
+from bench.core.checks import check_keys
 
 BACKBONES: dict[str, type[nn.Module]] = {"unet": UNet, "uvit": UViT, "mlp": MLP}
 IMAGE_ONLY = {"unet", "uvit"}
@@ -27,10 +28,7 @@ def check(name: str, params: dict[str, Any] | None = None) -> None:
     """Name and parameter names; raises ValueError listing the valid choices."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; valid: {', '.join(names())}")
-    unknown = sorted(set(params or {}) - set(parameters(name)))
-    if unknown:
-        raise ValueError(f"backbone {name!r}: unknown parameter(s) {', '.join(unknown)}; "
-                         f"valid: {', '.join(parameters(name))}")
+    check_keys(params or {}, parameters(name), "parameter(s)", where=f"backbone {name!r}")
 
 
 def build(name: str, shape: tuple[int, ...], params: dict[str, Any] | None = None) -> nn.Module:

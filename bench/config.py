@@ -180,7 +180,8 @@ class Toy(Section):
     n_proj: int = opt(256, "sliced-Wasserstein directions", int_at_least(1))
     mmd_n: int = opt(2000, "points per side for MMD", int_at_least(2))
     mmd_bandwidth: float = opt(0.0, "RBF bandwidth; 0 = median heuristic on the true points",
-                               Rule(">= 0 (0 = median heuristic)", lambda v: is_number(v) and v >= 0))
+                               Rule(">= 0 (0 = median heuristic)",
+                                    lambda v: is_number(v) and v >= 0))
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,8 @@ class Eval(Section):
     batch_size: int = opt(500, "sampling / feature batch", int_at_least(1))
     extractor: str = opt("cnn", "cnn (offline classifier: fd_cnn) | inception (fid_inception)",
                          choice("cnn", "inception", unknown_form=False))
-    inception_weights: str = opt("", "path to inception-2015-12-05.pt (file or folder)", PATH_STRING)
+    inception_weights: str = opt("", "path to inception-2015-12-05.pt (file or folder)",
+                                 PATH_STRING)
     inception_download: bool = opt(True, "download the Inception weights into cache_dir if "
                                          "missing", BOOL)
     ref_split: str = opt("train", "split of the reference statistics",
@@ -239,7 +241,8 @@ class Eval(Section):
     ref_n: int = opt(0, "reference images (0 = the whole split)", int_at_least(0))
     ref_stats: str = opt("", "explicit reference-statistics .npz (bench.evaluation.fid format)",
                          PATH_STRING)
-    cache_dir: str = opt("", "ref stats + extractor weights; \"\" = ~/.cache/timestep-bench", PATH_STRING)
+    cache_dir: str = opt("", "ref stats + extractor weights; \"\" = ~/.cache/timestep-bench",
+                         PATH_STRING)
     nll: NLL = sub(NLL, "test NLL (bits/dim)")
     toy: Toy = sub(Toy, "2-D toy metrics")
     diagnostics: Diagnostics = sub(Diagnostics, "per-timestep diagnostics under timesteps/")
@@ -247,6 +250,49 @@ class Eval(Section):
     @property
     def enabled(self) -> bool:
         return self.every > 0 or bool(self.at) or self.final
+
+
+SLURM_NAME = Rule("a string", lambda v: v is None or isinstance(v, str))
+POSITIVE_NUMBER = Rule("a positive number", lambda v: is_number(v) and v > 0)
+
+
+@dataclass(frozen=True)
+class Executor(Section):
+    """A sweep's executor block (``executor:``; ``--executor KEY=VALUE`` overrides it)."""
+
+    PATH, WHAT, NAME_PREFIX = "executor.", "executor key(s)", ""
+    partition: str | None = opt(None, "SLURM partition (None: the cluster's default)",
+                                  SLURM_NAME)
+    account: str | None = opt(None, "--account", SLURM_NAME)
+    qos: str | None = opt(None, "--qos", SLURM_NAME)
+    timeout_min: int = opt(60, "wall-clock limit per job; on timeout: checkpoint and requeue",
+                             POSITIVE_INT)
+    nodes: int = opt(1, "nodes per job", POSITIVE_INT)
+    tasks_per_node: int = opt(1, "> 1: one DDP rank per task (NCCL on GPUs, gloo on CPU)",
+                                POSITIVE_INT)
+    gpus_per_node: int = opt(0, "GPUs per node", NON_NEGATIVE_INT)
+    cpus_per_task: int = opt(1, "CPUs (and torch threads) per task", POSITIVE_INT)
+    mem_gb: float | None = opt(None, "None: the cluster's default",
+                                 Rule("a positive number",
+                                        lambda v: v is None or (is_number(v) and v > 0)))
+    array_parallelism: int = opt(32, "max array tasks running at once", POSITIVE_INT)
+    parallel: int = opt(1, "--cluster local: runs at once, each in its own process with "
+                             "cpus_per_task threads (1: one after another, in this process)",
+                          POSITIVE_INT)
+    constraint: str | None = opt(None, "--constraint", SLURM_NAME)
+    max_num_timeout: int = opt(3, "requeues after a timeout (preemptions do not count)",
+                                 NON_NEGATIVE_INT)
+    setup: list = opt([], "shell lines run before the job (module load, conda activate)",
+                        Rule("a list of shell lines", lambda v: isinstance(v, list)
+                               and all(isinstance(x, str) for x in v)))
+    additional: dict = opt({}, "extra sbatch options, e.g. {exclusive: true}",
+                             Rule("a mapping of sbatch options",
+                                    lambda v: isinstance(v, Mapping)))
+    stop_timeout_s: float = opt(60, "on preemption/timeout: max wait for the trainer to finish "
+                                      "its step and save (< submitit's 90 s signal delay)",
+                                  POSITIVE_NUMBER)
+    poll_s: float = opt(5.0, "--wait: state polling period", POSITIVE_NUMBER)
+
 
 
 @dataclass(frozen=True)
@@ -269,6 +315,12 @@ class Component:
 OPEN_SECTIONS = ("dataset", "backbone", "strategy")
 TOP_DEFAULTS = {"name": "run", "seed": 0, "dataset": {"name": "toy2d"},
                 "backbone": {"name": "mlp"}, "strategy": {"name": "uniform"}}
+TOP_DOCS = {"name": "the run's name (progress bar); a sweep sets its own",
+            "seed": "data order, noise, timesteps and initialisation derive from it",
+            "dataset": "a registered dataset (`name`) and its parameters",
+            "backbone": "a registered backbone (`name`) and its parameters",
+            "strategy": "a registered strategy (`name`) and its parameters "
+                        "(`python -m bench.strategies` lists them)"}
 TOP_SECTIONS = {"diffusion": Diffusion, "train": Train, "eval": Eval}
 
 
@@ -397,15 +449,17 @@ def run_id(cfg: dict) -> str:
 
 # ---------------------------------------------------------------------------- docs
 def config_table(section: type[Section]) -> str:
-    """The markdown table of a section's keys, defaults and meanings (docs/config.md)."""
-    rows = ["| key | default | meaning |", "|---|---|---|"]
+    """The markdown table of a section's keys, defaults and meanings (nested sections dotted)."""
+    rows = ["| key | default | valid | meaning |", "|---|---|---|---|"]
 
     def walk(cls, prefix: str) -> None:
         for f in fields(cls):
             if f.metadata.get("section"):
                 continue
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rule = f.metadata.get("rule")
             rows.append(f"| `{prefix}{f.name}` | `{json.dumps(default)}` | "
+                        f"{rule.text if rule else 'any'} | "
                         f"{f.metadata['doc'].replace('|', '/')} |")
         for f in fields(cls):
             if f.metadata.get("section"):
@@ -414,3 +468,22 @@ def config_table(section: type[Section]) -> str:
     walk(section, "")
     return "\n".join(rows)
 
+
+def docs_markdown() -> str:
+    """docs/config.md, generated from the sections (``python -m bench.config > docs/config.md``)."""
+    parts = ["# Configuration reference", "",
+             "Generated from `bench/config.py` by `python -m bench.config > docs/config.md`; a "
+             "test fails when the two disagree. A run config is YAML; every key not given takes "
+             "the default below, an unknown key is an error that lists the valid ones, and a bad "
+             "value names the key and the valid range or choices.", "",
+             "## Top level", "", "| key | default | meaning |", "|---|---|---|"]
+    parts += [f"| `{k}` | `{json.dumps(v)}` | {TOP_DOCS[k]} |" for k, v in TOP_DEFAULTS.items()]
+    for key, cls in (*TOP_SECTIONS.items(), ("executor", Executor)):
+        where = ("a sweep file's `executor:` block" if key == "executor"
+                 else f"`{key}:`")
+        parts += ["", f"## {key}", "", f"Keys of {where}.", "", config_table(cls)]
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    print(docs_markdown(), end="")

@@ -6,8 +6,10 @@ report tables and figure legends.
 * ``strategy_label`` / ``component_label`` — a component by name and its *non-default*
   parameters (``p2``, ``min_snr(gamma=1)``, ``compose(adaptive_beta+min_snr)``): the name of a
   condition in the report, the dry-run plan and the launch lines.
-* ``variant_keys`` / ``flat`` — the other hyperparameters that differ between runs of a setting
-  (a condition is ``strategy [variant]``); ``run_label`` — a run's display name.
+* ``setting_label`` (dataset · backbone), ``variants`` / ``conditions`` — the other
+  hyperparameters that differ between the runs of a setting; a condition is
+  ``strategy [variant]``, the same text in the dry-run plan, the launch lines, the report's
+  tables and the figures' legends.
 """
 
 from __future__ import annotations
@@ -111,6 +113,32 @@ def variant_keys(configs: list[dict]) -> list[str]:
             and len({f.get(k, "<unset>") for f in flats}) > 1]
 
 
-def run_label(cfg: Mapping) -> str:
-    """A run's display name: its strategy label, schedule and seed (``p2 linear seed=0``)."""
-    return f"{strategy_label(cfg['strategy'])} {cfg['diffusion']['schedule']} seed={cfg['seed']}"
+def setting_label(cfg: Mapping) -> str:
+    """The setting a run belongs to: ``dataset · backbone`` (conditions are compared within it)."""
+    return f"{component_label(cfg['dataset'])} · {component_label(cfg['backbone'])}"
+
+
+def variants(configs: list[dict]) -> list[str]:
+    """Per config (resolved, full): its variant within its setting, ``k=v, ...`` over the
+    ``variant_keys`` of the configs of that setting ('' when they agree)."""
+    by_setting: dict[str, list[int]] = {}
+    for i, c in enumerate(configs):
+        by_setting.setdefault(setting_label(c), []).append(i)
+    out = [""] * len(configs)
+    for idx in by_setting.values():
+        group = [configs[i] for i in idx]
+        keys = variant_keys(group)
+        for i, c in zip(idx, group):
+            out[i] = ", ".join(f"{k}={flat(c).get(k, '<unset>')}" for k in keys)
+    return out
+
+
+def condition_label(strategy: Mapping, variant: str = "") -> str:
+    """A condition: the strategy label, and its variant in brackets (``p2 [train.lr=0.001]``)."""
+    s = strategy_label(strategy)
+    return f"{s} [{variant}]" if variant else s
+
+
+def conditions(configs: list[dict]) -> list[str]:
+    """The condition of each config among ``configs`` (what the report calls it)."""
+    return [condition_label(c["strategy"], v) for c, v in zip(configs, variants(configs))]

@@ -1,4 +1,5 @@
-"""``python -m bench.strategies``: list strategies, tabulate or plot p(t) and weights (bench.tools.strategies)."""
+"""``python -m bench.strategies``: list strategies, tabulate or plot p(t) and weights
+(bench.tools.strategies)."""
 
 import sys
 

@@ -9,7 +9,7 @@
 # Idempotent: `start` on a running cluster only checks it. State, logs and the database live
 # under $LOCAL_SLURM_DIR (default /tmp/local_slurm); the config goes to /etc/slurm/slurm.conf
 # (the path every SLURM client reads), which is never overwritten unless this script wrote it.
-# Why each step is the way it is: ../shared/reference/platform.md, and docs/slurm.md.
+# Why each step is the way it is: docs/slurm.md ("A real SLURM on one machine").
 set -euo pipefail
 
 DIR="${LOCAL_SLURM_DIR:-/tmp/local_slurm}"
@@ -30,7 +30,7 @@ pid_alive() {  # pid_alive PIDFILE
   [[ -s "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null
 }
 
-detach() {  # detach CMD... : run without holding the caller's stdio (pitfall 4)
+detach() {  # detach CMD... : run without holding the caller's stdio (docs/slurm.md, point 5)
   setsid -f "$@" </dev/null >/dev/null 2>&1
 }
 
@@ -68,7 +68,7 @@ install_packages() {
   ((${#missing[@]} == 0)) && return 0
   command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
   log "installing ${missing[*]}"
-  # Post-install scripts must not start system services (pitfall 5).
+  # Post-install scripts must not start system services (docs/slurm.md, point 6).
   local tmp_policy=""
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
@@ -156,7 +156,8 @@ EOF
   chmod 600 "$ETC/slurmdbd.conf"
 }
 
-# ------------------------------------------------------------------ daemons, in order (pitfall 1)
+# ------------------------------------------------------------------ daemons, in order
+# The start order and why: docs/slurm.md, point 3.
 start_munge() {
   if [[ -S /run/munge/munge.socket.2 ]] && munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then
     return 0
@@ -274,7 +275,7 @@ cmd_stop() {
   stop_pidfile /run/munge/munged.pid munged
   if [[ "$purge" == "--purge" ]]; then
     # State and accounting DB go together: job ids restart at 1, so keeping one without the
-    # other would duplicate job ids in sacct (pitfall 6).
+    # other would duplicate job ids in sacct (docs/slurm.md, point 7).
     log "purging $DIR and the config files this script wrote"
     rm -rf "$DIR"
     for f in "$ETC/slurm.conf" "$ETC/slurmdbd.conf"; do

@@ -1,7 +1,7 @@
 """Adaptive non-uniform timestep sampling — Kim et al. 2025, "Adaptive Non-uniform Timestep Sampling
 for Accelerating Diffusion Model Training" (CVPR 2025), Sec. 5, eqs. 11-14, Algorithms 1-2, Tab. 7;
 implemented as the official code (ku-dmlab/Adaptive-Timestep-Sampler @ 4b2eae4) runs it, see
-../shared/reference/strategies.md §7.
+docs/official_code.md#adaptive-beta.
 
 Sampling (eq. 11, ``utils/train.py::sample_timesteps``). A policy network π_φ maps the clean
 image x0 to (α, β) = softplus(out) + 1e-5 (output layer initialised to weight 0 / bias 0.5, so at

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from bench.core.checks import check_keys
 from bench.core.diffusion import Diffusion, mean_flat
 
 
@@ -173,11 +174,8 @@ def get(name: str) -> type[Strategy]:
 def make_params(cls: type[Strategy], params: dict[str, Any] | None) -> Strategy.Params:
     """Build ``cls.Params`` from a dict; unknown keys are errors that list the valid ones."""
     params = dict(params or {})
-    fields = {f.name for f in dataclasses.fields(cls.Params)}
-    unknown = sorted(set(params) - fields)
-    if unknown:
-        raise ValueError(f"strategy {cls.name!r}: unknown parameter(s) {', '.join(unknown)}; "
-                         f"valid: {', '.join(sorted(fields)) or '(none)'}")
+    check_keys(params, sorted(f.name for f in dataclasses.fields(cls.Params)), "parameter(s)",
+               where=f"strategy {cls.name!r}")
     return cls.Params(**params)
 
 

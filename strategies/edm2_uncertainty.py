@@ -3,7 +3,7 @@ Dynamics of Diffusion Models" (arXiv 2312.02696, Sec. 5 / App. B: loss = λ(σ)/
 u(σ), a Kendall-style multi-task uncertainty weighting); official code NVlabs/edm2
 ``training/training_loop.py::EDM2Loss`` and ``training/networks_edm2.py::Precond`` (logvar head).
 
-DDPM-ε adaptation (a mapping, not from EDM2; ../shared/reference/strategies.md §8b): a learned
+DDPM-ε adaptation (a mapping, not from EDM2; docs/official_code.md#edm2-uncertainty): a learned
 log-variance u(i) per timestep, loss_i = ε-MSE_i / e^{u(i)} + u(i). At the optimum e^{u(i)} =
 E[ε-MSE_i], so every timestep contributes ≈ 1 to the objective.
 

@@ -1,6 +1,7 @@
 """Timestep sampling proportional to the per-timestep stochastic-gradient variance — the "Variance"
-baseline of Kim et al. 2025 (CVPR 2025), Sec. 4 (Theorem 1, Fig. 2) and Table 4; estimator as in
-../shared/reference/strategies.md §6 (the paper does not specify one; the official code has none).
+baseline of Kim et al. 2025 (CVPR 2025), Sec. 4 (Theorem 1, Fig. 2) and Table 4; the estimator
+follows docs/official_code.md#gradient-variance (the paper does not specify one; the official code
+has none).
 
 Quantity. For bin k of timesteps, with g = ∇_θ ℓ_t(x0, ε) the gradient of one example's ε-MSE
 ℓ_t = mean((ε − ε_θ(x_t, t))²), t uniform in the bin, x0 from the training batch:

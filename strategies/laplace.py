@@ -1,7 +1,7 @@
 """Laplace log-SNR sampling — Hang et al. 2024, "Improved Noise Schedule for Diffusion Training"
 (arXiv 2407.03297): importance sampling of log-SNR with λ ~ Laplace(μ, b), i.e. the "Laplace"
 schedule λ(t) = μ − b·sgn(0.5 − t)·ln(1 − 2|t − 0.5|), defaults μ = 0, b = 0.5
-(../shared/reference/strategies.md §8d; the paper's own section was not read here).
+(docs/official_code.md#laplace; the paper's own section was not read here).
 
 Discrete DDPM form (not from the paper): keep the benchmark's β schedule and give index i the
 Laplace mass of the log-SNR interval nearest to logSNR_i:

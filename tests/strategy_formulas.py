@@ -1,5 +1,5 @@
 """Independent reference formulas for the strategy golden tests (NumPy/SciPy/math only; nothing
-from ``strategies`` or ``bench``). Written from ../shared/reference/strategies.md."""
+from ``strategies`` or ``bench``). Written from docs/official_code.md."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from scipy.stats import norm
 
 
 def betas(schedule: str, T: int) -> np.ndarray:
-    """§0: linear (IDDPM, scaled by 1000/T), quad (ATS), cosine (Nichol & Dhariwal, clip 0.999)."""
+    """Noise schedules: linear (IDDPM, scaled by 1000/T), quad (ATS), cosine (Nichol & Dhariwal,
+    clip 0.999)."""
     if schedule == "linear":
         s = 1000.0 / T
         return np.array([s * 1e-4 + (s * 0.02 - s * 1e-4) * i / (T - 1) for i in range(T)])
@@ -37,7 +38,7 @@ def snr(schedule: str, T: int) -> np.ndarray:
     return a / (1.0 - a)
 
 
-# --------------------------------------------------------------------------- SpeeD (§5)
+# --------------------------------------------------------------------------- SpeeD
 def speed_increments(schedule: str, T: int) -> np.ndarray:
     f = np.sqrt(1.0 - abar(schedule, T))
     g = np.empty(T)
@@ -74,7 +75,7 @@ def speed_marginal(schedule: str, T: int, n: int, dual: bool = True) -> np.ndarr
     return (a / n) * p + ((n - a) / n) * p_dual
 
 
-# --------------------------------------------------------------------------- log-normal (§4)
+# --------------------------------------------------------------------------- log-normal
 def logit_normal_floor(T: int, m: float = 0.0, s: float = 1.0) -> np.ndarray:
     """i = floor(u·T): P(i) = Φ((logit((i+1)/T) − m)/s) − Φ((logit(i/T) − m)/s)."""
     return np.array([norm.cdf((logit((i + 1) / T) - m) / s) - norm.cdf((logit(i / T) - m) / s)
@@ -98,7 +99,7 @@ def edm_lognormal(schedule: str, T: int, p_mean: float = -1.2, p_std: float = 1.
                      - norm.cdf((edges[i] - p_mean) / p_std) for i in range(T)])
 
 
-# --------------------------------------------------------------------------- Laplace (§8d)
+# --------------------------------------------------------------------------- Laplace
 def laplace_masses(schedule: str, T: int, mu: float = 0.0, b: float = 0.5) -> np.ndarray:
     def F(x):
         if x == math.inf:

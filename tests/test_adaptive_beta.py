@@ -137,7 +137,7 @@ def test_feature_selection_reproduces_select_k_best():
     ref = SelectKBest(f_regression, k=3).fit(X, X.sum(1)).get_support(indices=True).tolist()
     assert select_timesteps(X, 3) == ref
     assert 4 in ref and select_timesteps(X, 1) == [4]
-    # the 2-row degeneracy (strategies.md §7.3): every F = 0, ties go to the last k columns
+    # the 2-row degeneracy (docs/official_code.md#adaptive-beta-selecting-s): every F = 0, ties go to the last k columns
     assert select_timesteps(X[:2], 3) == [9, 10, 11]
 
 

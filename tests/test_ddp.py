@@ -36,7 +36,8 @@ CFG = {
 WORKER = textwrap.dedent("""
     import json, sys
     import torch
-    from bench.core import dist, train
+    from bench import experiment
+    from bench.core import dist
     rank, world, port, run_dir, cfg = (int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]),
                                        sys.argv[4], json.loads(sys.argv[5]))
     torch.set_num_threads(1)
@@ -68,7 +69,6 @@ def _metrics(run_dir: Path) -> list[dict]:
 
 def test_two_gloo_ranks_equal_one_process(tmp_path):
     from bench import experiment
-    from bench.train import __main__ as train_cli
 
     cfg = C.resolve({**CFG, "strategy": {"name": "p2", "k": 1, "gamma": 1}})
     one, two = tmp_path / "one", tmp_path / "two"

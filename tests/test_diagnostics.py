@@ -14,7 +14,6 @@ from bench import config as C
 from bench import rundir
 from bench.evaluation import diagnostics as D
 from bench import experiment
-from bench.train import __main__ as train_cli
 from bench.core.diffusion import Diffusion
 from bench.core.rng import generator
 from strategies.grad_variance import bin_gradient_variance, timestep_bins
@@ -29,7 +28,8 @@ def test_vlb_weights_are_eq7_with_fixed_large_variance():
     beta = np.linspace(1e-4, 0.02, 1000)
     abar = np.cumprod(1 - beta)
     np.testing.assert_allclose(c[1:], beta[1:] / (2 * (1 - beta[1:]) * (1 - abar[1:])), rtol=1e-10)
-    # t = 0: σ_0² = β̃_1 under fixed-large, c_0 = β_0/(2α_0β̃_1) ≈ 0.917 (strategies.md §7.2)
+    # t = 0: σ_0² = β̃_1 under fixed-large, c_0 = β_0/(2α_0β̃_1) ≈ 0.917
+    # (docs/official_code.md#adaptive-beta-reward)
     assert c[0] == pytest.approx(0.917, abs=1e-3)
     assert (D.weights(d, "ddpm") == 1).all()
     with pytest.raises(ValueError, match="weighting"):

@@ -14,9 +14,9 @@ from backbones import autoencoder as A
 from bench import config as C
 from bench import experiment
 from bench.data import datasets, latent
+from bench.tools import latent as latent_cli
 from bench.evaluation import fid
 from bench.evaluation import callbacks as E
-from bench.evaluation import __main__ as eval_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -213,10 +213,10 @@ def test_cli_encodes_a_config_and_refuses_a_file_without_latents(tmp_path, capsy
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({"dataset": {"name": "latent", **_params(ckpt, tmp_path)},
                                     "backbone": {"name": "unet"}}))
-    assert latent.main([str(path)]) == 0
+    assert latent_cli.main([str(path)]) == 0
     assert "train 1438 × (4, 4, 4), test 359" in capsys.readouterr().out
     path.write_text(yaml.safe_dump({"dataset": {"name": "digits"}}))
-    assert latent.main([str(path)]) == 2
+    assert latent_cli.main([str(path)]) == 2
     assert "no run uses dataset 'latent'" in capsys.readouterr().err
 
 

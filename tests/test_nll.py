@@ -123,7 +123,6 @@ def test_digits_model_gets_finite_bpd_that_improves_with_training(tmp_path):
 
     from bench import config as C
     from bench import experiment
-    from bench.train import __main__ as train_cli
 
     cfg = C.resolve({
         "name": "digits_nll", "dataset": {"name": "digits"},

@@ -24,7 +24,7 @@ import pytest
 from scipy import stats
 
 from bench import rundir
-from bench.analysis import load as A
+from bench import analysis as A
 from bench.report import __main__ as report
 from bench.report import build as report_build
 
@@ -41,7 +41,6 @@ def _fixture_tree() -> Path:
 
     from bench.sweep import spec as S
 
-    from bench.sweep import __main__ as sweep_cli
 
     src = Path(__file__).parent / "fixtures" / "results"
     dst = Path(tempfile.mkdtemp(prefix="report_fixture_")) / "results"
@@ -133,7 +132,6 @@ def test_training_log_and_timestep_loaders(R):
 
 
 def test_column_lists_match_the_writers():
-    from bench import rundir
 
     assert A.EVAL_COLUMNS == rundir.EVAL_COLUMNS
     assert A.TIMESTEP_FILES == rundir.TIMESTEP_FILES
@@ -382,8 +380,8 @@ def test_duplicates_and_variants_are_explicit(one_run):
 
 
 def test_up_to_twenty_conditions_get_distinct_colours():
-    from bench.analysis import load as analysis
+    from bench.analysis import figures
 
     for n in (3, 10, 11, 20):
-        colors = analysis._colors(f"s{i}" for i in range(n))
+        colors = figures._colors(f"s{i}" for i in range(n))
         assert len(set(colors.values())) == n

@@ -1,4 +1,4 @@
-"""Golden values for every strategy, from the formulas (../shared/reference/strategies.md),
+"""Golden values for every strategy, from the formulas (docs/official_code.md),
 computed independently in ``strategy_formulas`` (NumPy/SciPy/math) or derived by hand below —
 never copied from program output. Linear, cosine and quad schedules, T = 1000 and T ≠ 1000."""
 
@@ -64,7 +64,7 @@ def test_p2_weights(schedule, T):
 
 
 def test_p2_mean_weight_literals():
-    """§2: the mean of 1 − abar over uniform t is 0.724 (linear) and 0.504 (cosine) at T = 1000."""
+    """P2: the mean of 1 − abar over uniform t is 0.724 (linear) and 0.504 (cosine) at T = 1000."""
     for schedule, mean in (("linear", 0.724), ("cosine", 0.504)):
         w = build("p2", schedule, 1000).loss_weights()
         assert float(w.mean()) == pytest.approx(mean, abs=5e-4)
@@ -99,7 +99,7 @@ def test_min_snr_zero_snr_guard_and_literal_boundaries():
     close(min_snr_target_weights(snr, 5.0, "v"), [1.0, 0.5 / 1.5, 5.0 / 6.0, 5.0 / 21.0])
     fake = SimpleNamespace(T=4, snr=snr)
     close(strategies.get("min_snr")(fake).loss_weights(), [1.0, 1.0, 1.0, 0.25])
-    # §3: SNR < 5 (weight 1) from index 130 (linear) and 261 (cosine) at T = 1000.
+    # SNR < 5 (weight 1) from index 130 (linear) and 261 (cosine) at T = 1000.
     for schedule, first in (("linear", 130), ("cosine", 261)):
         w = build("min_snr", schedule, 1000).loss_weights().numpy()
         assert np.all(w[first:] == 1.0) and w[first - 1] < 1.0
@@ -117,7 +117,7 @@ def test_logit_normal_masses(schedule, T):
 
 
 def test_logit_normal_literals():
-    """§4: schedule-agnostic; P(i=0) ≈ 2.5e-12 for floor(u·T) at T = 1000 (Φ(logit(1e-3)));
+    """Schedule-agnostic; P(i=0) ≈ 2.5e-12 for floor(u·T) at T = 1000 (Φ(logit(1e-3)));
     symmetric about the middle for m = 0; round gives the ends half-width bins."""
     p_floor = build("lognormal", "linear", 1000, discretise="floor").probabilities().numpy()
     assert p_floor[0] == pytest.approx(0.5 * math.erfc(-math.log(1e-3 / (1 - 1e-3)) / math.sqrt(2)),
@@ -139,7 +139,7 @@ def test_edm_lognormal_masses(schedule, T):
 
 
 def test_edm_lognormal_literal():
-    """§4: about 0.37 % of the mass on i = 0 for linear (T = 1000)."""
+    """About 0.37 % of the mass on i = 0 for linear (T = 1000)."""
     p = build("lognormal", "linear", 1000, variant="edm").probabilities()
     assert float(p[0]) == pytest.approx(0.0037, abs=1e-4)
 

@@ -15,7 +15,7 @@ import yaml
 
 from bench import config as C
 from bench import rundir
-from bench.launch import launcher, slurm
+from bench.launch import launcher
 from bench.launch import task as launch_task
 from bench.sweep import spec as S
 from bench.sweep import __main__ as sweep_cli

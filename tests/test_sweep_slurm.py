@@ -18,7 +18,8 @@ import yaml
 
 from bench import rundir
 
-from bench.launch import launcher, slurm
+from bench.launch import launcher
+from bench.launch import slurm as launch_slurm
 from bench.launch import task as launch_task
 from bench.sweep import spec as S
 from bench.sweep import __main__ as sweep_cli
@@ -38,7 +39,7 @@ COMPARED = ("step", "nimg", "loss", "loss_bins", "grad_norm", "lr")
 
 @pytest.fixture(scope="module")
 def slurm() -> None:
-    problem = slurm.slurm_unreachable()
+    problem = launch_slurm.slurm_unreachable()
     if problem:
         if os.environ.get("TSB_REQUIRE_SLURM") == "1":
             pytest.fail(f"TSB_REQUIRE_SLURM=1 but {problem}; start it with "

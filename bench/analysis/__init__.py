@@ -1,1 +1,29 @@
-"""Analysis of a results tree: pure functions load → tables → figures (DataFrames, Figures)."""
+"""Analysis of a results tree: pure functions load → tables → figures (DataFrames and Figures;
+only the report's command writes files).
+
+The package's public names, re-exported from its modules: ``load`` (reading a tree: bench.rundir
+files, run status, labels), ``stats`` (intervals over seeds, metric direction), ``tables``
+(Table 1, time-to-target, Table 4 pairs), ``figures`` (the paper's figures).
+"""
+
+from bench.analysis.figures import (TIME_CMAP, curve, fig_metric_vs_iteration,
+                                    fig_metric_vs_wallclock, fig_p_t, fig_timestep_diagnostics,
+                                    fig_train_loss, ordered_conditions, t_hist_density)
+from bench.analysis.load import (COUNTED, RUN_COLUMNS, SCHEDULE_ORDER, ReportError, Results, load,
+                                 load_results, read_config, run_info, schedule_key, sort_runs)
+from bench.analysis.stats import (LOWER_IS_BETTER, diff_ci, known_direction, lower_is_better,
+                                  mean_ci, t_quantile)
+from bench.analysis.tables import (COND_COLUMNS, Unit, baseline_reference, best_up_to,
+                                   default_budgets, pair_table, slugify, table1, time_to_target,
+                                   units)
+from bench.rundir import EVAL_COLUMNS, METRIC_COLUMNS, TIMESTEP_FILES, TIMESTEP_REQUIRED
+
+__all__ = [
+    "COND_COLUMNS", "COUNTED", "EVAL_COLUMNS", "LOWER_IS_BETTER", "METRIC_COLUMNS", "RUN_COLUMNS",
+    "SCHEDULE_ORDER", "TIMESTEP_FILES", "TIMESTEP_REQUIRED", "TIME_CMAP", "ReportError",
+    "Results", "Unit", "baseline_reference", "best_up_to", "curve", "default_budgets", "diff_ci",
+    "fig_metric_vs_iteration", "fig_metric_vs_wallclock", "fig_p_t", "fig_timestep_diagnostics",
+    "fig_train_loss", "known_direction", "load", "load_results", "lower_is_better", "mean_ci",
+    "ordered_conditions", "pair_table", "read_config", "run_info", "schedule_key", "slugify",
+    "sort_runs", "t_hist_density", "t_quantile", "table1", "time_to_target", "units",
+]

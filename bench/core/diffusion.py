@@ -1,8 +1,9 @@
 """The discrete DDPM process (Ho et al. 2020; Nichol & Dhariwal 2021), ε-prediction.
 
-Index convention (../shared/reference/strategies.md §0): arrays are 0-indexed, index i is DDPM step
-i + 1; ``abar_prev[0] = 1``; the model is fed the integer index i. The process knows nothing about
-strategies: strategies read the schedule tensors (``alphas_cumprod``, ``snr``) at construction.
+Index convention (docs/official_code.md#index-convention): arrays are 0-indexed, index i is DDPM
+step i + 1; ``abar_prev[0] = 1``; the model is fed the integer index i. The process knows nothing
+about strategies: strategies read the schedule tensors (``alphas_cumprod``, ``snr``) at
+construction.
 """
 
 from __future__ import annotations

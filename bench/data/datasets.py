@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from backbones import autoencoder as ae_mod
+from bench.core.checks import check_keys
 from bench.core.io import default_cache_dir, pick_device
 from bench.data import latent as lat
 
@@ -94,10 +95,7 @@ def check(name: str, params: dict[str, Any] | None = None) -> None:
     if name not in _REGISTRY:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(names())}")
     params = dict(params or {})
-    unknown = sorted(set(params) - set(parameters(name)))
-    if unknown:
-        raise ValueError(f"dataset {name!r}: unknown parameter(s) {', '.join(unknown)}; "
-                         f"valid: {', '.join(parameters(name)) or '(none)'}")
+    check_keys(params, parameters(name), "parameter(s)", where=f"dataset {name!r}")
     if name == "latent":
         src = params.get("source")
         if not isinstance(src, dict) or "name" not in src:

@@ -1,6 +1,7 @@
 """Latent-space data: images encoded once by a frozen first-stage autoencoder, cached on disk.
 
-The ``latent`` dataset (registered in ``bench.data.datasets``) wraps any image dataset (``source``) and a
+The ``latent`` dataset (registered in ``bench.data.datasets``) wraps any image dataset
+(``source``) and a
 local autoencoder checkpoint (``backbones.autoencoder``: the LDM VQ-f4 of Table 2, the KL-f8 of
 Table 3). Every image of both splits is encoded once — the per-image statistics (KL: posterior
 mean and log-variance; VQ: the pre-quantisation encoding) go to

@@ -35,7 +35,6 @@ whole snapshot took (the same on all its rows; not part of the training clock).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pandas as pd
 import torch

@@ -26,7 +26,7 @@ class Outcome:
     def line(self) -> str:
         job = f" job {self.job_id}" if self.job_id else ""
         note = f": {self.note}" if self.note else ""
-        return f"{self.run.run_id} [{self.run.label}]{job} {self.status}{note}"
+        return f"{self.run.run_id} {self.run.condition} [{self.run.label}]{job} {self.status}{note}"
 
 
 @dataclass
@@ -81,7 +81,7 @@ def record_job(o: Outcome, cluster: str, folder: Path) -> None:
 
 
 def progress_prefix(i: int, n: int, o: Outcome) -> str:
-    return f"[{i}/{n}] {o.run.run_id} {o.run.label}"
+    return f"[{i}/{n}] {o.run.run_id} {o.run.condition} [{o.run.label}]"
 
 
 def short_error(text: str, lines: int = 3) -> str:

@@ -26,7 +26,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.analysis import load as A
+from bench import analysis as A
 from bench.report.build import FORMATS, Report, build, index_md
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench.analysis import load as A
+from bench import analysis as A
+from bench import rundir
 
 FORMATS = ("md", "csv", "tex")
 
@@ -233,7 +233,7 @@ def _check_request(ev: pd.DataFrame, metrics: list[str] | None, pairs: list[tupl
     for m in metrics or []:
         if m not in have:
             raise A.ReportError(f"--metric {m!r}: not in the results; metrics present: "
-                                f"{', '.join(have) or 'none (no evals.csv rows)'}")
+                                f"{', '.join(have) or f'none (no {rundir.EVALS} rows)'}")
     labels = sorted(set(ev["strategy"]))
     for pair in pairs:
         for s in pair:
@@ -317,7 +317,7 @@ def _setting_figures(rep: Report, R: A.Results, baseline: str, level: float) -> 
         sfx, where = slugs[st], f" — {st}" if len(settings) > 1 else ""
         fig = A.fig_train_loss(R.metrics, st, baseline, level)
         if fig is None:
-            rep.skipped.append(f"training-loss figure{where}: no metrics.jsonl rows")
+            rep.skipped.append(f"training-loss figure{where}: no {rundir.METRICS} rows")
         else:
             rep.figures.append(Item(f"train_loss{sfx}", "Training loss (the logged per-example "
                                     f"ε-MSE, unweighted) vs iteration, mean over seeds with a "
@@ -325,7 +325,8 @@ def _setting_figures(rep: Report, R: A.Results, baseline: str, level: float) -> 
         d = diag[diag["setting"] == st]
         if d.empty:
             rep.skipped.append(f"Fig. 2/6 (per-timestep loss and gradient variance){where}: "
-                               f"no timesteps/diagnostics.csv in a counted run")
+                               f"no {rundir.TIMESTEPS_DIR}/"
+                               f"{rundir.TIMESTEP_FILES['diagnostics']} in a counted run")
         for cond in A.ordered_conditions(d, baseline) if len(d) else []:
             for w in sorted(set(d.loc[d["condition"] == cond, "weighting"])):
                 fig = A.fig_timestep_diagnostics(diag, st, cond, w)
@@ -337,8 +338,10 @@ def _setting_figures(rep: Report, R: A.Results, baseline: str, level: float) -> 
         scheds = sorted(set(p_t.loc[p_t["setting"] == st, "schedule"])
                         | set(t_hist.loc[t_hist["setting"] == st, "schedule"]), key=A.schedule_key)
         if not scheds:
-            rep.skipped.append(f"Fig. 5 (p(t) across training){where}: no timesteps/p_t.csv or "
-                               f"t_hist.csv in a counted run")
+            files = " or ".join(f"{rundir.TIMESTEPS_DIR}/{rundir.TIMESTEP_FILES[k]}"
+                                for k in ("p_t", "t_hist"))
+            rep.skipped.append(f"Fig. 5 (p(t) across training){where}: no {files} "
+                               f"in a counted run")
         for sched in scheds:
             rep.figures.append(Item(
                 f"p_t_{sched}{sfx}", f"Each strategy's timestep distribution p(t) across "
@@ -355,8 +358,8 @@ def build(R: A.Results, *, metrics: list[str] | None = None, budgets: list[int] 
     rep = Report(notes=list(R.notes))
     us = A.units(ev, metrics)
     if not us:
-        rep.skipped.append("all tables and metric figures: no evaluation (evals.csv row) in a "
-                           "done or partial run")
+        rep.skipped.append(f"all tables and metric figures: no evaluation ({rundir.EVALS} row) "
+                           "in a done or partial run")
     for u in us:
         _unit_tables(rep, ev, u, budgets, baseline, pairs, level)
         if figures:
@@ -372,9 +375,9 @@ def build(R: A.Results, *, metrics: list[str] | None = None, budgets: list[int] 
 
 
 # ---------------------------------------------------------------------------- the runs section
-STATUS_TEXT = {"done": "done", "partial": "partial (no DONE: running or stopped)",
+STATUS_TEXT = {"done": "done", "partial": f"partial (no {rundir.DONE}: running or stopped)",
                "not_started": "not started (config only)",
-               "missing": "missing (expected by sweep.yaml, no run directory)",
+               "missing": f"missing (expected by {rundir.SWEEP}, no run directory)",
                "duplicate": "duplicate (same condition and seed as another run; not counted)"}
 
 

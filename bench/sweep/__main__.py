@@ -40,10 +40,11 @@ def format_plan(spec: Mapping, runs: list[RunConfig], sweep_dir: Path, cluster: 
                 missing: list[str]) -> str:
     name = spec["name"]
     cols = axis_columns(runs)
-    rows = [["run_id", "state", *cols]]
+    rows = [["run_id", "state", "condition", *cols]]
     for r in runs:
         axes = dict(r.axes)
-        rows.append([r.run_id, rundir.state(sweep_dir / r.run_id), *(axes.get(c, "-") for c in cols)])
+        rows.append([r.run_id, rundir.state(sweep_dir / r.run_id), r.condition,
+                     *(axes.get(c, "-") for c in cols)])
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     lines = [f"sweep {name}: {len(runs)} runs (grid: {grid_shape(spec)}"
              f"{', after cells and --only' if len(runs) != _grid_size(spec) else ''})"

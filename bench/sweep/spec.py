@@ -35,6 +35,7 @@ SLURM jobs still in flight from an earlier launch are not submitted again.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import fnmatch
 import itertools
 import json
@@ -50,7 +51,7 @@ from bench import config as C
 from bench.core.checks import check_keys
 from bench.core.diffusion import Diffusion
 from bench.data import datasets
-from bench.labels import value_label
+from bench.labels import conditions, value_label
 
 TOP_KEYS = ("name", "description", "base", "grid", "cells", "requires", "executor")
 CELL_KEYS = ("match", "set", "skip")
@@ -61,49 +62,7 @@ class SweepError(C.ConfigError):
     """A bad sweep file or launch request; the message names the problem and the fix."""
 
 
-_SLURM_NAME = C.Rule("a string", lambda v: v is None or isinstance(v, str))
-_POSITIVE = C.Rule("a positive number", lambda v: C.is_number(v) and v > 0)
-
-
-@dataclass(frozen=True)
-class Executor(C.Section):
-    """The executor block (sweep file ``executor:``, overridable with --executor KEY=VALUE)."""
-
-    PATH, WHAT, NAME_PREFIX = "executor.", "executor key(s)", ""
-    partition: str | None = C.opt(None, "SLURM partition (None: the cluster's default)",
-                                  _SLURM_NAME)
-    account: str | None = C.opt(None, "--account", _SLURM_NAME)
-    qos: str | None = C.opt(None, "--qos", _SLURM_NAME)
-    timeout_min: int = C.opt(60, "wall-clock limit per job; on timeout: checkpoint and requeue",
-                             C.POSITIVE_INT)
-    nodes: int = C.opt(1, "nodes per job", C.POSITIVE_INT)
-    tasks_per_node: int = C.opt(1, "> 1: one DDP rank per task (NCCL on GPUs, gloo on CPU)",
-                                C.POSITIVE_INT)
-    gpus_per_node: int = C.opt(0, "GPUs per node", C.NON_NEGATIVE_INT)
-    cpus_per_task: int = C.opt(1, "CPUs (and torch threads) per task", C.POSITIVE_INT)
-    mem_gb: float | None = C.opt(None, "None: the cluster's default",
-                                 C.Rule("a positive number",
-                                        lambda v: v is None or (C.is_number(v) and v > 0)))
-    array_parallelism: int = C.opt(32, "max array tasks running at once", C.POSITIVE_INT)
-    parallel: int = C.opt(1, "--cluster local: runs at once, each in its own process with "
-                             "cpus_per_task threads (1: one after another, in this process)",
-                          C.POSITIVE_INT)
-    constraint: str | None = C.opt(None, "--constraint", _SLURM_NAME)
-    max_num_timeout: int = C.opt(3, "requeues after a timeout (preemptions do not count)",
-                                 C.NON_NEGATIVE_INT)
-    setup: list = C.opt([], "shell lines run before the job (module load, conda activate)",
-                        C.Rule("a list of shell lines", lambda v: isinstance(v, list)
-                               and all(isinstance(x, str) for x in v)))
-    additional: dict = C.opt({}, "extra sbatch options, e.g. {exclusive: true}",
-                             C.Rule("a mapping of sbatch options",
-                                    lambda v: isinstance(v, Mapping)))
-    stop_timeout_s: float = C.opt(60, "on preemption/timeout: max wait for the trainer to finish "
-                                      "its step and save (< submitit's 90 s signal delay)",
-                                  _POSITIVE)
-    poll_s: float = C.opt(5.0, "--wait: state polling period", _POSITIVE)
-
-
-EXECUTOR_DEFAULTS: dict[str, Any] = Executor().to_dict()
+EXECUTOR_DEFAULTS: dict[str, Any] = C.Executor().to_dict()
 
 
 _MISSING = object()
@@ -118,6 +77,7 @@ class RunConfig:
     run_id: str
     axes: tuple[tuple[str, str], ...]   # (axis path, value label), in axis order
     config_json: str
+    condition: str = ""                 # bench.labels: what the plan, launch and report call it
 
     @property
     def config(self) -> dict:
@@ -284,7 +244,7 @@ def executor_params(spec: Mapping, overrides: Mapping | None = None) -> dict:
     if isinstance(block.get("setup"), str):
         block["setup"] = [block["setup"]]
     try:
-        return Executor.from_dict(block).to_dict()
+        return C.Executor.from_dict(block).to_dict()
     except C.ConfigError as e:
         raise SweepError(str(e)) from e
 
@@ -353,7 +313,8 @@ def expand(sweep: Mapping) -> list[RunConfig]:
                              f"grid; check its paths and values")
     if not runs:
         raise SweepError("the grid is empty: every cell was skipped")
-    return runs
+    names = conditions([r.config for r in runs])
+    return [dataclasses.replace(r, condition=c) for r, c in zip(runs, names)]
 
 
 def _apply_cells(merged: dict, cells: list[dict], used: list[int]) -> dict | None:

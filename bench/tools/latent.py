@@ -2,7 +2,8 @@
 
     python -m bench.latent CONFIG_OR_SWEEP.yaml
 
-Run it once before submitting a latent sweep, so that array tasks find the cache (bench.data.latent).
+Run it once before submitting a latent sweep, so that array tasks find the cache
+(bench.data.latent).
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ import backbones
 import strategies
 from backbones.unet import CIFAR10
 from bench import config as C
-from bench.analysis import load as analysis
+from bench import analysis
 from bench.core.diffusion import Diffusion
 from bench.data import datasets
 from bench.train.trainer import Trainer
@@ -244,7 +244,7 @@ def markdown(rows: list[dict]) -> str:
 # ------------------------------------------------------------------------------ evaluation share
 def eval_share(root: str | Path) -> dict:
     """Share of a sweep's wall-clock spent evaluating: Σ wall_s_eval / (Σ wall_s_eval + Σ final
-    wall_s_train), over the runs of a results tree (bench.analysis.load.load). Sample metrics computed
+    wall_s_train), over the runs of a results tree (bench.analysis.load). Sample metrics computed
     from one batch of samples carry the whole group's time on each of their rows, so those rows
     count once per (run, step, sampler)."""
     res = analysis.load(root)

@@ -1,4 +1,5 @@
-"""The data, model, diffusion process and strategy a config names, built through their registries."""
+"""The data, model, diffusion process and strategy a config names, built through their
+registries."""
 
 from __future__ import annotations
 

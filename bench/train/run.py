@@ -16,7 +16,7 @@ import torch
 
 from bench import config as C
 from bench import rundir
-from bench.train.trainer import Trainer
+from bench.train.trainer import Interrupted, Trainer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,9 +69,18 @@ def run(cfg: Mapping, run_dir: str | Path, *, callbacks: list = (), progress: bo
     trainer = Trainer(cfg, run_dir, rank=rank, world_size=world_size, reduce=reduce,
                       progress=progress, callbacks=list(callbacks))
     prepare_run_dir(cfg, run_dir, trainer)
+    if rank == 0:
+        rundir.clear_failed(run_dir)
     if trainer_hook is not None:
         trainer_hook(trainer)
-    final = trainer.run()
+    try:
+        final = trainer.run()
+    except Interrupted:
+        raise
+    except Exception as e:
+        if rank == 0:           # the run dir says why; the next attempt clears it
+            rundir.mark_failed(run_dir, f"{type(e).__name__}: {e}")
+        raise
     if rank == 0:
         rundir.write_done(run_dir, final)
     return final

@@ -1,0 +1,253 @@
+"""Tables (DataFrames) over the tidy evaluation frame, per evaluation unit (setting × metric ×
+protocol): ``table1`` — the best value of a metric reached up to each iteration budget per
+strategy × schedule (Kim et al. 2025, Table 1), mean ± 95 % t-interval over seeds;
+``time_to_target`` — iterations and training wall-clock to reach the baseline's final value
+(AlgoPerf-style) and the speed-up; ``pair_table`` — two strategies side by side with their
+difference (Table 4 style)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from bench.analysis.load import COUNTED, schedule_key, sort_runs
+from bench.analysis.stats import diff_ci, lower_is_better, mean_ci
+
+# ---------------------------------------------------------------------------- evaluation units
+@dataclass(frozen=True)
+class Unit:
+    """One table/figure family: a setting and an evaluation protocol (metric × sampler × n)."""
+
+    setting: str
+    metric: str
+    sampler: str
+    n_samples: int          # -1 when unknown
+    slug: str               # file-name stem
+    title: str
+
+    def select(self, ev: pd.DataFrame) -> pd.DataFrame:
+        n = ev["n_samples"].fillna(-1).astype(int)
+        return ev[(ev["setting"] == self.setting) & (ev["metric"] == self.metric)
+                  & (ev["sampler"] == self.sampler) & (n == self.n_samples)]
+
+    @property
+    def lower_is_better(self) -> bool:
+        return lower_is_better(self.metric)
+
+
+def slugify(text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+
+
+def units(ev: pd.DataFrame, metrics: Iterable[str] | None = None) -> list[Unit]:
+    """The evaluation units present (optionally only ``metrics``), in a stable order. File names
+    (``slug``) do not depend on the ``metrics`` filter."""
+    settings = sorted(set(ev["setting"]))
+    if metrics is not None:
+        ev = ev[ev["metric"].isin(list(metrics))]
+    keys = ev.assign(_n=ev["n_samples"].fillna(-1).astype(int))[
+        ["setting", "metric", "sampler", "_n", "dataset", "backbone"]].drop_duplicates()
+    keys = keys.sort_values(["setting", "metric", "sampler", "_n"])
+    out, used = [], set()
+    for r in keys.itertuples(index=False):
+        protocols = keys[(keys["setting"] == r.setting) & (keys["metric"] == r.metric)]
+        parts = [r.metric]
+        if len(protocols) > 1:
+            parts.append(f"{r.sampler}_n{r._3}")
+        if len(settings) > 1:
+            parts.append(f"{r.dataset.split('(')[0]}_{r.backbone.split('(')[0]}")
+        slug = base = slugify("_".join(parts))
+        i = 2
+        while slug in used:
+            slug, i = f"{base}_{i}", i + 1
+        used.add(slug)
+        n = f", n={r._3}" if r._3 >= 0 else ""
+        title = f"{r.metric} ({r.sampler or 'sampler ?'}{n})"
+        if len(settings) > 1:
+            title += f" — {r.setting}"
+        out.append(Unit(r.setting, r.metric, r.sampler, int(r._3), slug, title))
+    return out
+
+
+# ---------------------------------------------------------------------------- Table 1
+COND_COLUMNS = ["setting", "schedule", "variant", "condition", "strategy"]
+
+
+def default_budgets(ev: pd.DataFrame) -> list[int]:
+    """The evaluated steps (> 0; the initial model alone is no budget)."""
+    steps = sorted({int(s) for s in ev["step"]})
+    return [s for s in steps if s > 0] or steps
+
+
+def best_up_to(ev: pd.DataFrame, budgets: Iterable[int]) -> pd.DataFrame:
+    """Per run × budget b: the best (lowest, or highest for higher-is-better metrics) value over
+    the run's evaluations at steps ≤ b. NaN when the run has no evaluation at or after b yet
+    (a partial run that has not got there) or none up to b."""
+    rows = []
+    for run, g in ev.groupby("run", sort=False):
+        lower, last, first = lower_is_better(g["metric"].iloc[0]), g["step"].max(), g.iloc[0]
+        for b in budgets:
+            sub = g.loc[g["step"] <= b, "value"].dropna()
+            val = (sub.min() if lower else sub.max()) if (last >= b and len(sub)) else math.nan
+            rows.append({**{c: first[c] for c in COND_COLUMNS}, "run": run,
+                         "seed": first["seed"], "budget": int(b), "value": float(val)})
+    return pd.DataFrame(rows, columns=[*COND_COLUMNS, "run", "seed", "budget", "value"])
+
+
+def _aggregate(per_run: pd.DataFrame, level: float) -> pd.DataFrame:
+    rows = []
+    for key, g in per_run.groupby([*COND_COLUMNS, "budget"], sort=False):
+        ok = g.dropna(subset=["value"])
+        m, half, sd, n = mean_ci(ok["value"], level)
+        rows.append({**dict(zip([*COND_COLUMNS, "budget"], key)), "n": n,
+                     "n_runs": g["run"].nunique(), "mean": m, "ci95": half, "std": sd,
+                     "seeds": tuple(ok["seed"]), "values": tuple(ok["value"])})
+    return pd.DataFrame(rows)
+
+
+def _mark_best(df: pd.DataFrame, lower: bool) -> pd.Series:
+    """True where the mean is the best of its (setting, schedule, budget) column (ties too),
+    among the conditions whose every seed has a value there (a partial condition, with seeds
+    that have not reached the budget, is never marked best)."""
+    best = pd.Series(False, index=df.index)
+    for _, g in df.groupby(["setting", "schedule", "budget"], sort=False):
+        vals = g.loc[g["n"] == g["n_runs"], "mean"].dropna()
+        if len(vals):
+            target = vals.min() if lower else vals.max()
+            best[vals.index[np.isclose(vals, target, rtol=1e-12, atol=0)]] = True
+    return best
+
+
+def table1(ev: pd.DataFrame, unit: Unit, budgets: Iterable[int] | None = None,
+           level: float = 0.95, baseline: str = "uniform") -> pd.DataFrame:
+    """Kim et al. Table 1: the best value of ``unit.metric`` reached up to each budget, per
+    condition (strategy × schedule [× variant]), mean ± CI half-width over seeds with the
+    per-seed values; ``best`` marks the best mean per schedule and budget (``_mark_best``). Only
+    done and partial runs count; ``n`` = seeds with a value, ``n_runs`` = seeds in the
+    condition."""
+    data = unit.select(ev)
+    data = data[data["status"].isin(COUNTED)]
+    budgets = list(budgets) if budgets is not None else default_budgets(data)
+    if data.empty or not budgets:
+        return pd.DataFrame()
+    out = _aggregate(best_up_to(data, budgets), level)
+    out = out.sort_values(["budget"], kind="stable")
+    out = sort_runs(out.assign(seed=0), baseline).drop(columns="seed").reset_index(drop=True)
+    out["best"] = _mark_best(out, unit.lower_is_better)
+    out.insert(1, "metric", unit.metric)
+    out["lower_is_better"] = unit.lower_is_better
+    return out
+
+
+# ---------------------------------------------------------------------------- time to target
+def _reaches(g: pd.DataFrame, target: float, lower: bool) -> tuple[float, float]:
+    """(step, wall_s_train) of the run's first evaluation at or past ``target``; NaN if none."""
+    g = g.sort_values("step")
+    hit = g[(g["value"] <= target) if lower else (g["value"] >= target)]
+    if hit.empty:
+        return math.nan, math.nan
+    return float(hit["step"].iloc[0]), float(hit["wall_s_train"].iloc[0])
+
+
+def baseline_reference(ev: pd.DataFrame, lower: bool) -> dict | None:
+    """From the done baseline runs of one schedule: the target (mean over seeds of the value at
+    each run's final evaluation) and "1D" = mean step and mean training wall-clock of that final
+    evaluation (the time the baseline takes to converge, Kim et al. Fig. 1). None without runs."""
+    finals = []
+    for _, g in ev[ev["status"] == "done"].groupby("run"):
+        last = g[g["step"] == g["step"].max()].iloc[-1]
+        finals.append((last["value"], last["step"], last["wall_s_train"]))
+    if not finals:
+        return None
+    v, s, w = (np.array(x, dtype=float) for x in zip(*finals))
+    return {"target": float(np.nanmean(v)), "ref_iter": float(s.mean()),
+            "ref_wall": float(np.nanmean(w)) if np.isfinite(w).any() else math.nan,
+            "n_baseline": len(finals)}
+
+
+def _final(g: pd.DataFrame) -> tuple[float, float]:
+    last = g[g["step"] == g["step"].max()].iloc[-1]
+    return float(last["step"]), float(last["wall_s_train"])
+
+
+def time_to_target(ev: pd.DataFrame, unit: Unit, baseline: str = "uniform",
+                   level: float = 0.95) -> pd.DataFrame:
+    """Per condition: iterations and training wall-clock (s) at the first evaluation reaching the
+    baseline's final value (per seed; mean ± CI when every seed reached it, else NaN) and the
+    speed-up = baseline 1D / mean time-to-target. The baseline's own row is its 1D, the time of
+    its final evaluation per seed (the target is defined there), with speed-up 1."""
+    data = unit.select(ev)
+    data = data[data["status"].isin(COUNTED)]
+    rows = []
+    for (setting, schedule, variant), g in data.groupby(["setting", "schedule", "variant"],
+                                                          sort=False):
+        ref = baseline_reference(g[g["strategy"] == baseline], unit.lower_is_better)
+        if ref is None:
+            continue
+        for cond, c in g.groupby("condition", sort=False):
+            is_base = c["strategy"].iloc[0] == baseline
+            if is_base:
+                c = c[c["status"] == "done"]
+            per = {r["seed"].iloc[0]: _final(r) if is_base else
+                   _reaches(r, ref["target"], unit.lower_is_better) for _, r in c.groupby("run")}
+            steps, walls = [p[0] for p in per.values()], [p[1] for p in per.values()]
+            k = int(np.isfinite(steps).sum())
+            mi, ci_i, _, _ = mean_ci(steps, level) if k == len(per) else (math.nan,) * 4
+            mw, ci_w, _, _ = mean_ci(walls, level) if k == len(per) else (math.nan,) * 4
+            rows.append({"setting": setting, "schedule": schedule, "variant": variant,
+                         "condition": cond, "strategy": c["strategy"].iloc[0], **ref,
+                         "n_runs": len(per), "reached": k, "seeds": tuple(per),
+                         "iter_values": tuple(steps), "iter_mean": mi, "iter_ci95": ci_i,
+                         "wall_values": tuple(walls), "wall_mean": mw, "wall_ci95": ci_w,
+                         "speedup_iter": 1.0 if is_base else ref["ref_iter"] / mi,
+                         "speedup_wall": 1.0 if is_base else ref["ref_wall"] / mw,
+                         "is_baseline": is_base})
+    if not rows:
+        return pd.DataFrame()
+    out = pd.DataFrame(rows).assign(seed=0)
+    return sort_runs(out, baseline).drop(columns="seed").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------- Table 4: a pair
+def pair_table(ev: pd.DataFrame, unit: Unit, a: str, b: str,
+               budgets: Iterable[int] | None = None, level: float = 0.95) -> pd.DataFrame:
+    """Kim et al. Table 4 for strategies ``a`` and ``b`` (labels): per schedule [× variant] and
+    budget, each one's best-up-to-budget mean ± CI (``a_n`` seeds with a value of ``a_runs``),
+    the difference b − a with its CI (``diff_ci``), and which one is better (``best``: "a", "b",
+    "tie", or "" when a side lacks seeds at that budget)."""
+    data = unit.select(ev)
+    data = data[data["status"].isin(COUNTED) & data["strategy"].isin([a, b])]
+    budgets = list(budgets) if budgets is not None else default_budgets(data)
+    if data.empty or not budgets:
+        return pd.DataFrame()
+    per = best_up_to(data, budgets)
+    rows = []
+    for (setting, schedule, variant, budget), g in per.groupby(
+            ["setting", "schedule", "variant", "budget"], sort=False):
+        ok = g.dropna(subset=["value"])
+        va = dict(zip(ok.loc[ok["strategy"] == a, "seed"], ok.loc[ok["strategy"] == a, "value"]))
+        vb = dict(zip(ok.loc[ok["strategy"] == b, "seed"], ok.loc[ok["strategy"] == b, "value"]))
+        ra, rb = (int((g["strategy"] == x).sum()) for x in (a, b))
+        ma, ha, _, na = mean_ci(va.values(), level)
+        mb, hb, _, nb = mean_ci(vb.values(), level)
+        d, hd, test = diff_ci(va, vb, level)
+        best = "" if na == 0 or nb == 0 or na < ra or nb < rb else "tie" if ma == mb else (
+            "a" if (ma < mb) == unit.lower_is_better else "b")
+        rows.append({"setting": setting, "schedule": schedule, "variant": variant,
+                     "budget": int(budget), "a": a, "a_mean": ma, "a_ci95": ha, "a_n": na,
+                     "a_runs": ra, "b": b, "b_mean": mb, "b_ci95": hb, "b_n": nb, "b_runs": rb,
+                     "diff": d, "diff_ci95": hd,
+                     "test": test, "best": best})
+    out = pd.DataFrame(rows)
+    key = [(schedule_key(s), v, bu) for s, v, bu in zip(out["schedule"], out["variant"],
+                                                         out["budget"])]
+    return out.iloc[sorted(range(len(out)), key=lambda i: (out["setting"].iloc[i], key[i]))
+                    ].reset_index(drop=True)
+
+

@@ -1,0 +1,165 @@
+"""The package structure, checked from the code's own imports (parsed with ast, never executed).
+
+* no import cycle between project modules, counting imports made inside functions;
+* an import of a project module inside a function is not allowed at all (only heavy optional
+  third-party dependencies are imported lazily);
+* ``strategies/`` and ``backbones/`` import nothing of ``bench`` beyond the kernel ``bench.core``;
+* ``bench/__init__.py`` imports nothing; every sub-package of ``bench`` says what it owns;
+* no file of the project refers to the shared folder of the team's development workplace.
+
+The rules are documented in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = ("bench", "strategies", "backbones")
+KERNEL = "bench.core"
+
+
+# ---------------------------------------------------------------------------- the import graph
+def module_files(root: Path, packages=PACKAGES) -> dict[str, Path]:
+    """{dotted module name: file} of every module of ``packages`` below ``root``."""
+    out = {}
+    for pkg in packages:
+        for f in sorted((root / pkg).rglob("*.py")):
+            parts = list(f.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join(parts)] = f
+    return out
+
+
+def _target(name: str, modules: dict[str, Path]) -> str | None:
+    """The project module ``name`` resolves to (the longest existing prefix), or None."""
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        cand = ".".join(parts[:i])
+        if cand in modules:
+            return cand
+    return None
+
+
+def imports(modules: dict[str, Path]) -> list[tuple[str, str, int, bool]]:
+    """(importer, imported project module, line, inside a function) for every import."""
+    edges = []
+    for mod, path in modules.items():
+        tree = ast.parse(path.read_text(), str(path))
+        funcs = [n for n in ast.walk(tree)
+                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))]
+        nested = {id(n) for f in funcs for n in ast.walk(f) if n is not f}
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                # ``from a.b import c``: c may be a module (a.b.c) or a name of a.b
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                target = _target(name, modules)
+                if target is not None and target != mod:
+                    edges.append((mod, target, node.lineno, id(node) in nested))
+    return edges
+
+
+def cycles(edges) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    graph: dict[str, set[str]] = {}
+    for a, b, *_ in edges:
+        graph.setdefault(a, set()).add(b)
+        graph.setdefault(b, set())
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+@pytest.fixture(scope="module")
+def edges():
+    return imports(module_files(REPO))
+
+
+# ---------------------------------------------------------------------------- the rules
+def test_no_import_cycles(edges):
+    assert cycles(edges) == []
+
+
+def test_no_project_import_inside_a_function(edges):
+    lazy = [f"{a} -> {b} (line {line})" for a, b, line, inside in edges if inside]
+    assert lazy == [], "import these at the top of the module:\n" + "\n".join(lazy)
+
+
+def test_strategies_and_backbones_import_only_the_kernel(edges):
+    bad = [f"{a} -> {b}" for a, b, *_ in edges
+           if a.split(".")[0] in ("strategies", "backbones") and b.split(".")[0] == "bench"
+           and not (b == KERNEL or b.startswith(KERNEL + "."))]
+    assert bad == []
+
+
+def test_the_package_root_imports_nothing_and_every_package_says_what_it_owns():
+    root = ast.parse((REPO / "bench" / "__init__.py").read_text())
+    assert not [n for n in ast.walk(root) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert any(isinstance(n, ast.Assign) and n.targets[0].id == "__version__" for n in root.body)
+    for init in (REPO / "bench").rglob("__init__.py"):
+        assert ast.get_docstring(ast.parse(init.read_text())), f"{init}: no docstring"
+
+
+def test_no_reference_to_the_workplace_shared_folder():
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split()
+    needle = "../" + "shared"                  # spelled in two parts so this file passes
+    hits = []
+    for name in files:
+        path = REPO / name
+        if path.is_file() and path.suffix not in (".png", ".pdf", ".npz", ".pt"):
+            try:
+                text = path.read_text()
+            except UnicodeDecodeError:
+                continue
+            hits += [f"{name}:{i}" for i, ln in enumerate(text.splitlines(), 1) if needle in ln]
+    assert hits == []
+
+
+# ---------------------------------------------------------------------------- the checker bites
+def test_a_planted_cycle_and_a_lazy_import_are_found(tmp_path):
+    """A temporary package with a → b → c → a (the last one inside a function) is a cycle."""
+    pkg = tmp_path / "bench"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text('"""x"""\n')
+    (pkg / "a.py").write_text("from bench import b\n")
+    (pkg / "b.py").write_text("import bench.c as c\n")
+    (pkg / "c.py").write_text("def f():\n    from bench.a import g\n")
+    (pkg / "d.py").write_text("from bench import a\n")
+    found = imports(module_files(tmp_path, ("bench",)))
+    assert cycles(found) == [["bench.a", "bench.b", "bench.c"]]
+    assert [(a, b) for a, b, _, inside in found if inside] == [("bench.c", "bench.a")]
+    assert cycles([e for e in found if e[0] != "bench.c"]) == []

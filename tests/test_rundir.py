@@ -1,0 +1,68 @@
+"""bench.rundir, the one owner of the results layout: run state, the lock, strict readers."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import config as C
+from bench import rundir
+from bench.train import run as train_run
+
+TOY = {"name": "t", "seed": 0, "dataset": {"name": "toy2d", "n_train": 512, "n_test": 64},
+       "backbone": {"name": "mlp", "width": 16, "depth": 1},
+       "diffusion": {"timesteps": 20},
+       "train": {"iterations": 6, "batch_size": 32, "log_every": 2, "ckpt_every": 2,
+                 "device": "cpu"}}
+
+
+class _Boom:
+    def on_step_end(self, trainer):
+        if trainer.step == 4:
+            raise RuntimeError("boom at step 4")
+
+
+def test_run_states_from_disk(tmp_path):
+    d = tmp_path / "r"
+    assert rundir.state(d) == rundir.NEW
+    cfg = C.resolve(TOY)
+    with pytest.raises(RuntimeError, match="boom"):
+        train_run.run(cfg, d, callbacks=[_Boom()], progress=False)
+    assert rundir.state(d) == rundir.FAILED_STATE
+    assert rundir.failure(d) == "RuntimeError: boom at step 4"
+    with rundir.run_lock(d):
+        assert rundir.state(d) == rundir.RUNNING
+        with pytest.raises(rundir.RunBusy, match="being trained by pid"):
+            with rundir.run_lock(d):
+                pass
+    rundir.clear_failed(d)
+    assert rundir.state(d) == rundir.CHECKPOINTED and rundir.last_step(d) == 4
+    final = train_run.run(cfg, d, progress=False)
+    assert rundir.state(d) == rundir.DONE_STATE and rundir.read_done(d) == final
+    assert not (d / rundir.FAILED).exists() and final["step"] == 6
+
+
+def test_a_corrupt_metrics_line_names_the_file_and_line(tmp_path):
+    d = tmp_path / "r"
+    d.mkdir()
+    rundir.append_metrics(d, {"step": 1, "loss": 0.5})
+    with open(rundir.metrics_path(d), "a") as f:
+        f.write('{"step": 2, "lo')                    # a crash mid-write
+    rows, note = rundir.metric_rows(d, done=False)
+    assert [r["step"] for r in rows] == [1] and "incomplete" in note
+    with pytest.raises(rundir.RunFileError, match=r"metrics.jsonl, line 2: corrupt"):
+        rundir.metric_rows(d, done=True)
+
+
+def test_evals_rows_replace_the_same_key_and_the_reader_is_strict(tmp_path):
+    d = tmp_path / "r"
+    row = dict(step=10, nimg=320, metric="swd", value=0.5, n_samples=100, sampler="ddim10_eta0",
+               wall_s_train=1.0, wall_s_eval=0.1)
+    rundir.append_evals(d, [row])
+    rundir.append_evals(d, [{**row, "value": 0.25}, {**row, "step": 20, "value": 0.2}])
+    ev = rundir.read_evals(d)
+    assert list(ev.columns) == rundir.EVAL_COLUMNS and list(ev["value"]) == [0.25, 0.2]
+    rundir.truncate_evals(d, 10)
+    assert list(rundir.read_evals(d)["step"]) == [10]
+    rundir.evals_path(d).write_text("step,metric,value\n10,swd,abc\n")
+    with pytest.raises(rundir.RunFileError, match=r"evals.csv, row 2: column 'value'"):
+        rundir.read_evals(d)
