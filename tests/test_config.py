@@ -67,3 +67,10 @@ def test_run_ids_of_the_quickstart_are_unchanged():
     before = (REPO / "tests" / "fixtures" / "quickstart_run_ids.txt").read_text().split()
     runs = S.expand(S.load_sweep(REPO / "sweeps" / "quickstart.yaml"))
     assert sorted(r.run_id for r in runs) == sorted(before)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_config_file_resolves_and_its_components_validate(path):
+    cfg = C.load(path)
+    S.validate_components(cfg)
+    assert C.Config.of(cfg).train.iterations > 0

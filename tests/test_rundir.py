@@ -10,7 +10,7 @@ from bench.train import run as train_run
 
 TOY = {"name": "t", "seed": 0, "dataset": {"name": "toy2d", "n_train": 512, "n_test": 64},
        "backbone": {"name": "mlp", "width": 16, "depth": 1},
-       "diffusion": {"timesteps": 20},
+       "diffusion": {"timesteps": 50},
        "train": {"iterations": 6, "batch_size": 32, "log_every": 2, "ckpt_every": 2,
                  "device": "cpu"}}
 
