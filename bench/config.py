@@ -106,8 +106,7 @@ class Section:
         if d is not None and not isinstance(d, Mapping):
             raise ConfigError(f"config section {cls.PATH.rstrip('.')!r} must be a mapping")
         d = dict(d or {})
-        valid = [f.name for f in fields(cls)]
-        check_keys(d, sorted(valid) if cls.WHAT == "config key" else valid, cls.WHAT,
+        check_keys(d, sorted(f.name for f in fields(cls)), cls.WHAT,
                    prefix=cls.PATH if cls.NAME_PREFIX is None else cls.NAME_PREFIX, quote=True,
                    error=ConfigError)
         kw = {}
@@ -254,6 +253,8 @@ class Eval(Section):
 
 SLURM_NAME = Rule("a string", lambda v: v is None or isinstance(v, str))
 POSITIVE_NUMBER = Rule("a positive number", lambda v: is_number(v) and v > 0)
+SHELL_LINES = Rule("a list of shell lines",
+                   lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
 
 
 @dataclass(frozen=True)
@@ -261,38 +262,34 @@ class Executor(Section):
     """A sweep's executor block (``executor:``; ``--executor KEY=VALUE`` overrides it)."""
 
     PATH, WHAT, NAME_PREFIX = "executor.", "executor key(s)", ""
-    partition: str | None = opt(None, "SLURM partition (None: the cluster's default)",
-                                  SLURM_NAME)
+    partition: str | None = opt(None, "SLURM partition (None: the cluster's default)", SLURM_NAME)
     account: str | None = opt(None, "--account", SLURM_NAME)
     qos: str | None = opt(None, "--qos", SLURM_NAME)
     timeout_min: int = opt(60, "wall-clock limit per job; on timeout: checkpoint and requeue",
-                             POSITIVE_INT)
+                           POSITIVE_INT)
     nodes: int = opt(1, "nodes per job", POSITIVE_INT)
     tasks_per_node: int = opt(1, "> 1: one DDP rank per task (NCCL on GPUs, gloo on CPU)",
-                                POSITIVE_INT)
+                              POSITIVE_INT)
     gpus_per_node: int = opt(0, "GPUs per node", NON_NEGATIVE_INT)
     cpus_per_task: int = opt(1, "CPUs (and torch threads) per task", POSITIVE_INT)
     mem_gb: float | None = opt(None, "None: the cluster's default",
-                                 Rule("a positive number",
-                                        lambda v: v is None or (is_number(v) and v > 0)))
+                               Rule("a positive number",
+                                    lambda v: v is None or (is_number(v) and v > 0)))
     array_parallelism: int = opt(32, "max array tasks running at once", POSITIVE_INT)
     parallel: int = opt(1, "--cluster local: runs at once, each in its own process with "
-                             "cpus_per_task threads (1: one after another, in this process)",
-                          POSITIVE_INT)
+                           "cpus_per_task threads (1: one after another, in this process)",
+                        POSITIVE_INT)
     constraint: str | None = opt(None, "--constraint", SLURM_NAME)
     max_num_timeout: int = opt(3, "requeues after a timeout (preemptions do not count)",
-                                 NON_NEGATIVE_INT)
+                               NON_NEGATIVE_INT)
     setup: list = opt([], "shell lines run before the job (module load, conda activate)",
-                        Rule("a list of shell lines", lambda v: isinstance(v, list)
-                               and all(isinstance(x, str) for x in v)))
+                      SHELL_LINES)
     additional: dict = opt({}, "extra sbatch options, e.g. {exclusive: true}",
-                             Rule("a mapping of sbatch options",
-                                    lambda v: isinstance(v, Mapping)))
+                           Rule("a mapping of sbatch options", lambda v: isinstance(v, Mapping)))
     stop_timeout_s: float = opt(60, "on preemption/timeout: max wait for the trainer to finish "
-                                      "its step and save (< submitit's 90 s signal delay)",
-                                  POSITIVE_NUMBER)
+                                    "its step and save (< submitit's 90 s signal delay)",
+                                POSITIVE_NUMBER)
     poll_s: float = opt(5.0, "--wait: state polling period", POSITIVE_NUMBER)
-
 
 
 @dataclass(frozen=True)

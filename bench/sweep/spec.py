@@ -1,7 +1,5 @@
-"""Sweeps: a YAML grid of runs, expanded purely, launched on SLURM, locally or in-process.
-
-    python -m bench.sweep SWEEP.yaml [--cluster local|slurm|debug] [--dry-run] [--wait]
-                          [--results-dir DIR] [--only PATTERN] [--executor KEY=VALUE ...]
+"""The sweep file — a YAML grid of runs — and its pure expansion into run configs (``expand``);
+``python -m bench.sweep`` (bench/sweep/__main__.py) plans or launches them.
 
 A sweep file::
 
@@ -19,7 +17,7 @@ A sweep file::
         skip: true                                 # drop these cells from the grid
     requires:                          # optional: files the runs need (checked at launch)
       - {path: data/cifar10, what: "CIFAR-10", how: "set dataset.download: true once"}
-    executor: {partition: gpu, timeout_min: 1440, gpus_per_node: 1, ...}   # see EXECUTOR_DEFAULTS
+    executor: {partition: gpu, timeout_min: 1440, gpus_per_node: 1, ...}   # bench.config.Executor
 
 ``grid`` may also be a list of such mappings: the runs are the union of their products. Values
 are merged into the base with ``bench.config.deep_update`` in axis order, so an axis value
@@ -28,7 +26,7 @@ changes one parameter of it. Every run is resolved through ``bench.config.resolv
 names and parameters are validated (strategies through ``strategies.make_params``), so a bad sweep
 fails before anything is submitted. Run ids are ``bench.config.run_id`` of the resolved config.
 
-Launching (``bench.launch``) is idempotent: DONE runs are skipped, runs with a checkpoint resume,
+Launching (``bench.launch.launcher``) is idempotent: DONE runs are skipped, runs with a checkpoint resume,
 SLURM jobs still in flight from an earlier launch are not submitted again.
 """
 
