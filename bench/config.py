@@ -86,6 +86,7 @@ class Section:
     PATH = ""                   # "train." etc.: the prefix of a key in messages
     WHAT = "config key"         # unknown keys: "unknown <WHAT> <NAME_PREFIX>'key'; valid: ..."
     NAME_PREFIX: str | None = None   # None: PATH
+    SORT_VALID = True           # list the valid keys sorted (else in field order)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -102,25 +103,28 @@ class Section:
         """Checks across fields (override)."""
 
     @classmethod
-    def from_dict(cls, d: Mapping | None):
-        if d is not None and not isinstance(d, Mapping):
-            raise ConfigError(f"config section {cls.PATH.rstrip('.')!r} must be a mapping")
-        d = dict(d or {})
-        check_keys(d, sorted(f.name for f in fields(cls)), cls.WHAT,
+    def check_keys(cls, d: Any, where: str) -> None:
+        """``d`` is a mapping of this section's keys (nested sections too); else ConfigError."""
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"config section {where} must be a mapping")
+        valid = [f.name for f in fields(cls)]
+        check_keys(d, sorted(valid) if cls.SORT_VALID else valid, cls.WHAT,
                    prefix=cls.PATH if cls.NAME_PREFIX is None else cls.NAME_PREFIX, quote=True,
                    error=ConfigError)
-        kw = {}
         for f in fields(cls):
-            if f.name not in d:
-                continue
-            section = f.metadata.get("section")
-            if section is not None:
-                if not isinstance(d[f.name], Mapping):
-                    raise ConfigError(f"config section {cls.PATH}{f.name!r} must be a mapping")
-                kw[f.name] = section.from_dict(d[f.name])
-            else:
-                kw[f.name] = d[f.name]
-        return cls(**kw)
+            if f.metadata.get("section") and f.name in d:
+                f.metadata["section"].check_keys(d[f.name], f"{cls.PATH}{f.name!r}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping):
+        """The section from a mapping: keys first (all levels), then values (this level first)."""
+        cls.check_keys(d, repr(cls.PATH.rstrip(".")))
+        own = {f.name: d[f.name] for f in fields(cls)
+               if f.name in d and not f.metadata.get("section")}
+        out = cls(**own)
+        nested = {f.name: f.metadata["section"].from_dict(d[f.name]) for f in fields(cls)
+                  if f.name in d and f.metadata.get("section")}
+        return dataclasses.replace(out, **nested) if nested else out
 
     def to_dict(self) -> dict:
         return {f.name: (getattr(self, f.name).to_dict() if f.metadata.get("section")
@@ -261,7 +265,7 @@ SHELL_LINES = Rule("a list of shell lines",
 class Executor(Section):
     """A sweep's executor block (``executor:``; ``--executor KEY=VALUE`` overrides it)."""
 
-    PATH, WHAT, NAME_PREFIX = "executor.", "executor key(s)", ""
+    PATH, WHAT, NAME_PREFIX, SORT_VALID = "executor.", "executor key(s)", "", False
     partition: str | None = opt(None, "SLURM partition (None: the cluster's default)", SLURM_NAME)
     account: str | None = opt(None, "--account", SLURM_NAME)
     qos: str | None = opt(None, "--qos", SLURM_NAME)
@@ -333,7 +337,6 @@ class Config:
     diffusion: Diffusion
     train: Train
     eval: Eval
-    raw: dict = field(repr=False, compare=False)      # the mapping it was made from (config.yaml)
 
     @classmethod
     def of(cls, cfg: "Mapping | Config") -> "Config":
@@ -342,12 +345,15 @@ class Config:
             return cfg
         check_keys(cfg, sorted(DEFAULTS), "config key", quote=True, error=ConfigError)
         full = deep_update(DEFAULTS, cfg)
+        open_ = {k: Component.from_dict(full[k], k) for k in OPEN_SECTIONS}
+        for k, s in TOP_SECTIONS.items():               # every unknown key before any value
+            s.check_keys(full[k], repr(k))
+        train = Train.from_dict(full["train"])
         if not is_int(full["seed"]):
             raise ConfigError(f"seed must be an integer, got {full['seed']!r}")
-        return cls(name=full["name"], seed=full["seed"],
-                   **{k: Component.from_dict(full[k], k) for k in OPEN_SECTIONS},
-                   **{k: s.from_dict(full[k]) for k, s in TOP_SECTIONS.items()},
-                   raw=copy.deepcopy(dict(cfg)))
+        return cls(name=full["name"], seed=full["seed"], **open_, train=train,
+                   diffusion=Diffusion.from_dict(full["diffusion"]),
+                   eval=Eval.from_dict(full["eval"]))
 
 
 DEFAULTS: dict[str, Any] = {**copy.deepcopy(TOP_DEFAULTS),

@@ -27,7 +27,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from bench.core.io import LockBusy, atomic_write, atomic_write_text, file_lock
 
 CONFIG, META, METRICS, EVALS = "config.yaml", "meta.json", "metrics.jsonl", "evals.csv"
 DONE, FAILED, LOCK, JOBS, SWEEP = "DONE", "FAILED", ".lock", "jobs.jsonl", "sweep.yaml"
+SUBMITIT_DIR = ".submitit"                         # under the sweep folder: submitit's job logs
 CKPT_DIR, CKPT = "ckpt", "last.pt"
 TIMESTEPS_DIR = "timesteps"
 
@@ -62,7 +63,6 @@ TIMESTEP_REQUIRED = {                              # what a reader needs (older 
 # Run states, from what is on disk.
 NEW, RUNNING, CHECKPOINTED, DONE_STATE, FAILED_STATE = ("new", "running", "checkpointed", "done",
                                                         "failed")
-STATES = (NEW, RUNNING, CHECKPOINTED, DONE_STATE, FAILED_STATE)
 
 
 class RunFileError(ValueError):
@@ -115,16 +115,18 @@ def has_checkpoint(run_dir: Path) -> bool:
     return ckpt_path(run_dir).exists()
 
 
-def is_locked(run_dir: Path) -> bool:
-    """True while another process holds the run lock (a training process is alive)."""
+def lock_holder(run_dir: Path) -> str:
+    """Who holds the run lock ('' when nobody: no training process is alive). The probe takes
+    the lock for an instant; ``run_lock`` retries for a second, so a start is never refused
+    because of it."""
     path = Path(run_dir) / LOCK
     if not path.exists():
-        return False
+        return ""
     try:
         with file_lock(path, blocking=False):
-            return False
-    except LockBusy:
-        return True
+            return ""
+    except LockBusy as e:
+        return str(e)
 
 
 def state(run_dir: Path) -> str:
@@ -133,7 +135,7 @@ def state(run_dir: Path) -> str:
     run_dir = Path(run_dir)
     if is_done(run_dir):
         return DONE_STATE
-    if is_locked(run_dir):
+    if lock_holder(run_dir):
         return RUNNING
     if (run_dir / FAILED).exists():
         return FAILED_STATE
@@ -155,6 +157,9 @@ def clear_failed(run_dir: Path) -> None:
     (Path(run_dir) / FAILED).unlink(missing_ok=True)
 
 
+LOCK_TRIES = 5                  # x 0.2 s: outlasts another process's state probe
+
+
 @contextmanager
 def run_lock(run_dir: Path, take: bool = True) -> Iterator[None]:
     """Exclusive while training ``run_dir`` (released by the OS if the process dies): two
@@ -165,14 +170,21 @@ def run_lock(run_dir: Path, take: bool = True) -> Iterator[None]:
     job = os.environ.get("SLURM_JOB_ID")
     holder = (f"pid {os.getpid()} on {socket.gethostname()}"
               + (f" (SLURM job {job})" if job else ""))
-    try:
-        with file_lock(Path(run_dir) / LOCK, blocking=False, holder=holder) as f:
-            if f is None:
-                print(f"[bench.launch] warning: cannot lock {run_dir} (no flock on this "
-                      f"filesystem); training unlocked", flush=True)
-            yield
-    except LockBusy as e:
-        raise RunBusy(f"{run_dir} is being trained by {e}; not starting it twice") from e
+    with ExitStack() as stack:
+        for attempt in range(LOCK_TRIES):
+            try:
+                f = stack.enter_context(file_lock(Path(run_dir) / LOCK, blocking=False,
+                                                  holder=holder))
+                break
+            except LockBusy as e:
+                if attempt == LOCK_TRIES - 1:
+                    raise RunBusy(f"{run_dir} is being trained by {e}; not starting it "
+                                  f"twice") from e
+                time.sleep(0.2)
+        if f is None:
+            print(f"[bench.launch] warning: cannot lock {run_dir} (no flock on this "
+                  f"filesystem); training unlocked", flush=True)
+        yield
 
 
 # ---------------------------------------------------------------------------- config, meta, DONE
@@ -219,7 +231,7 @@ def write_sweep(sweep_dir: Path, spec: dict) -> None:
     """sweep.yaml, rewritten only when it changed."""
     path, text = sweep_file(sweep_dir), yaml.safe_dump(spec, sort_keys=False)
     if not path.exists() or path.read_text() != text:
-        path.write_text(text)
+        atomic_write_text(path, text)
 
 
 # ---------------------------------------------------------------------------- metrics.jsonl
@@ -280,13 +292,12 @@ def last_step(run_dir: Path) -> int:
 
 
 def truncate_metrics(run_dir: Path, step: int) -> None:
-    """Drop log rows after ``step`` (the checkpoint a run resumes from; a hard kill leaves them)."""
-    path = metrics_path(run_dir)
-    if not path.exists():
-        return
-    keep = [ln for ln in path.read_text().splitlines()
-            if ln.strip() and json.loads(ln)["step"] <= step]
-    atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+    """Drop log rows after ``step`` (the checkpoint a run resumes from; a hard kill leaves them,
+    and perhaps one half-written last line, which goes too)."""
+    rows, _ = metric_rows(run_dir, done=False)
+    if rows or metrics_path(run_dir).exists():
+        atomic_write_text(metrics_path(run_dir),
+                          "".join(json.dumps(r) + "\n" for r in rows if r["step"] <= step))
 
 
 # ---------------------------------------------------------------------------- CSV files
@@ -350,7 +361,9 @@ def append_evals(run_dir: Path, rows: list[dict]) -> None:
 
 
 def has_evals_at(run_dir: Path, step: int) -> bool:
-    df = read_evals(run_dir)
+    """Whether evals.csv has a row of ``step`` (read as the writers read it, not strictly)."""
+    path = evals_path(run_dir)
+    df = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=EVAL_COLUMNS)
     return bool(len(df) and (df["step"] == step).any())
 
 

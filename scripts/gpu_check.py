@@ -2,7 +2,7 @@
 
     python scripts/gpu_check.py [--iters 80] [--quick]
 
-1. NCCL: a one-rank process group through bench.dist, an all-reduce, and a trainer run with the
+1. NCCL: a one-rank process group through bench.core.dist, an all-reduce, and a trainer run with the
    injected cross-rank reduce (one GPU cannot host two NCCL ranks; the 2-rank path is tested on CPU
    with gloo in tests/test_ddp.py).
 2. bf16 autocast + channels_last training on the GPU: loss finite and falling; fp32 GPU vs CPU loss
@@ -26,7 +26,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import config as C  # noqa: E402
-from bench import datasets, dist, perf  # noqa: E402
+from bench.core import dist  # noqa: E402
+from bench.data import datasets  # noqa: E402
+from bench.tools import perf  # noqa: E402
 from bench.train.trainer import Trainer  # noqa: E402
 
 

@@ -4,6 +4,7 @@
 * an import of a project module inside a function is not allowed at all (only heavy optional
   third-party dependencies are imported lazily);
 * ``strategies/`` and ``backbones/`` import nothing of ``bench`` beyond the kernel ``bench.core``;
+* every import goes down (or sideways) the layers of docs/architecture.md, never up;
 * ``bench/__init__.py`` imports nothing; every sub-package of ``bench`` says what it owns;
 * no file of the project refers to the shared folder of the team's development workplace.
 
@@ -21,6 +22,22 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("bench", "strategies", "backbones")
 KERNEL = "bench.core"
+# The layers of docs/architecture.md, bottom first; a module may import its own layer and below.
+# Commands (``*.__main__``, ``bench.tools``, the ``python -m bench.<tool>`` entry points) sit on top.
+LAYERS = (
+    ("bench.core", "bench"),
+    ("strategies", "backbones"),
+    ("bench.config", "bench.rundir", "bench.labels"),
+    ("bench.data",),
+    ("bench.train",),
+    ("bench.evaluation",),
+    ("bench.experiment",),
+    ("bench.sweep.spec", "bench.launch"),
+    ("bench.analysis",),
+    ("bench.report",),
+    ("bench.tools", "bench.perf", "bench.sample", "bench.strategies", "bench.latent",
+     "bench.sweep"),
+)
 
 
 # ---------------------------------------------------------------------------- the import graph
@@ -125,6 +142,25 @@ def test_strategies_and_backbones_import_only_the_kernel(edges):
     assert bad == []
 
 
+def layer(module: str) -> int:
+    """The layer of a module: commands on top, else the longest matching prefix."""
+    if module.endswith(".__main__"):
+        return len(LAYERS) - 1
+    best, rank = "", None
+    for i, prefixes in enumerate(LAYERS):
+        for p in prefixes:
+            if (module == p or module.startswith(p + ".")) and len(p) > len(best):
+                best, rank = p, i
+    assert rank is not None, f"{module} is in no layer: add it to LAYERS and the docs"
+    return rank
+
+
+def test_imports_never_go_up_a_layer(edges):
+    up = [f"{a} (layer {layer(a)}) -> {b} (layer {layer(b)})" for a, b, *_ in edges
+          if layer(a) < layer(b)]
+    assert up == []
+
+
 def test_the_package_root_imports_nothing_and_every_package_says_what_it_owns():
     root = ast.parse((REPO / "bench" / "__init__.py").read_text())
     assert not [n for n in ast.walk(root) if isinstance(n, (ast.Import, ast.ImportFrom))]
@@ -163,3 +199,10 @@ def test_a_planted_cycle_and_a_lazy_import_are_found(tmp_path):
     assert cycles(found) == [["bench.a", "bench.b", "bench.c"]]
     assert [(a, b) for a, b, _, inside in found if inside] == [("bench.c", "bench.a")]
     assert cycles([e for e in found if e[0] != "bench.c"]) == []
+
+
+def test_an_upward_import_is_found():
+    """The trainer importing evaluation, or the kernel importing config, goes up a layer."""
+    assert layer("bench.train.trainer") < layer("bench.evaluation.callbacks")
+    assert layer("bench.core.io") < layer("bench.config")
+    assert layer("bench.sweep.__main__") == layer("bench.tools.perf") == len(LAYERS) - 1

@@ -30,7 +30,7 @@ def test_docs_config_md_is_generated_from_the_sections():
 def test_defaults_come_from_the_sections():
     assert C.DEFAULTS["train"] == C.Train().to_dict()
     assert C.DEFAULTS["eval"]["nll"] == C.NLL().to_dict()
-    assert S.EXECUTOR_DEFAULTS == C.Executor().to_dict()
+    assert S.executor_params({}) == C.Executor().to_dict()
     for cls in (C.Diffusion, C.Train, C.Eval, C.NLL, C.Toy, C.Diagnostics, C.Executor):
         for f in dataclasses.fields(cls):
             assert f.metadata.get("doc"), f"{cls.__name__}.{f.name} has no documentation"

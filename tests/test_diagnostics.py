@@ -1,4 +1,4 @@
-"""Per-timestep diagnostics (bench.diagnostics): the VLB weighting c_t, the gradient-scaling
+"""Per-timestep diagnostics (bench.evaluation.diagnostics): the VLB weighting c_t, the gradient-scaling
 wrapper, reuse of the grad_variance estimator, and a short run whose files load with one call."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""bench.fid with the offline CNN extractor on 8×8 digits: sanity of the Fréchet distance, an
+"""bench.evaluation.fid with the offline CNN extractor on 8×8 digits: sanity of the Fréchet distance, an
 independent FD formula, reference-statistics caching, and the bad-input errors (no Inception weights
 offline, resolution mismatch). Never needs the internet, CIFAR-10 or Inception weights."""
 

@@ -1,4 +1,4 @@
-"""Latent-space data (bench.latent, backbones.autoencoder): the first-stage architecture against an
+"""Latent-space data (bench.data.latent, backbones.autoencoder): the first-stage architecture against an
 independent implementation (diffusers' AutoencoderKL / VQModel with its own CompVis-checkpoint
 converter), the encoded cache, training draws, a latent run trained and evaluated end to end, the
 CLI, and the bad inputs."""

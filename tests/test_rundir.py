@@ -66,3 +66,20 @@ def test_evals_rows_replace_the_same_key_and_the_reader_is_strict(tmp_path):
     rundir.evals_path(d).write_text("step,metric,value\n10,swd,abc\n")
     with pytest.raises(rundir.RunFileError, match=r"evals.csv, row 2: column 'value'"):
         rundir.read_evals(d)
+
+
+def test_a_launch_leaves_a_run_that_another_process_trains_alone(tmp_path):
+    from bench.launch import launcher
+    from bench.sweep import spec as S
+
+    sweep = {"name": "t", "base": TOY, "grid": {"seed": [0, 1]}}
+    runs = S.expand(sweep)
+    busy = tmp_path / "t" / runs[0].run_id
+    lines: list[str] = []
+    with rundir.run_lock(busy):
+        summary = launcher.launch(sweep, runs, cluster="debug", sweep_dir=tmp_path / "t",
+                                  ex=S.executor_params(sweep), out=lines.append)
+    assert summary.exit_code == 0 and summary.count("completed") == 1, lines
+    assert summary.count("running") == 1 and not rundir.is_done(busy)
+    assert any(f"{runs[0].run_id}" in ln and "running (skipped): being trained by pid" in ln
+               for ln in lines), lines

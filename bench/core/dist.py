@@ -79,10 +79,16 @@ def init(env: DistEnv, timeout_s: float = 300.0) -> str:
     return backend
 
 
-def teardown() -> None:
+def teardown(sync: bool = True) -> None:
+    """Destroy the process group; with ``sync`` once every rank got here (a rank that tears down
+    while a peer still talks to it can abort the peer: "terminate called without an active
+    exception"). After an error on this rank alone, pass ``sync=False``: the peers may never
+    arrive."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        if sync:
+            dist.barrier()
         dist.destroy_process_group()
 
 

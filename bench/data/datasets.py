@@ -55,7 +55,7 @@ class DataSource:
     test: Any
     shape: tuple[int, ...]
     hflip: bool = False          # random horizontal flip at training time (DDPM on CIFAR-10)
-    # latent data (bench.latent): the image source, latents → images in [-1, 1], the cache folder
+    # latent data (bench.data.latent): the image source, latents → images in [-1, 1], the cache folder
     pixels: "DataSource | None" = None
     decode: Callable[[Tensor], Tensor] | None = None
     cache: Path | None = None
@@ -220,7 +220,7 @@ def image_folder(root: str = "", resolution: int = 256, test_root: str = "",
 def latent(source: dict | None = None, autoencoder: str = "", preset: str = "kl-f8",
            arch: dict | None = None, hflip: bool | None = None, cache_dir: str = "",
            device: str = "auto", batch_size: int = 64, num_workers: int = 0) -> DataSource:
-    """Latents of ``source``'s images under a frozen first-stage autoencoder (``bench.latent``).
+    """Latents of ``source``'s images under a frozen first-stage autoencoder (``bench.data.latent``).
 
     ``autoencoder``: the checkpoint file (CompVis layout: Lightning .ckpt, .pth or .safetensors);
     ``preset``: its architecture (``backbones.autoencoder.PRESETS``: kl-f8, vq-f4), ``arch``:

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     run_dir = Path(args.run_dir)
     try:
-        cfg = C.load_yaml(rundir.config_path(run_dir))
+        cfg = rundir.read_config(run_dir)
         sets = C.parse_set(args.set)
         if set(sets) - {"eval"}:
             raise C.ConfigError("--set may only change eval.* settings here")

@@ -4,9 +4,10 @@
 to the trainer):
 
 * ``Evaluator`` — at ``eval.every`` / ``eval.at`` / the last iteration (``eval.final``), on rank 0,
-  with the EMA weights: ``fd_cnn`` or ``fid_inception`` (bench.fid), ``nll_bpd`` (bench.nll), and
-  for vector data ``swd`` and ``mmd2_rbf`` (bench.toy_metrics). One row per metric is appended to
-  ``RUN/evals.csv`` (bench.rundir.EVAL_COLUMNS):
+  with the EMA weights: ``fd_cnn`` or ``fid_inception`` (bench.evaluation.fid), ``nll_bpd``
+  (bench.evaluation.nll), and for vector data ``swd`` and ``mmd2_rbf``
+  (bench.evaluation.toy_metrics). One row per metric is appended to ``RUN/evals.csv``
+  (bench.rundir.EVAL_COLUMNS):
 
       step, nimg, metric, value, n_samples, sampler, wall_s_train, wall_s_eval
 
@@ -17,7 +18,8 @@ to the trainer):
   time) for sample metrics, which share one batch of samples — each of those rows carries the whole
   group's time —, the bound's network calls for ``nll_bpd``.
 * ``Diagnostics`` — at ``eval.diagnostics.every`` / ``.at``: per-timestep loss and gradient
-  variance, p(t) and the histogram of drawn t under ``RUN/timesteps/`` (bench.diagnostics).
+  variance, p(t) and the histogram of drawn t under ``RUN/timesteps/``
+  (bench.evaluation.diagnostics).
 
 Resume: the trainer resumes from its checkpoint step; rows of evals.csv and timesteps/*.csv with a
 larger step (left by a hard kill) are dropped at start, and a row for an existing (step, metric,
@@ -217,7 +219,7 @@ class Evaluator:
 
 # ---------------------------------------------------------------------------- diagnostics callback
 class Diagnostics:
-    """Per-timestep diagnostics at eval.diagnostics.every/at (see bench.diagnostics)."""
+    """Per-timestep diagnostics at eval.diagnostics.every/at (see bench.evaluation.diagnostics)."""
 
     def __init__(self, cfg: Mapping | Config):
         self.cfg = Config.of(cfg)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bench import rundir
 from bench.launch.local import run_inline, run_local
-from bench.launch.outcomes import Outcome, Summary
+from bench.launch.outcomes import Outcome, Summary, plan
 from bench.launch.slurm import run_slurm, slurm_unreachable
 from bench.sweep.spec import RunConfig, SweepError
 
@@ -33,8 +33,7 @@ def launch(spec: dict, runs: list[RunConfig], *, cluster: str, sweep_dir: Path, 
     sweep_dir.mkdir(parents=True, exist_ok=True)
     rundir.write_sweep(sweep_dir, spec)
     for o in outcomes:
-        if o.before == rundir.DONE_STATE:
-            o.status = "done"
+        plan(o)
     if cluster == "debug" or (cluster == "local" and ranks == 1 and ex["parallel"] == 1):
         # One process per run buys nothing here but a torch import per run (seconds each).
         run_inline(outcomes, ex, out)

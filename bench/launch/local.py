@@ -16,7 +16,7 @@ import torch
 
 from bench import rundir
 from bench.launch.outcomes import (Outcome, done_note, finish, progress_prefix, record_job,
-                                   short_error)
+                                   short_error, skip_text, skipped)
 from bench.launch.slurm import PYTHONPATH_SETUP
 from bench.launch.task import RunTask
 
@@ -32,10 +32,9 @@ def run_inline(outcomes: list[Outcome], ex: dict, out) -> None:
 def _run_inline_loop(outcomes: list[Outcome], ex: dict, out) -> None:
     n = len(outcomes)
     for i, o in enumerate(outcomes, 1):
-        if o.status == "done":
-            out(f"{progress_prefix(i, n, o)}: done (skipped)")
+        if skipped(o):
+            out(f"{progress_prefix(i, n, o)}: {skip_text(o)}")
             continue
-        o.resumed = o.before == rundir.CHECKPOINTED
         out(f"{progress_prefix(i, n, o)}: {'resuming' if o.resumed else 'starting'}")
         t0 = time.perf_counter()
         error = ""
@@ -67,7 +66,7 @@ def run_local(outcomes: list[Outcome], sweep_dir: Path, ex: dict, out) -> None:
             pool.shutdown(cancel_futures=True)
         return
 
-    folder = sweep_dir / ".submitit" / "%j"
+    folder = sweep_dir / rundir.SUBMITIT_DIR / "%j"
     executor = submitit.LocalExecutor(folder=folder, max_num_timeout=ex["max_num_timeout"])
     params = {"timeout_min": ex["timeout_min"], "tasks_per_node": ex["tasks_per_node"],
               "setup": [PYTHONPATH_SETUP, *ex["setup"]]}
@@ -90,8 +89,8 @@ def _run_at_most(outcomes: list[Outcome], parallel: int, submit: Callable, out) 
     n = len(outcomes)
     queue = []
     for i, o in enumerate(outcomes, 1):
-        if o.status == "done":
-            out(f"{progress_prefix(i, n, o)}: done (skipped)")
+        if skipped(o):
+            out(f"{progress_prefix(i, n, o)}: {skip_text(o)}")
         else:
             queue.append((progress_prefix(i, n, o), o))
     running: list[tuple] = []               # (handle, prefix, outcome, start time)
@@ -99,7 +98,6 @@ def _run_at_most(outcomes: list[Outcome], parallel: int, submit: Callable, out) 
         while queue or running:
             while queue and len(running) < parallel:
                 prefix, o = queue.pop(0)
-                o.resumed = o.before == rundir.CHECKPOINTED
                 handle, where = submit(o)
                 out(f"{prefix}: {'resuming' if o.resumed else 'starting'} ({where})")
                 running.append((handle, prefix, o, time.perf_counter()))

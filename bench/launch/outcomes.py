@@ -9,8 +9,8 @@ from pathlib import Path
 from bench import rundir
 from bench.sweep.spec import RunConfig
 
-# States at launch that are run or submitted (running = another process holds the lock: it is
-# left alone and reported as failed "being trained by ..." only if started anyway).
+# States at launch that are run or submitted; a done run is skipped, a running one (another
+# process holds its lock) is left alone.
 TO_RUN = (rundir.NEW, rundir.CHECKPOINTED, rundir.FAILED_STATE)
 
 @dataclass
@@ -55,13 +55,33 @@ class Summary:
                 f"{self.count('running') + self.count('submitted')}, failed {self.count('failed')}")
 
 
+def plan(o: Outcome) -> None:
+    """What a launch does with the run, from its state on disk."""
+    if o.before == rundir.DONE_STATE:
+        o.status = "done"
+    elif o.before == rundir.RUNNING:
+        o.status = "running"
+        o.note = (f"being trained by {rundir.lock_holder(o.run_dir) or 'another process'}; "
+                  f"not started again")
+    else:
+        o.resumed = rundir.has_checkpoint(o.run_dir)
+
+
+def skipped(o: Outcome) -> bool:
+    return o.status in ("done", "running")
+
+
+def skip_text(o: Outcome) -> str:
+    return "done (skipped)" if o.status == "done" else f"running (skipped): {o.note}"
+
+
 def finish(o: Outcome, error: str = "") -> None:
     """Decide from disk (DONE is the truth) how a finished job or call ended."""
     if rundir.is_done(o.run_dir):
         o.status, o.note = "completed", ""
         return
     o.status = "failed"
-    o.note = error or "ended without DONE"
+    o.note = error or rundir.failure(o.run_dir) or f"ended without {rundir.DONE}"
     step = rundir.last_step(o.run_dir)
     if step:
         o.note += f" (at step {step}; rerun to resume from the checkpoint)"
@@ -76,7 +96,7 @@ def done_note(o: Outcome, seconds: float) -> str:
 
 def record_job(o: Outcome, cluster: str, folder: Path) -> None:
     rundir.record_job(o.run_dir, {"cluster": cluster, "job_id": o.job_id,
-                                  "resume": o.before == rundir.CHECKPOINTED,
+                                  "resume": o.resumed,
                                   "folder": str(folder)})
 
 

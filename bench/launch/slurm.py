@@ -67,7 +67,7 @@ def _slurm_job(folder: Path, job_id: str, tasks: int):
 
 def run_slurm(name: str, outcomes: list[Outcome], sweep_dir: Path, ex: dict, wait: bool,
                wait_max_s: float | None, out) -> None:
-    folder = sweep_dir / ".submitit" / "%j"
+    folder = sweep_dir / rundir.SUBMITIT_DIR / "%j"
     ntasks = ex["tasks_per_node"] * ex["nodes"]
     jobs: dict[int, object] = {}
     _find_in_flight(outcomes, folder, ntasks, jobs)
@@ -82,8 +82,7 @@ def run_slurm(name: str, outcomes: list[Outcome], sweep_dir: Path, ex: dict, wai
                 submitted.append(executor.submit(RunTask(
                     o.run.config, o.run_dir, ex["stop_timeout_s"], ex["cpus_per_task"])))
         for o, job in zip(todo, submitted):
-            o.job_id, o.status, o.resumed = (str(job.job_id), "submitted",
-                                             o.before == rundir.CHECKPOINTED)
+            o.job_id, o.status = str(job.job_id), "submitted"
             jobs[id(o)] = job
             record_job(o, "slurm", folder)
         first = str(submitted[0].job_id)

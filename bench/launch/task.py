@@ -90,7 +90,8 @@ class RunTask:
             if self.num_threads:
                 # More threads than CPUs makes OpenMP spin and slows small models many-fold.
                 torch.set_num_threads(self.num_threads)
-            resumed = rundir.has_checkpoint(Path(self.run_dir))
+            run_dir = Path(self.run_dir)
+            resumed = not rundir.is_done(run_dir) and rundir.has_checkpoint(run_dir)
             with rundir.run_lock(Path(self.run_dir), env.rank == 0):
                 dist.init(env)
                 try:
@@ -99,8 +100,10 @@ class RunTask:
                         world_size=env.world_size,
                         reduce=dist.all_reduce_sum if env.distributed else None,
                         trainer_hook=self._hook(env))
-                finally:
-                    dist.teardown()
+                except BaseException:
+                    dist.teardown(sync=False)
+                    raise
+                dist.teardown()
             box["result"] = {"run_id": Path(self.run_dir).name, "resumed": resumed,
                              "start_step": self._sync.start_step if self._sync else None,
                              "final": {k: v for k, v in final.items() if k != "loss_bins"}}

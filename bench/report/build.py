@@ -338,10 +338,9 @@ def _setting_figures(rep: Report, R: A.Results, baseline: str, level: float) -> 
         scheds = sorted(set(p_t.loc[p_t["setting"] == st, "schedule"])
                         | set(t_hist.loc[t_hist["setting"] == st, "schedule"]), key=A.schedule_key)
         if not scheds:
-            files = " or ".join(f"{rundir.TIMESTEPS_DIR}/{rundir.TIMESTEP_FILES[k]}"
-                                for k in ("p_t", "t_hist"))
-            rep.skipped.append(f"Fig. 5 (p(t) across training){where}: no {files} "
-                               f"in a counted run")
+            rep.skipped.append(f"Fig. 5 (p(t) across training){where}: no "
+                               f"{rundir.TIMESTEPS_DIR}/{rundir.TIMESTEP_FILES['p_t']} or "
+                               f"{rundir.TIMESTEP_FILES['t_hist']} in a counted run")
         for sched in scheds:
             rep.figures.append(Item(
                 f"p_t_{sched}{sfx}", f"Each strategy's timestep distribution p(t) across "

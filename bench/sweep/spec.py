@@ -60,7 +60,6 @@ class SweepError(C.ConfigError):
     """A bad sweep file or launch request; the message names the problem and the fix."""
 
 
-EXECUTOR_DEFAULTS: dict[str, Any] = C.Executor().to_dict()
 
 
 _MISSING = object()

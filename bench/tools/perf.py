@@ -182,8 +182,8 @@ def benchmark(iters: int = 40, device: str = "cpu", only: list[str] | None = Non
             tr = Trainer(run_config(setup, scfg, T, device, opts), Path(tmp) / label.replace(
                 "(", "_").replace(")", "_").replace("+", "_"), progress=False)
             if cuda and opts["fused_adam"]:
-                tr.opt = torch.optim.Adam(tr.model.parameters(), lr=tr.tr["lr"],
-                                          betas=tuple(tr.tr["betas"]), fused=True)
+                tr.opt = torch.optim.Adam(tr.model.parameters(), lr=tr.tr.lr,
+                                          betas=tuple(tr.tr.betas), fused=True)
             if opts["compile"]:
                 tr.net = torch.compile(tr.model)
             trainers[label] = tr
@@ -259,7 +259,7 @@ def eval_share(root: str | Path) -> dict:
     diag = res.timesteps.get("diagnostics")
     diag_s = 0.0
     if diag is not None and len(diag) and "wall_s_eval" in diag.columns:
-        # per-timestep diagnostics (bench.diagnostics): one snapshot's time on each of its rows
+        # per-timestep diagnostics (bench.evaluation.diagnostics): one snapshot's time on each of its rows
         diag_s = float(diag.dropna(subset=["wall_s_eval"]).groupby(["run", "step"])
                        ["wall_s_eval"].max().sum())
     eval_s += diag_s

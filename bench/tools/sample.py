@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from bench import rundir
+from bench.config import Config
 from bench.core.diffusion import Diffusion
 from bench.evaluation.sampling import decode, generate
 from bench.train.components import build_components
@@ -22,7 +23,7 @@ from bench.train.components import build_components
 
 @dataclass
 class LoadedRun:
-    cfg: dict
+    cfg: Config
     data: object
     ema: torch.nn.Module
     diffusion: Diffusion
@@ -36,7 +37,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     if not rundir.config_path(run_dir).exists() or not ckpt.exists():
         raise FileNotFoundError(f"{run_dir} is not a run with a checkpoint "
                                 f"(needs {rundir.CONFIG} and {rundir.CKPT_DIR}/{rundir.CKPT})")
-    cfg = rundir.read_config(run_dir)
+    cfg = Config.of(rundir.read_config(run_dir))
     data, model, diffusion, _ = build_components(cfg, torch.device(device))
     st = torch.load(ckpt, map_location=device, weights_only=False)
     model.load_state_dict(st["ema"])
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or str(Path(args.run_dir) / "samples.png")
     px = run.data.pixels or run.data
     test = px.test.get(torch.arange(min(args.n, len(px.test))))
-    plot_samples(x, test, out, title=f"{run.cfg.get('name', '')} step {run.step} "
+    plot_samples(x, test, out, title=f"{run.cfg.name} step {run.step} "
                                      f"({args.sampler})")
     print(out)
     return 0

@@ -54,9 +54,6 @@ class Callback:
     def on_end(self, trainer: "Trainer") -> None: ...
 
 
-HOOKS = ("on_start", "on_draw", "on_step_end", "on_end")
-
-
 def _default_reduce(world_size: int) -> Callable[[Tensor], Tensor]:
     """Identity on one process; a SUM over ranks (torch.distributed) with several."""
     if world_size == 1:
