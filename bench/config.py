@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -54,7 +55,12 @@ def int_at_least(lo: int, text: str | None = None) -> Rule:
     return Rule(text or f"an integer >= {lo}", lambda v: is_int(v) and v >= lo)
 
 
+def is_finite(v) -> bool:
+    return is_number(v) and math.isfinite(v)
+
+
 POSITIVE_INT = Rule("a positive integer", lambda v: is_int(v) and v > 0)
+FINITE_NON_NEGATIVE = Rule("a finite number >= 0", lambda v: is_finite(v) and v >= 0)
 NON_NEGATIVE_INT = Rule("a non-negative integer", lambda v: is_int(v) and v >= 0)
 BOOL = Rule("true or false", lambda v: isinstance(v, bool))
 PATH_STRING = Rule("a path string", lambda v: isinstance(v, str))
@@ -146,22 +152,25 @@ class Train(Section):
     iterations: int = opt(1000, "budget, in optimizer steps", POSITIVE_INT)
     batch_size: int = opt(128, "global batch", POSITIVE_INT)
     optimizer: str = opt("adam", "adam | adamw", choice("adam", "adamw"))
-    lr: float = opt(2e-4, "learning rate", Rule("positive", lambda v: is_number(v) and v > 0))
-    betas: list = opt([0.9, 0.999], "Adam betas")
-    weight_decay: float = opt(0.0, "weight decay")
+    lr: float = opt(2e-4, "learning rate",
+                    Rule("positive and finite", lambda v: is_finite(v) and v > 0))
+    betas: list = opt([0.9, 0.999], "Adam betas",
+                      Rule("a list of two numbers in [0, 1)", lambda v: isinstance(v, list)
+                           and len(v) == 2 and all(is_finite(b) and 0 <= b < 1 for b in v)))
+    weight_decay: float = opt(0.0, "weight decay", FINITE_NON_NEGATIVE)
     warmup: int = opt(0, "linear LR warm-up, steps", NON_NEGATIVE_INT)
-    grad_clip: float = opt(1.0, "max grad norm; 0 disables")
+    grad_clip: float = opt(1.0, "max grad norm; 0 disables", FINITE_NON_NEGATIVE)
     ema_decay: float = opt(0.9999, "EMA decay, with the DDPM warm-up min(decay, (1+n)/(10+n))",
                            Rule("in [0, 1)", lambda v: is_number(v) and 0.0 <= v < 1.0))
     log_every: int = opt(100, "steps between metrics.jsonl rows", POSITIVE_INT)
     ckpt_every: int = opt(500, "steps between checkpoints", POSITIVE_INT)
     loss_bins: int = opt(10, "timestep bins of the logged loss", POSITIVE_INT)
     device: str = opt("auto", "auto | cpu | cuda", choice("auto", "cpu", "cuda"))
-    bf16: bool = opt(False, "bf16 autocast (CUDA or CPU)")
-    channels_last: bool = opt(False, "channels-last memory format (images)")
-    fused_optimizer: bool = opt(False, "fused Adam (CUDA only)")
-    tf32: bool = opt(False, "TF32 matmuls/convolutions (CUDA only)")
-    compile: bool = opt(False, "torch.compile the training forward")
+    bf16: bool = opt(False, "bf16 autocast (CUDA or CPU)", BOOL)
+    channels_last: bool = opt(False, "channels-last memory format (images)", BOOL)
+    fused_optimizer: bool = opt(False, "fused Adam (CUDA only)", BOOL)
+    tf32: bool = opt(False, "TF32 matmuls/convolutions (CUDA only)", BOOL)
+    compile: bool = opt(False, "torch.compile the training forward", BOOL)
 
 
 @dataclass(frozen=True)
@@ -183,8 +192,7 @@ class Toy(Section):
     n_proj: int = opt(256, "sliced-Wasserstein directions", int_at_least(1))
     mmd_n: int = opt(2000, "points per side for MMD", int_at_least(2))
     mmd_bandwidth: float = opt(0.0, "RBF bandwidth; 0 = median heuristic on the true points",
-                               Rule(">= 0 (0 = median heuristic)",
-                                    lambda v: is_number(v) and v >= 0))
+                               FINITE_NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
@@ -230,8 +238,7 @@ class Eval(Section):
     sampler: str = opt("ddim", "ddpm (T ancestral steps) | ddim",
                        choice("ddpm", "ddim", unknown_form=False))
     ddim_steps: int = opt(100, "DDIM steps", int_at_least(1))
-    eta: float = opt(0.0, "DDIM eta (0 = deterministic)",
-                     Rule(">= 0", lambda v: is_number(v) and v >= 0))
+    eta: float = opt(0.0, "DDIM eta (0 = deterministic)", FINITE_NON_NEGATIVE)
     batch_size: int = opt(500, "sampling / feature batch", int_at_least(1))
     extractor: str = opt("cnn", "cnn (offline classifier: fd_cnn) | inception (fid_inception)",
                          choice("cnn", "inception", unknown_form=False))
@@ -403,7 +410,7 @@ def load_yaml(path: str | Path) -> dict:
     except yaml.YAMLError as e:
         raise ConfigError(f"malformed YAML in {path}: {e}") from e
     if data is None:
-        data = {}
+        raise ConfigError(f"{path} is empty; write {{}} in it for a run on all defaults")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
     return data

@@ -1,8 +1,10 @@
-"""One experiment end to end: the trainer with the evaluation callbacks its config asks for.
+"""One experiment end to end: its checks before any work, and the trainer with the evaluation
+callbacks its config asks for.
 
 The one place where training (bench.train) and evaluation (bench.evaluation) meet: the
-``bench.train`` command and the launcher's task call ``run``; the training layer itself never
-imports evaluation.
+``bench.train`` command and the launcher's task call ``run``; ``bench.train``, ``bench.sweep``
+(dry run included) call ``validate`` before anything is written or submitted. The training layer
+itself never imports evaluation.
 """
 
 from __future__ import annotations
@@ -10,8 +12,49 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import backbones
+import strategies
+from bench.config import Config, ConfigError
+from bench.core.diffusion import Diffusion
+from bench.data import datasets
 from bench.evaluation.callbacks import callbacks as eval_callbacks
+from bench.evaluation.callbacks import resolve_metrics
 from bench.train import run as train_run
+
+
+def validate(cfg: Mapping | Config) -> None:
+    """Everything about a resolved config that can be checked without building data or models:
+    the schedule; names and parameters of the strategy (its ``Params.__post_init__``), dataset
+    and backbone; the metrics against the data; evaluation steps within the budget."""
+    cfg = Config.of(cfg)
+    d = cfg.diffusion
+    Diffusion(d.schedule, d.timesteps, d.variance)       # schedule limits (cheap: T floats)
+    cls = strategies.get(cfg.strategy.name)
+    try:
+        strategies.make_params(cls, cfg.strategy.params)
+    except TypeError as e:
+        raise ValueError(f"strategy {cls.name!r}: {e}") from e
+    datasets.check(cfg.dataset.name, cfg.dataset.params)
+    backbones.check(cfg.backbone.name, cfg.backbone.params)
+    _check_evaluation(cfg)
+
+
+def _check_evaluation(cfg: Config) -> None:
+    e, budget = cfg.eval, cfg.train.iterations
+    for key, steps in (("eval.at", e.at), ("eval.diagnostics.at", e.diagnostics.at)):
+        late = sorted(s for s in steps if s > budget)
+        if late:
+            raise ConfigError(f"{key}: {', '.join(map(str, late))} beyond train.iterations="
+                              f"{budget}; those evaluations would never run")
+    if not e.enabled:
+        return
+    kind = datasets.kind(cfg.dataset.name)
+    metrics = resolve_metrics(e.metrics, kind != "vector", kind == "latent")
+    pixels = cfg.dataset.params.get("source", {}) if kind == "latent" else cfg.dataset.to_dict()
+    if "fid" in metrics and e.extractor == "cnn" and pixels.get("name") not in datasets.LABELLED:
+        raise ConfigError(f"eval.extractor=cnn trains on class labels, which dataset "
+                          f"{pixels.get('name')!r} has not (labelled: "
+                          f"{', '.join(datasets.LABELLED)}); use eval.extractor=inception")
 
 
 def run(cfg: Mapping, run_dir: str | Path, *, extra_callbacks: list = (), **kw) -> dict:

@@ -23,6 +23,7 @@ jobs.jsonl, whose readers tolerate one half-written last line of a run that is n
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import time
@@ -142,15 +143,33 @@ def state(run_dir: Path) -> str:
     return CHECKPOINTED if has_checkpoint(run_dir) else NEW
 
 
+def failure_record(run_dir: Path) -> dict:
+    """FAILED as {"reason", "kind" ("diverged" | "error"), "step"} ({} if the run has none)."""
+    path = Path(run_dir) / FAILED
+    if not path.exists():
+        return {}
+    try:
+        rec = json.loads(path.read_text())
+    except ValueError:
+        rec = None
+    if not isinstance(rec, dict):                 # hand-written or truncated: keep its text
+        rec = {"reason": path.read_text(errors="replace").strip() or "unknown", "kind": "error"}
+    return rec
+
+
 def failure(run_dir: Path) -> str:
     """The reason the last attempt failed ('' if none recorded)."""
-    path = Path(run_dir) / FAILED
-    return path.read_text().strip() if path.exists() else ""
+    return str(failure_record(run_dir).get("reason", ""))
 
 
-def mark_failed(run_dir: Path, reason: str) -> None:
+def diverged(run_dir: Path) -> bool:
+    return failure_record(run_dir).get("kind") == "diverged"
+
+
+def mark_failed(run_dir: Path, reason: str, kind: str = "error", step: int | None = None) -> None:
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(run_dir) / FAILED, reason.strip() + "\n")
+    atomic_write_text(Path(run_dir) / FAILED, json.dumps(
+        {"reason": reason.strip(), "kind": kind, "step": step}, indent=1) + "\n")
 
 
 def clear_failed(run_dir: Path) -> None:
@@ -169,7 +188,8 @@ def run_lock(run_dir: Path, take: bool = True) -> Iterator[None]:
         return
     job = os.environ.get("SLURM_JOB_ID")
     holder = (f"pid {os.getpid()} on {socket.gethostname()}"
-              + (f" (SLURM job {job})" if job else ""))
+              + (f" (SLURM job {job})" if job else "")
+              + f" since {time.strftime('%Y-%m-%d %H:%M:%S')}")
     with ExitStack() as stack:
         for attempt in range(LOCK_TRIES):
             try:
@@ -215,16 +235,22 @@ def update_meta(run_dir: Path, meta: dict) -> None:
 
 
 def write_done(run_dir: Path, final: dict) -> None:
-    atomic_write_text(done_path(run_dir), json.dumps(final))
+    atomic_write_text(done_path(run_dir), json.dumps(finite_json(final), allow_nan=False))
 
 
-def read_done(run_dir: Path) -> dict:
-    """The final log row DONE holds ({} if empty or unreadable)."""
+def read_done(run_dir: Path, strict: bool = False) -> dict:
+    """The final log row DONE holds ({} if empty or unreadable; ``strict``: RunFileError)."""
+    path = done_path(run_dir)
     try:
-        row = json.loads(done_path(run_dir).read_text() or "{}")
-    except (OSError, ValueError):
+        row = json.loads(path.read_text() or "{}")
+        if not isinstance(row, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        if strict:
+            raise RunFileError(f"{path}: unreadable ({e}); the run finished but its final row is "
+                               f"lost: delete {DONE} to let the run write it again") from e
         return {}
-    return row if isinstance(row, dict) else {}
+    return row
 
 
 def write_sweep(sweep_dir: Path, spec: dict) -> None:
@@ -235,15 +261,26 @@ def write_sweep(sweep_dir: Path, spec: dict) -> None:
 
 
 # ---------------------------------------------------------------------------- metrics.jsonl
+def finite_json(x: Any) -> Any:
+    """``x`` with every non-finite float replaced by None (JSON has no NaN or inf)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: finite_json(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite_json(v) for v in x]
+    return x
+
+
 def append_metrics(run_dir: Path, row: dict) -> None:
     with open(metrics_path(run_dir), "a") as f:
-        f.write(json.dumps(row) + "\n")
+        f.write(json.dumps(finite_json(row), allow_nan=False) + "\n")
 
 
 def metric_rows(run_dir: Path, done: bool = True) -> tuple[list[dict], str]:
-    """The rows of metrics.jsonl and a note. A run still in progress may show a half-written
-    last line (no newline yet): it is skipped with a note when the run is not done; any other
-    unreadable line is a RunFileError naming the file and line."""
+    """The rows of metrics.jsonl and a note. A crash mid-write leaves a half-written last line:
+    it is skipped with a note; any other unreadable line is a RunFileError naming the file and
+    line. ``done``: the run finished (the note then says the line is lost, not pending)."""
     path = metrics_path(run_dir)
     if not path.exists():
         return [], ""
@@ -260,8 +297,9 @@ def metric_rows(run_dir: Path, done: bool = True) -> tuple[list[dict], str]:
             if not isinstance(row, dict) or not isinstance(row.get("step"), int):
                 raise ValueError("a row must be a JSON object with an integer 'step'")
         except ValueError as e:
-            if i == len(lines) and not done:
-                note = f"last line of {path.name} is incomplete (being written?); skipped"
+            if i == len(lines):                 # no newline after it: written when it stopped
+                note = (f"last line of {path.name} is incomplete "
+                        f"({'a crash mid-write' if done else 'being written?'}); skipped")
                 continue
             raise RunFileError(f"{path}, line {i}: corrupt metrics row ({e})") from e
         rows.append(row)
@@ -294,14 +332,17 @@ def last_step(run_dir: Path) -> int:
 def truncate_metrics(run_dir: Path, step: int) -> None:
     """Drop log rows after ``step`` (the checkpoint a run resumes from; a hard kill leaves them,
     and perhaps one half-written last line, which goes too)."""
-    rows, _ = metric_rows(run_dir, done=False)
+    rows, note = metric_rows(run_dir, done=False)
+    if note:
+        print(f"warning: {metrics_path(run_dir)}: {note.split(' (')[0]}; dropped", flush=True)
     if rows or metrics_path(run_dir).exists():
         atomic_write_text(metrics_path(run_dir),
                           "".join(json.dumps(r) + "\n" for r in rows if r["step"] <= step))
 
 
 # ---------------------------------------------------------------------------- CSV files
-def _read_csv(path: Path, required: list[str], numeric: list[str]) -> pd.DataFrame:
+def _read_csv(path: Path, required: list[str], numeric: list[str],
+              nonempty: tuple[str, ...] = ("step",)) -> pd.DataFrame:
     try:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
@@ -310,6 +351,12 @@ def _read_csv(path: Path, required: list[str], numeric: list[str]) -> pd.DataFra
     if missing:
         raise RunFileError(f"{path}: missing column(s) {', '.join(missing)} "
                            f"(has: {', '.join(map(str, df.columns))})")
+    for c in nonempty:
+        empty = df[c].isna().to_numpy()
+        if empty.any():
+            i = int(np.flatnonzero(empty)[0])
+            raise RunFileError(f"{path}, row {i + 2}: no value in column {c!r} (a short or "
+                               f"truncated row)")
     for c in numeric:
         if c not in df.columns:
             continue
@@ -336,7 +383,8 @@ def read_evals(run_dir: Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=EVAL_COLUMNS)
     df = _read_csv(path, ["step", "metric", "value"],
-                   ["step", "nimg", "value", "n_samples", "wall_s_train", "wall_s_eval"])
+                   ["step", "nimg", "value", "n_samples", "wall_s_train", "wall_s_eval"],
+                   nonempty=("step", "metric", "value"))
     for c in EVAL_COLUMNS:
         if c not in df.columns:
             df[c] = "" if c == "sampler" else np.nan
@@ -434,7 +482,13 @@ def find_run_dirs(root: Path) -> tuple[list[Path], list[Path]]:
         if is_run_dir(filenames):
             runs.append(Path(dirpath))
             dirnames[:] = []
-        elif SWEEP in filenames:
+            continue
+        orphan = [f for f in (METRICS, EVALS, DONE) if f in filenames]
+        if orphan:
+            raise RunFileError(f"{dirpath}: holds {', '.join(orphan)} but no {CONFIG}, so its "
+                               f"hyperparameters are unknown; restore {CONFIG} or move the "
+                               f"folder out of the results tree")
+        if SWEEP in filenames:
             sweeps.append(Path(dirpath) / SWEEP)
     return runs, sweeps
 

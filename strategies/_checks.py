@@ -10,8 +10,8 @@ from typing import Any, Iterable
 def number(strategy: str, key: str, value: Any, *, low: float | None = None,
            high: float | None = None, low_open: bool = False, high_open: bool = False) -> float:
     """A finite real number in [low, high] (or open at either end); bools are rejected."""
-    lo = "(" if low_open else "["
-    hi = ")" if high_open else "]"
+    lo = "(" if low_open or low is None else "["      # an infinite end is always open
+    hi = ")" if high_open or high is None else "]"
     rng = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
     ok = (not isinstance(value, bool) and isinstance(value, (int, float))
           and math.isfinite(value))
@@ -30,7 +30,8 @@ def integer(strategy: str, key: str, value: Any, *, low: int | None = None,
     ok = isinstance(value, int) and not isinstance(value, bool)
     ok = ok and (low is None or value >= low) and (high is None or value <= high)
     if not ok:
-        rng = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+        rng = (f"{'(-inf' if low is None else f'[{low}'}, "
+               f"{'inf)' if high is None else f'{high}]'}")
         raise ValueError(f"{strategy}: {key} must be an integer in {rng}, got {value!r}")
     return value
 

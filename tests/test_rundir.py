@@ -47,10 +47,12 @@ def test_a_corrupt_metrics_line_names_the_file_and_line(tmp_path):
     rundir.append_metrics(d, {"step": 1, "loss": 0.5})
     with open(rundir.metrics_path(d), "a") as f:
         f.write('{"step": 2, "lo')                    # a crash mid-write
-    rows, note = rundir.metric_rows(d, done=False)
+    rows, note = rundir.metric_rows(d, done=True)
     assert [r["step"] for r in rows] == [1] and "incomplete" in note
+    with open(rundir.metrics_path(d), "a") as f:
+        f.write('\n{"step": 3}\n')               # now line 2 is corrupt in the middle
     with pytest.raises(rundir.RunFileError, match=r"metrics.jsonl, line 2: corrupt"):
-        rundir.metric_rows(d, done=True)
+        rundir.metric_rows(d, done=False)
 
 
 def test_evals_rows_replace_the_same_key_and_the_reader_is_strict(tmp_path):

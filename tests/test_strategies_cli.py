@@ -95,8 +95,8 @@ def test_show_writes_a_plot(tmp_path):
 @pytest.mark.parametrize("argv,needle", [
     (["show", "p3"], "unknown strategy 'p3'; valid: "),
     (["show", "p2", "--set", "foo=1"], "unknown parameter(s) foo; valid: gamma, k"),
-    (["show", "p2", "--set", "gamma=-1"], "p2: gamma must be a finite number in [0, inf]"),
-    (["show", "p2", "--set", "k=-1"], "p2: k must be a finite number in [0, inf]"),
+    (["show", "p2", "--set", "gamma=-1"], "p2: gamma must be a finite number in [0, inf)"),
+    (["show", "p2", "--set", "k=-1"], "p2: k must be a finite number in [0, inf)"),
     (["show", "min_snr", "--set", "prediction=score"], "valid: eps, x0, v"),
     (["show", "compose", "--set", "weighting.name=speed"], "incompatible composition"),
     (["show", "compose", "--set", "weighting.name=nope"], "unknown strategy 'nope'; valid"),

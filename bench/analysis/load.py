@@ -63,13 +63,16 @@ def _age(path: Path) -> str:
 
 def _status(run_dir: Path, cfg: dict, metrics: pd.DataFrame, evals: pd.DataFrame,
             ) -> tuple[str, int, str]:
-    """(status, last step, note): done (DONE exists), partial (progress, no DONE — running or
-    stopped; the log's age tells which is likely) or not_started (no training row yet)."""
+    """(status, last step, note): done (DONE exists), failed (FAILED exists: diverged or an
+    error; never counted), partial (progress, no DONE — running or stopped; the log's age tells
+    which is likely) or not_started (no training row yet)."""
     last = int(max(metrics["step"].max() if len(metrics) else 0,
                    evals["step"].max() if len(evals) else 0))
     iters = int(cfg["train"]["iterations"])
     if rundir.is_done(run_dir):
         return "done", last, "" if len(evals) else "no evaluations"
+    if rundir.failure(run_dir):
+        return "failed", last, rundir.failure(run_dir)
     if len(metrics):
         newest = rundir.newest_write(run_dir)
         return "partial", last, (f"no {rundir.DONE}: at step {last} of {iters}, last write "
@@ -177,7 +180,7 @@ def _finish_runs(runs: pd.DataFrame) -> pd.DataFrame:
     runs["variant"] = variants(list(runs["_config"]))
     runs["condition"] = [condition_label(c["strategy"], v)
                          for c, v in zip(runs["_config"], runs["variant"])]
-    rank = {"done": 0, "partial": 1, "not_started": 2, "missing": 3}
+    rank = {"done": 0, "partial": 1, "failed": 2, "not_started": 3, "missing": 4}
     runs["_rank"] = runs["status"].map(rank)
     runs = runs.sort_values(["_rank", "run"], kind="stable")
     first: dict[tuple, str] = {}

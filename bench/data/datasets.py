@@ -73,13 +73,28 @@ class DataSource:
 _REGISTRY: dict[str, Callable[..., DataSource]] = {}
 
 
-def register(name: str):
+_KINDS: dict[str, str] = {}
+KINDS = ("image", "vector", "latent")      # what a dataset's examples are (evaluation needs it)
+LABELLED = ("cifar10", "digits", "fashion_mnist")   # class labels for the offline extractor
+
+
+def register(name: str, kind: str = "image"):
+    if kind not in KINDS:
+        raise ValueError(f"dataset {name!r}: unknown kind {kind!r}; valid: {', '.join(KINDS)}")
+
     def deco(fn):
         if name in _REGISTRY:
             raise ValueError(f"dataset {name!r} is already registered")
-        _REGISTRY[name] = fn
+        _REGISTRY[name], _KINDS[name] = fn, kind
         return fn
     return deco
+
+
+def kind(name: str) -> str:
+    """image (C, H, W pixels), vector (2-D points) or latent, without building the data."""
+    if name not in _KINDS:
+        check(name)                 # raises: unknown dataset, with the valid names
+    return _KINDS[name]
 
 
 def names() -> list[str]:
@@ -216,7 +231,7 @@ def image_folder(root: str = "", resolution: int = 256, test_root: str = "",
                       (c, resolution, resolution), hflip=hflip)
 
 
-@register("latent")
+@register("latent", kind="latent")
 def latent(source: dict | None = None, autoencoder: str = "", preset: str = "kl-f8",
            arch: dict | None = None, hflip: bool | None = None, cache_dir: str = "",
            device: str = "auto", batch_size: int = 64, num_workers: int = 0) -> DataSource:
@@ -283,7 +298,7 @@ def toy_points(kind: str, n: int, generator: torch.Generator) -> Tensor:
     raise ValueError(f"unknown toy distribution {kind!r}; valid: {', '.join(TOYS)}")
 
 
-@register("toy2d")
+@register("toy2d", kind="vector")
 def toy2d(kind: str = "8gaussians", n_train: int = 20000, n_test: int = 5000,
           seed: int = 0) -> DataSource:
     """A 2-D toy distribution; points generated from ``seed`` (test points from seed + 1)."""
@@ -326,4 +341,4 @@ def labels(name: str, params: dict[str, Any] | None = None) -> tuple[Tensor, Ten
         return (torch.tensor(data.train.ds.targets, dtype=torch.long),
                 torch.tensor(data.test.ds.targets, dtype=torch.long))
     raise ValueError(f"dataset {name!r} has no class labels for the offline feature extractor; "
-                     f"labelled datasets: cifar10, digits, fashion_mnist")
+                     f"labelled datasets: {', '.join(LABELLED)}")

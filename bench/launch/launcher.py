@@ -14,9 +14,10 @@ from bench.launch.slurm import run_slurm, slurm_unreachable
 from bench.sweep.spec import RunConfig, SweepError
 
 def launch(spec: dict, runs: list[RunConfig], *, cluster: str, sweep_dir: Path, ex: dict,
-           wait: bool = True, wait_max_s: float | None = None,
+           wait: bool = True, wait_max_s: float | None = None, retry_failed: bool = False,
            out: Callable[[str], None] = print) -> Summary:
-    """Run or submit every run of ``runs`` that is not done; returns the summary (also printed)."""
+    """Run or submit every run of ``runs`` that is not done (nor diverged, unless
+    ``retry_failed``); returns the summary (also printed)."""
     sweep_dir = Path(sweep_dir).absolute()     # jobs may run from another working directory
     if cluster == "slurm":
         problem = slurm_unreachable()
@@ -33,7 +34,7 @@ def launch(spec: dict, runs: list[RunConfig], *, cluster: str, sweep_dir: Path, 
     sweep_dir.mkdir(parents=True, exist_ok=True)
     rundir.write_sweep(sweep_dir, spec)
     for o in outcomes:
-        plan(o)
+        plan(o, retry_failed)
     if cluster == "debug" or (cluster == "local" and ranks == 1 and ex["parallel"] == 1):
         # One process per run buys nothing here but a torch import per run (seconds each).
         run_inline(outcomes, ex, out)

@@ -35,6 +35,7 @@ def _run_inline_loop(outcomes: list[Outcome], ex: dict, out) -> None:
         if skipped(o):
             out(f"{progress_prefix(i, n, o)}: {skip_text(o)}")
             continue
+        o.launched = True
         out(f"{progress_prefix(i, n, o)}: {'resuming' if o.resumed else 'starting'}")
         t0 = time.perf_counter()
         error = ""
@@ -98,6 +99,7 @@ def _run_at_most(outcomes: list[Outcome], parallel: int, submit: Callable, out) 
         while queue or running:
             while queue and len(running) < parallel:
                 prefix, o = queue.pop(0)
+                o.launched = True
                 handle, where = submit(o)
                 out(f"{prefix}: {'resuming' if o.resumed else 'starting'} ({where})")
                 running.append((handle, prefix, o, time.perf_counter()))

@@ -9,10 +9,6 @@ from pathlib import Path
 from bench import rundir
 from bench.sweep.spec import RunConfig
 
-# States at launch that are run or submitted; a done run is skipped, a running one (another
-# process holds its lock) is left alone.
-TO_RUN = (rundir.NEW, rundir.CHECKPOINTED, rundir.FAILED_STATE)
-
 @dataclass
 class Outcome:
     run: RunConfig
@@ -22,6 +18,7 @@ class Outcome:
     job_id: str | None = None
     note: str = ""
     resumed: bool = False
+    launched: bool = False          # run or submitted by this launch
 
     def line(self) -> str:
         job = f" job {self.job_id}" if self.job_id else ""
@@ -38,7 +35,7 @@ class Summary:
 
     @property
     def submitted(self) -> int:
-        return sum(o.before in TO_RUN for o in self.outcomes)
+        return sum(o.launched for o in self.outcomes)
 
     @property
     def resumed(self) -> int:
@@ -55,10 +52,14 @@ class Summary:
                 f"{self.count('running') + self.count('submitted')}, failed {self.count('failed')}")
 
 
-def plan(o: Outcome) -> None:
-    """What a launch does with the run, from its state on disk."""
+def plan(o: Outcome, retry_failed: bool = False) -> None:
+    """What a launch does with the run, from its state on disk: a diverged run is not trained
+    again unless ``retry_failed`` (another failure is: it may have been transient)."""
     if o.before == rundir.DONE_STATE:
         o.status = "done"
+    elif o.before == rundir.FAILED_STATE and rundir.diverged(o.run_dir) and not retry_failed:
+        o.status = "failed"
+        o.note = f"{rundir.failure(o.run_dir)} (not retried: rerun with --retry-failed)"
     elif o.before == rundir.RUNNING:
         o.status = "running"
         o.note = (f"being trained by {rundir.lock_holder(o.run_dir) or 'another process'}; "
@@ -68,11 +69,11 @@ def plan(o: Outcome) -> None:
 
 
 def skipped(o: Outcome) -> bool:
-    return o.status in ("done", "running")
+    return o.status in ("done", "running", "failed")
 
 
 def skip_text(o: Outcome) -> str:
-    return "done (skipped)" if o.status == "done" else f"running (skipped): {o.note}"
+    return "done (skipped)" if o.status == "done" else f"{o.status} (skipped): {o.note}"
 
 
 def finish(o: Outcome, error: str = "") -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import submitit
 
 from bench import rundir
-from bench.launch.outcomes import TO_RUN, Outcome, finish, record_job, short_error
+from bench.launch.outcomes import Outcome, finish, record_job, short_error
 from bench.launch.task import RunTask
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +71,7 @@ def run_slurm(name: str, outcomes: list[Outcome], sweep_dir: Path, ex: dict, wai
     ntasks = ex["tasks_per_node"] * ex["nodes"]
     jobs: dict[int, object] = {}
     _find_in_flight(outcomes, folder, ntasks, jobs)
-    todo = [o for o in outcomes if o.before in TO_RUN]
+    todo = [o for o in outcomes if o.status == "pending"]
     if todo:
         executor = submitit.AutoExecutor(folder=folder, cluster="slurm",
                                          slurm_max_num_timeout=ex["max_num_timeout"])
@@ -82,7 +82,7 @@ def run_slurm(name: str, outcomes: list[Outcome], sweep_dir: Path, ex: dict, wai
                 submitted.append(executor.submit(RunTask(
                     o.run.config, o.run_dir, ex["stop_timeout_s"], ex["cpus_per_task"])))
         for o, job in zip(todo, submitted):
-            o.job_id, o.status = str(job.job_id), "submitted"
+            o.job_id, o.status, o.launched = str(job.job_id), "submitted", True
             jobs[id(o)] = job
             record_job(o, "slurm", folder)
         first = str(submitted[0].job_id)

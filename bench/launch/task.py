@@ -92,18 +92,17 @@ class RunTask:
                 torch.set_num_threads(self.num_threads)
             run_dir = Path(self.run_dir)
             resumed = not rundir.is_done(run_dir) and rundir.has_checkpoint(run_dir)
-            with rundir.run_lock(Path(self.run_dir), env.rank == 0):
-                dist.init(env)
-                try:
-                    final = experiment.run(
-                        self.config, self.run_dir, progress=False, rank=env.rank,
-                        world_size=env.world_size,
-                        reduce=dist.all_reduce_sum if env.distributed else None,
-                        trainer_hook=self._hook(env))
-                except BaseException:
-                    dist.teardown(sync=False)
-                    raise
-                dist.teardown()
+            dist.init(env)                  # the run lock: bench.train.run takes it (rank 0)
+            try:
+                final = experiment.run(
+                    self.config, self.run_dir, progress=False, rank=env.rank,
+                    world_size=env.world_size,
+                    reduce=dist.all_reduce_sum if env.distributed else None,
+                    trainer_hook=self._hook(env))
+            except BaseException:
+                dist.teardown(sync=False)
+                raise
+            dist.teardown()
             box["result"] = {"run_id": Path(self.run_dir).name, "resumed": resumed,
                              "start_step": self._sync.start_step if self._sync else None,
                              "final": {k: v for k, v in final.items() if k != "loss_bins"}}

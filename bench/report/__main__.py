@@ -69,8 +69,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "present, one table per metric)")
     ap.add_argument("--budgets", help="iteration budgets, comma-separated (default: the "
                                       "evaluated steps)")
-    ap.add_argument("--baseline", default="uniform", help="baseline strategy label (default "
-                                                          "uniform)")
+    ap.add_argument("--baseline", default=None, help="baseline strategy label (default "
+                                                       "uniform, where present)")
     ap.add_argument("--pair", nargs=2, action="append", metavar=("A", "B"),
                     help="a Table 4 pair of strategy labels (repeatable; default: each strategy "
                          "vs the baseline)")

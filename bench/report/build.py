@@ -227,14 +227,21 @@ def render_pair(t: pd.DataFrame, a: str, b: str, unit: A.Unit
 
 
 # ---------------------------------------------------------------------------- building
-def _check_request(ev: pd.DataFrame, metrics: list[str] | None, pairs: list[tuple[str, str]]
-                   ) -> None:
+def _check_request(ev: pd.DataFrame, metrics: list[str] | None, pairs: list[tuple[str, str]],
+                   budgets: list[int] | None, baseline: str | None) -> None:
+    bad = [b for b in budgets or [] if b <= 0]
+    if bad:
+        raise A.ReportError(f"--budgets must be positive iteration counts, got "
+                            f"{', '.join(map(str, bad))}")
     have = sorted(set(ev["metric"]))
     for m in metrics or []:
         if m not in have:
             raise A.ReportError(f"--metric {m!r}: not in the results; metrics present: "
                                 f"{', '.join(have) or f'none (no {rundir.EVALS} rows)'}")
     labels = sorted(set(ev["strategy"]))
+    if baseline is not None and labels and baseline not in labels:
+        raise A.ReportError(f"--baseline {baseline!r}: no evaluated run has this strategy; "
+                            f"strategies present: {', '.join(labels)}")
     for pair in pairs:
         for s in pair:
             if s not in labels:
@@ -349,11 +356,13 @@ def _setting_figures(rep: Report, R: A.Results, baseline: str, level: float) -> 
 
 
 def build(R: A.Results, *, metrics: list[str] | None = None, budgets: list[int] | None = None,
-          baseline: str = "uniform", pairs: list[tuple[str, str]] | None = None,
+          baseline: str | None = None, pairs: list[tuple[str, str]] | None = None,
           figures: bool = True, level: float = 0.95) -> Report:
-    """All tables and figures of a loaded results tree (pure: nothing is written)."""
+    """All tables and figures of a loaded results tree (pure: nothing is written). ``baseline``:
+    the reference strategy label (an error if no run has it); None: uniform, where present."""
     ev = R.counted(R.evals)
-    _check_request(ev, metrics, pairs or [])
+    _check_request(ev, metrics, pairs or [], budgets, baseline)
+    baseline = baseline or "uniform"
     rep = Report(notes=list(R.notes))
     us = A.units(ev, metrics)
     if not us:
@@ -375,6 +384,8 @@ def build(R: A.Results, *, metrics: list[str] | None = None, budgets: list[int] 
 
 # ---------------------------------------------------------------------------- the runs section
 STATUS_TEXT = {"done": "done", "partial": f"partial (no {rundir.DONE}: running or stopped)",
+               "failed": f"failed (diverged or stopped by an error: its {rundir.FAILED} file; "
+                         f"not counted)",
                "not_started": "not started (config only)",
                "missing": f"missing (expected by {rundir.SWEEP}, no run directory)",
                "duplicate": "duplicate (same condition and seed as another run; not counted)"}
@@ -406,7 +417,7 @@ def runs_section(R: A.Results) -> str:
         f"{counts[s]} {s}" for s in STATUS_TEXT if s in counts) + ". Tables and figures use "
         "done and partial runs (a partial run counts for the budgets its evaluations reached).",
         ""]
-    for status in ("partial", "not_started", "missing", "duplicate"):
+    for status in ("failed", "partial", "not_started", "missing", "duplicate"):
         sel = runs[runs["status"] == status]
         if len(sel):
             out += [f"**{STATUS_TEXT[status]}: {len(sel)}**", ""]

@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wait", action="store_true",
                     help="slurm: wait for the jobs and report how each ended "
                          "(local and debug always wait)")
+    ap.add_argument("--retry-failed", action="store_true",
+                    help="train diverged runs again (they are skipped otherwise; runs that "
+                         "failed for another reason are always retried)")
     ap.add_argument("--wait-max-min", type=float, default=None,
                     help="with --wait: stop waiting after this many minutes (jobs keep running)")
     args = ap.parse_args(argv)
@@ -115,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
             raise SweepError(f"sweep {spec['name']!r} cannot run here:\n  "
                              + "\n  ".join(missing))
         summary = launch(spec, runs, cluster=args.cluster, sweep_dir=sweep_dir, ex=ex,
-                                wait=args.wait or args.cluster != "slurm",
-                                wait_max_s=None if args.wait_max_min is None
-                                else 60.0 * args.wait_max_min)
+                         wait=args.wait or args.cluster != "slurm",
+                         retry_failed=args.retry_failed,
+                         wait_max_s=None if args.wait_max_min is None
+                         else 60.0 * args.wait_max_min)
     except C.ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

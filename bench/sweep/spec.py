@@ -43,12 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import backbones
-import strategies
 from bench import config as C
 from bench.core.checks import check_keys
-from bench.core.diffusion import Diffusion
-from bench.data import datasets
+from bench.experiment import validate
+from bench.experiment import validate as validate_components  # noqa: F401  (its old name)
 from bench.labels import conditions, value_label
 
 TOP_KEYS = ("name", "description", "base", "grid", "cells", "requires", "executor")
@@ -247,29 +245,10 @@ def executor_params(spec: Mapping, overrides: Mapping | None = None) -> dict:
 
 
 # ---------------------------------------------------------------------------- expansion
-def validate_components(cfg: Mapping) -> None:
-    """The schedule, and names and parameters of the strategy, dataset and backbone, without
-    building data or models (strategy parameters through ``strategies.make_params``, i.e. their
-    __post_init__)."""
-    d = cfg["diffusion"]
-    Diffusion(d["schedule"], d["timesteps"], d["variance"])     # schedule limits (cheap: T floats)
-
-    s = dict(cfg["strategy"])
-    cls = strategies.get(s.pop("name"))
-    try:
-        strategies.make_params(cls, s)
-    except TypeError as e:
-        raise ValueError(f"strategy {cls.name!r}: {e}") from e
-    ds = dict(cfg["dataset"])
-    datasets.check(ds.pop("name"), ds)
-    bb = dict(cfg["backbone"])
-    backbones.check(bb.pop("name"), bb)
-
-
 def _resolve_run(merged: dict, label: str) -> dict:
     try:
         cfg = C.resolve(merged)
-        validate_components(cfg)
+        validate(cfg)
     except (ValueError, TypeError) as e:
         raise SweepError(f"run [{label}]: {e}") from e
     return cfg

@@ -4,7 +4,9 @@
 
 The run directory is ``DIR/<run_id>`` (run_id = hash of the resolved config) and holds config.yaml,
 meta.json, metrics.jsonl, ckpt/ and, when finished, DONE (bench.rundir). Rerunning the same
-command resumes from the checkpoint; on SIGTERM the run checkpoints and exits with status 143.
+command resumes from the checkpoint; on SIGTERM (or Ctrl-C) the run checkpoints and exits with
+status 143 (130). Exit status 1: the run failed (diverged: see its FAILED file) or another process
+trains it; 2: bad input (the message names it), checked before anything is written.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from pathlib import Path
 
 from bench import config as C
 from bench import experiment
-from bench.train.trainer import Interrupted
+from bench.rundir import RunBusy
+from bench.train.trainer import Diverged, Interrupted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,25 +32,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results-dir", default="results/single", help="parent of the run directory")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
+    holder: dict = {}
+
+    def on_signal(signum, frame):
+        """SIGTERM or the first Ctrl-C: checkpoint at the end of the step; a second Ctrl-C (or
+        one before training started) stops at once."""
+        if "trainer" not in holder or holder["trainer"].stop_requested:
+            raise KeyboardInterrupt
+        holder["trainer"].stop_requested = True
+        holder["signal"] = signum
+
+    def hook(trainer):                      # the data and model are built, run_dir written
+        holder["trainer"] = trainer
+        print(f"run dir: {run_dir}", flush=True)
+
+    run_dir = None
     try:
         cfg = C.load(args.config, args.set)
+        experiment.validate(cfg)
         run_dir = Path(args.results_dir) / C.run_id(cfg)
-        holder: dict = {}
-
-        def on_term(signum, frame):
-            if "trainer" in holder:
-                holder["trainer"].stop_requested = True
-
-        def hook(trainer):                  # the data and model are built, run_dir written
-            holder["trainer"] = trainer
-            print(f"run dir: {run_dir}", flush=True)
-
-        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
         final = experiment.run(cfg, run_dir, progress=not args.no_progress, trainer_hook=hook)
     except Interrupted as e:
         print(f"interrupted: {e}; rerun the same command to resume", file=sys.stderr)
-        return 143
-    except (C.ConfigError, ValueError, FileNotFoundError, RuntimeError) as e:
+        return 130 if holder.get("signal") == signal.SIGINT else 143
+    except KeyboardInterrupt:
+        print("interrupted" + ("" if "trainer" in holder else " before training started")
+              + "; rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        return 130
+    except (Diverged, RunBusy) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (C.ConfigError, ValueError, FileNotFoundError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(json.dumps({"run_dir": str(run_dir), **{k: v for k, v in final.items()

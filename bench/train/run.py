@@ -16,7 +16,7 @@ import torch
 
 from bench import config as C
 from bench import rundir
-from bench.train.trainer import Interrupted, Trainer
+from bench.train.trainer import Diverged, Interrupted, Trainer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,23 +64,28 @@ def run(cfg: Mapping, run_dir: str | Path, *, callbacks: list = (), progress: bo
     """
     run_dir = Path(run_dir)
     if rundir.is_done(run_dir):
-        return rundir.read_done(run_dir)
+        return rundir.read_done(run_dir, strict=True)
     cfg = dict(cfg)
     trainer = Trainer(cfg, run_dir, rank=rank, world_size=world_size, reduce=reduce,
                       progress=progress, callbacks=list(callbacks))
-    prepare_run_dir(cfg, run_dir, trainer)
-    if rank == 0:
-        rundir.clear_failed(run_dir)
-    if trainer_hook is not None:
-        trainer_hook(trainer)
-    try:
-        final = trainer.run()
-    except Interrupted:
-        raise
-    except Exception as e:
-        if rank == 0:           # the run dir says why; the next attempt clears it
-            rundir.mark_failed(run_dir, f"{type(e).__name__}: {e}")
-        raise
-    if rank == 0:
-        rundir.write_done(run_dir, final)
+    with rundir.run_lock(run_dir, take=rank == 0):     # built (the config is good): claim it
+        prepare_run_dir(cfg, run_dir, trainer)
+        if rank == 0:
+            rundir.clear_failed(run_dir)
+        if trainer_hook is not None:
+            trainer_hook(trainer)
+        try:
+            final = trainer.run()
+        except Interrupted:
+            raise
+        except Diverged as e:
+            if rank == 0:       # not retried by a sweep rerun unless asked (--retry-failed)
+                rundir.mark_failed(run_dir, str(e), "diverged", e.step)
+            raise
+        except Exception as e:
+            if rank == 0:       # the run dir says why; the next attempt clears it
+                rundir.mark_failed(run_dir, f"{type(e).__name__}: {e}", "error", trainer.step)
+            raise
+        if rank == 0:
+            rundir.write_done(run_dir, final)
     return final

@@ -14,6 +14,7 @@ batch (up to floating-point reduction order).
 from __future__ import annotations
 
 import copy
+import math
 import random
 import sys
 import time
@@ -37,6 +38,14 @@ from bench.train.components import build_components
 
 class Interrupted(Exception):
     """Raised after a checkpoint was written because a stop was requested (SIGTERM, preemption)."""
+
+
+class Diverged(RuntimeError):
+    """A non-finite loss or gradient norm: the run stops at that step, before the update."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
 
 
 class Callback:
@@ -107,6 +116,7 @@ class Trainer:
         if self.tr.compile:
             self.net = torch.compile(model)      # the training forward only; strategies: eager
         self.step = 0
+        self._ckpt_step = 0                      # the step of the checkpoint on disk
         self.wall_s_train = 0.0
         self._acc = self._fresh_acc()
         self._perm_epoch, self._perm = -1, None
@@ -186,6 +196,7 @@ class Trainer:
         else:
             grad_norm = float(torch.linalg.vector_norm(
                 torch.stack([p.grad.norm() for p in params])))
+        self._check_finite(step, float(loss.detach()), grad_norm)
         for group in self.opt.param_groups:
             group["lr"] = self.lr_at(step)
         self.opt.step()
@@ -193,6 +204,18 @@ class Trainer:
         self._update_ema()
         self.strategy.after_update(ctx)
         return {"losses": losses.detach(), "t": t, "grad_norm": grad_norm}
+
+    def _check_finite(self, step: int, loss: float, grad_norm: float) -> None:
+        """Stop before updating on a non-finite loss or gradient norm (the averaged gradient is
+        non-finite on every rank when it is on one, so all ranks stop at the same step)."""
+        if math.isfinite(loss) and math.isfinite(grad_norm):
+            return
+        ckpt = self.ckpt_path
+        last = (f"the last good checkpoint is {ckpt} (step {self._ckpt_step})"
+                if ckpt.exists() else "no checkpoint was written yet")
+        raise Diverged(f"diverged at step {step + 1}: loss {loss}, gradient norm {grad_norm}; "
+                       f"{last}. Lower train.lr or set train.grad_clip; nothing non-finite was "
+                       f"logged", step + 1)
 
     def _average_gradients(self) -> None:
         """Multi-process only: each rank's gradient is of the mean over its slice; their mean over
@@ -252,11 +275,19 @@ class Trainer:
             return
         self.ckpt_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_save(self.state(), self.ckpt_path)
+        self._ckpt_step = self.step
 
     def load_checkpoint(self) -> bool:
         if not self.ckpt_path.exists():
             return False
-        st = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
+        try:
+            st = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
+            if not isinstance(st, dict) or not {"model", "step", "rng"} <= set(st):
+                raise ValueError("not a checkpoint of this trainer")
+        except Exception as e:  # noqa: BLE001  (empty, truncated or foreign files alike)
+            raise rundir.RunFileError(
+                f"{self.ckpt_path}: not a readable checkpoint ({type(e).__name__}: {e}); delete "
+                f"it to restart the run from step 0, or restore it from a copy") from e
         self.model.load_state_dict(st["model"])
         self.ema.load_state_dict(st["ema"])
         self.opt.load_state_dict(st["opt"])
@@ -267,6 +298,7 @@ class Trainer:
         random.setstate(st["rng"]["python"])
         if "cuda" in st["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in st["rng"]["cuda"]])
+        self._ckpt_step = self.step
         return True
 
     def _truncate_metrics(self) -> None:
