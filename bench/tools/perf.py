@@ -40,6 +40,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+import yaml
 
 import backbones
 import strategies
@@ -160,8 +161,9 @@ def benchmark(iters: int = 40, device: str = "cpu", only: list[str] | None = Non
     """Rows {run, median_ms, amortised_ms, ratio, periodic_ms, n_periodic, window_mean_ms}."""
     opts = {"bf16": False, "channels_last": False, "fused_adam": False, "compile": False,
             **(opts or {})}
-    if iters % 40:
-        raise ValueError(f"--iters must be a multiple of 40 (adaptive_beta's f_S), got {iters}")
+    if iters <= 0 or iters % 40:
+        raise ValueError(f"--iters must be a multiple of 40 (adaptive_beta's f_S) and "
+                         f"positive, got {iters}")
     dev = torch.device(device)
     cuda = dev.type == "cuda"
     setup = setup or default_setup(device)
@@ -171,7 +173,8 @@ def benchmark(iters: int = 40, device: str = "cpu", only: list[str] | None = Non
     if only:
         unknown = [o for o in only if o not in configs and o != "bare"]
         if unknown:
-            raise ValueError(f"--only: unknown {unknown}; valid: bare, {', '.join(configs)}")
+            raise ValueError(f"--only: unknown {', '.join(unknown)}; valid: bare, "
+                             f"{', '.join(configs)}")
         configs = {k: v for k, v in configs.items() if k in only}
     steps: dict[str, Callable[[], None]] = {}
     trainers = {}
@@ -294,6 +297,22 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-share", default="", metavar="RESULTS_DIR",
                     help="print the evaluation share of a results tree instead")
     args = ap.parse_args(argv)
+    for name in ("threads", "timesteps"):
+        if getattr(args, name) <= 0:
+            ap.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: no CUDA device is available here; use --device cpu")
+    for name in ("warmup", "batch"):
+        if getattr(args, name) < 0:
+            ap.error(f"--{name} must be >= 0, got {getattr(args, name)}")
+    try:
+        return _run(args)
+    except (FileNotFoundError, ValueError) as e:      # ConfigError, ReportError, YAML alike
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
     if args.eval_share:
         r = eval_share(args.eval_share)
         print(f"{args.eval_share}: {r['runs']} runs, evaluation {r['eval_s']:.1f} s, training "
@@ -306,7 +325,13 @@ def main(argv=None) -> int:
     setup = default_setup(args.device)
     if args.backbone_config:
         p = Path(args.backbone_config)
-        setup["backbone"] = C.yaml_load(p.read_text() if p.exists() else args.backbone_config)
+        try:
+            setup["backbone"] = C.yaml_load(p.read_text() if p.exists() else args.backbone_config)
+        except yaml.YAMLError as e:
+            raise ValueError(f"--backbone-config: not YAML ({e})") from e
+        if not isinstance(setup["backbone"], dict) or "name" not in setup["backbone"]:
+            raise ValueError(f"--backbone-config must be a mapping with a 'name', got "
+                             f"{args.backbone_config!r}")
     if args.dataset:
         setup["dataset"] = {"name": args.dataset}
     if args.batch:
@@ -318,12 +343,8 @@ def main(argv=None) -> int:
           f"backbone={json.dumps(setup['backbone'])} batch={setup['batch_size']} "
           f"T={args.timesteps} iters={args.iters} opts={opts} torch={torch.__version__}",
           flush=True)
-    try:
-        rows = benchmark(args.iters, args.device, only, setup, args.timesteps, args.warmup, opts,
-                         log=lambda s: print(s, file=sys.stderr, flush=True))
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    rows = benchmark(args.iters, args.device, only, setup, args.timesteps, args.warmup, opts,
+                     log=lambda s: print(s, file=sys.stderr, flush=True))
     print(markdown(rows))
     return 0
 

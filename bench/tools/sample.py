@@ -96,13 +96,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="PNG path (default RUN_DIR/samples.png)")
     args = ap.parse_args(argv)
+    for name in ("n", "steps"):
+        if getattr(args, name) <= 0:
+            ap.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    out = Path(args.out or Path(args.run_dir) / "samples.png")
     try:
         run = load_run(args.run_dir)
+        if not out.parent.is_dir():
+            raise FileNotFoundError(f"--out {out}: folder {out.parent} does not exist")
         x = draw_samples(run, args.n, args.sampler, args.steps, args.seed, progress=True)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = args.out or str(Path(args.run_dir) / "samples.png")
     px = run.data.pixels or run.data
     test = px.test.get(torch.arange(min(args.n, len(px.test))))
     plot_samples(x, test, out, title=f"{run.cfg.name} step {run.step} "

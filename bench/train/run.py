@@ -69,13 +69,14 @@ def run(cfg: Mapping, run_dir: str | Path, *, callbacks: list = (), progress: bo
     trainer = Trainer(cfg, run_dir, rank=rank, world_size=world_size, reduce=reduce,
                       progress=progress, callbacks=list(callbacks))
     with rundir.run_lock(run_dir, take=rank == 0):     # built (the config is good): claim it
+        resumed = trainer.load_checkpoint()            # a bad checkpoint: refused, nothing written
         prepare_run_dir(cfg, run_dir, trainer)
         if rank == 0:
             rundir.clear_failed(run_dir)
         if trainer_hook is not None:
             trainer_hook(trainer)
         try:
-            final = trainer.run()
+            final = trainer.run(resumed)
         except Interrupted:
             raise
         except Diverged as e:

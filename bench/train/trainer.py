@@ -313,9 +313,11 @@ class Trainer:
                 fn(self, *args)
 
     # ------------------------------------------------------------------ the loop
-    def run(self) -> dict:
-        """Train to the budget (resuming from ckpt/last.pt if present); returns the last log row."""
-        resumed = self.load_checkpoint()
+    def run(self, resumed: bool | None = None) -> dict:
+        """Train to the budget, resuming from the checkpoint if present (``resumed``: the caller
+        already called ``load_checkpoint`` and says what it returned); returns the last log row."""
+        if resumed is None:
+            resumed = self.load_checkpoint()
         self._truncate_metrics()
         total = self.tr.iterations
         bar = None

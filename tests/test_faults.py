@@ -1,0 +1,137 @@
+"""Faults a run survives: divergence, a second trainer on the same run, a crash mid-write, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench import analysis
+from bench import config as C
+from bench import experiment, rundir
+from bench.launch import launcher
+from bench.sweep import spec as S
+from bench.train import __main__ as train_cli
+from bench.train.trainer import Interrupted
+
+REPO = Path(__file__).resolve().parent.parent
+TOY = {"name": "toy", "seed": 1, "dataset": {"name": "toy2d", "n_train": 2000, "n_test": 100},
+       "backbone": {"name": "mlp", "width": 32, "depth": 1}, "diffusion": {"timesteps": 50},
+       "train": {"iterations": 40, "batch_size": 64, "log_every": 5, "ckpt_every": 10,
+                 "device": "cpu"}}
+DIVERGES = C.deep_update(TOY, {"train": {"lr": 1e6, "grad_clip": 0}})
+
+
+def _without_wall(rows):
+    return [{k: v for k, v in r.items() if k != "wall_s_train"} for r in rows]
+
+
+def _rows(run_dir):
+    return rundir.metric_rows(run_dir)[0]
+
+
+def test_a_diverged_run_fails_and_is_never_a_data_point(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(DIVERGES))
+    rc = train_cli.main([str(tmp_path / "c.yaml"), "--results-dir", str(tmp_path / "res" / "s"),
+                         "--no-progress"])
+    err = capsys.readouterr().err
+    run_dir = tmp_path / "res" / "s" / C.run_id(C.resolve(DIVERGES))
+    assert rc == 1 and "diverged at step" in err and "Traceback" not in err
+    assert "no checkpoint was written yet" in err or "last good checkpoint" in err
+    assert not rundir.is_done(run_dir) and rundir.state(run_dir) == rundir.FAILED_STATE
+    assert rundir.diverged(run_dir) and "diverged at step" in rundir.failure(run_dir)
+    for line in (rundir.metrics_path(run_dir).read_text().splitlines()
+                 if rundir.metrics_path(run_dir).exists() else []):
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"non-finite {c} in JSON"))
+    R = analysis.load(tmp_path / "res")
+    (row,) = R.runs.itertuples()
+    assert row.status == "failed" and "diverged" in row.note and R.counted(R.runs).empty
+    # a sweep rerun skips it (and says so) unless asked to retry
+    sweep = {"name": "s", "base": DIVERGES, "grid": {"seed": [1]}}
+    runs = S.expand(sweep)
+    assert runs[0].run_id == run_dir.name
+    lines: list[str] = []
+    summary = launcher.launch(sweep, runs, cluster="debug", sweep_dir=tmp_path / "res" / "s",
+                              ex=S.executor_params(sweep), out=lines.append)
+    assert summary.exit_code == 1 and summary.submitted == 0, lines
+    assert any("failed (skipped)" in ln and "--retry-failed" in ln for ln in lines), lines
+    summary = launcher.launch(sweep, runs, cluster="debug", sweep_dir=tmp_path / "res" / "s",
+                              ex=S.executor_params(sweep), retry_failed=True, out=lines.append)
+    assert summary.submitted == 1 and summary.count("failed") == 1
+
+
+def _cli(cfg_file, results, *extra):
+    return subprocess.Popen([sys.executable, "-m", "bench.train", str(cfg_file),
+                             "--results-dir", str(results), "--no-progress", *extra], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(cond, what, timeout=300):
+    deadline = time.time() + timeout
+    while not cond():
+        if time.time() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_a_second_trainer_on_the_same_run_is_refused_at_once(tmp_path, capsys):
+    cfg = C.deep_update(TOY, {"train": {"iterations": 1500, "log_every": 50, "ckpt_every": 500}})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    run_dir = tmp_path / "res" / C.run_id(C.resolve(cfg))
+    first = _cli(tmp_path / "c.yaml", tmp_path / "res")
+    _wait_for(lambda: rundir.lock_holder(run_dir) and rundir.metrics_path(run_dir).exists(),
+              "the first trainer to start")
+    meta = (run_dir / rundir.META).read_text()
+    rc = train_cli.main([str(tmp_path / "c.yaml"), "--results-dir", str(tmp_path / "res"),
+                         "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "is being trained by pid" in err and " since " in err, err
+    assert (run_dir / rundir.META).read_text() == meta          # the refused attempt left no trace
+    assert first.wait(timeout=600) == 0, first.stderr.read()
+    steps = [r["step"] for r in _rows(run_dir)]
+    assert steps == list(range(50, 1501, 50))
+
+
+def test_a_half_written_last_line_is_dropped_and_the_run_ends_as_if_uninterrupted(tmp_path):
+    cfg = C.resolve(TOY)
+    experiment.run(cfg, tmp_path / "ref", progress=False)
+
+    class StopAt20:
+        def on_step_end(self, trainer):
+            if trainer.step == 20:
+                trainer.stop_requested = True
+
+    cut = tmp_path / "cut"
+    with pytest.raises(Interrupted):
+        experiment.run(cfg, cut, progress=False, extra_callbacks=[StopAt20()])
+    with open(rundir.metrics_path(cut), "a") as f:
+        f.write('{"step": 25, "nimg": 16')            # the crash mid-write
+    experiment.run(cfg, cut, progress=False)
+    assert _without_wall(_rows(cut)) == _without_wall(_rows(tmp_path / "ref"))
+
+
+def test_ctrl_c_checkpoints_exits_130_and_resumes_bit_identical(tmp_path):
+    cfg = C.deep_update(TOY, {"train": {"iterations": 1200, "log_every": 50, "ckpt_every": 100}})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    ref = _cli(tmp_path / "c.yaml", tmp_path / "ref")
+    assert ref.wait(timeout=600) == 0, ref.stderr.read()
+    run_dir = tmp_path / "cut" / C.run_id(C.resolve(cfg))
+    proc = _cli(tmp_path / "c.yaml", tmp_path / "cut")
+    _wait_for(lambda: rundir.ckpt_path(run_dir).exists() and rundir.metrics_path(run_dir).exists()
+              and len(_rows(run_dir)) >= 3, "a checkpoint")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert not rundir.is_done(run_dir), "the run finished before Ctrl-C; make it longer"
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().count("\n") == 0, err
+    assert "interrupted: stopped at step" in err and rundir.ckpt_path(run_dir).exists()
+    again = _cli(tmp_path / "c.yaml", tmp_path / "cut")
+    assert again.wait(timeout=600) == 0, again.stderr.read()
+    ref_dir = tmp_path / "ref" / run_dir.name
+    assert _without_wall(_rows(run_dir)) == _without_wall(_rows(ref_dir))
