@@ -24,6 +24,13 @@ def parameters(name: str) -> list[str]:
     return [p for p in inspect.signature(BACKBONES[name]).parameters if p != "shape"]
 
 
+def defaults(name: str) -> dict[str, Any]:
+    """The default parameters of backbone ``name``."""
+    check(name)
+    return {p.name: p.default for p in inspect.signature(BACKBONES[name]).parameters.values()
+            if p.name != "shape" and p.default is not inspect.Parameter.empty}
+
+
 def check(name: str, params: dict[str, Any] | None = None) -> None:
     """Name and parameter names; raises ValueError listing the valid choices."""
     if name not in BACKBONES:

@@ -24,8 +24,11 @@ from typing import Any
 
 import yaml
 
+import backbones
+import strategies
 from bench.core.checks import check_keys
 from bench.core.diffusion import SCHEDULES, VARIANCES
+from bench.data import datasets
 
 
 class ConfigError(ValueError):
@@ -452,9 +455,44 @@ def canonical(cfg: dict) -> str:
     return json.dumps(cfg, sort_keys=True, separators=(",", ":"), default=str)
 
 
+COMPONENT_DEFAULTS = {"strategy": strategies.defaults, "dataset": datasets.defaults,
+                      "backbone": backbones.defaults}
+
+
+def _filled(spec: Mapping, defaults: Callable[[str], dict]) -> dict:
+    """A component spec with every default parameter of its registry spelled out; a parameter
+    that is itself a spec of the same registry (compose's sampler, latent's source) too."""
+    out = {**copy.deepcopy(defaults(spec["name"])), **spec}
+    return {k: _filled(v, defaults) if isinstance(v, Mapping) and "name" in v and k != "name"
+            else v for k, v in out.items()}
+
+
+def _numbers(x: Any) -> Any:
+    """Integral floats as ints (5.0 and 5 are one value); bools stay bools."""
+    if isinstance(x, float) and x.is_integer():
+        return int(x)
+    if isinstance(x, Mapping):
+        return {k: _numbers(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_numbers(v) for v in x]
+    return x
+
+
+def canonical_form(cfg: Mapping) -> dict:
+    """What identifies a run: the resolved config with every component default spelled out and
+    numbers normalised, so that ``{name: min_snr}``, ``{name: min_snr, gamma: 5}`` and
+    ``gamma: 5.0`` are one run."""
+    out = dict(cfg)
+    for key, defaults in COMPONENT_DEFAULTS.items():
+        if isinstance(out.get(key), Mapping) and "name" in out[key]:
+            out[key] = _filled(out[key], defaults)
+    return _numbers(out)
+
+
 def run_id(cfg: dict) -> str:
-    """A short content hash of the resolved config: no counters, no hyperparameters in names."""
-    return hashlib.sha1(canonical(cfg).encode()).hexdigest()[:10]
+    """A short content hash of the canonical form of the resolved config: no counters, no
+    hyperparameters in folder names, one id however a default is spelled."""
+    return hashlib.sha1(canonical(canonical_form(cfg)).encode()).hexdigest()[:10]
 
 
 # ---------------------------------------------------------------------------- docs

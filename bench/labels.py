@@ -14,7 +14,6 @@ report tables and figure legends.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -64,12 +63,7 @@ def strategy_defaults(name: str) -> dict:
     """Default parameters of strategy ``name`` from its registry (``{}`` if it cannot be read)."""
     if name not in _DEFAULTS_CACHE:
         try:
-            out = {}
-            for f in dataclasses.fields(strategies.get(name).Params):
-                if f.default is not dataclasses.MISSING:
-                    out[f.name] = f.default
-                elif f.default_factory is not dataclasses.MISSING:
-                    out[f.name] = f.default_factory()
+            out = strategies.defaults(name)
         except (ValueError, TypeError):
             out = {}
         _DEFAULTS_CACHE[name] = out

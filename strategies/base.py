@@ -171,6 +171,17 @@ def get(name: str) -> type[Strategy]:
     return _REGISTRY[name]
 
 
+def defaults(name: str) -> dict[str, Any]:
+    """The default parameters of strategy ``name`` (required ones, without a default, left out)."""
+    out = {}
+    for f in dataclasses.fields(get(name).Params):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
 def make_params(cls: type[Strategy], params: dict[str, Any] | None) -> Strategy.Params:
     """Build ``cls.Params`` from a dict; unknown keys are errors that list the valid ones."""
     params = dict(params or {})

@@ -26,9 +26,8 @@ KERNEL = "bench.core"
 # Commands (``*.__main__``, ``bench.tools``, the ``python -m bench.<tool>`` entry points) sit on top.
 LAYERS = (
     ("bench.core", "bench"),
-    ("strategies", "backbones"),
+    ("strategies", "backbones", "bench.data"),
     ("bench.config", "bench.rundir", "bench.labels"),
-    ("bench.data",),
     ("bench.train",),
     ("bench.evaluation",),
     ("bench.experiment",),

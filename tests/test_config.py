@@ -13,12 +13,13 @@ from bench.sweep import spec as S
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixtures" / "results"
-# Run ids of the committed fixture's configs, computed before the typed config existed.
-FIXTURE_IDS = {"fx/c-lin-s0": "f65ed155b4", "fx/c-lin-s1": "3b684916a5",
-               "fx/m-cos-s0": "e53c7687f6", "fx/m-lin-s0": "72720d8462",
-               "fx/m-lin-s1": "ae0615de56", "fx/u-cos-s0": "c1a66013ed",
-               "fx/u-lin-s0": "dd5b343dbf", "fx/u-lin-s1": "0a45ac78a8",
-               "fx2/f37c93ca72": "64ae748886"}
+# Run ids of the committed fixture's configs. They changed once, when ids became hashes of the
+# canonical form (every component default spelled out, 5 == 5.0); they must not change again.
+FIXTURE_IDS = {"fx/c-lin-s0": "5318acd536", "fx/c-lin-s1": "147f387eba",
+               "fx/m-cos-s0": "a8a8e64a32", "fx/m-lin-s0": "a84edc7b24",
+               "fx/m-lin-s1": "bf21525137", "fx/u-cos-s0": "bad3cc466b",
+               "fx/u-lin-s0": "562d9cc612", "fx/u-lin-s1": "d39aa30e6e",
+               "fx2/f37c93ca72": "bb93897f56"}
 
 
 def test_docs_config_md_is_generated_from_the_sections():
@@ -58,12 +59,12 @@ def test_bad_values_name_the_key_and_the_valid_choices(override, message):
     assert message in str(e.value)
 
 
-def test_run_ids_of_the_committed_fixture_are_unchanged():
+def test_run_ids_of_the_committed_fixture_are_pinned():
     for rel, rid in FIXTURE_IDS.items():
         assert C.run_id(C.resolve(rundir.read_config(FIXTURE / rel))) == rid, rel
 
 
-def test_run_ids_of_the_quickstart_are_unchanged():
+def test_run_ids_of_the_quickstart_are_pinned():
     before = (REPO / "tests" / "fixtures" / "quickstart_run_ids.txt").read_text().split()
     runs = S.expand(S.load_sweep(REPO / "sweeps" / "quickstart.yaml"))
     assert sorted(r.run_id for r in runs) == sorted(before)
@@ -74,3 +75,19 @@ def test_every_config_file_resolves_and_its_components_validate(path):
     cfg = C.load(path)
     S.validate_components(cfg)
     assert C.Config.of(cfg).train.iterations > 0
+
+
+def test_one_run_however_its_defaults_are_spelled(tmp_path):
+    ids = {C.run_id(C.resolve({"strategy": s})) for s in (
+        {"name": "min_snr"}, {"name": "min_snr", "gamma": 5}, {"name": "min_snr", "gamma": 5.0})}
+    assert len(ids) == 1
+    assert C.run_id(C.resolve({"strategy": {"name": "compose", "sampler": {
+        "name": "adaptive_beta", "update_every": 40}}})) == \
+        C.run_id(C.resolve({"strategy": {"name": "compose", "sampler": {"name": "adaptive_beta"}}}))
+    assert C.run_id(C.resolve({"backbone": {"name": "mlp", "width": 128}})) == \
+        C.run_id(C.resolve({"backbone": {"name": "mlp"}}))
+    assert C.run_id(C.resolve({"strategy": {"name": "min_snr", "gamma": 1}})) not in ids
+    sweep = {"name": "s", "grid": {"strategy": [{"name": "min_snr"}, {"name": "min_snr",
+                                                                     "gamma": 5.0}]}}
+    with pytest.raises(S.SweepError, match="duplicate runs"):
+        S.expand(sweep)

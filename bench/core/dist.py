@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -79,6 +80,9 @@ def init(env: DistEnv, timeout_s: float = 300.0) -> str:
     return backend
 
 
+STORE_GRACE_S = 0.5     # rank 0 tears down last: its peers first leave the store it hosts
+
+
 def teardown(sync: bool = True) -> None:
     """Destroy the process group; with ``sync`` once every rank got here (a rank that tears down
     while a peer still talks to it can abort the peer: "terminate called without an active
@@ -89,6 +93,8 @@ def teardown(sync: bool = True) -> None:
     if dist.is_available() and dist.is_initialized():
         if sync:
             dist.barrier()
+            if dist.get_rank() == 0:    # rank 0 hosts the store the others still talk to
+                time.sleep(STORE_GRACE_S)
         dist.destroy_process_group()
 
 

@@ -105,6 +105,14 @@ def parameters(name: str) -> list[str]:
     return list(inspect.signature(_REGISTRY[name]).parameters)
 
 
+def defaults(name: str) -> dict[str, Any]:
+    """The default parameters of dataset ``name``."""
+    if name not in _REGISTRY:
+        check(name)                 # raises: unknown dataset, with the valid names
+    return {p.name: p.default for p in inspect.signature(_REGISTRY[name]).parameters.values()
+            if p.default is not inspect.Parameter.empty}
+
+
 def check(name: str, params: dict[str, Any] | None = None) -> None:
     """Name and parameter names (for ``latent``: its source's too); raises ValueError."""
     if name not in _REGISTRY:

@@ -29,15 +29,9 @@ from bench.core.diffusion import SCHEDULES, Diffusion
 
 
 def param_defaults(cls: type[strategies.Strategy]) -> dict[str, Any]:
-    out = {}
-    for f in dataclasses.fields(cls.Params):
-        if f.default is not dataclasses.MISSING:
-            out[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            out[f.name] = f.default_factory()
-        else:
-            out[f.name] = "(required)"
-    return out
+    """Every parameter's default, ``(required)`` for those without one."""
+    have = strategies.defaults(cls.name)
+    return {f.name: have.get(f.name, "(required)") for f in dataclasses.fields(cls.Params)}
 
 
 def listing(out: TextIO) -> None:

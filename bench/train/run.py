@@ -44,7 +44,7 @@ def meta(trainer: Trainer) -> dict:
 def prepare_run_dir(cfg: dict, run_dir: Path, trainer: Trainer) -> None:
     """Write config.yaml and meta.json (rank 0). A different config in ``run_dir`` is an error."""
     if rundir.config_path(run_dir).exists():
-        if C.canonical(rundir.read_config(run_dir)) != C.canonical(cfg):
+        if C.run_id(rundir.read_config(run_dir)) != C.run_id(cfg):
             raise C.ConfigError(f"{run_dir} holds a run with a different config; "
                                 f"use another --results-dir")
     if trainer.rank != 0:
