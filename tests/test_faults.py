@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from bench import analysis
@@ -135,3 +137,41 @@ def test_ctrl_c_checkpoints_exits_130_and_resumes_bit_identical(tmp_path):
     assert again.wait(timeout=600) == 0, again.stderr.read()
     ref_dir = tmp_path / "ref" / run_dir.name
     assert _without_wall(_rows(run_dir)) == _without_wall(_rows(ref_dir))
+
+
+def test_ctrl_c_in_a_local_sweep_stops_every_worker_cleanly_and_the_rerun_resumes(tmp_path,
+                                                                                 one_thread):
+    """Ctrl-C reaches the whole process group; the workers leave it to the launcher, which stops
+    each run at the end of its step (a checkpoint at that step), prints one line, exits 130."""
+    base = C.deep_update(TOY, {"train": {"iterations": 6000, "log_every": 50,
+                                         "ckpt_every": 1000}})
+    sweep = {"name": "cc", "base": base, "grid": {"seed": [0, 1]},
+             "executor": {"parallel": 2, "cpus_per_task": 1}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(sweep))
+    runs = [tmp_path / "res" / "cc" / r.run_id for r in S.expand(sweep)]
+
+    def launch():
+        return subprocess.Popen(
+            [sys.executable, "-m", "bench.sweep", str(tmp_path / "s.yaml"), "--cluster", "local",
+             "--results-dir", str(tmp_path / "res")], cwd=REPO, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    proc = launch()
+    _wait_for(lambda: all(rundir.metrics_path(d).exists() and len(_rows(d)) >= 2 for d in runs),
+              "both runs to train")
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, (out, err)
+    assert "terminate called" not in err and "Traceback" not in err, err
+    assert err.strip() == "interrupted; rerun the same command to resume", err
+    for d in runs:
+        assert not rundir.is_done(d), "a run finished before Ctrl-C; make it longer"
+        st = torch.load(rundir.ckpt_path(d), weights_only=False)
+        assert st["step"] >= rundir.last_step(d)          # stopped at a step, not killed
+    again = launch()
+    out, err = again.communicate(timeout=600)
+    assert again.returncode == 0 and "resumed 2" in out, (out, err)
+    ref = tmp_path / "ref"                  # the workers' thread count: one (one_thread)
+    experiment.run(C.resolve({**base, "name": "cc", "seed": 0}), ref, progress=False)
+    assert _without_wall(_rows(runs[0])) == _without_wall(_rows(ref))

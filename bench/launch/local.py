@@ -5,7 +5,10 @@ submitit's LocalExecutor for multi-rank ones)."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import multiprocessing
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -56,13 +59,22 @@ def run_local(outcomes: list[Outcome], sweep_dir: Path, ex: dict, out) -> None:
     submitit LocalExecutor jobs (one process per rank, the preemption path as on SLURM)."""
     if ex["tasks_per_node"] * ex["nodes"] == 1:
         pool = concurrent.futures.ProcessPoolExecutor(
-            ex["parallel"], mp_context=multiprocessing.get_context("spawn"))
+            ex["parallel"], mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_signals)
 
         def submit(o: Outcome):
             task = RunTask(o.run.config, o.run_dir, ex["stop_timeout_s"], ex["cpus_per_task"])
             return pool.submit(task), "worker process"
         try:
             _run_at_most(outcomes, ex["parallel"], submit, out)
+        except KeyboardInterrupt:
+            # Ctrl-C reaches only this process (the workers ignore SIGINT): ask every worker to
+            # checkpoint at the end of its step (SIGTERM), wait for them, then stop.
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                with contextlib.suppress(OSError):
+                    os.kill(proc.pid, signal.SIGTERM)
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
         finally:
             pool.shutdown(cancel_futures=True)
         return
@@ -82,6 +94,16 @@ def run_local(outcomes: list[Outcome], sweep_dir: Path, ex: dict, out) -> None:
         record_job(o, "local", folder)
         return job, f"pid {o.job_id}, log {job.paths.stdout.parent}"
     _run_at_most(outcomes, ex["parallel"], submit_job, out)
+
+
+def _worker_signals() -> None:
+    """In a pool worker: Ctrl-C is the parent's to handle; SIGTERM stops the task gracefully."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _run_at_most(outcomes: list[Outcome], parallel: int, submit: Callable, out) -> None:

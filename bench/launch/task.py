@@ -8,6 +8,7 @@ on by all ranks at the end of every step, so they stop together and rank 0 saves
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,8 @@ import torch
 from bench import experiment, rundir
 from bench.core import dist
 from bench.train.trainer import Callback, Interrupted
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2}
 
 class _StopSync(Callback):
     """Trainer callback: sets ``trainer.stop_requested`` once a stop was asked for on any rank;
@@ -63,18 +66,21 @@ class RunTask:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._stop, self._thread, self._sync = None, None, None
+        self._stop, self._done, self._thread, self._sync = None, None, None, None
 
     def __call__(self) -> dict:
         env = dist.from_submitit()
-        self._stop = threading.Event()
+        self._stop, self._done = threading.Event(), threading.Event()
         box: dict = {}
         self._thread = threading.Thread(target=self._work, args=(env, box), daemon=True,
                                         name=f"train-{Path(self.run_dir).name}")
         self._thread.start()
         try:
-            while self._thread.is_alive():
-                self._thread.join(0.2)      # short joins: signal handlers run in this thread
+            # Short waits, so that signal handlers run in this thread. On an Event, not with
+            # Thread.join: a KeyboardInterrupt that interrupts join() can leave is_alive()
+            # False while the thread still runs (CPython), and the stop would not be awaited.
+            while not self._done.wait(0.2):
+                pass
         except KeyboardInterrupt:
             self._request_stop()
             raise
@@ -86,6 +92,10 @@ class RunTask:
         return box["result"]
 
     def _work(self, env: dist.DistEnv, box: dict) -> None:
+        # Signals are for the main thread only: delivered to this thread or to the torch threads
+        # it starts (which inherit its mask), they abort the process at exit ("terminate called
+        # without an active exception") after a Ctrl-C.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             if self.num_threads:
                 # More threads than CPUs makes OpenMP spin and slows small models many-fold.
@@ -108,6 +118,8 @@ class RunTask:
                              "final": {k: v for k, v in final.items() if k != "loss_bins"}}
         except BaseException as e:  # noqa: BLE001  (handed to the main thread, re-raised there)
             box["error"] = e
+        finally:
+            self._done.set()
 
     def _hook(self, env: dist.DistEnv) -> Callable:
         def hook(trainer) -> None:
@@ -118,8 +130,8 @@ class RunTask:
     def _request_stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
-        if self._thread is not None and self._thread.is_alive():
-            self._thread.join(self.stop_timeout_s)
+        if self._done is not None:
+            self._done.wait(self.stop_timeout_s)
 
     def checkpoint(self, *args, **kwargs):
         """Called by submitit on preemption or timeout (rank 0): stop the trainer at the end of
