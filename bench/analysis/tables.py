@@ -160,8 +160,9 @@ def baseline_reference(ev: pd.DataFrame, lower: bool) -> dict | None:
     each run's final evaluation) and "1D" = mean step and mean training wall-clock of that final
     evaluation (the time the baseline takes to converge, Kim et al. Fig. 1). None without runs."""
     finals = []
-    for _, g in ev[ev["status"] == "done"].groupby("run"):
-        last = g[g["step"] == g["step"].max()].iloc[-1]
+    done = ev[ev["status"] == "done"]
+    for _, g in sorted(done.groupby("run"), key=lambda kv: (kv[1]["seed"].iloc[0], kv[0])):
+        last = g[g["step"] == g["step"].max()].iloc[-1]    # seed order: sums independent of ids
         finals.append((last["value"], last["step"], last["wall_s_train"]))
     if not finals:
         return None
@@ -196,6 +197,7 @@ def time_to_target(ev: pd.DataFrame, unit: Unit, baseline: str = "uniform",
                 c = c[c["status"] == "done"]
             per = {r["seed"].iloc[0]: _final(r) if is_base else
                    _reaches(r, ref["target"], unit.lower_is_better) for _, r in c.groupby("run")}
+            per = dict(sorted(per.items()))       # by seed, whatever the run ids
             steps, walls = [p[0] for p in per.values()], [p[1] for p in per.values()]
             k = int(np.isfinite(steps).sum())
             mi, ci_i, _, _ = mean_ci(steps, level) if k == len(per) else (math.nan,) * 4
