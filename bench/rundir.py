@@ -177,6 +177,7 @@ def clear_failed(run_dir: Path) -> None:
 
 
 LOCK_TRIES = 5                  # x 0.2 s: outlasts another process's state probe
+RELEASED = "; released"         # appended to the holder when a run lets go of its lock
 
 
 @contextmanager
@@ -190,6 +191,8 @@ def run_lock(run_dir: Path, take: bool = True) -> Iterator[None]:
     holder = (f"pid {os.getpid()} on {socket.gethostname()}"
               + (f" (SLURM job {job})" if job else "")
               + f" since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    path = Path(run_dir) / LOCK
+    before = path.read_text(errors="replace").strip() if path.exists() else ""
     with ExitStack() as stack:
         for attempt in range(LOCK_TRIES):
             try:
@@ -204,7 +207,16 @@ def run_lock(run_dir: Path, take: bool = True) -> Iterator[None]:
         if f is None:
             print(f"[bench.launch] warning: cannot lock {run_dir} (no flock on this "
                   f"filesystem); training unlocked", flush=True)
-        yield
+        elif before and RELEASED not in before:
+            print(f"[bench.launch] warning: {run_dir}: taking over the lock of {before}, which "
+                  f"ended without releasing it (the process died); resuming from the checkpoint",
+                  flush=True)
+        try:
+            yield
+        finally:
+            if f is not None:
+                f.write(RELEASED)
+                f.flush()
 
 
 # ---------------------------------------------------------------------------- config, meta, DONE

@@ -85,3 +85,18 @@ def test_a_launch_leaves_a_run_that_another_process_trains_alone(tmp_path):
     assert summary.count("running") == 1 and not rundir.is_done(busy)
     assert any(f"{runs[0].run_id}" in ln and "running (skipped): being trained by pid" in ln
                for ln in lines), lines
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over_with_a_warning(tmp_path, capsys):
+    d = tmp_path / "r"
+    with rundir.run_lock(d):
+        pass
+    assert (d / rundir.LOCK).read_text().endswith(rundir.RELEASED)
+    with rundir.run_lock(d):                    # a clean release: no warning
+        pass
+    assert "taking over" not in capsys.readouterr().out
+    (d / rundir.LOCK).write_text("pid 999999 on elsewhere since 2026-01-01 00:00:00")  # killed
+    with rundir.run_lock(d):
+        pass
+    out = capsys.readouterr().out
+    assert "taking over the lock of pid 999999 on elsewhere" in out and "died" in out
