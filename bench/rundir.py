@@ -196,8 +196,7 @@ def run_lock(run_dir: Path, take: bool = True) -> Iterator[None]:
     with ExitStack() as stack:
         for attempt in range(LOCK_TRIES):
             try:
-                f = stack.enter_context(file_lock(Path(run_dir) / LOCK, blocking=False,
-                                                  holder=holder))
+                f = stack.enter_context(file_lock(path, blocking=False, holder=holder))
                 break
             except LockBusy as e:
                 if attempt == LOCK_TRIES - 1:
@@ -209,8 +208,7 @@ def run_lock(run_dir: Path, take: bool = True) -> Iterator[None]:
                   f"filesystem); training unlocked", flush=True)
         elif before and RELEASED not in before:
             print(f"[bench.launch] warning: {run_dir}: taking over the lock of {before}, which "
-                  f"ended without releasing it (the process died); resuming from the checkpoint",
-                  flush=True)
+                  f"ended without releasing it (the process died)", flush=True)
         try:
             yield
         finally:

@@ -179,11 +179,9 @@ SWEEP = {
 def test_sweep_refuses_before_anything_is_written(case, tmp_path, capsys):
     spec, argv, message = SWEEP[case]
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
-    rc, out, err = run_cli(sweep_cli.main, [str(tmp_path / "s.yaml"), "--cluster", "debug",
-                                            "--results-dir", str(tmp_path / "res"), *argv],
-                           capsys) if "--cluster" not in argv else \
-        run_cli(sweep_cli.main, [str(tmp_path / "s.yaml"), "--results-dir",
-                                 str(tmp_path / "res"), *argv], capsys)
+    cluster = [] if "--cluster" in argv else ["--cluster", "debug"]
+    rc, out, err = run_cli(sweep_cli.main, [str(tmp_path / "s.yaml"), *cluster, "--results-dir",
+                                            str(tmp_path / "res"), *argv], capsys)
     check(rc, out, err, 2, message)
     assert not (tmp_path / "res").exists()
 

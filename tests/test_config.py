@@ -73,7 +73,7 @@ def test_run_ids_of_the_quickstart_are_pinned():
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_config_file_resolves_and_its_components_validate(path):
     cfg = C.load(path)
-    S.validate_components(cfg)
+    S.validate(cfg)
     assert C.Config.of(cfg).train.iterations > 0
 
 

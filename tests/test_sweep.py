@@ -115,7 +115,7 @@ def test_every_sweep_file_expands_and_validates(path, capsys):
     runs = S.expand(sp)
     assert runs and sp["name"] == path.stem
     for r in runs:
-        S.validate_components(r.config)
+        S.validate(r.config)
         assert r.run_id == C.run_id(C.resolve(r.config))
     S.executor_params(sp)
     assert sweep_cli.main([str(path), "--dry-run", "--results-dir", "/nonexistent/never"]) == 0

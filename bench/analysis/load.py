@@ -71,8 +71,9 @@ def _status(run_dir: Path, cfg: dict, metrics: pd.DataFrame, evals: pd.DataFrame
     iters = int(cfg["train"]["iterations"])
     if rundir.is_done(run_dir):
         return "done", last, "" if len(evals) else "no evaluations"
-    if rundir.failure(run_dir):
-        return "failed", last, rundir.failure(run_dir)
+    reason = rundir.failure(run_dir)
+    if reason:
+        return "failed", last, reason
     if len(metrics):
         newest = rundir.newest_write(run_dir)
         return "partial", last, (f"no {rundir.DONE}: at step {last} of {iters}, last write "

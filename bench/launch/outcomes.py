@@ -9,6 +9,7 @@ from pathlib import Path
 from bench import rundir
 from bench.sweep.spec import RunConfig
 
+
 @dataclass
 class Outcome:
     run: RunConfig
@@ -55,11 +56,12 @@ class Summary:
 def plan(o: Outcome, retry_failed: bool = False) -> None:
     """What a launch does with the run, from its state on disk: a diverged run is not trained
     again unless ``retry_failed`` (another failure is: it may have been transient)."""
+    failed = rundir.failure_record(o.run_dir) if o.before == rundir.FAILED_STATE else {}
     if o.before == rundir.DONE_STATE:
         o.status = "done"
-    elif o.before == rundir.FAILED_STATE and rundir.diverged(o.run_dir) and not retry_failed:
+    elif failed.get("kind") == "diverged" and not retry_failed:
         o.status = "failed"
-        o.note = f"{rundir.failure(o.run_dir)} (not retried: rerun with --retry-failed)"
+        o.note = f"{failed['reason']} (not retried: rerun with --retry-failed)"
     elif o.before == rundir.RUNNING:
         o.status = "running"
         o.note = (f"being trained by {rundir.lock_holder(o.run_dir) or 'another process'}; "
@@ -69,7 +71,8 @@ def plan(o: Outcome, retry_failed: bool = False) -> None:
 
 
 def skipped(o: Outcome) -> bool:
-    return o.status in ("done", "running", "failed")
+    """Whether ``plan`` left the run alone (only a pending run is run or submitted)."""
+    return o.status != "pending"
 
 
 def skip_text(o: Outcome) -> str:
@@ -84,7 +87,9 @@ def finish(o: Outcome, error: str = "") -> None:
     o.status = "failed"
     o.note = error or rundir.failure(o.run_dir) or f"ended without {rundir.DONE}"
     step = rundir.last_step(o.run_dir)
-    if step:
+    if rundir.diverged(o.run_dir):
+        o.note += " (a rerun skips it; --retry-failed trains it again)"
+    elif step:
         o.note += f" (at step {step}; rerun to resume from the checkpoint)"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import submitit
 
 from bench import rundir
-from bench.launch.outcomes import Outcome, finish, record_job, short_error
+from bench.launch.outcomes import Outcome, finish, record_job, short_error, skipped
 from bench.launch.task import RunTask
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +71,7 @@ def run_slurm(name: str, outcomes: list[Outcome], sweep_dir: Path, ex: dict, wai
     ntasks = ex["tasks_per_node"] * ex["nodes"]
     jobs: dict[int, object] = {}
     _find_in_flight(outcomes, folder, ntasks, jobs)
-    todo = [o for o in outcomes if o.status == "pending"]
+    todo = [o for o in outcomes if not skipped(o)]
     if todo:
         executor = submitit.AutoExecutor(folder=folder, cluster="slurm",
                                          slurm_max_num_timeout=ex["max_num_timeout"])

@@ -26,8 +26,8 @@ changes one parameter of it. Every run is resolved through ``bench.config.resolv
 names and parameters are validated (strategies through ``strategies.make_params``), so a bad sweep
 fails before anything is submitted. Run ids are ``bench.config.run_id`` of the resolved config.
 
-Launching (``bench.launch.launcher``) is idempotent: DONE runs are skipped, runs with a checkpoint resume,
-SLURM jobs still in flight from an earlier launch are not submitted again.
+Launching (``bench.launch.launcher``) is idempotent: DONE runs are skipped, runs with a checkpoint
+resume, SLURM jobs still in flight from an earlier launch are not submitted again.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ from typing import Any
 from bench import config as C
 from bench.core.checks import check_keys
 from bench.experiment import validate
-from bench.experiment import validate as validate_components  # noqa: F401  (its old name)
 from bench.labels import conditions, value_label
 
 TOP_KEYS = ("name", "description", "base", "grid", "cells", "requires", "executor")
