@@ -455,15 +455,22 @@ def canonical(cfg: dict) -> str:
     return json.dumps(cfg, sort_keys=True, separators=(",", ":"), default=str)
 
 
-COMPONENT_DEFAULTS = {"strategy": strategies.defaults, "dataset": datasets.defaults,
-                      "backbone": backbones.defaults}
+def _with_defaults(defaults: Callable[[str], dict]) -> Callable[[Mapping], dict]:
+    return lambda spec: {**copy.deepcopy(defaults(spec["name"])), **spec}
 
 
-def _filled(spec: Mapping, defaults: Callable[[str], dict]) -> dict:
+# spec -> the spec as it identifies a run (strategies: presets applied, late parameters at their
+# default left out, so adding such a parameter keeps every existing run id)
+COMPONENT_IDENTITY = {"strategy": strategies.identity,
+                      "dataset": _with_defaults(datasets.defaults),
+                      "backbone": _with_defaults(backbones.defaults)}
+
+
+def _filled(spec: Mapping, identity: Callable[[Mapping], dict]) -> dict:
     """A component spec with every default parameter of its registry spelled out; a parameter
     that is itself a spec of the same registry (compose's sampler, latent's source) too."""
-    out = {**copy.deepcopy(defaults(spec["name"])), **spec}
-    return {k: _filled(v, defaults) if isinstance(v, Mapping) and "name" in v and k != "name"
+    out = identity(spec)
+    return {k: _filled(v, identity) if isinstance(v, Mapping) and "name" in v and k != "name"
             else v for k, v in out.items()}
 
 
@@ -483,9 +490,9 @@ def canonical_form(cfg: Mapping) -> dict:
     numbers normalised, so that ``{name: min_snr}``, ``{name: min_snr, gamma: 5}`` and
     ``gamma: 5.0`` are one run."""
     out = dict(cfg)
-    for key, defaults in COMPONENT_DEFAULTS.items():
+    for key, identity in COMPONENT_IDENTITY.items():
         if isinstance(out.get(key), Mapping) and "name" in out[key]:
-            out[key] = _filled(out[key], defaults)
+            out[key] = _filled(out[key], identity)
     return _numbers(out)
 
 

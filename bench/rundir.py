@@ -8,7 +8,8 @@
       meta.json      git sha + dirty flag, versions, device, host, SLURM job id (+ resumes)
       metrics.jsonl  one JSON row per log tick (METRIC_COLUMNS)
       evals.csv      one row per evaluation × metric (EVAL_COLUMNS)
-      timesteps/     diagnostics.csv, p_t.csv, t_hist.csv (TIMESTEP_COLUMNS)
+      timesteps/     diagnostics.csv, p_t.csv, t_hist.csv, and for learned strategies
+                     adaptation.csv, t_drawn.csv (TIMESTEP_COLUMNS)
       ckpt/last.pt   model + EMA + optimizer + strategy + RNG state (atomic)
       jobs.jsonl     one row per job a launch submitted for the run
       FAILED         why the last attempt failed (removed when the run starts again)
@@ -37,6 +38,7 @@ import pandas as pd
 import yaml
 
 from bench.config import yaml_load
+from bench.core.cost import EVAL_COUNTER, TRAIN_COUNTERS
 from bench.core.io import LockBusy, atomic_write, atomic_write_text, file_lock
 
 CONFIG, META, METRICS, EVALS = "config.yaml", "meta.json", "metrics.jsonl", "evals.csv"
@@ -45,22 +47,34 @@ SUBMITIT_DIR = ".submitit"                         # under the sweep folder: sub
 CKPT_DIR, CKPT = "ckpt", "last.pt"
 TIMESTEPS_DIR = "timesteps"
 
-METRIC_COLUMNS = ["step", "nimg", "loss", "grad_norm", "lr", "wall_s_train", "loss_bins"]
+# Cumulative per-example network passes by purpose (bench.core.cost) at that step.
+COST_COLUMNS = list(TRAIN_COUNTERS)
+METRIC_COLUMNS = ["step", "nimg", "loss", "grad_norm", "lr", "wall_s_train", "loss_bins",
+                  *COST_COLUMNS]
 EVAL_COLUMNS = ["step", "nimg", "metric", "value", "n_samples", "sampler", "wall_s_train",
-                "wall_s_eval"]
+                "wall_s_eval", EVAL_COUNTER, *COST_COLUMNS]
 EVAL_KEY = ["step", "metric", "sampler"]          # a new row with this key replaces the old one
-TIMESTEP_FILES = {"diagnostics": "diagnostics.csv", "p_t": "p_t.csv", "t_hist": "t_hist.csv"}
+TIMESTEP_FILES = {"diagnostics": "diagnostics.csv", "p_t": "p_t.csv", "t_hist": "t_hist.csv",
+                  "adaptation": "adaptation.csv", "t_drawn": "t_drawn.csv"}
 TIMESTEP_COLUMNS = {
     "diagnostics": ["step", "nimg", "t_bin", "t_lo", "t_hi", "weighting", "loss", "grad_var",
                     "n_loss", "n_grad", "estimator", "wall_s_eval"],
     "p_t": ["step", "t", "p"],
     "t_hist": ["step", "step_from", "t_bin", "t_lo", "t_hi", "count"],
+    "adaptation": ["step", "event", "tv_uniform", "tv_initial", "entropy", "q1", "q2", "q3", "q4",
+                   "eff_tv_initial", "drawn_tv", "s_set", "reward_mean", "reward_std",
+                   "reward_t_corr", "alpha_mean", "alpha_min", "alpha_max", "beta_mean",
+                   "beta_min", "beta_max"],
+    "t_drawn": ["step", "t_bin", "t_lo", "t_hi", "count"],
 }
 TIMESTEP_REQUIRED = {                              # what a reader needs (older files: a subset)
     "diagnostics": ["step", "t_lo", "t_hi", "weighting", "loss", "grad_var"],
     "p_t": ["step", "t", "p"],
     "t_hist": ["step", "step_from", "t_lo", "t_hi", "count"],
+    "adaptation": ["step", "event", "tv_uniform", "eff_tv_initial", "drawn_tv"],
+    "t_drawn": ["step", "t_lo", "t_hi", "count"],
 }
+TIMESTEP_TEXT = ("weighting", "estimator", "event", "s_set")    # the non-numeric columns
 # Run states, from what is on disk.
 NEW, RUNNING, CHECKPOINTED, DONE_STATE, FAILED_STATE = ("new", "running", "checkpointed", "done",
                                                         "failed")
@@ -320,7 +334,7 @@ def read_metrics(run_dir: Path, done: bool = True) -> tuple[pd.DataFrame, str]:
     """metrics.jsonl as a DataFrame (METRIC_COLUMNS, sorted by step) and a note."""
     rows, note = metric_rows(run_dir, done)
     df = pd.DataFrame(rows, columns=METRIC_COLUMNS)
-    for c in ("loss", "grad_norm", "lr", "wall_s_train", "nimg"):
+    for c in ("loss", "grad_norm", "lr", "wall_s_train", "nimg", *COST_COLUMNS):
         df[c] = pd.to_numeric(df[c], errors="coerce")
     return df.sort_values("step", kind="stable").reset_index(drop=True), note
 
@@ -393,7 +407,8 @@ def read_evals(run_dir: Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=EVAL_COLUMNS)
     df = _read_csv(path, ["step", "metric", "value"],
-                   ["step", "nimg", "value", "n_samples", "wall_s_train", "wall_s_eval"],
+                   ["step", "nimg", "value", "n_samples", "wall_s_train", "wall_s_eval",
+                    EVAL_COUNTER, *COST_COLUMNS],
                    nonempty=("step", "metric", "value"))
     for c in EVAL_COLUMNS:
         if c not in df.columns:
@@ -408,7 +423,7 @@ def append_evals(run_dir: Path, rows: list[dict]) -> None:
     """Append rows, replacing existing rows with the same (step, metric, sampler)."""
     if not rows:
         return
-    new = pd.DataFrame(rows)[EVAL_COLUMNS]
+    new = pd.DataFrame(rows).reindex(columns=EVAL_COLUMNS)
     path = evals_path(run_dir)
     old = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=EVAL_COLUMNS)
     if len(old):
@@ -435,12 +450,14 @@ def truncate_evals(run_dir: Path, step: int) -> None:
 
 
 def read_timesteps(run_dir: Path) -> dict[str, pd.DataFrame]:
-    """timesteps/{diagnostics,p_t,t_hist}.csv; empty frames (TIMESTEP_COLUMNS) where absent."""
+    """timesteps/<kind>.csv for every TIMESTEP_FILES kind; empty frames (TIMESTEP_COLUMNS) where
+    absent."""
     out = {}
     for kind in TIMESTEP_FILES:
         path, req = timesteps_path(run_dir, kind), TIMESTEP_REQUIRED[kind]
         if path.exists():
-            out[kind] = _read_csv(path, req, [c for c in req if c != "weighting"])
+            cols = [c for c in TIMESTEP_COLUMNS[kind] if c not in TIMESTEP_TEXT]
+            out[kind] = _read_csv(path, req, cols)
         else:
             out[kind] = pd.DataFrame(columns=TIMESTEP_COLUMNS[kind])
     return out
@@ -449,12 +466,17 @@ def read_timesteps(run_dir: Path) -> dict[str, pd.DataFrame]:
 def append_timesteps(run_dir: Path, kind: str, df: pd.DataFrame) -> None:
     """Append rows to timesteps/<kind>.csv, replacing earlier rows of the same step (idempotent)."""
     path = timesteps_path(run_dir, kind)
-    df = df[TIMESTEP_COLUMNS[kind]]
+    df = df.reindex(columns=TIMESTEP_COLUMNS[kind])
     if path.exists():
         old = pd.read_csv(path)
         old = old[~old["step"].isin(set(df["step"]))]
         df = pd.concat([old, df], ignore_index=True) if len(old) else df
     _write_csv(path, df.sort_values("step", kind="stable"))
+
+
+def has_timesteps_at(run_dir: Path, kind: str, step: int) -> bool:
+    path = timesteps_path(run_dir, kind)
+    return path.exists() and bool((pd.read_csv(path)["step"] == step).any())
 
 
 def truncate_timesteps(run_dir: Path, step: int) -> None:

@@ -100,11 +100,20 @@ from scipy import special
 from torch import Tensor, nn
 
 from bench.core.rng import derive_seed
-from strategies.base import Draw, StepContext, Strategy, register
+from strategies.base import Draw, StepContext, Strategy, late, register
 
 ALPHA_OFFSET = 1e-5          # (α, β) = softplus(out) + 1e-5 (official ActorNetwork)
 INIT_BIAS = 0.5              # official output-layer bias init
 U_EPS = 1e-6                 # u is clamped to [U_EPS, 1 − U_EPS]
+BASELINES = ("none", "batch_mean", "ema")
+ZERO_TERMS = ("kl", "decoder", "exclude")
+# Named presets (``variant``): values for the parameters a config does not give.
+PRESETS: dict[str, dict[str, Any]] = {
+    "official": {},
+    "low_variance": {"common_noise": True, "reward_train_mode": False, "baseline": "batch_mean",
+                     "normalize_reward": True, "min_rows_for_selection": 3, "ent_coef": 1e-2,
+                     "max_log_change": 0.25, "zero_term": "exclude"},
+}
 
 
 def softplus(x: float) -> float:
@@ -183,16 +192,17 @@ class BetaPolicy(nn.Module):
         return ab[:, 0], ab[:, 1]
 
 
-def select_timesteps(rows: np.ndarray, k: int) -> list[int]:
+def select_timesteps(rows: np.ndarray, k: int, first: int = 0) -> list[int]:
     """S: the k columns of ``rows`` [n, T] that best explain the row sums, by scikit-learn's
-    SelectKBest(f_regression) (the official ``Trainer.feature_selector``); sorted indices."""
+    SelectKBest(f_regression) (the official ``Trainer.feature_selector``); sorted indices. Only
+    columns ≥ ``first`` are candidates (1: t = 0 excluded, ``zero_term="exclude"``)."""
     from sklearn.feature_selection import SelectKBest, f_regression
 
     X = np.asarray(rows, dtype=np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")      # 0 dof at 2 rows, constant columns: scores 0 / nan
-        sel = SelectKBest(score_func=f_regression, k=k).fit(X, X.sum(axis=1))
-    return [int(i) for i in sel.get_support(indices=True)]
+        sel = SelectKBest(score_func=f_regression, k=k).fit(X[:, first:], X.sum(axis=1))
+    return [int(i) + first for i in sel.get_support(indices=True)]
 
 
 def _check(cond: bool, name: str, rule: str, value: Any) -> None:
@@ -203,6 +213,7 @@ def _check(cond: bool, name: str, rule: str, value: Any) -> None:
 @register
 class AdaptiveBeta(Strategy):
     name = "adaptive_beta"
+    learned = True
     paper = ("Kim et al. 2025, Adaptive Non-uniform Timestep Sampling (CVPR 2025), Sec. 5, "
              "eqs. 11-14, Alg. 1-2; official code ku-dmlab/Adaptive-Timestep-Sampler")
 
@@ -227,6 +238,13 @@ class AdaptiveBeta(Strategy):
         chunk_size: int = 256              # KL evaluations per model forward
         reference_size: int = 256          # rows of the last batch kept for probabilities()
         seed: int = 0                      # policy init and the feature-image choice
+        # Added later (left out of run ids at their default, which is the official behaviour):
+        variant: str = late("official")    # official | low_variance (PRESETS)
+        baseline: str = late("none")       # control variate: none | batch_mean | ema
+        baseline_decay: float = late(0.9)  # the ema baseline's decay across updates
+        normalize_reward: bool = late(False)   # divide the advantage by its batch std
+        zero_term: str = late("kl")        # t = 0 in S and the all-T row: kl | decoder | exclude
+        max_log_change: float = late(0.0)  # cap on max_b |Δ log α|, |Δ log β| per update; 0 = off
 
         def __post_init__(self):
             def pos_int(name, lo=1):
@@ -247,7 +265,17 @@ class AdaptiveBeta(Strategy):
                    "one of in_reward, separate", self.entropy_mode)
             _check(self.reward_reduction in ("sum", "mean"), "reward_reduction",
                    "one of sum, mean", self.reward_reduction)
-            for name in ("reward_train_mode", "common_noise"):
+            _check(self.variant in PRESETS, "variant", f"one of {', '.join(PRESETS)}",
+                   self.variant)
+            _check(self.baseline in BASELINES, "baseline", f"one of {', '.join(BASELINES)}",
+                   self.baseline)
+            _check(self.zero_term in ZERO_TERMS, "zero_term", f"one of {', '.join(ZERO_TERMS)}",
+                   self.zero_term)
+            _check(isinstance(self.baseline_decay, (int, float)) and 0 <= self.baseline_decay < 1,
+                   "baseline_decay", "in [0, 1)", self.baseline_decay)
+            _check(isinstance(self.max_log_change, (int, float)) and self.max_log_change >= 0,
+                   "max_log_change", ">= 0 (0 disables)", self.max_log_change)
+            for name in ("reward_train_mode", "common_noise", "normalize_reward"):
                 _check(isinstance(getattr(self, name), bool), name, "a boolean",
                        getattr(self, name))
             for name in ("init_alpha", "init_beta"):
@@ -259,12 +287,21 @@ class AdaptiveBeta(Strategy):
                    "conv_channels", "a non-empty list of positive integers", self.conv_channels)
             object.__setattr__(self, "conv_channels", ch)
 
+    @classmethod
+    def preset(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """The ``variant``'s values (PRESETS) for the parameters not given."""
+        variant = params.get("variant", "official")
+        _check(variant in PRESETS, "variant", f"one of {', '.join(PRESETS)}", variant)
+        return {**PRESETS[variant], **params}
+
     def __init__(self, diffusion, params: "AdaptiveBeta.Params | None" = None):
         super().__init__(diffusion, params)
         p = self.params
-        if p.num_selected > self.T:
-            raise ValueError(f"adaptive_beta: num_selected (|S|) must be in [1, T={self.T}], "
-                             f"got {p.num_selected}")
+        self.first = 1 if p.zero_term == "exclude" else 0      # the smallest candidate for S
+        if p.num_selected > self.T - self.first:
+            raise ValueError(f"adaptive_beta: num_selected (|S|) must be in "
+                             f"[1, {self.T - self.first}] (T={self.T}"
+                             f"{', t = 0 excluded' if self.first else ''}), got {p.num_selected}")
         a0 = INIT_BIAS if p.init_alpha is None else inverse_softplus(p.init_alpha - ALPHA_OFFSET)
         b0 = INIT_BIAS if p.init_beta is None else inverse_softplus(p.init_beta - ALPHA_OFFSET)
         self.init_bias = (a0, b0)
@@ -273,7 +310,8 @@ class AdaptiveBeta(Strategy):
         self.policy: BetaPolicy | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.input_shape: tuple[int, ...] | None = None
-        self.S: list[int] = list(range(p.num_selected))
+        self.S: list[int] = list(range(self.first, self.first + p.num_selected))
+        self.baseline_value: float | None = None  # the ema baseline (None before the first)
         self.queue: list[Tensor] = []            # rows ΔKL_t, float64 [T], oldest first
         self.n_updates = 0
         self.ref_x0: Tensor | None = None
@@ -365,15 +403,36 @@ class AdaptiveBeta(Strategy):
         row = torch.zeros(self.T, dtype=torch.float64, device=kl_f.device)
         row[sc["ts"].to(row.device)] = (sc["kl_f"] - kl_f).double()
         row = ctx.reduce(row).cpu()
-        stats = self._policy_step(ctx, reward.detach())
+        row[: self.first] = 0.0                   # t = 0 excluded: neither candidate nor sum
+        stats, ab = self._policy_step(ctx, reward.detach())
         self.queue.append(row)
         del self.queue[: max(0, len(self.queue) - self.params.queue_size)]
         if len(self.queue) >= self.params.min_rows_for_selection:
-            self.S = select_timesteps(torch.stack(self.queue).numpy(), self.params.num_selected)
+            self.S = select_timesteps(torch.stack(self.queue).numpy(), self.params.num_selected,
+                                      self.first)
         self.n_updates += 1
         self.history.append({"step": int(ctx.step), "S_used": sc["S"].tolist(), "S": list(self.S),
                              "queue_rows": len(self.queue), "row_sum": float(row.sum()),
                              **stats})
+        ctx.adapted = self._record(ctx, sc["S"], reward.detach(), *ab)
+
+    @staticmethod
+    def _record(ctx: StepContext, S: Tensor, reward: Tensor, alpha: Tensor, beta: Tensor) -> dict:
+        """This update's columns of timesteps/adaptation.csv (the rank-local batch): S used for
+        the reward; the KL reward's mean and std (the entropy bonus and any baseline excluded);
+        its correlation with the distance of each example's t to the nearest s ∈ S; α and β of
+        the policy on the batch before its step."""
+        R = reward.double().cpu()
+        dist = (ctx.draw.t.cpu()[:, None] - S.cpu()[None, :]).abs().min(dim=1).values.double()
+        ok = R.numel() > 1 and float(R.std()) > 0 and float(dist.std()) > 0
+        corr = float(torch.corrcoef(torch.stack([R, dist]))[0, 1]) if ok else math.nan
+        a, b = alpha.double().cpu(), beta.double().cpu()
+        return {"s_set": " ".join(str(int(s)) for s in S.tolist()),
+                "reward_mean": float(R.mean()),
+                "reward_std": float(R.std()) if R.numel() > 1 else math.nan,
+                "reward_t_corr": corr,
+                **{f"{n}_{f}": float(getattr(v, f)()) for n, v in (("alpha", a), ("beta", b))
+                   for f in ("mean", "min", "max")}}
 
     # ------------------------------------------------------------------ update pieces
     def _feature_image(self, ctx: StepContext) -> Tensor:
@@ -408,19 +467,45 @@ class AdaptiveBeta(Strategy):
             out.append(ctx.vb_terms(x0[idx], tt[lo:hi],
                                     noise=None if noise is None else noise[lo:hi],
                                     train_mode=self.params.reward_train_mode,
-                                    decoder_at_zero=False))
+                                    decoder_at_zero=self.params.zero_term == "decoder"))
         return torch.cat(out).view(n, B).t()
 
-    def _policy_step(self, ctx: StepContext, reward: Tensor) -> dict:
-        """One REINFORCE step on the rank-local batch; gradients averaged across ranks."""
+    def advantage(self, reward: Tensor, reduce=lambda x: x, world_size: int = 1) -> Tensor:
+        """The reward the policy gradient uses: minus the control-variate baseline (none;
+        batch_mean: the leave-one-out mean of the other examples of the global batch, unbiased;
+        ema: an EMA over updates of the batch-mean reward, decay ``baseline_decay``, 0 at the
+        first update), divided by the batch std when ``normalize_reward``."""
+        p, R = self.params, reward.double()
+        n = torch.tensor([float(R.numel()), float(R.sum()), float((R ** 2).sum())],
+                         dtype=torch.float64, device=R.device)
+        if world_size > 1:
+            n = reduce(n)
+        count, total, sq = (float(v) for v in n)
+        mean = total / count
+        if p.baseline == "batch_mean" and count > 1:
+            R = R - (total - R) / (count - 1)
+        elif p.baseline == "ema":
+            b = 0.0 if self.baseline_value is None else self.baseline_value
+            R = R - b
+            self.baseline_value = mean if self.baseline_value is None else (
+                p.baseline_decay * self.baseline_value + (1 - p.baseline_decay) * mean)
+        if p.normalize_reward and count > 1:
+            var = max(sq / count - mean ** 2, 0.0) * count / (count - 1)
+            R = R / (math.sqrt(var) + 1e-12)
+        return R
+
+    def _policy_step(self, ctx: StepContext, reward: Tensor) -> tuple[dict, tuple]:
+        """One REINFORCE step on the rank-local batch; gradients averaged across ranks. Returns
+        the stats and (α, β) of the policy on the batch before the step."""
         p, W = self.params, ctx.world_size
         policy = self._ensure_policy(ctx.x0)
         u = ctx.draw.aux["u"].to(ctx.x0.device).double()
+        A = self.advantage(reward, ctx.reduce, W)
         with torch.enable_grad():
             alpha, beta = policy(ctx.x0)
             dist = torch.distributions.Beta(alpha.double(), beta.double())
             logp, ent = dist.log_prob(u), dist.entropy()
-            R = reward.double().to(logp.device)
+            R = A.to(logp.device)
             if p.entropy_mode == "in_reward":
                 loss = -(logp * (R + p.ent_coef * ent)).mean()
             else:
@@ -438,17 +523,45 @@ class AdaptiveBeta(Strategy):
         grad_norm = float(flat.norm())
         if p.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, p.grad_clip)
+        before = [prm.detach().clone() for prm in params] if p.max_log_change > 0 else []
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if p.max_log_change > 0:
+            self._limit_change(ctx, params, before, alpha.detach(), beta.detach())
         self.last_reward = (R + p.ent_coef * ent).detach().cpu()
         local = torch.stack([alpha.detach().double().mean(), beta.detach().double().mean(),
-                             R.mean(), ent.detach().mean(), (R + p.ent_coef * ent).detach().mean(),
+                             reward.double().to(R.device).mean(), ent.detach().mean(),
+                             (R + p.ent_coef * ent).detach().mean(),
                              loss.detach()]).cpu()
         if W > 1:
             local = ctx.reduce(local.to(ctx.x0.device)).cpu() / W
         keys = ("mean_alpha", "mean_beta", "mean_kl_reward", "mean_entropy", "mean_reward",
                 "policy_loss")
-        return {**{k: float(v) for k, v in zip(keys, local)}, "policy_grad_norm": grad_norm}
+        stats = {**{k: float(v) for k, v in zip(keys, local)}, "policy_grad_norm": grad_norm}
+        return stats, (alpha.detach(), beta.detach())
+
+    def _limit_change(self, ctx: StepContext, params: list, before: list, alpha: Tensor,
+                      beta: Tensor) -> None:
+        """The guard against a one-update jump: while some example's |Δ log α| or |Δ log β|
+        exceeds ``max_log_change``, halve the parameter step (at most 20 times; the same
+        decision on every rank, from the global maximum)."""
+        cap = self.params.max_log_change
+        new = [prm.detach().clone() for prm in params]
+        for _ in range(20):
+            with torch.no_grad():
+                a, b = self.policy(ctx.x0)
+                worst = torch.stack([(a.log() - alpha.log()).abs().max(),
+                                     (b.log() - beta.log()).abs().max()]).max().double()
+            if ctx.world_size > 1:     # a max through the sum-reduce: the largest of a one-hot
+                parts = torch.zeros(ctx.world_size, dtype=torch.float64, device=worst.device)
+                parts[ctx.rank] = worst
+                worst = ctx.reduce(parts).max()
+            if float(worst) <= cap:
+                return
+            with torch.no_grad():
+                for prm, b0, b1 in zip(params, before, new):
+                    b1.copy_(b0 + 0.5 * (b1 - b0))
+                    prm.copy_(b1)
 
     # ------------------------------------------------------------------ inspection / state
     def diagnostics(self) -> list[dict]:
@@ -475,6 +588,7 @@ class AdaptiveBeta(Strategy):
             "queue": (torch.stack(self.queue) if self.queue
                       else torch.zeros(0, self.T, dtype=torch.float64)),
             "n_updates": self.n_updates,
+            "baseline_value": self.baseline_value,
             "ref_x0": self.ref_x0,
             "history": [dict(h) for h in self.history],
         }
@@ -489,5 +603,6 @@ class AdaptiveBeta(Strategy):
         self.S = [int(s) for s in state["S"]]
         self.queue = [r.clone().double() for r in state["queue"]]
         self.n_updates = int(state["n_updates"])
+        self.baseline_value = state.get("baseline_value")
         self.ref_x0 = None if state["ref_x0"] is None else state["ref_x0"].clone()
         self.history = [dict(h) for h in state["history"]]

@@ -15,6 +15,7 @@ non-uniform density (1 unless a strategy asks for unbiasedness, e.g. 1/(T·p_t))
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -54,6 +55,13 @@ class StepContext:
     ``after_update``) without gradients at timesteps of the strategy's choice. ``reduce`` sums a
     tensor across ranks (identity on one process); ``rank``/``world_size`` let a strategy split work.
     ``scratch`` is a per-step dict a strategy uses to carry values from before_update to after_update.
+
+    ``model`` counts every per-example forward and backward pass made through it
+    (``bench.core.cost.Counted``): a strategy evaluates the network only through ``model``,
+    ``eps_mse`` or ``vb_terms`` and never counts by hand. A learned strategy that updated its
+    distribution at this step sets ``adapted`` to a dict of its own diagnostics of that update
+    (``{}`` when it has none): the trainer then records an adaptation row
+    (``timesteps/adaptation.csv``).
     """
 
     step: int
@@ -67,6 +75,7 @@ class StepContext:
     rank: int = 0
     world_size: int = 1
     scratch: dict = dataclasses.field(default_factory=dict)
+    adapted: dict | None = None
 
     def _forward(self, x0: Tensor, t: Tensor, noise: Tensor | None, train_mode: bool):
         if noise is None:
@@ -100,6 +109,7 @@ class Strategy:
 
     name: str = ""
     paper: str = ""
+    learned: bool = False        # p(t) changes with training (adaptation diagnostics are kept)
 
     @dataclass(frozen=True)
     class Params:
@@ -130,6 +140,11 @@ class Strategy:
 
     def state_dict(self) -> dict[str, Any]:
         return {}
+
+    @classmethod
+    def preset(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Parameters with a named preset's values filled in where not given (identity here)."""
+        return params
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
@@ -182,12 +197,30 @@ def defaults(name: str) -> dict[str, Any]:
     return out
 
 
+def late(default: Any) -> Any:
+    """A parameter added after runs existed: at its default it is left out of the run identity
+    (``identity``), so existing run ids stay valid. Its default must keep the old behaviour."""
+    return dataclasses.field(default=default, metadata={"late": True})
+
+
 def make_params(cls: type[Strategy], params: dict[str, Any] | None) -> Strategy.Params:
-    """Build ``cls.Params`` from a dict; unknown keys are errors that list the valid ones."""
+    """Build ``cls.Params`` from a dict (after ``cls.preset``); unknown keys are errors that
+    list the valid ones."""
     params = dict(params or {})
     check_keys(params, sorted(f.name for f in dataclasses.fields(cls.Params)), "parameter(s)",
                where=f"strategy {cls.name!r}")
-    return cls.Params(**params)
+    return cls.Params(**cls.preset(params))
+
+
+def identity(spec: dict[str, Any]) -> dict[str, Any]:
+    """A strategy spec as it identifies a run: every default spelled out after the strategy's
+    preset, minus the ``late`` parameters that are at their default."""
+    cls = get(spec["name"])
+    params = cls.preset({k: v for k, v in spec.items() if k != "name"})
+    full = {**copy.deepcopy(defaults(spec["name"])), **params}
+    late_at_default = {f.name for f in dataclasses.fields(cls.Params)
+                       if f.metadata.get("late") and f.name in full and full[f.name] == f.default}
+    return {"name": spec["name"], **{k: v for k, v in full.items() if k not in late_at_default}}
 
 
 def build(name: str, diffusion: Diffusion, params: dict[str, Any] | None = None) -> Strategy:

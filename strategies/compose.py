@@ -57,6 +57,10 @@ class Compose(Strategy):
                                {k: v for k, v in p.weighting.items() if k != "name"})
         _check_pure_weighting(self.weighting)
 
+    @property
+    def learned(self) -> bool:
+        return self.sampler.learned
+
     def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
         d = self.sampler.sample(x0, generator)
         lw = self.weighting.loss_weights()[d.t.cpu()].to(d.importance.device, torch.float32)

@@ -39,6 +39,7 @@ from strategies.uniform import Uniform
 @register
 class EDM2Uncertainty(Uniform):  # uniform density (sample, probabilities)
     name = "edm2_uncertainty"
+    learned = True        # its loss weighting (the density stays uniform)
     paper = "Karras et al. 2024, EDM2 learned uncertainty weighting (arXiv 2312.02696)"
 
     @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class EDM2Uncertainty(Uniform):  # uniform density (sample, probabilities)
         if ctx.world_size > 1:      # average over ranks (reduce sums, on the training device)
             grad = ctx.reduce(grad.to(ctx.losses.device)).cpu() / ctx.world_size
         self.step(grad)
+        ctx.adapted = {}
 
     def gradient(self, t: Tensor, losses: Tensor) -> Tensor:
         """∂/∂w of mean_b(loss_b·e^{−u(t_b)} + u(t_b))."""

@@ -161,6 +161,7 @@ def _check(cond: bool, name: str, rule: str, value: Any) -> None:
 @register
 class GradVariance(Strategy):
     name = "grad_variance"
+    learned = True
     paper = ("Kim et al. 2025, Sec. 4 and Table 4 (sampling proportional to the per-timestep "
              "stochastic-gradient variance)")
 
@@ -241,6 +242,7 @@ class GradVariance(Strategy):
             p.ema_decay * self.var_ema + (1.0 - p.ema_decay) * v)
         self.n_refresh += 1
         self._p = self._probs()
+        ctx.adapted = {}
         self.history.append({"step": int(ctx.step), "var": v.tolist(),
                              "var_ema": self.var_ema.tolist(),
                              "bin_prob": [float(self._p[lo:hi].sum()) for lo, hi in

@@ -34,6 +34,7 @@ from strategies.base import Draw, StepContext, Strategy, register
 @register
 class LossSecondMoment(Strategy):
     name = "loss_second_moment"
+    learned = True
     paper = "Nichol & Dhariwal 2021, IDDPM (arXiv 2102.09672) §3.3, LossSecondMomentResampler"
 
     @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class LossSecondMoment(Strategy):
             buf = ctx.reduce(buf)
         buf = buf.cpu()
         self.update(buf[0].round().long(), buf[1])
+        ctx.adapted = {}
 
     def update(self, t: Tensor, losses: Tensor) -> None:
         """Push (t, loss) pairs in order into the per-t FIFOs (IDDPM ``update_with_all_losses``)."""

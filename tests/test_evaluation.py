@@ -36,6 +36,8 @@ def _toy(iterations=40, **ev):
 
 def test_default_config_has_no_callbacks_and_unknown_keys_fail():
     assert E.callbacks(C.resolve({})) == []
+    learned = C.resolve({"strategy": {"name": "compose", "sampler": {"name": "grad_variance"}}})
+    assert [type(cb).__name__ for cb in E.callbacks(learned)] == ["Adaptation"]
     with pytest.raises(C.ConfigError, match=r"eval\.'n_sample'.*n_samples"):
         C.resolve({"eval": {"n_sample": 10}})
     with pytest.raises(C.ConfigError, match=r"eval\.diagnostics\.'binz'.*bins"):

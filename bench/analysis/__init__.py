@@ -3,27 +3,34 @@ only the report's command writes files).
 
 The package's public names, re-exported from its modules: ``load`` (reading a tree: bench.rundir
 files, run status, labels), ``stats`` (intervals over seeds, metric direction), ``tables``
-(Table 1, time-to-target, Table 4 pairs), ``figures`` (the paper's figures).
+(Table 1, time-to-target, Table 4 pairs), ``figures`` (the paper's figures), ``cost`` (the
+compute axis and the load-noise warning), ``adaptation`` (did a learned strategy adapt).
 """
 
-from bench.analysis.figures import (TIME_CMAP, curve, fig_metric_vs_iteration,
-                                    fig_metric_vs_wallclock, fig_p_t, fig_timestep_diagnostics,
-                                    fig_train_loss, ordered_conditions, t_hist_density)
+from bench.analysis.adaptation import (MARK, THRESHOLD, mark_conditions, marks, summaries,
+                                       summary)
+from bench.analysis.cost import LOAD_TOLERANCE, load_warnings, per_iteration, training_cost
+from bench.analysis.figures import (RELATIVE_AXES, TIME_CMAP, curve, fig_adaptation,
+                                    fig_metric_vs_iteration, fig_metric_vs_relative, fig_p_t,
+                                    fig_timestep_diagnostics, fig_train_loss, ordered_conditions,
+                                    t_hist_density)
 from bench.analysis.load import (COUNTED, RUN_COLUMNS, SCHEDULE_ORDER, ReportError, Results, load,
                                  load_results, read_config, run_info, schedule_key, sort_runs)
 from bench.analysis.stats import (LOWER_IS_BETTER, diff_ci, known_direction, lower_is_better,
                                   mean_ci, t_quantile)
-from bench.analysis.tables import (COND_COLUMNS, Unit, baseline_reference, best_up_to,
+from bench.analysis.tables import (AXES, COND_COLUMNS, Unit, baseline_reference, best_up_to,
                                    default_budgets, pair_table, slugify, table1, time_to_target,
                                    units)
 from bench.rundir import EVAL_COLUMNS, METRIC_COLUMNS, TIMESTEP_FILES, TIMESTEP_REQUIRED
 
 __all__ = [
-    "COND_COLUMNS", "COUNTED", "EVAL_COLUMNS", "LOWER_IS_BETTER", "METRIC_COLUMNS", "RUN_COLUMNS",
-    "SCHEDULE_ORDER", "TIMESTEP_FILES", "TIMESTEP_REQUIRED", "TIME_CMAP", "ReportError",
-    "Results", "Unit", "baseline_reference", "best_up_to", "curve", "default_budgets", "diff_ci",
-    "fig_metric_vs_iteration", "fig_metric_vs_wallclock", "fig_p_t", "fig_timestep_diagnostics",
-    "fig_train_loss", "known_direction", "load", "load_results", "lower_is_better", "mean_ci",
+    "AXES", "COND_COLUMNS", "COUNTED", "EVAL_COLUMNS", "LOAD_TOLERANCE", "LOWER_IS_BETTER", "MARK",
+    "METRIC_COLUMNS", "RELATIVE_AXES", "RUN_COLUMNS", "SCHEDULE_ORDER", "THRESHOLD",
+    "TIMESTEP_FILES", "TIMESTEP_REQUIRED", "TIME_CMAP", "ReportError", "Results", "Unit",
+    "baseline_reference", "best_up_to", "curve", "default_budgets", "diff_ci", "fig_adaptation",
+    "fig_metric_vs_iteration", "fig_metric_vs_relative", "fig_p_t", "fig_timestep_diagnostics",
+    "fig_train_loss", "known_direction", "load_warnings", "mark_conditions", "marks",
+    "per_iteration", "summaries", "summary", "training_cost", "load", "load_results", "lower_is_better", "mean_ci",
     "ordered_conditions", "pair_table", "read_config", "run_info", "schedule_key", "slugify",
     "sort_runs", "t_hist_density", "t_quantile", "table1", "time_to_target", "units",
 ]

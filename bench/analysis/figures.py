@@ -138,31 +138,73 @@ def _schedule_panels(data: pd.DataFrame, y: str, ylabel: str, baseline: str, lev
     return fig, axes, panels
 
 
-def fig_metric_vs_wallclock(ev: pd.DataFrame, unit: Unit, baseline: str = "uniform",
-                            level: float = 0.95):
-    """Kim et al. Fig. 1 / Fig. 7: the metric vs training wall-clock relative to "1D", the
-    baseline's mean training time to its final evaluation, one panel per schedule that has a done
-    baseline run. None when no schedule has one."""
+RELATIVE_AXES = {   # axis: (evaluation column, 1D unit, x label)
+    "cost": ("cost", "forward-equivalents", "training compute / 1D ({baseline}; counted "
+                                            "forward-equivalents)"),
+    "wall": ("wall_s_train", "s", "training wall-clock / 1D ({baseline}; measured)"),
+}
+
+
+def fig_metric_vs_relative(ev: pd.DataFrame, unit: Unit, axis: str = "cost",
+                           baseline: str = "uniform", level: float = 0.95):
+    """Kim et al. Fig. 1 / Fig. 7: the metric vs training cost relative to "1D", the baseline's
+    mean cost to its final evaluation, one panel per schedule that has a done baseline run;
+    ``axis`` "cost" (counted forward-equivalents, the primary axis) or "wall" (measured
+    wall-clock). None when no schedule has a baseline with that axis."""
+    col, unit_name, xlabel = RELATIVE_AXES[axis]
     data = unit.select(ev)
     data = data[data["status"].isin(COUNTED)]
+    if col not in data:
+        return None
     refs = {s: baseline_reference(data[(data["schedule"] == s) & (data["strategy"] == baseline)
                                        & (data["variant"] == "")], unit.lower_is_better)
             for s in _schedules(data)}
-    refs = {s: r for s, r in refs.items() if r and np.isfinite(r["ref_wall"]) and r["ref_wall"] > 0}
+    key = f"ref_{axis}"
+    refs = {s: r for s, r in refs.items() if r and np.isfinite(r[key]) and r[key] > 0}
     if not refs:
         return None
     fig, axes = _figure(len(refs))
     colors = _colors(ordered_conditions(data, baseline))
     for ax, (sched, ref) in zip(axes[0], refs.items()):
         d = data[data["schedule"] == sched]
-        d = d.assign(rel=d["wall_s_train"] / ref["ref_wall"])
+        d = d.assign(rel=pd.to_numeric(d[col], errors="coerce") / ref[key])
         _plot_conditions(ax, d, "value", "rel", colors, baseline, level)
         ax.axvline(1.0, color="0.4", ls="--", lw=1)
         ax.text(1.0, 1.0, " 1D", transform=ax.get_xaxis_transform(), va="top", fontsize="small")
-        ax.set(title=f"{sched} (1D = {ref['ref_wall']:.4g} s)", ylabel=_ylabel(unit.metric),
-               xlabel=f"training wall-clock / 1D ({baseline})")
+        ax.set(title=f"{sched} (1D = {ref[key]:.4g} {unit_name})", ylabel=_ylabel(unit.metric),
+               xlabel=xlabel.format(baseline=baseline))
         ax.grid(alpha=0.3)
     _suptitle(fig, unit.title)
+    _legend(fig, axes)
+    return fig
+
+
+def fig_adaptation(adaptation: pd.DataFrame, setting: str, threshold: float,
+                   baseline: str = "uniform"):
+    """Did the learned samplers adapt? Per schedule, the total variation of each learned run's
+    p(t) from uniform at every update (solid) and of the histogram of the t it drew so far
+    (dashed; the report's "did not adapt" test) vs iteration, the threshold dotted."""
+    d = adaptation[(adaptation["setting"] == setting) & adaptation["status"].isin(COUNTED)]
+    if d.empty:
+        return None
+    scheds = _schedules(d)
+    fig, axes = _figure(len(scheds))
+    colors = _colors(ordered_conditions(d, baseline))
+    for ax, sched in zip(axes[0], scheds):
+        s = d[d["schedule"] == sched]
+        for cond in ordered_conditions(s, baseline):
+            for i, (_, r) in enumerate(s[s["condition"] == cond].groupby("run", sort=True)):
+                r = r.sort_values("step")
+                ax.plot(r["step"], r["tv_uniform"], color=colors[cond], lw=1.1,
+                        label=cond if i == 0 else None)
+                ax.plot(r["step"], r["drawn_tv"], color=colors[cond], lw=1.0, ls="--")
+        ax.axhline(threshold, color="0.3", ls=":", lw=1)
+        ax.set(title=sched, xlabel="iteration", ylabel="total variation from uniform",
+               ylim=(0, 1))
+        _integer_x(ax)
+        ax.grid(alpha=0.3)
+    _suptitle(fig, f"adaptation of the learned strategies — {setting} (solid: p(t) at each "
+                   f"update; dashed: the t drawn so far; dotted: threshold {threshold:g})")
     _legend(fig, axes)
     return fig
 

@@ -1,8 +1,9 @@
 """Tables (DataFrames) over the tidy evaluation frame, per evaluation unit (setting × metric ×
 protocol): ``table1`` — the best value of a metric reached up to each iteration budget per
 strategy × schedule (Kim et al. 2025, Table 1), mean ± 95 % t-interval over seeds;
-``time_to_target`` — iterations and training wall-clock to reach the baseline's final value
-(AlgoPerf-style) and the speed-up; ``pair_table`` — two strategies side by side with their
+``time_to_target`` — the counted training cost (forward-equivalents, the ``cost`` column of the
+evaluation frame: bench.analysis.cost), iterations and measured training wall-clock to reach the
+baseline's final value (AlgoPerf-style) and the speed-ups; ``pair_table`` — two strategies side by side with their
 difference (Table 4 style)."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from bench.analysis.adaptation import MARK
 from bench.analysis.load import COUNTED, schedule_key, sort_runs
 from bench.analysis.stats import diff_ci, lower_is_better, mean_ci
 
@@ -146,43 +148,56 @@ def table1(ev: pd.DataFrame, unit: Unit, budgets: Iterable[int] | None = None,
 
 
 # ---------------------------------------------------------------------------- time to target
-def _reaches(g: pd.DataFrame, target: float, lower: bool) -> tuple[float, float]:
-    """(step, wall_s_train) of the run's first evaluation at or past ``target``; NaN if none."""
+AXES = ("iter", "wall", "cost")      # iterations, measured wall-clock, counted cost
+AXIS_COLUMN = {"iter": "step", "wall": "wall_s_train", "cost": "cost"}
+
+
+def _at(row: pd.Series) -> tuple[float, ...]:
+    return tuple(float(row[AXIS_COLUMN[a]]) if AXIS_COLUMN[a] in row else math.nan for a in AXES)
+
+
+def _reaches(g: pd.DataFrame, target: float, lower: bool) -> tuple[float, ...]:
+    """(step, wall_s_train, cost) of the run's first evaluation at or past ``target``; NaN if
+    none."""
     g = g.sort_values("step")
     hit = g[(g["value"] <= target) if lower else (g["value"] >= target)]
     if hit.empty:
-        return math.nan, math.nan
-    return float(hit["step"].iloc[0]), float(hit["wall_s_train"].iloc[0])
+        return (math.nan,) * len(AXES)
+    return _at(hit.iloc[0])
+
+
+def _mean_finite(x: np.ndarray) -> float:
+    return float(np.nanmean(x)) if np.isfinite(x).any() else math.nan
 
 
 def baseline_reference(ev: pd.DataFrame, lower: bool) -> dict | None:
     """From the done baseline runs of one schedule: the target (mean over seeds of the value at
-    each run's final evaluation) and "1D" = mean step and mean training wall-clock of that final
-    evaluation (the time the baseline takes to converge, Kim et al. Fig. 1). None without runs."""
+    each run's final evaluation) and "1D" = mean step, training wall-clock and counted cost of
+    that final evaluation (the time the baseline takes to converge, Kim et al. Fig. 1). None
+    without runs."""
     finals = []
     done = ev[ev["status"] == "done"]
     for _, g in sorted(done.groupby("run"), key=lambda kv: (kv[1]["seed"].iloc[0], kv[0])):
         last = g[g["step"] == g["step"].max()].iloc[-1]    # seed order: sums independent of ids
-        finals.append((last["value"], last["step"], last["wall_s_train"]))
+        finals.append((last["value"], *_at(last)))
     if not finals:
         return None
-    v, s, w = (np.array(x, dtype=float) for x in zip(*finals))
+    v, s, w, c = (np.array(x, dtype=float) for x in zip(*finals))
     return {"target": float(np.nanmean(v)), "ref_iter": float(s.mean()),
-            "ref_wall": float(np.nanmean(w)) if np.isfinite(w).any() else math.nan,
-            "n_baseline": len(finals)}
+            "ref_wall": _mean_finite(w), "ref_cost": _mean_finite(c), "n_baseline": len(finals)}
 
 
-def _final(g: pd.DataFrame) -> tuple[float, float]:
-    last = g[g["step"] == g["step"].max()].iloc[-1]
-    return float(last["step"]), float(last["wall_s_train"])
+def _final(g: pd.DataFrame) -> tuple[float, ...]:
+    return _at(g[g["step"] == g["step"].max()].iloc[-1])
 
 
 def time_to_target(ev: pd.DataFrame, unit: Unit, baseline: str = "uniform",
                    level: float = 0.95) -> pd.DataFrame:
-    """Per condition: iterations and training wall-clock (s) at the first evaluation reaching the
+    """Per condition: iterations, measured training wall-clock (s) and counted cost
+    (forward-equivalents; ``ev["cost"]``, NaN where absent) at the first evaluation reaching the
     baseline's final value (per seed; mean ± CI when every seed reached it, else NaN) and the
-    speed-up = baseline 1D / mean time-to-target. The baseline's own row is its 1D, the time of
-    its final evaluation per seed (the target is defined there), with speed-up 1."""
+    speed-up = baseline 1D / mean time-to-target on each axis. The baseline's own row is its 1D,
+    the time of its final evaluation per seed (the target is defined there), with speed-up 1."""
     data = unit.select(ev)
     data = data[data["status"].isin(COUNTED)]
     rows = []
@@ -198,18 +213,17 @@ def time_to_target(ev: pd.DataFrame, unit: Unit, baseline: str = "uniform",
             per = {r["seed"].iloc[0]: _final(r) if is_base else
                    _reaches(r, ref["target"], unit.lower_is_better) for _, r in c.groupby("run")}
             per = dict(sorted(per.items()))       # by seed, whatever the run ids
-            steps, walls = [p[0] for p in per.values()], [p[1] for p in per.values()]
-            k = int(np.isfinite(steps).sum())
-            mi, ci_i, _, _ = mean_ci(steps, level) if k == len(per) else (math.nan,) * 4
-            mw, ci_w, _, _ = mean_ci(walls, level) if k == len(per) else (math.nan,) * 4
-            rows.append({"setting": setting, "schedule": schedule, "variant": variant,
-                         "condition": cond, "strategy": c["strategy"].iloc[0], **ref,
-                         "n_runs": len(per), "reached": k, "seeds": tuple(per),
-                         "iter_values": tuple(steps), "iter_mean": mi, "iter_ci95": ci_i,
-                         "wall_values": tuple(walls), "wall_mean": mw, "wall_ci95": ci_w,
-                         "speedup_iter": 1.0 if is_base else ref["ref_iter"] / mi,
-                         "speedup_wall": 1.0 if is_base else ref["ref_wall"] / mw,
-                         "is_baseline": is_base})
+            k = int(np.isfinite([p[0] for p in per.values()]).sum())
+            row = {"setting": setting, "schedule": schedule, "variant": variant,
+                   "condition": cond, "strategy": c["strategy"].iloc[0], **ref,
+                   "n_runs": len(per), "reached": k, "seeds": tuple(per)}
+            for i, axis in enumerate(AXES):
+                vals = [p[i] for p in per.values()]
+                m, ci, _, _ = mean_ci(vals, level) if k == len(per) else (math.nan,) * 4
+                row.update({f"{axis}_values": tuple(vals), f"{axis}_mean": m,
+                            f"{axis}_ci95": ci,
+                            f"speedup_{axis}": 1.0 if is_base else ref[f"ref_{axis}"] / m})
+            rows.append({**row, "is_baseline": is_base})
     if not rows:
         return pd.DataFrame()
     out = pd.DataFrame(rows).assign(seed=0)
@@ -217,6 +231,14 @@ def time_to_target(ev: pd.DataFrame, unit: Unit, baseline: str = "uniform",
 
 
 # ---------------------------------------------------------------------------- Table 4: a pair
+def _mark_of(conditions: pd.Series) -> str:
+    """The " [did not adapt…]" suffix of a (marked) condition label, '' if none."""
+    for c in conditions:
+        if f" [{MARK}" in c:
+            return c[c.index(f" [{MARK}"):]
+    return ""
+
+
 def pair_table(ev: pd.DataFrame, unit: Unit, a: str, b: str,
                budgets: Iterable[int] | None = None, level: float = 0.95) -> pd.DataFrame:
     """Kim et al. Table 4 for strategies ``a`` and ``b`` (labels): per schedule [× variant] and
@@ -241,8 +263,10 @@ def pair_table(ev: pd.DataFrame, unit: Unit, a: str, b: str,
         d, hd, test = diff_ci(va, vb, level)
         best = "" if na == 0 or nb == 0 or na < ra or nb < rb else "tie" if ma == mb else (
             "a" if (ma < mb) == unit.lower_is_better else "b")
+        label = {x: x + _mark_of(g.loc[g["strategy"] == x, "condition"]) for x in (a, b)}
         rows.append({"setting": setting, "schedule": schedule, "variant": variant,
-                     "budget": int(budget), "a": a, "a_mean": ma, "a_ci95": ha, "a_n": na,
+                     "budget": int(budget), "a": a, "a_label": label[a],
+                     "b_label": label[b], "a_mean": ma, "a_ci95": ha, "a_n": na,
                      "a_runs": ra, "b": b, "b_mean": mb, "b_ci95": hb, "b_n": nb, "b_runs": rb,
                      "diff": d, "diff_ci95": hd,
                      "test": test, "best": best})

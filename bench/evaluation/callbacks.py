@@ -9,14 +9,21 @@ to the trainer):
   (bench.evaluation.toy_metrics). One row per metric is appended to ``RUN/evals.csv``
   (bench.rundir.EVAL_COLUMNS):
 
-      step, nimg, metric, value, n_samples, sampler, wall_s_train, wall_s_eval
+      step, nimg, metric, value, n_samples, sampler, wall_s_train, wall_s_eval, fwd_eval,
+      fwd_train, bwd_train, fwd_strategy, bwd_strategy
 
   ``sampler`` says how the value was produced: ``ddpm_T1000`` / ``ddim100_eta0`` for sample metrics,
   ``full_T1000`` / ``stratified_K50`` (the NLL estimator) for ``nll_bpd``. ``wall_s_train`` is the
   trainer's training clock at that step (evaluation excluded); ``wall_s_eval`` the seconds spent on
   that row: sampling + features (+ the one-off reference statistics/extractor training the first
   time) for sample metrics, which share one batch of samples — each of those rows carries the whole
-  group's time —, the bound's network calls for ``nll_bpd``.
+  group's time —, the bound's network calls for ``nll_bpd``. ``fwd_eval`` counts the same way the
+  per-example forward passes through the diffusion network that the row cost (n·k for DDIM-k
+  sampling of n samples, n·T for DDPM; the bound's calls for ``nll_bpd``; feature extractors are
+  other networks and not counted); the last four are the run's cumulative training cost at that
+  step (bench.core.cost).
+* ``Adaptation`` — for learned strategies, ``timesteps/adaptation.csv`` and ``t_drawn.csv``
+  (bench.evaluation.adaptation).
 * ``Diagnostics`` — at ``eval.diagnostics.every`` / ``.at``: per-timestep loss and gradient
   variance, p(t) and the histogram of drawn t under ``RUN/timesteps/``
   (bench.evaluation.diagnostics).
@@ -36,13 +43,16 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+import strategies
 from bench import rundir
 from bench.config import Config
+from bench.core.cost import EVAL_COUNTER, Counted
 from bench.core.diffusion import Diffusion
 from bench.core.io import default_cache_dir
 from bench.core.rng import generator
 from bench.data import datasets
 from bench.evaluation import diagnostics, fid, nll, toy_metrics
+from bench.evaluation.adaptation import Adaptation
 from bench.evaluation.sampling import decode, generate, sampler_name
 
 IMAGE_METRICS, VECTOR_METRICS = ("fid", "nll"), ("swd", "mmd", "nll")
@@ -114,7 +124,7 @@ class Evaluator:
                              progress=getattr(tr, "progress", False))
         for r in rows:
             r.update(nimg=tr.step * tr.cfg.train.batch_size,
-                     wall_s_train=round(tr.wall_s_train, 4))
+                     wall_s_train=round(tr.wall_s_train, 4), **tr.cost)
         rundir.append_evals(tr.run_dir, rows)
         self.evaluated.add(tr.step)
         return rows
@@ -122,8 +132,10 @@ class Evaluator:
     # --- the metrics ------------------------------------------------------------------
     def evaluate(self, model, diffusion: Diffusion, data, step: int, device: torch.device,
                  progress: bool = False) -> list[dict]:
-        """Rows {step, metric, value, n_samples, sampler, wall_s_eval} of the configured metrics."""
+        """Rows {step, metric, value, n_samples, sampler, wall_s_eval, fwd_eval} of the configured
+        metrics."""
         e = self.e
+        model = Counted(model)
         metrics = resolve_metrics(e.metrics, data.is_image, data.decode is not None)
         rows: list[dict] = []
         sample_metrics = [m for m in metrics if m != "nll"]
@@ -138,16 +150,18 @@ class Evaluator:
             if data.decode is not None:
                 x = decode(data, x, e.batch_size, device)
             vals = self.sample_metrics(x, sample_metrics, data, device, progress)
-            wall = time.perf_counter() - t0
+            wall, fwd = time.perf_counter() - t0, model.fwd
             for name, v in vals.items():
-                rows.append(dict(step=step, metric=name, value=v, n_samples=e.n_samples,
-                                 sampler=sampler_name(e, diffusion.T), wall_s_eval=round(wall, 4)))
+                rows.append({"step": step, "metric": name, "value": v, "n_samples": e.n_samples,
+                             "sampler": sampler_name(e, diffusion.T),
+                             "wall_s_eval": round(wall, 4), EVAL_COUNTER: fwd})
         if "nll" in metrics:
-            t0 = time.perf_counter()
+            t0, fwd0 = time.perf_counter(), model.fwd
             r = self.nll(model, diffusion, data, device, progress)
-            rows.append(dict(step=step, metric="nll_bpd", value=r["bpd"], n_samples=r["n"],
-                             sampler=r["estimator"],
-                             wall_s_eval=round(time.perf_counter() - t0, 4)))
+            rows.append({"step": step, "metric": "nll_bpd", "value": r["bpd"], "n_samples": r["n"],
+                         "sampler": r["estimator"],
+                         "wall_s_eval": round(time.perf_counter() - t0, 4),
+                         EVAL_COUNTER: model.fwd - fwd0})
         return rows
 
     def extractor(self, data, device: torch.device, progress: bool = False) -> fid.Extractor:
@@ -279,11 +293,18 @@ class Diagnostics:
         self.since = step
 
 
+def _learned(cfg: Config) -> bool:
+    d, s = cfg.diffusion, cfg.strategy
+    return bool(strategies.build(s.name, Diffusion(d.schedule, d.timesteps, d.variance),
+                                 s.params).learned)
+
+
 def callbacks(cfg: Mapping | Config) -> list:
-    """The trainer callbacks cfg.eval asks for (empty when evaluation is off)."""
+    """The trainer callbacks cfg.eval asks for, and ``Adaptation`` when the strategy is learned
+    (empty for a fixed strategy with evaluation off)."""
     cfg = Config.of(cfg)
     e, d = cfg.eval, cfg.eval.diagnostics
-    out: list = []
+    out: list = [Adaptation()] if _learned(cfg) else []
     if e.enabled:
         out.append(Evaluator(cfg))
     if d.every > 0 or d.at:

@@ -13,10 +13,14 @@ progress) and writes into --out (default RESULTS_DIR/report):
 
 Tables per setting (dataset × backbone) and evaluation protocol (metric × sampler × n_samples):
 Table 1 (best value up to each iteration budget, mean ± 95 % CI over seeds and the per-seed
-values, best in bold), time-to-target (iterations and wall-clock to the baseline's final value,
-speed-up) and Table 4 pairs (default: each strategy against the baseline). Figures: metric vs
-iteration, metric vs relative wall-clock (Fig. 1/7), training loss, per-timestep loss and gradient
-variance (Fig. 2/6), p(t) across training (Fig. 5); a figure without data is skipped with a note.
+values, best in bold), time-to-target (counted compute in forward-equivalents relative to the
+baseline's 1D, iterations and measured wall-clock to the baseline's final value, speed-ups) and
+Table 4 pairs (default: each strategy against the baseline); for learned strategies an adaptation
+table (runs that did not adapt are marked in every table and legend). Figures: metric vs
+iteration, metric vs relative compute and vs relative wall-clock (Fig. 1/7), training loss,
+per-timestep loss and gradient variance (Fig. 2/6), p(t) across training (Fig. 5), adaptation
+(TV from uniform vs iteration); a figure without data is skipped with a note. A note warns when
+runs of equal counted cost per iteration disagree in wall-clock (machine load).
 See docs/report.md. Exit status 2 on an unreadable results tree (the message names the file).
 """
 
@@ -27,6 +31,7 @@ import sys
 from pathlib import Path
 
 from bench import analysis as A
+from bench.core.cost import BWD_FACTOR
 from bench.report.build import FORMATS, Report, build, index_md
 
 
@@ -75,6 +80,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="a Table 4 pair of strategy labels (repeatable; default: each strategy "
                          "vs the baseline)")
     ap.add_argument("--no-figures", action="store_true", help="tables and index only")
+    ap.add_argument("--bwd-factor", type=float, default=BWD_FACTOR,
+                    help="forwards one backward pass costs on the compute axis: "
+                         "forward-equivalents = fwd + F·bwd (default %(default)g)")
+    ap.add_argument("--adapt-threshold", type=float, default=A.THRESHOLD,
+                    help="a learned run whose drawn-t total variation from uniform (and median "
+                         "p·w change) stays below this is marked 'did not adapt' (default "
+                         "%(default)g)")
+    ap.add_argument("--load-tolerance", type=float, default=A.LOAD_TOLERANCE,
+                    help="warn when runs of equal counted cost per iteration differ by more "
+                         "than this in measured wall-clock per iteration (default %(default)g)")
     args = ap.parse_args(argv)
     args.formats = _csv_list(args.format)
     bad = [f for f in args.formats if f not in FORMATS]
@@ -95,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         R = A.load(args.results_dir)
         rep = build(R, metrics=args.metrics, budgets=args.budget_list, baseline=args.baseline,
                     pairs=[tuple(p) for p in args.pair] if args.pair else None,
-                    figures=not args.no_figures)
+                    figures=not args.no_figures, bwd_factor=args.bwd_factor,
+                    adapt_threshold=args.adapt_threshold, load_tolerance=args.load_tolerance)
         out = Path(args.out) if args.out else Path(args.results_dir) / "report"
         index = write(rep, R, out, args.formats, command)
     except A.ReportError as e:

@@ -6,6 +6,7 @@ docs/report.md.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import pandas as pd
 
 from bench import analysis as A
 from bench import rundir
+from bench.core.cost import BWD_FACTOR
 
 FORMATS = ("md", "csv", "tex")
 
@@ -153,6 +155,15 @@ def _ttt_cell(mean: float, ci: float, values, reached: int, n: int, d: int) -> s
     return out + (f" ({_per_seed(values, d)})" if n >= 2 else "")
 
 
+def _relative_cost(r: dict) -> tuple[tuple, float, float]:
+    """The cost axis in units of the baseline's 1D: (per-seed values, mean, CI half-width)."""
+    ref = r["ref_cost"]
+    ok = ref is not None and math.isfinite(ref) and ref > 0
+    rel = tuple(v / ref if ok else math.nan for v in r["cost_values"])
+    scale = 1.0 / ref if ok else math.nan
+    return rel, r["cost_mean"] * scale, r["cost_ci95"] * scale
+
+
 def render_time_to_target(t: pd.DataFrame, unit: A.Unit, baseline: str
                           ) -> tuple[str, str, pd.DataFrame]:
     dv = decimals(t["target"])
@@ -164,25 +175,29 @@ def render_time_to_target(t: pd.DataFrame, unit: A.Unit, baseline: str
                        r["n_runs"], 0)
         wall = _ttt_cell(r["wall_mean"], r["wall_ci95"], r["wall_values"], r["reached"],
                          r["n_runs"], dw)
+        rel, rel_mean, rel_ci = _relative_cost(r)
+        cost = _ttt_cell(rel_mean, rel_ci, rel, r["reached"], r["n_runs"], 2)
         if r["is_baseline"]:
             it = (f"1D = {num(r['ref_iter'], 0)} (final evaluation: "
                   f"{_per_seed(r['iter_values'], 0)})")
             wall = (f"1D = {num(r['ref_wall'], dw)} (final evaluation: "
                     f"{_per_seed(r['wall_values'], dw)})")
-            sp_i = sp_w = "1× (reference)"
+            cost = f"1D = {num(r['ref_cost'], 0)} forward-equivalents"
+            sp_c = sp_i = sp_w = "1× (reference)"
         else:
-            sp_i, sp_w = (f"{num(r[k], 2)}×" if math.isfinite(r[k]) else "—"
-                          for k in ("speedup_iter", "speedup_wall"))
-        rows.append([sched, r["condition"], f"{r['reached']}/{r['n_runs']}", it, wall, sp_i,
-                     sp_w])
-    header = ["schedule", "strategy", "reached", "iterations to target",
-              "wall-clock to target (s)", "speed-up (iterations)", "speed-up (wall-clock)"]
+            sp_c, sp_i, sp_w = (f"{num(r[k], 2)}×" if math.isfinite(r[k]) else "—"
+                                for k in ("speedup_cost", "speedup_iter", "speedup_wall"))
+        rows.append([sched, r["condition"], f"{r['reached']}/{r['n_runs']}", cost, sp_c, it,
+                     sp_i, wall, sp_w])
+    header = ["schedule", "strategy", "reached", "compute to target (× 1D)",
+              "speed-up (compute)", "iterations to target", "speed-up (iterations)",
+              "wall-clock to target (s, measured)", "speed-up (wall-clock, measured)"]
     md = markdown_table(header, _group_first(rows))
     tex = latex_table([tex_escape(h) for h in header],
                       [[tex_escape(c) for c in r] for r in _group_first(rows)],
                       f"time to the {baseline} baseline's final {unit.title}")
     csv = t.assign(**{k: [";".join(f"{x:.10g}" for x in v) for v in t[k]]
-                      for k in ("seeds", "iter_values", "wall_values")})
+                      for k in ("seeds", "iter_values", "wall_values", "cost_values")})
     return md, tex, csv
 
 
@@ -202,7 +217,8 @@ def render_pair(t: pd.DataFrame, a: str, b: str, unit: A.Unit
     for (sched, variant), g in t.groupby(["schedule", "variant"], sort=False):
         cells = {bu: r for bu, r in zip(g["budget"], g.to_dict("records"))}
         label = sched + (f" [{variant}]" if variant else "")
-        for side, name in (("a", a), ("b", b)):
+        for side in ("a", "b"):
+            name = g[f"{side}_label"].iloc[0]
             rows.append([label, name, *(_pair_cell(cells[bu][f"{side}_mean"],
                                                    cells[bu][f"{side}_ci95"],
                                                    cells[bu][f"{side}_n"],
@@ -250,7 +266,7 @@ def _check_request(ev: pd.DataFrame, metrics: list[str] | None, pairs: list[tupl
 
 
 def _unit_tables(rep: Report, ev: pd.DataFrame, u: A.Unit, budgets, baseline: str,
-                 pairs: list[tuple[str, str]] | None, level: float) -> None:
+                 pairs: list[tuple[str, str]] | None, level: float, bwd_factor: float) -> None:
     word = "lowest" if u.lower_is_better else "highest"
     t = A.table1(ev, u, budgets, level, baseline)
     if t.empty:
@@ -265,10 +281,14 @@ def _unit_tables(rep: Report, ev: pd.DataFrame, u: A.Unit, budgets, baseline: st
         rep.skipped.append(f"time-to-target for {u.title}: no done '{baseline}' baseline run")
     else:
         md, tex, csv = render_time_to_target(ttt, u, baseline)
-        rep.tables.append(Item(f"time_to_target_{u.slug}", f"Time to target — iterations and "
-                               f"training wall-clock until {u.metric} reaches the '{baseline}' "
-                               f"baseline's final value (mean over its seeds); speed-up = "
-                               f"baseline 1D / mean time.", csv, md, tex))
+        rep.tables.append(Item(f"time_to_target_{u.slug}", f"Time to target — until {u.metric} "
+                               f"reaches the '{baseline}' baseline's final value (mean over its "
+                               f"seeds): counted training compute in forward-equivalents "
+                               f"(forward + {bwd_factor:g}·backward passes through the network, "
+                               f"the strategy's own included) relative to the baseline's 1D, "
+                               f"iterations, and measured wall-clock (subject to machine load); "
+                               f"speed-up = baseline 1D / mean time on each axis.",
+                               csv, md, tex))
     present = set(u.select(ev)["strategy"])
     todo = pairs if pairs else [(baseline, s) for s in sorted(present) if s != baseline]
     for a, b in todo:
@@ -291,14 +311,18 @@ def _unit_figures(rep: Report, ev: pd.DataFrame, u: A.Unit, baseline: str, level
         rep.figures.append(Item(f"{u.slug}_vs_iteration", f"{u.title} vs training iteration, "
                                 f"per schedule: mean over seeds with a 95 % CI band.",
                                 figure=fig))
-    fig = A.fig_metric_vs_wallclock(ev, u, baseline, level)
-    if fig is None:
-        rep.skipped.append(f"figure {u.title} vs relative wall-clock (Fig. 1/7): no done "
-                           f"'{baseline}' run with training wall-clock to define 1D")
-    else:
-        rep.figures.append(Item(f"{u.slug}_vs_wallclock", f"{u.title} vs training wall-clock "
-                                f"relative to 1D, the '{baseline}' baseline's training time to "
-                                f"its final evaluation (Fig. 1/7 style).", figure=fig))
+    for axis, slug, what in (("cost", "compute", "counted training compute (forward-"
+                                                  "equivalents)"),
+                             ("wall", "wallclock", "measured training wall-clock (machine load "
+                                                   "included)")):
+        fig = A.fig_metric_vs_relative(ev, u, axis, baseline, level)
+        if fig is None:
+            rep.skipped.append(f"figure {u.title} vs relative {what} (Fig. 1/7): no done "
+                               f"'{baseline}' run with it to define 1D")
+            continue
+        rep.figures.append(Item(f"{u.slug}_vs_{slug}", f"{u.title} vs {what} relative to 1D, "
+                                f"the '{baseline}' baseline's cost to its final evaluation "
+                                f"(Fig. 1/7 style).", figure=fig))
 
 
 def _setting_slugs(settings: list[str]) -> dict[str, str]:
@@ -355,21 +379,105 @@ def _setting_figures(rep: Report, R: A.Results, baseline: str, level: float) -> 
                 figure=A.fig_p_t(p_t, t_hist, st, sched, baseline)))
 
 
+def _check_options(bwd_factor: float, adapt_threshold: float, load_tolerance: float) -> None:
+    for name, v, ok, rule in (
+            ("--bwd-factor", bwd_factor, lambda x: x >= 0, ">= 0 (forwards per backward pass)"),
+            ("--adapt-threshold", adapt_threshold, lambda x: 0 <= x <= 1,
+             "in [0, 1] (a total variation)"),
+            ("--load-tolerance", load_tolerance, lambda x: x >= 0, ">= 0 (e.g. 0.2 = 20 %)")):
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and ok(v)):
+            raise A.ReportError(f"{name} must be {rule}, got {v!r}")
+
+
+ADAPT_HEADER = ["schedule", "strategy", "seed", "updates", "TV drawn t", "TV p(t) mean",
+                "TV p(t) final", "TV p·w vs initial (median)", "reward std (mean)",
+                "reward–t corr. (mean)", "verdict"]
+
+
+def render_adaptation(summ: pd.DataFrame, threshold: float) -> tuple[str, str]:
+    rows = []
+    for r in summ.to_dict("records"):
+        verdict = "adapted" if r["adapted"] else A.MARK
+        rows.append([r["schedule"], r["condition"], str(r["seed"]), str(r["updates"]),
+                     *(num(r[k], 3) for k in ("drawn_tv", "tv_uniform_mean", "tv_uniform_final",
+                                              "eff_tv_median")),
+                     *(num(r[k], d) for k, d in (("reward_std_mean", 6),
+                                                 ("reward_t_corr_mean", 3))), verdict])
+    md = markdown_table(ADAPT_HEADER, _group_first(rows))
+    tex = latex_table([tex_escape(h) for h in ADAPT_HEADER],
+                      [[tex_escape(c) for c in r] for r in _group_first(rows)],
+                      f"adaptation of the learned strategies (threshold {threshold:g})")
+    return md, tex
+
+
+def _adaptation(rep: Report, R: A.Results, summ: pd.DataFrame, threshold: float,
+                baseline: str, figures: bool) -> None:
+    """The adaptation table (per setting) and the TV-vs-iteration figure of learned runs."""
+    if summ.empty:
+        rep.skipped.append(f"adaptation table and figure: no {rundir.TIMESTEPS_DIR}/"
+                           f"{rundir.TIMESTEP_FILES['adaptation']} (no learned strategy) in a "
+                           f"counted run")
+        return
+    settings = list(dict.fromkeys(summ["setting"]))
+    slugs = _setting_slugs(settings)
+    for st in settings:
+        s = summ[summ["setting"] == st]
+        where = f" — {st}" if len(settings) > 1 else ""
+        md, tex = render_adaptation(s, threshold)
+        rep.tables.append(Item(
+            f"adaptation{slugs[st]}", f"Adaptation of the learned strategies{where}: total "
+            f"variation from uniform of the histogram of every t drawn (TV drawn t) and of the "
+            f"strategy's p(t) at its updates, the effective p(t)·w(t) against its initial form, "
+            f"and for adaptive_beta the KL reward's std and its correlation with the distance of "
+            f"t to S. A run whose drawn-t TV and median p·w TV stay below {threshold:g} is marked "
+            f"'{A.MARK}' here and in every table and legend.", s, md, tex))
+        if figures:
+            fig = A.fig_adaptation(R.timesteps["adaptation"], st, threshold, baseline)
+            if fig is not None:
+                rep.figures.append(Item(f"adaptation{slugs[st]}", f"Total variation from uniform "
+                                        f"of each learned run's p(t) at its updates (solid) and "
+                                        f"of the t it drew so far (dashed) vs iteration{where}.",
+                                        figure=fig))
+
+
+def _marked(R: A.Results, m: dict) -> A.Results:
+    """``R`` with "[did not adapt]" on the condition labels of the runs' frames (so every table
+    row and legend carries it)."""
+    if not m:
+        return R
+    return dataclasses.replace(
+        R, runs=A.mark_conditions(R.runs, m), evals=A.mark_conditions(R.evals, m),
+        metrics=A.mark_conditions(R.metrics, m),
+        timesteps={k: A.mark_conditions(v, m) for k, v in R.timesteps.items()})
+
+
 def build(R: A.Results, *, metrics: list[str] | None = None, budgets: list[int] | None = None,
           baseline: str | None = None, pairs: list[tuple[str, str]] | None = None,
-          figures: bool = True, level: float = 0.95) -> Report:
+          figures: bool = True, level: float = 0.95, bwd_factor: float = BWD_FACTOR,
+          adapt_threshold: float = A.THRESHOLD,
+          load_tolerance: float = A.LOAD_TOLERANCE) -> Report:
     """All tables and figures of a loaded results tree (pure: nothing is written). ``baseline``:
-    the reference strategy label (an error if no run has it); None: uniform, where present."""
+    the reference strategy label (an error if no run has it); None: uniform, where present.
+    ``bwd_factor``: the cost of a backward pass in forwards (the compute axis);
+    ``adapt_threshold``: the TV below which a learned run "did not adapt";
+    ``load_tolerance``: the wall-clock disagreement among equal-cost runs that is warned of."""
+    _check_request(R.counted(R.evals), metrics, pairs or [], budgets, baseline)
+    _check_options(bwd_factor, adapt_threshold, load_tolerance)
+    summ = A.summaries(R.counted(R.timesteps["adaptation"]), adapt_threshold)
+    m = A.marks(summ)
+    R, summ = _marked(R, m), A.mark_conditions(summ, m)
     ev = R.counted(R.evals)
-    _check_request(ev, metrics, pairs or [], budgets, baseline)
+    ev = ev.assign(cost=A.training_cost(ev, bwd_factor))
     baseline = baseline or "uniform"
     rep = Report(notes=list(R.notes))
+    rep.notes += A.load_warnings(R.counted(R.metrics), load_tolerance, bwd_factor)
+    _adaptation(rep, R, summ, adapt_threshold, baseline, figures)
     us = A.units(ev, metrics)
     if not us:
         rep.skipped.append(f"all tables and metric figures: no evaluation ({rundir.EVALS} row) "
                            "in a done or partial run")
     for u in us:
-        _unit_tables(rep, ev, u, budgets, baseline, pairs, level)
+        _unit_tables(rep, ev, u, budgets, baseline, pairs, level, bwd_factor)
         if figures:
             _unit_figures(rep, ev, u, baseline, level)
         if not A.known_direction(u.metric):

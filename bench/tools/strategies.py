@@ -9,6 +9,9 @@
                       (the batch marginal: SpeeD's includes its mirrored half);
         loss_weight = the per-timestep factor on the ε-MSE (1 where there is none).
         The importance correction of a sampler (e.g. 1/(T·p) of loss_second_moment) is neither.
+    python -m bench.strategies trace RUN_DIR [--threshold 0.1]
+        a learned strategy's adaptation, one line per update (RUN_DIR/timesteps/adaptation.csv,
+        bench.evaluation.adaptation), then the verdict the report gives (bench.analysis).
 
 ``--set`` values are parsed as YAML; dotted keys nest (``--set sampler.name=speed`` for compose).
 A strategy with a ``batch_size`` parameter (also one nested in compose) gets ``--batch-size`` unless
@@ -24,6 +27,8 @@ import sys
 from typing import Any, TextIO
 
 import strategies
+from bench import rundir
+from bench.analysis import adaptation
 from bench.config import ConfigError, parse_set
 from bench.core.diffusion import SCHEDULES, Diffusion
 
@@ -97,6 +102,37 @@ def plot(path: str, name: str, prob, weight) -> None:
     plt.close(fig)
 
 
+TRACE_COLUMNS = ["step", "event", "tv_uniform", "tv_initial", "q1", "q2", "q3", "q4",
+                 "eff_tv_initial", "drawn_tv", "s_set", "reward_mean", "reward_std",
+                 "reward_t_corr", "alpha_mean", "beta_mean"]
+
+
+def trace(run_dir: str, threshold: float, out: TextIO) -> None:
+    """Print the adaptation rows of ``run_dir`` and the verdict; ValueError if there are none."""
+    from pathlib import Path
+
+    path = Path(run_dir)
+    if not rundir.config_path(path).exists():
+        raise ValueError(f"{run_dir}: not a run directory (no {rundir.CONFIG})")
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"--threshold must be in [0, 1] (a total variation), got {threshold}")
+    rows = rundir.read_timesteps(path)["adaptation"]
+    if rows.empty:
+        name = rundir.read_config(path).get("strategy", {}).get("name", "?")
+        learned = [n for n in strategies.names() if strategies.get(n).learned]
+        raise ValueError(f"{rundir.timesteps_path(path, 'adaptation')}: absent or empty — "
+                         f"strategy {name!r} is not learned or has not updated yet (learned: "
+                         f"{', '.join(learned)}, and compose with one of them as sampler)")
+    cols = [c for c in TRACE_COLUMNS if c in rows and rows[c].notna().any()]
+    out.write(rows[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}") + "\n")
+    s = adaptation.summary(rows, threshold)
+    verdict = "adapted" if s["adapted"] else adaptation.MARK
+    out.write(f"{s['updates']} updates; TV of the drawn t from uniform {s['drawn_tv']:.4g}, "
+              f"of p(t) mean {s['tv_uniform_mean']:.4g} / final {s['tv_uniform_final']:.4g}, "
+              f"p·w vs initial median {s['eff_tv_median']:.4g}: {verdict} (threshold "
+              f"{threshold:g})\n")
+
+
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     ap = argparse.ArgumentParser(prog="python -m bench.strategies", description=__doc__,
@@ -110,9 +146,20 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     sh.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a strategy parameter, e.g. --set gamma=0.5 (repeatable)")
     sh.add_argument("--plot", metavar="OUT.png", help="also save a figure of both columns")
+    tr = sub.add_parser("trace", help="a learned strategy's adaptation in a run directory")
+    tr.add_argument("run_dir")
+    tr.add_argument("--threshold", type=float, default=adaptation.THRESHOLD,
+                    help="the 'did not adapt' total-variation threshold (default %(default)g)")
     args = ap.parse_args(argv)
     if args.cmd is None:
         listing(out)
+        return 0
+    if args.cmd == "trace":
+        try:
+            trace(args.run_dir, args.threshold, out)
+        except (ValueError, rundir.RunFileError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         return 0
     try:
         if args.batch_size < 1:

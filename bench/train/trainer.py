@@ -30,6 +30,7 @@ import strategies
 from bench import rundir
 from bench.config import Config
 from bench.core import dist
+from bench.core.cost import TRAIN_COUNTERS, Counted
 from bench.core.diffusion import mean_flat
 from bench.core.io import atomic_save, pick_device
 from bench.core.rng import derive_seed, generator
@@ -51,12 +52,16 @@ class Diverged(RuntimeError):
 class Callback:
     """The trainer's callback protocol: a callback implements any of these hooks (all no-ops
     here), each called with the trainer. ``on_draw`` sees every global batch's ``Draw`` (e.g. to
-    count the timesteps a strategy draws); the others run at the start (after a resume), after
-    every optimizer step (logging done, before the checkpoint) and at the end."""
+    count the timesteps a strategy draws); ``on_adapt`` follows a step at which a learned strategy
+    updated its distribution (``ctx.adapted`` holds the strategy's record of it, ``trainer.step``
+    is already the new step); the others run at the start (after a resume), after every
+    optimizer step (logging done, before the checkpoint) and at the end."""
 
     def on_start(self, trainer: "Trainer") -> None: ...
 
     def on_draw(self, trainer: "Trainer", draw: strategies.Draw) -> None: ...
+
+    def on_adapt(self, trainer: "Trainer", ctx: strategies.StepContext) -> None: ...
 
     def on_step_end(self, trainer: "Trainer") -> None: ...
 
@@ -98,8 +103,9 @@ class Trainer:
                              f"examples of {self.data.name!r}")
         if self.tr.channels_last and self.data.is_image:
             model = model.to(memory_format=torch.channels_last)
-        self.model = model                       # the plain module (strategies evaluate this)
+        self.model = model                       # the plain module
         self.net = model                         # what the training forward runs (DDP may wrap)
+        self.strategy_net = Counted(model)       # what strategies evaluate (counted passes)
         self.ema = self._copy_for_ema(model)
         self._ema_params = list(self.ema.parameters())
         self._model_params = [p.detach() for p in model.parameters()]
@@ -118,6 +124,10 @@ class Trainer:
         self.step = 0
         self._ckpt_step = 0                      # the step of the checkpoint on disk
         self.wall_s_train = 0.0
+        # Cumulative per-example passes through the network by purpose (bench.core.cost), over
+        # all ranks, and the histogram of every t drawn (what the model trained on).
+        self.cost = dict.fromkeys(TRAIN_COUNTERS, 0)
+        self.t_counts = torch.zeros(self.diffusion.T, dtype=torch.long)
         self._acc = self._fresh_acc()
         self._perm_epoch, self._perm = -1, None
 
@@ -167,6 +177,8 @@ class Trainer:
         x0_global = self.batch(step)
         draw = self.strategy.sample(x0_global.to(self.device),
                                     generator(self.seed, "t", step))
+        self.t_counts += torch.bincount(draw.t.detach().cpu().long(),
+                                        minlength=self.diffusion.T)
         self._emit("on_draw", draw)
         noise = torch.randn(x0_global.shape, generator=generator(self.seed, "noise", step))
         sl = slice(self.rank * (B // W), (self.rank + 1) * (B // W))
@@ -181,9 +193,10 @@ class Trainer:
         losses = mean_flat((noise - eps.float()) ** 2)
         loss = (local.weight * losses).mean()
         ctx = strategies.StepContext(
-            step=step, x0=x0, draw=local, losses=losses.detach(), model=self.model,
+            step=step, x0=x0, draw=local, losses=losses.detach(), model=self.strategy_net,
             diffusion=self.diffusion, generator=generator(self.seed, "strategy", self.rank, step),
             reduce=self.reduce, rank=self.rank, world_size=W)
+        counted0 = self.strategy_net.counts()
         self.strategy.before_update(ctx)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -203,7 +216,22 @@ class Trainer:
         self.step += 1
         self._update_ema()
         self.strategy.after_update(ctx)
+        self._count(B, counted0)
+        if ctx.adapted is not None:
+            self._emit("on_adapt", ctx)
         return {"losses": losses.detach(), "t": t, "grad_norm": grad_norm}
+
+    def _count(self, B: int, before: tuple[int, int]) -> None:
+        """Add this step's passes: the training step's B forwards and B backwards (the global
+        batch) and the strategy's, summed over ranks."""
+        self.cost["fwd_train"] += B
+        self.cost["bwd_train"] += B
+        fwd, bwd = (a - b for a, b in zip(self.strategy_net.counts(), before))
+        if self.world_size > 1:
+            fwd, bwd = (int(v) for v in self.reduce(torch.tensor(
+                [fwd, bwd], dtype=torch.float64, device=self.device)).round().tolist())
+        self.cost["fwd_strategy"] += fwd
+        self.cost["bwd_strategy"] += bwd
 
     def _check_finite(self, step: int, loss: float, grad_norm: float) -> None:
         """Stop before updating on a non-finite loss or gradient norm (the averaged gradient is
@@ -252,6 +280,7 @@ class Trainer:
             "loss_bins": [s / n if n else None for s, n in zip(acc["bin_sum"], acc["bin_n"])],
             "grad_norm": acc["grad_norm"] / max(acc["steps"], 1),
             "lr": self.lr_at(self.step - 1), "wall_s_train": round(self.wall_s_train, 4),
+            **self.cost,
         }
         self._acc = self._fresh_acc()
         return row
@@ -267,6 +296,7 @@ class Trainer:
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {"step": self.step, "wall_s_train": self.wall_s_train, "acc": self._acc,
+                "cost": dict(self.cost), "t_counts": self.t_counts.clone(),
                 "model": self.model.state_dict(), "ema": self.ema.state_dict(),
                 "opt": self.opt.state_dict(), "strategy": self.strategy.state_dict(), "rng": rng}
 
@@ -293,6 +323,15 @@ class Trainer:
         self.opt.load_state_dict(st["opt"])
         self.strategy.load_state_dict(st["strategy"])
         self.step, self.wall_s_train, self._acc = st["step"], st["wall_s_train"], st["acc"]
+        if "cost" in st:
+            self.cost, self.t_counts = dict(st["cost"]), st["t_counts"].cpu().long().clone()
+        else:                                    # a checkpoint older than the counters
+            B = self.tr.batch_size
+            self.cost = {**dict.fromkeys(TRAIN_COUNTERS, 0), "fwd_train": self.step * B,
+                         "bwd_train": self.step * B}
+            print(f"warning: {self.ckpt_path} predates the cost counters: the strategy's "
+                  f"passes and the drawn-t histogram count from step {self.step}",
+                  file=sys.stderr, flush=True)
         torch.set_rng_state(st["rng"]["torch"].cpu())
         np.random.set_state(st["rng"]["numpy"])
         random.setstate(st["rng"]["python"])
