@@ -110,6 +110,7 @@ class Strategy:
     name: str = ""
     paper: str = ""
     learned: bool = False        # p(t) changes with training (adaptation diagnostics are kept)
+    updates_every_step: bool = False   # learned, updating at every step (fewer adaptation rows)
 
     @dataclass(frozen=True)
     class Params:

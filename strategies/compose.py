@@ -61,6 +61,10 @@ class Compose(Strategy):
     def learned(self) -> bool:
         return self.sampler.learned
 
+    @property
+    def updates_every_step(self) -> bool:
+        return self.sampler.updates_every_step
+
     def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
         d = self.sampler.sample(x0, generator)
         lw = self.weighting.loss_weights()[d.t.cpu()].to(d.importance.device, torch.float32)

@@ -40,6 +40,7 @@ from strategies.uniform import Uniform
 class EDM2Uncertainty(Uniform):  # uniform density (sample, probabilities)
     name = "edm2_uncertainty"
     learned = True        # its loss weighting (the density stays uniform)
+    updates_every_step = True
     paper = "Karras et al. 2024, EDM2 learned uncertainty weighting (arXiv 2312.02696)"
 
     @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from strategies.base import Draw, StepContext, Strategy, register
 class LossSecondMoment(Strategy):
     name = "loss_second_moment"
     learned = True
+    updates_every_step = True
     paper = "Nichol & Dhariwal 2021, IDDPM (arXiv 2102.09672) §3.3, LossSecondMomentResampler"
 
     @dataclass(frozen=True)

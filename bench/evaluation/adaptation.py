@@ -19,9 +19,11 @@ update of its distribution (``StepContext.adapted``), one row of ``timesteps/ada
 
 and at the end ``timesteps/t_drawn.csv`` (step, t_bin, t_lo, t_hi, count): that histogram.
 
-A strategy that updates at every step (loss_second_moment, edm2_uncertainty) gets a row at each
-log tick (``train.log_every``), not at every step. Rows are buffered and written at log ticks,
-checkpoints and the end, so a resumed run's file holds exactly the rows up to its checkpoint.
+A strategy that updates at every step (``updates_every_step``: loss_second_moment,
+edm2_uncertainty) gets a row after its first update and at each log tick (``train.log_every``),
+not at every step. Each row is written when it is recorded (an
+atomic rewrite); a resumed run drops the rows after its checkpoint, so its file holds the same rows
+as an uninterrupted run's.
 
 The report's verdict on these rows is ``bench.analysis.adaptation``.
 """
@@ -102,11 +104,8 @@ class Adaptation:
 
     def __init__(self):
         self.active = False
-        self.rows: list[dict] = []
         self.p0: Tensor | None = None
         self.w0: Tensor | None = None
-        self.prev_adapt = -1
-        self.last_row_step = -1
 
     def on_start(self, tr) -> None:
         self.active = tr.rank == 0 and bool(tr.strategy.learned)
@@ -120,10 +119,8 @@ class Adaptation:
     def on_adapt(self, tr, ctx) -> None:
         if not self.active:
             return
-        consecutive = self.prev_adapt == tr.step - 1
-        self.prev_adapt = tr.step
-        if consecutive and tr.step % tr.tr.log_every:
-            return                       # every-step updaters: one row per log tick
+        if tr.strategy.updates_every_step and tr.step % tr.tr.log_every and tr.step != 1:
+            return                       # every-step updaters: the first and one per log tick
         self._record(tr, "update", ctx.adapted)
 
     def _record(self, tr, event: str, extra: dict) -> None:
@@ -131,29 +128,13 @@ class Adaptation:
         row = {"step": tr.step, "event": event,
                **distribution_row(st.probabilities(), self.p0, st.loss_weights(), self.w0,
                                   tr.t_counts), **(extra or {})}
-        self.rows.append(row)
-        self.last_row_step = tr.step
-
-    def on_step_end(self, tr) -> None:
-        if not self.active:
-            return
-        t = tr.tr
-        if (tr.step % t.log_every == 0 or tr.step % t.ckpt_every == 0 or tr.stop_requested
-                or tr.step == t.iterations):
-            self.flush(tr)
-
-    def flush(self, tr) -> None:
-        if self.rows:
-            rundir.append_timesteps(tr.run_dir, "adaptation", pd.DataFrame(self.rows))
-            self.rows = []
+        rundir.append_timesteps(tr.run_dir, "adaptation", pd.DataFrame([row]))
 
     def on_end(self, tr) -> None:
         if not self.active:
             return
-        if self.last_row_step != tr.step and not rundir.has_timesteps_at(
-                tr.run_dir, "adaptation", tr.step):
+        if not rundir.has_timesteps_at(tr.run_dir, "adaptation", tr.step):
             self._record(tr, "end", {})
-        self.flush(tr)
         e = bin_edges(tr.diffusion.T, DRAWN_BINS)
         rundir.append_timesteps(tr.run_dir, "t_drawn", pd.DataFrame({
             "step": tr.step, "t_bin": range(len(e) - 1), "t_lo": e[:-1].numpy(),

@@ -19,7 +19,11 @@ policy every f_S = 40 steps and the timed window is a whole multiple of 40 steps
 ``iters / 40`` updates; ``grad_variance`` is built with ``refresh_every = iters`` so the window holds
 one refresh, whose extra cost is then spread over the default period of 500 steps. Amortised cost =
 median(ordinary steps) + (mean(periodic steps) − median(ordinary steps)) / period; ratios are
-amortised / median(bare). The window mean of the adaptive runs is printed too.
+amortised / median(bare). The window mean of the adaptive runs is printed too. Beside the
+measured times: the counted forward-equivalents per iteration (bench.core.cost, fwd + 2·bwd through
+the diffusion network, amortised the same way; the bare loop counts B forwards and B backwards) and
+their ratio to the bare loop's, so how well the count predicts time on this machine is visible (the
+difference is the work the count leaves out: a policy network, EMA, clipping, Python overhead).
 
 Defaults: CPU, the digits UNet (ch 32, ch_mult [1, 2], 1 res block, no attention, dropout 0.1),
 batch 64, T = 1000; on CUDA the CIFAR-10 UNet (``backbones.unet.CIFAR10``) at batch 128.
@@ -47,6 +51,7 @@ import strategies
 from backbones.unet import CIFAR10
 from bench import config as C
 from bench import analysis
+from bench.core.cost import forward_equivalents
 from bench.core.diffusion import Diffusion
 from bench.data import datasets
 from bench.train.trainer import Trainer
@@ -195,6 +200,7 @@ def benchmark(iters: int = 40, device: str = "cpu", only: list[str] | None = Non
         for _ in range(warmup):
             for n in names:
                 steps[n]()
+        cost0 = {n: dict(tr.cost) for n, tr in trainers.items()}
         times = {n: [] for n in names}
         flags = {n: [] for n in names}
         for r in range(iters):
@@ -209,6 +215,8 @@ def benchmark(iters: int = 40, device: str = "cpu", only: list[str] | None = Non
             if log and (r + 1) % 10 == 0:
                 log(f"  round {r + 1}/{iters}")
     bare_ms = 1e3 * statistics.median(times["bare"])
+    B = setup["batch_size"]
+    bare_fe = forward_equivalents(B, B)            # the bare loop: B forwards, B backwards
     rows = []
     for n in names:
         ts, fl = times[n], flags[n]
@@ -219,12 +227,27 @@ def benchmark(iters: int = 40, device: str = "cpu", only: list[str] | None = Non
         amort = med
         if periodic:
             amort = med + (statistics.mean(periodic) - med) / per[1]
+        fe = bare_fe if n == "bare" else _counted_fe(cost0[n], trainers[n].cost, iters,
+                                                     len(periodic), per)
         rows.append({"run": n if n == "bare" else f"trainer: {n}", "median_ms": 1e3 * med,
                      "amortised_ms": 1e3 * amort, "ratio": 1e3 * amort / bare_ms,
+                     "fe_per_it": fe, "fe_ratio": fe / bare_fe,
                      "periodic_ms": 1e3 * statistics.mean(periodic) if periodic else None,
                      "n_periodic": len(periodic), "period": per[1] if per else None,
                      "window_mean_ms": 1e3 * statistics.mean(ts)})
     return rows
+
+
+def _counted_fe(before: dict, after: dict, iters: int, n_periodic: int,
+                per: tuple[int, int] | None) -> float:
+    """Counted forward-equivalents per iteration over the timed window (bench.core.cost), the
+    strategy's periodic passes amortised over the same period as the times."""
+    d = {k: after[k] - before[k] for k in after}
+    train = forward_equivalents(d["fwd_train"], d["bwd_train"]) / iters
+    strat = forward_equivalents(d["fwd_strategy"], d["bwd_strategy"])
+    if per is not None and n_periodic:
+        return train + strat / n_periodic / per[1]
+    return train + strat / iters
 
 
 def _period(label: str, iters: int) -> tuple[int, int] | None:
@@ -235,12 +258,13 @@ def _period(label: str, iters: int) -> tuple[int, int] | None:
 
 def markdown(rows: list[dict]) -> str:
     out = ["| run | median ms/it | periodic step ms (n, amortised over) | amortised ms/it | "
-           "ratio vs bare |", "|---|---:|---:|---:|---:|"]
+           "ratio vs bare | counted fwd-equiv./it | counted ratio vs bare |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         per = (f"{r['periodic_ms']:.0f} ({r['n_periodic']}, every {r['period']})"
                if r["periodic_ms"] is not None else "–")
         out.append(f"| {r['run']} | {r['median_ms']:.1f} | {per} | {r['amortised_ms']:.1f} | "
-                   f"{r['ratio']:.3f}× |")
+                   f"{r['ratio']:.3f}× | {r['fe_per_it']:.1f} | {r['fe_ratio']:.3f}× |")
     return "\n".join(out)
 
 
