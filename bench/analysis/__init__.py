@@ -25,12 +25,13 @@ from bench.rundir import EVAL_COLUMNS, METRIC_COLUMNS, TIMESTEP_FILES, TIMESTEP_
 
 __all__ = [
     "AXES", "COND_COLUMNS", "COUNTED", "EVAL_COLUMNS", "LOAD_TOLERANCE", "LOWER_IS_BETTER", "MARK",
-    "METRIC_COLUMNS", "RELATIVE_AXES", "RUN_COLUMNS", "SCHEDULE_ORDER", "THRESHOLD",
-    "TIMESTEP_FILES", "TIMESTEP_REQUIRED", "TIME_CMAP", "ReportError", "Results", "Unit",
-    "baseline_reference", "best_up_to", "curve", "default_budgets", "diff_ci", "fig_adaptation",
+    "METRIC_COLUMNS", "RELATIVE_AXES", "RUN_COLUMNS", "ReportError", "Results", "SCHEDULE_ORDER",
+    "THRESHOLD", "TIMESTEP_FILES", "TIMESTEP_REQUIRED", "TIME_CMAP", "Unit", "baseline_reference",
+    "best_up_to", "curve", "default_budgets", "diff_ci", "fig_adaptation",
     "fig_metric_vs_iteration", "fig_metric_vs_relative", "fig_p_t", "fig_timestep_diagnostics",
-    "fig_train_loss", "known_direction", "load_warnings", "mark_conditions", "marks",
-    "per_iteration", "summaries", "summary", "training_cost", "load", "load_results", "lower_is_better", "mean_ci",
-    "ordered_conditions", "pair_table", "read_config", "run_info", "schedule_key", "slugify",
-    "sort_runs", "t_hist_density", "t_quantile", "table1", "time_to_target", "units",
+    "fig_train_loss", "known_direction", "load", "load_results", "load_warnings",
+    "lower_is_better", "mark_conditions", "marks", "mean_ci", "ordered_conditions", "pair_table",
+    "per_iteration", "read_config", "run_info", "schedule_key", "slugify", "sort_runs",
+    "summaries", "summary", "t_hist_density", "t_quantile", "table1", "time_to_target",
+    "training_cost", "units",
 ]

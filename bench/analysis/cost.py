@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
 from bench.core.cost import BWD_FACTOR, forward_equivalents
@@ -67,7 +66,3 @@ def load_warnings(metrics: pd.DataFrame, tolerance: float = LOAD_TOLERANCE,
                        f"load, compare on the compute axis")
     return out
 
-
-def relative(values, ref: float) -> np.ndarray:
-    v = np.asarray(values, dtype=float)
-    return v / ref if ref and math.isfinite(ref) else np.full_like(v, math.nan)

@@ -3,8 +3,8 @@ protocol): ``table1`` — the best value of a metric reached up to each iteratio
 strategy × schedule (Kim et al. 2025, Table 1), mean ± 95 % t-interval over seeds;
 ``time_to_target`` — the counted training cost (forward-equivalents, the ``cost`` column of the
 evaluation frame: bench.analysis.cost), iterations and measured training wall-clock to reach the
-baseline's final value (AlgoPerf-style) and the speed-ups; ``pair_table`` — two strategies side by side with their
-difference (Table 4 style)."""
+baseline's final value (AlgoPerf-style) and the speed-ups; ``pair_table`` — two strategies side
+by side with their difference (Table 4 style)."""
 
 from __future__ import annotations
 
