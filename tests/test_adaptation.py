@@ -20,6 +20,8 @@ from bench.tools import strategies as strategies_cli
 from bench.train.trainer import Interrupted
 from strategies.base import Draw, Strategy
 
+from helpers import StopAt
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 T, B = 100, 32
@@ -85,14 +87,6 @@ def _cfg(strategy: dict, iterations: int = 100, seed: int = 0) -> dict:
         "eval": {"at": [iterations], "metrics": ["swd"], "n_samples": 64, "ddim_steps": 5}})
 
 
-class _StopAt:
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_step_end(self, tr) -> None:
-        if tr.step == self.step:
-            tr.stop_requested = True
-
 
 def _run(tmp_path, name, cfg):
     d = tmp_path / "res" / "sweep" / name
@@ -150,7 +144,7 @@ def test_adaptation_rows_of_adaptive_beta_and_resume_identity(tmp_path):
     # a run stopped at a checkpoint (as SIGTERM does) and resumed writes the same rows
     split = tmp_path / "res" / "sweep" / "b"
     with pytest.raises(Interrupted):
-        experiment.run(cfg, split, progress=False, extra_callbacks=[_StopAt(23)])
+        experiment.run(cfg, split, progress=False, extra_callbacks=[StopAt(23)])
     experiment.run(cfg, split, progress=False)
     pd.testing.assert_frame_equal(rundir.read_timesteps(split)["adaptation"], rows)
 

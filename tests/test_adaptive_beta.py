@@ -22,6 +22,8 @@ from bench.train.trainer import Interrupted, Trainer
 from strategies.adaptive_beta import AdaptiveBeta, beta_index_pmf, select_timesteps
 from strategies.base import StepContext
 
+from helpers import StopAt
+
 A0 = 0.9740869841801066          # ln(1 + e^0.5) + 1e-5, computed by hand from the formula
 
 
@@ -272,14 +274,6 @@ def test_trainer_digits_unet_one_cpu_process(tmp_path):
     _check_run(holder[0], 6, 50, (1, 8, 8))
 
 
-class _StopAt:
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, tr):
-        if tr.step == self.step:
-            tr.stop_requested = True
-
 
 def test_resume_continues_identically(tmp_path):
     cfg = _cfg(*TOY, iterations=14, T=50, update_every=3, batch_size=32)
@@ -287,7 +281,7 @@ def test_resume_continues_identically(tmp_path):
     (tmp_path / "b").mkdir()
     full = Trainer(cfg, tmp_path / "a", progress=False)
     full.run()
-    part = Trainer(cfg, tmp_path / "b", progress=False, callbacks=[_StopAt(7)])
+    part = Trainer(cfg, tmp_path / "b", progress=False, callbacks=[StopAt(7)])
     with pytest.raises(Interrupted):
         part.run()
     resumed = Trainer(cfg, tmp_path / "b", progress=False)

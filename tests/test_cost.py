@@ -17,6 +17,8 @@ from bench.core.diffusion import Diffusion
 from bench.evaluation.callbacks import Evaluator
 from bench.train.trainer import Interrupted, Trainer
 
+from helpers import StopAt
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 T, B, N = 100, 32, 20
@@ -45,9 +47,9 @@ def _rows(run_dir) -> list[dict]:
 
 # ---------------------------------------------------------------------------- the wrapper
 class _Net(torch.nn.Module):
-    def __init__(self):
+    def __init__(self, d: int = 3):
         super().__init__()
-        self.lin = torch.nn.Linear(3, 3)
+        self.lin = torch.nn.Linear(d, d)
 
     def forward(self, x, t):
         return self.lin(x)
@@ -136,7 +138,7 @@ def test_counts_survive_a_resume(tmp_path):
     _trained(cfg, straight)
     split.mkdir()
     with pytest.raises(Interrupted):            # stopped at step 7, as SIGTERM does
-        Trainer(cfg, split, progress=False, callbacks=[_StopAt(7)]).run()
+        Trainer(cfg, split, progress=False, callbacks=[StopAt(7)]).run()
     tr = _trained(cfg, split)
 
     def strip(rows):
@@ -145,14 +147,6 @@ def test_counts_survive_a_resume(tmp_path):
     assert strip(_rows(split)) == strip(_rows(straight))
     assert int(tr.t_counts.sum()) == 12 * B
 
-
-class _StopAt:
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_step_end(self, tr) -> None:
-        if tr.step == self.step:
-            tr.stop_requested = True
 
 
 # ---------------------------------------------------------------------------- evaluation counts
@@ -164,24 +158,15 @@ def test_ddim_k_evaluation_of_n_samples_records_n_times_k_forwards():
     n, k = 40, 7
     cfg = Evaluator(_cfg({"name": "uniform"}, metrics=["swd"], n_samples=n, sampler="ddim",
                          ddim_steps=k, batch_size=16))
-    rows = cfg.evaluate(_Net2(), Diffusion("linear", T), _Data(), 0, torch.device("cpu"))
+    rows = cfg.evaluate(_Net(2), Diffusion("linear", T), _Data(), 0, torch.device("cpu"))
     assert [r["fwd_eval"] for r in rows] == [n * k]
 
 
 def test_ddpm_evaluation_records_n_times_T_forwards():
     n = 10
     ev = Evaluator(_cfg({"name": "uniform"}, metrics=["swd"], n_samples=n, sampler="ddpm"))
-    rows = ev.evaluate(_Net2(), Diffusion("linear", T), _Data(), 0, torch.device("cpu"))
+    rows = ev.evaluate(_Net(2), Diffusion("linear", T), _Data(), 0, torch.device("cpu"))
     assert [r["fwd_eval"] for r in rows] == [n * T]
-
-
-class _Net2(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lin = torch.nn.Linear(2, 2)
-
-    def forward(self, x, t):
-        return self.lin(x)
 
 
 def test_evals_csv_rows_carry_the_eval_passes_and_the_training_cost(tmp_path):

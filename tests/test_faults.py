@@ -22,6 +22,8 @@ from bench.sweep import spec as S
 from bench.train import __main__ as train_cli
 from bench.train.trainer import Interrupted
 
+from helpers import StopAt
+
 REPO = Path(__file__).resolve().parent.parent
 TOY = {"name": "toy", "seed": 1, "dataset": {"name": "toy2d", "n_train": 2000, "n_test": 100},
        "backbone": {"name": "mlp", "width": 32, "depth": 1}, "diffusion": {"timesteps": 50},
@@ -104,14 +106,9 @@ def test_a_half_written_last_line_is_dropped_and_the_run_ends_as_if_uninterrupte
     cfg = C.resolve(TOY)
     experiment.run(cfg, tmp_path / "ref", progress=False)
 
-    class StopAt20:
-        def on_step_end(self, trainer):
-            if trainer.step == 20:
-                trainer.stop_requested = True
-
     cut = tmp_path / "cut"
     with pytest.raises(Interrupted):
-        experiment.run(cfg, cut, progress=False, extra_callbacks=[StopAt20()])
+        experiment.run(cfg, cut, progress=False, extra_callbacks=[StopAt(20)])
     with open(rundir.metrics_path(cut), "a") as f:
         f.write('{"step": 25, "nimg": 16')            # the crash mid-write
     experiment.run(cfg, cut, progress=False)
