@@ -56,18 +56,13 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-_DEFAULTS_CACHE: dict[str, dict] = {}
-
-
-def strategy_defaults(name: str) -> dict:
-    """Default parameters of strategy ``name`` from its registry (``{}`` if it cannot be read)."""
-    if name not in _DEFAULTS_CACHE:
-        try:
-            out = strategies.defaults(name)
-        except (ValueError, TypeError):
-            out = {}
-        _DEFAULTS_CACHE[name] = out
-    return _DEFAULTS_CACHE[name]
+def strategy_defaults(spec: dict) -> dict:
+    """What a strategy spec's label is relative to: its registry defaults with the values of the
+    preset it names (``{}`` if they cannot be read)."""
+    try:
+        return strategies.label_defaults(spec)
+    except (ValueError, TypeError, KeyError):
+        return {}
 
 
 def component_label(cfg: dict, defaults: dict | None = None) -> str:
@@ -86,7 +81,7 @@ def strategy_label(cfg: dict) -> str:
         sampler = cfg.get("sampler", {"name": "uniform"})
         weighting = cfg.get("weighting", {"name": "uniform"})
         return f"compose({strategy_label(sampler)}+{strategy_label(weighting)})"
-    return component_label(cfg, strategy_defaults(name))
+    return component_label(cfg, strategy_defaults(cfg))
 
 
 def flat(d: dict, prefix: str = "") -> dict[str, str]:

@@ -61,10 +61,11 @@ TIMESTEP_COLUMNS = {
                     "n_loss", "n_grad", "estimator", "wall_s_eval"],
     "p_t": ["step", "t", "p"],
     "t_hist": ["step", "step_from", "t_bin", "t_lo", "t_hi", "count"],
+    # strategy-independent columns (bench.evaluation.adaptation), then adaptive_beta's own
     "adaptation": ["step", "event", "tv_uniform", "tv_initial", "entropy", "q1", "q2", "q3", "q4",
-                   "eff_tv_initial", "drawn_tv", "s_set", "reward_mean", "reward_std",
-                   "reward_t_corr", "alpha_mean", "alpha_min", "alpha_max", "beta_mean",
-                   "beta_min", "beta_max"],
+                   "eff_tv_initial", "drawn_tv", "drawn_tv_initial",
+                   "s_set", "reward_mean", "reward_std", "reward_t_corr", "alpha_mean",
+                   "alpha_min", "alpha_max", "beta_mean", "beta_min", "beta_max"],
     "t_drawn": ["step", "t_bin", "t_lo", "t_hi", "count"],
 }
 TIMESTEP_REQUIRED = {                              # what a reader needs (older files: a subset)
@@ -366,9 +367,9 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
 
 # ---------------------------------------------------------------------------- CSV files
 def _read_csv(path: Path, required: list[str], numeric: list[str],
-              nonempty: tuple[str, ...] = ("step",)) -> pd.DataFrame:
+              nonempty: tuple[str, ...] = ("step",), text: tuple[str, ...] = ()) -> pd.DataFrame:
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, dtype={c: str for c in text})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise RunFileError(f"{path}: not a readable CSV ({e})") from e
     missing = [c for c in required if c not in df.columns]
@@ -423,7 +424,7 @@ def append_evals(run_dir: Path, rows: list[dict]) -> None:
     """Append rows, replacing existing rows with the same (step, metric, sampler)."""
     if not rows:
         return
-    new = pd.DataFrame(rows).reindex(columns=EVAL_COLUMNS)
+    new = _schema_frame(pd.DataFrame(rows), EVAL_COLUMNS, EVAL_COLUMNS, EVALS)
     path = evals_path(run_dir)
     old = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=EVAL_COLUMNS)
     if len(old):
@@ -457,16 +458,33 @@ def read_timesteps(run_dir: Path) -> dict[str, pd.DataFrame]:
         path, req = timesteps_path(run_dir, kind), TIMESTEP_REQUIRED[kind]
         if path.exists():
             cols = [c for c in TIMESTEP_COLUMNS[kind] if c not in TIMESTEP_TEXT]
-            out[kind] = _read_csv(path, req, cols)
+            out[kind] = _read_csv(path, req, cols, text=TIMESTEP_TEXT)
         else:
             out[kind] = pd.DataFrame(columns=TIMESTEP_COLUMNS[kind])
     return out
 
 
+def _schema_frame(df: pd.DataFrame, columns: list[str], required: list[str],
+                  what: str) -> pd.DataFrame:
+    """``df`` in the schema's column order; an unknown or missing required column is an error
+    (a writer bug, never silently dropped); optional columns it lacks are left empty."""
+    unknown = [c for c in df.columns if c not in columns]
+    missing = [c for c in required if c not in df.columns]
+    if unknown or missing:
+        raise ValueError(f"{what}: " + "; ".join(
+            x for x in (f"unknown column(s) {', '.join(map(str, unknown))}" if unknown else "",
+                        f"missing column(s) {', '.join(missing)}" if missing else "") if x)
+            + f" (schema: {', '.join(columns)})")
+    return df.reindex(columns=columns)
+
+
 def append_timesteps(run_dir: Path, kind: str, df: pd.DataFrame) -> None:
     """Append rows to timesteps/<kind>.csv, replacing earlier rows of the same step (idempotent)."""
+    if kind not in TIMESTEP_FILES:
+        raise ValueError(f"unknown timesteps file {kind!r}; valid: {', '.join(TIMESTEP_FILES)}")
     path = timesteps_path(run_dir, kind)
-    df = df.reindex(columns=TIMESTEP_COLUMNS[kind])
+    df = _schema_frame(df, TIMESTEP_COLUMNS[kind], TIMESTEP_REQUIRED[kind],
+                       f"timesteps/{TIMESTEP_FILES[kind]}")
     if path.exists():
         old = pd.read_csv(path)
         old = old[~old["step"].isin(set(df["step"]))]

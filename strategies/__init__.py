@@ -1,7 +1,7 @@
 """Timestep strategies. Importing this package registers every strategy module listed below."""
 
-from strategies.base import (Draw, StepContext, Strategy, build, defaults, get, identity, late,
-                             make_params, names, register)
+from strategies.base import (Draw, StepContext, Strategy, build, defaults, get, identity,
+                             label_defaults, late, make_params, names, register)
 
 from strategies import uniform  # noqa: F401  (one import line per strategy registers it)
 from strategies import p2  # noqa: F401
@@ -15,5 +15,5 @@ from strategies import edm2_uncertainty  # noqa: F401
 from strategies import adaptive_beta  # noqa: F401
 from strategies import grad_variance  # noqa: F401
 
-__all__ = ["Draw", "StepContext", "Strategy", "build", "defaults", "get", "identity", "late",
-           "make_params", "names", "register"]
+__all__ = ["Draw", "StepContext", "Strategy", "build", "defaults", "get", "identity",
+           "label_defaults", "late", "make_params", "names", "register"]

@@ -111,7 +111,7 @@ ZERO_TERMS = ("kl", "decoder", "exclude")
 PRESETS: dict[str, dict[str, Any]] = {
     "official": {},
     "low_variance": {"common_noise": True, "reward_train_mode": False, "baseline": "batch_mean",
-                     "normalize_reward": True, "min_rows_for_selection": 3, "ent_coef": 1e-2,
+                     "normalize_reward": True, "min_rows_for_selection": 3,
                      "max_log_change": 0.25, "zero_term": "exclude"},
 }
 
@@ -214,6 +214,7 @@ def _check(cond: bool, name: str, rule: str, value: Any) -> None:
 class AdaptiveBeta(Strategy):
     name = "adaptive_beta"
     learned = True
+    PRESETS = PRESETS
     paper = ("Kim et al. 2025, Adaptive Non-uniform Timestep Sampling (CVPR 2025), Sec. 5, "
              "eqs. 11-14, Alg. 1-2; official code ku-dmlab/Adaptive-Timestep-Sampler")
 
@@ -286,13 +287,6 @@ class AdaptiveBeta(Strategy):
             _check(len(ch) >= 1 and all(isinstance(c, int) and c >= 1 for c in ch),
                    "conv_channels", "a non-empty list of positive integers", self.conv_channels)
             object.__setattr__(self, "conv_channels", ch)
-
-    @classmethod
-    def preset(cls, params: dict[str, Any]) -> dict[str, Any]:
-        """The ``variant``'s values (PRESETS) for the parameters not given."""
-        variant = params.get("variant", "official")
-        _check(variant in PRESETS, "variant", f"one of {', '.join(PRESETS)}", variant)
-        return {**PRESETS[variant], **params}
 
     def __init__(self, diffusion, params: "AdaptiveBeta.Params | None" = None):
         super().__init__(diffusion, params)

@@ -111,6 +111,7 @@ class Strategy:
     paper: str = ""
     learned: bool = False        # p(t) changes with training (adaptation diagnostics are kept)
     updates_every_step: bool = False   # learned, updating at every step (fewer adaptation rows)
+    PRESETS: dict[str, dict[str, Any]] = {}   # named value sets, chosen by a ``variant`` param
 
     @dataclass(frozen=True)
     class Params:
@@ -144,8 +145,16 @@ class Strategy:
 
     @classmethod
     def preset(cls, params: dict[str, Any]) -> dict[str, Any]:
-        """Parameters with a named preset's values filled in where not given (identity here)."""
-        return params
+        """``params`` with the values of the preset its ``variant`` names (``PRESETS``) filled in
+        for the parameters it does not give; unchanged for a strategy without presets."""
+        if not cls.PRESETS:
+            return params
+        variant = params.get("variant", {f.name: f.default for f in
+                                         dataclasses.fields(cls.Params)}.get("variant"))
+        if not isinstance(variant, str) or variant not in cls.PRESETS:
+            raise ValueError(f"{cls.name}: variant must be one of {', '.join(cls.PRESETS)}, got "
+                             f"{variant!r}")
+        return {**cls.PRESETS[variant], **params}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
@@ -215,13 +224,27 @@ def make_params(cls: type[Strategy], params: dict[str, Any] | None) -> Strategy.
 
 def identity(spec: dict[str, Any]) -> dict[str, Any]:
     """A strategy spec as it identifies a run: every default spelled out after the strategy's
-    preset, minus the ``late`` parameters that are at their default."""
+    preset, minus the ``late`` parameters that are at their default and minus ``variant`` (only a
+    name for the values it filled in), so a preset and its values written out are one run."""
     cls = get(spec["name"])
     params = cls.preset({k: v for k, v in spec.items() if k != "name"})
     full = {**copy.deepcopy(defaults(spec["name"])), **params}
-    late_at_default = {f.name for f in dataclasses.fields(cls.Params)
-                       if f.metadata.get("late") and f.name in full and full[f.name] == f.default}
-    return {"name": spec["name"], **{k: v for k, v in full.items() if k not in late_at_default}}
+    drop = {f.name for f in dataclasses.fields(cls.Params)
+            if f.metadata.get("late") and f.name in full and full[f.name] == f.default}
+    if cls.PRESETS:
+        drop.add("variant")
+    return {"name": spec["name"], **{k: v for k, v in full.items() if k not in drop}}
+
+
+def label_defaults(spec: dict[str, Any]) -> dict[str, Any]:
+    """What a label compares a spec with: the defaults, with the values of the preset the spec's
+    ``variant`` names (so a label shows what differs from the preset, and the variant)."""
+    cls = get(spec["name"])
+    base = defaults(spec["name"])
+    if not cls.PRESETS:
+        return base
+    variant = spec.get("variant", base.get("variant"))
+    return {**base, **cls.PRESETS.get(variant, {})} if isinstance(variant, str) else base
 
 
 def build(name: str, diffusion: Diffusion, params: dict[str, Any] | None = None) -> Strategy:

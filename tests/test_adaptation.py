@@ -102,7 +102,7 @@ def test_total_variation_entropy_and_quarters():
     assert ev_adapt.tv(u, u) == 0 and ev_adapt.tv(point, u) == pytest.approx(7 / 8)
     assert ev_adapt.entropy(u) == pytest.approx(torch.log(torch.tensor(8.0)).item())
     assert ev_adapt.quarters(point) == [0, 0, 0, 1]
-    assert ev_adapt.drawn_tv(torch.ones(100, dtype=torch.long), 20) == pytest.approx(0)
+    assert ev_adapt.drawn_tv(torch.ones(100, dtype=torch.long), k=20) == pytest.approx(0)
     assert ev_adapt.drawn_tv(torch.zeros(100, dtype=torch.long)) != ev_adapt.drawn_tv(
         torch.zeros(100, dtype=torch.long))                    # NaN before any draw
 
@@ -147,6 +147,17 @@ def test_adaptation_rows_of_adaptive_beta_and_resume_identity(tmp_path):
         experiment.run(cfg, split, progress=False, extra_callbacks=[StopAt(23)])
     experiment.run(cfg, split, progress=False)
     pd.testing.assert_frame_equal(rundir.read_timesteps(split)["adaptation"], rows)
+
+
+def test_a_sampler_that_starts_away_from_uniform_and_stays_did_not_adapt(tmp_path):
+    frozen = {"name": "adaptive_beta", "update_every": 5, "init_alpha": 2.0, "init_beta": 5.0,
+              "lr": 1e-12}
+    d = _run(tmp_path, "frozen", _cfg(frozen, iterations=40))
+    rows = rundir.read_timesteps(d)["adaptation"]
+    s = A.summary(rows)
+    assert s["drawn_tv"] > 0.3                       # far from uniform, as it started
+    assert s["drawn_tv_initial"] < A.THRESHOLD and not s["adapted"]
+    assert rows["s_set"].dropna().map(type).eq(str).all()     # read back as text
 
 
 def test_every_step_updaters_get_a_row_per_log_tick(tmp_path):

@@ -46,12 +46,24 @@ def test_late_parameters_at_their_default_keep_the_run_id():
     assert lv != base
     assert _id({"name": "adaptive_beta", "variant": "low_variance",
                 **PRESETS["low_variance"]}) == lv
+    assert _id({"name": "adaptive_beta", **PRESETS["low_variance"]}) == lv   # one run
     nested = {"name": "compose", "sampler": {"name": "adaptive_beta", "variant": "official"}}
     assert _id(nested) == _id({"name": "compose", "sampler": {"name": "adaptive_beta"}})
 
 
+def test_labels_show_what_differs_from_the_preset():
+    from bench.labels import strategy_label
+
+    lv = {"name": "adaptive_beta", "variant": "low_variance"}
+    assert strategy_label(lv) == "adaptive_beta(variant=low_variance)"
+    assert strategy_label({**lv, "baseline": "none"}) == \
+        "adaptive_beta(baseline=none,variant=low_variance)"
+    assert strategy_label({**lv, "baseline": "batch_mean"}) == strategy_label(lv)
+
+
 @pytest.mark.parametrize("params,match", [
     ({"variant": "fast"}, "variant must be one of official, low_variance"),
+    ({"variant": ["official"]}, "variant must be one of official, low_variance"),
     ({"baseline": "value_net"}, "baseline must be one of none, batch_mean, ema"),
     ({"zero_term": "drop"}, "zero_term must be one of kl, decoder, exclude"),
     ({"max_log_change": -1}, "max_log_change must be >= 0"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from bench import config as C
@@ -58,7 +59,8 @@ def test_a_corrupt_metrics_line_names_the_file_and_line(tmp_path):
 def test_evals_rows_replace_the_same_key_and_the_reader_is_strict(tmp_path):
     d = tmp_path / "r"
     row = dict(step=10, nimg=320, metric="swd", value=0.5, n_samples=100, sampler="ddim10_eta0",
-               wall_s_train=1.0, wall_s_eval=0.1)
+               wall_s_train=1.0, wall_s_eval=0.1, fwd_eval=1000, fwd_train=320, bwd_train=320,
+               fwd_strategy=0, bwd_strategy=0)
     rundir.append_evals(d, [row])
     rundir.append_evals(d, [{**row, "value": 0.25}, {**row, "step": 20, "value": 0.2}])
     ev = rundir.read_evals(d)
@@ -68,6 +70,21 @@ def test_evals_rows_replace_the_same_key_and_the_reader_is_strict(tmp_path):
     rundir.evals_path(d).write_text("step,metric,value\n10,swd,abc\n")
     with pytest.raises(rundir.RunFileError, match=r"evals.csv, row 2: column 'value'"):
         rundir.read_evals(d)
+
+
+def test_writers_refuse_rows_outside_the_schema(tmp_path):
+    d = tmp_path / "r"
+    row = dict(step=10, nimg=320, metric="swd", value=0.5, n_samples=100, sampler="ddim10_eta0",
+               wall_s_train=1.0, wall_s_eval=0.1)
+    with pytest.raises(ValueError, match="evals.csv: missing column.s. fwd_eval"):
+        rundir.append_evals(d, [row])                    # a writer that forgot the counters
+    with pytest.raises(ValueError, match="unknown column.s. my_stat.*schema: step, event"):
+        rundir.append_timesteps(d, "adaptation", pd.DataFrame(
+            [{"step": 1, "event": "update", "tv_uniform": 0.1, "eff_tv_initial": 0.1,
+              "drawn_tv": 0.1, "my_stat": 3}]))
+    with pytest.raises(ValueError, match="unknown timesteps file 'adapt'; valid: diagnostics"):
+        rundir.append_timesteps(d, "adapt", pd.DataFrame([{"step": 1}]))
+    assert not rundir.evals_path(d).exists()
 
 
 def test_a_launch_leaves_a_run_that_another_process_trains_alone(tmp_path):

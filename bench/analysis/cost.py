@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 
-from bench.core.cost import BWD_FACTOR, forward_equivalents
+from bench.core.cost import BWD_FACTOR, TRAIN_COUNTERS, forward_equivalents
 
 LOAD_TOLERANCE = 0.2    # wall-clock per iteration may differ by 20 % among equal-cost runs
 
@@ -16,10 +16,9 @@ LOAD_TOLERANCE = 0.2    # wall-clock per iteration may differ by 20 % among equa
 def training_cost(df: pd.DataFrame, bwd_factor: float = BWD_FACTOR) -> pd.Series:
     """Forward-equivalents of training (the trainer's step + the strategy's passes) per row of a
     frame with the cumulative counters (evals or metrics); NaN where a row predates them."""
-    cols = ["fwd_train", "bwd_train", "fwd_strategy", "bwd_strategy"]
-    if not set(cols) <= set(df.columns):
+    if not set(TRAIN_COUNTERS) <= set(df.columns):
         return pd.Series(math.nan, index=df.index, dtype=float)
-    c = {k: pd.to_numeric(df[k], errors="coerce") for k in cols}
+    c = {k: pd.to_numeric(df[k], errors="coerce") for k in TRAIN_COUNTERS}
     return forward_equivalents(c["fwd_train"] + c["fwd_strategy"],
                                c["bwd_train"] + c["bwd_strategy"], bwd_factor)
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from bench.analysis.load import COUNTED, schedule_key
 from bench.analysis.stats import lower_is_better, mean_ci
-from bench.analysis.tables import Unit, baseline_reference
+from bench.analysis.tables import AXIS_COLUMN, Unit, baseline_reference
 
 # ---------------------------------------------------------------------------- figures
 # Every figure function returns a matplotlib Figure (or None when its data is absent) and keeps
@@ -138,10 +138,10 @@ def _schedule_panels(data: pd.DataFrame, y: str, ylabel: str, baseline: str, lev
     return fig, axes, panels
 
 
-RELATIVE_AXES = {   # axis: (evaluation column, 1D unit, x label)
-    "cost": ("cost", "forward-equivalents", "training compute / 1D ({baseline}; counted "
-                                            "forward-equivalents)"),
-    "wall": ("wall_s_train", "s", "training wall-clock / 1D ({baseline}; measured)"),
+RELATIVE_AXES = {   # axis (bench.analysis.tables.AXIS_COLUMN): (1D unit, x label)
+    "cost": ("forward-equivalents", "training compute / 1D ({baseline}; counted "
+                                    "forward-equivalents)"),
+    "wall": ("s", "training wall-clock / 1D ({baseline}; measured)"),
 }
 
 
@@ -151,7 +151,9 @@ def fig_metric_vs_relative(ev: pd.DataFrame, unit: Unit, axis: str = "cost",
     mean cost to its final evaluation, one panel per schedule that has a done baseline run;
     ``axis`` "cost" (counted forward-equivalents, the primary axis) or "wall" (measured
     wall-clock). None when no schedule has a baseline with that axis."""
-    col, unit_name, xlabel = RELATIVE_AXES[axis]
+    if axis not in RELATIVE_AXES:
+        raise ValueError(f"unknown axis {axis!r}; valid: {', '.join(RELATIVE_AXES)}")
+    (unit_name, xlabel), col = RELATIVE_AXES[axis], AXIS_COLUMN[axis]
     data = unit.select(ev)
     data = data[data["status"].isin(COUNTED)]
     if col not in data:

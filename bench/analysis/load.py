@@ -111,7 +111,8 @@ def _expected_runs(sweep_file: Path, present: set[Path], notes: list[str]) -> li
 class Results:
     """Everything ``load`` read. ``runs``: one row per run (RUN_COLUMNS), also missing and
     duplicate runs; ``evals``: tidy, one row per run × evaluation × metric; ``metrics``: training
-    log rows; ``timesteps``: {"diagnostics", "p_t", "t_hist"}; all but ``runs`` carry the run
+    log rows; ``timesteps``: {kind: frame} for every ``bench.rundir.TIMESTEP_FILES`` kind
+    (diagnostics, p_t, t_hist, adaptation, t_drawn); all but ``runs`` carry the run
     columns. ``notes``: things the reader should know (unexpandable sweep files, ...)."""
 
     root: Path

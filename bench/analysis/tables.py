@@ -15,7 +15,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from bench.analysis.adaptation import MARK
+from bench.analysis.adaptation import mark_of
 from bench.analysis.load import COUNTED, schedule_key, sort_runs
 from bench.analysis.stats import diff_ci, lower_is_better, mean_ci
 
@@ -166,8 +166,9 @@ def _reaches(g: pd.DataFrame, target: float, lower: bool) -> tuple[float, ...]:
     return _at(hit.iloc[0])
 
 
-def _mean_finite(x: np.ndarray) -> float:
-    return float(np.nanmean(x)) if np.isfinite(x).any() else math.nan
+def _mean_if_all(x: np.ndarray) -> float:
+    """The mean when every seed has a value on this axis (never a mean over a subset)."""
+    return float(x.mean()) if len(x) and np.isfinite(x).all() else math.nan
 
 
 def baseline_reference(ev: pd.DataFrame, lower: bool) -> dict | None:
@@ -184,7 +185,7 @@ def baseline_reference(ev: pd.DataFrame, lower: bool) -> dict | None:
         return None
     v, s, w, c = (np.array(x, dtype=float) for x in zip(*finals))
     return {"target": float(np.nanmean(v)), "ref_iter": float(s.mean()),
-            "ref_wall": _mean_finite(w), "ref_cost": _mean_finite(c), "n_baseline": len(finals)}
+            "ref_wall": _mean_if_all(w), "ref_cost": _mean_if_all(c), "n_baseline": len(finals)}
 
 
 def _final(g: pd.DataFrame) -> tuple[float, ...]:
@@ -219,7 +220,8 @@ def time_to_target(ev: pd.DataFrame, unit: Unit, baseline: str = "uniform",
                    "n_runs": len(per), "reached": k, "seeds": tuple(per)}
             for i, axis in enumerate(AXES):
                 vals = [p[i] for p in per.values()]
-                m, ci, _, _ = mean_ci(vals, level) if k == len(per) else (math.nan,) * 4
+                complete = k == len(per) and bool(np.isfinite(vals).all())
+                m, ci, _, _ = mean_ci(vals, level) if complete else (math.nan,) * 4
                 row.update({f"{axis}_values": tuple(vals), f"{axis}_mean": m,
                             f"{axis}_ci95": ci,
                             f"speedup_{axis}": 1.0 if is_base else ref[f"ref_{axis}"] / m})
@@ -232,11 +234,8 @@ def time_to_target(ev: pd.DataFrame, unit: Unit, baseline: str = "uniform",
 
 # ---------------------------------------------------------------------------- Table 4: a pair
 def _mark_of(conditions: pd.Series) -> str:
-    """The " [did not adapt…]" suffix of a (marked) condition label, '' if none."""
-    for c in conditions:
-        if f" [{MARK}" in c:
-            return c[c.index(f" [{MARK}"):]
-    return ""
+    """The mark of the first marked condition label among ``conditions`` ('' if none)."""
+    return next((mark_of(c) for c in conditions if mark_of(c)), "")
 
 
 def pair_table(ev: pd.DataFrame, unit: Unit, a: str, b: str,

@@ -15,7 +15,7 @@ import torch
 from bench import config as C
 from bench import rundir
 from bench.core.io import pick_device
-from bench.evaluation.callbacks import Evaluator
+from bench.evaluation.callbacks import Evaluator, stamp
 from bench.train.components import build_components
 
 
@@ -43,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         model.load_state_dict(st["ema"] if cfg.eval.use_ema else st["model"])
         rows = Evaluator(cfg).evaluate(model.eval(), diffusion, data, st["step"], device,
                                        progress=not args.no_progress)
-        for r in rows:
-            r.update(nimg=st["step"] * cfg.train.batch_size,
-                     wall_s_train=round(st["wall_s_train"], 4))
+        stamp(rows, st["step"] * cfg.train.batch_size, st["wall_s_train"], st.get("cost"))
         rundir.append_evals(run_dir, rows)
     except (C.ConfigError, ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)

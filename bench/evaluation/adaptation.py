@@ -5,7 +5,8 @@ edm2_uncertainty, a compose whose sampler is learned) the ``Adaptation`` callbac
 update of its distribution (``StepContext.adapted``), one row of ``timesteps/adaptation.csv``:
 
     step            the iteration after the update (as metrics.jsonl's step)
-    event           "update", or "end" for a closing row at the last iteration
+    event           "update", or "end" for a closing row at the last iteration (written only
+                    when no update row has that step)
     tv_uniform      total variation ½Σ|p(t) − 1/T| of the current batch-marginal p(t) from uniform
     tv_initial      ... from the strategy's initial p(t) (a fresh strategy's ``probabilities()``)
     entropy         −Σ p log p in nats (uniform: log T)
@@ -14,6 +15,8 @@ update of its distribution (``StepContext.adapted``), one row of ``timesteps/ada
                     initial form: it moves when a learned weighting (edm2_uncertainty) adapts
     drawn_tv        TV from uniform of the histogram of every t drawn so far (the trainer's
                     ``t_counts``, in DRAWN_BINS equal bins): what the model trained on
+    drawn_tv_initial  ... from the initial p(t) binned the same way (the verdict's measure:
+                    a sampler that starts away from uniform and stays there did not adapt)
     …               the strategy's own columns (adaptive_beta: s_set, reward_mean, reward_std,
                     reward_t_corr, alpha_/beta_ mean/min/max; see strategies/adaptive_beta.py)
 
@@ -38,6 +41,7 @@ from torch import Tensor
 
 import strategies
 from bench import rundir
+from bench.evaluation.diagnostics import bin_edges, binned
 
 DRAWN_BINS = 20
 
@@ -56,29 +60,19 @@ def entropy(p: Tensor) -> float:
     return float(-(nz * nz.log()).sum())
 
 
-def bin_edges(T: int, k: int) -> Tensor:
-    return torch.linspace(0, T, min(k, T) + 1, dtype=torch.float64).round().long()
-
-
-def binned(counts: Tensor, k: int) -> Tensor:
-    """Per-timestep values [T] summed into ``k`` equal contiguous bins."""
-    e = bin_edges(counts.shape[0], k)
-    return torch.stack([counts[e[i]:e[i + 1]].sum() for i in range(len(e) - 1)])
-
-
 def quarters(p: Tensor) -> list[float]:
     b = binned(p.double().cpu() / p.double().sum(), 4)
     return [float(x) for x in b]
 
 
-def drawn_tv(t_counts: Tensor, k: int = DRAWN_BINS) -> float:
-    """TV from uniform of the drawn-t histogram in ``k`` bins (NaN before any draw)."""
+def drawn_tv(t_counts: Tensor, ref: Tensor | None = None, k: int = DRAWN_BINS) -> float:
+    """TV of the drawn-t histogram in ``k`` bins from ``ref`` (a per-t distribution, binned the
+    same way; None: uniform). NaN before any draw."""
     c = t_counts.double().cpu()
     if c.sum() <= 0:
         return math.nan
-    e = bin_edges(c.shape[0], k)
-    widths = (e[1:] - e[:-1]).double()
-    return tv(binned(c, k), widths)
+    r = torch.ones_like(c) if ref is None else ref.double().cpu()
+    return tv(binned(c, k), binned(r, k))
 
 
 def distribution_row(p: Tensor | None, p0: Tensor | None, w: Tensor, w0: Tensor,
@@ -86,13 +80,14 @@ def distribution_row(p: Tensor | None, p0: Tensor | None, w: Tensor, w0: Tensor,
     """The strategy-independent columns of an adaptation row."""
     T = t_counts.shape[0]
     row = dict.fromkeys(("tv_uniform", "tv_initial", "entropy", "q1", "q2", "q3", "q4",
-                         "eff_tv_initial"), math.nan)
+                         "eff_tv_initial", "drawn_tv_initial"), math.nan)
     if p is not None:
         uni = torch.full((T,), 1.0 / T, dtype=torch.float64)
         row.update(tv_uniform=tv(p, uni), entropy=entropy(p),
                    **dict(zip(("q1", "q2", "q3", "q4"), quarters(p))))
         if p0 is not None:
-            row.update(tv_initial=tv(p, p0), eff_tv_initial=tv(p * w, p0 * w0))
+            row.update(tv_initial=tv(p, p0), eff_tv_initial=tv(p * w, p0 * w0),
+                       drawn_tv_initial=drawn_tv(t_counts, p0))
     row["drawn_tv"] = drawn_tv(t_counts)
     return row
 
@@ -111,7 +106,6 @@ class Adaptation:
         self.active = tr.rank == 0 and bool(tr.strategy.learned)
         if not self.active:
             return
-        rundir.truncate_timesteps(tr.run_dir, tr.step)
         s = tr.cfg.strategy
         fresh = strategies.build(s.name, tr.diffusion, s.params)
         self.p0, self.w0 = fresh.probabilities(), fresh.loss_weights()

@@ -25,17 +25,18 @@ to the trainer):
 * ``Adaptation`` — for learned strategies, ``timesteps/adaptation.csv`` and ``t_drawn.csv``
   (bench.evaluation.adaptation).
 * ``Diagnostics`` — at ``eval.diagnostics.every`` / ``.at``: per-timestep loss and gradient
-  variance, p(t) and the histogram of drawn t under ``RUN/timesteps/``
-  (bench.evaluation.diagnostics).
+  variance, p(t) and the histogram of drawn t (from the trainer's ``t_counts``) under
+  ``RUN/timesteps/`` (bench.evaluation.diagnostics).
 
-Resume: the trainer resumes from its checkpoint step; rows of evals.csv and timesteps/*.csv with a
-larger step (left by a hard kill) are dropped at start, and a row for an existing (step, metric,
+Resume: the trainer resumes from its checkpoint step and drops the rows of evals.csv and
+timesteps/*.csv with a larger step (left by a hard kill); a row for an existing (step, metric,
 sampler) replaces the old one, so re-evaluating is idempotent.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,10 +44,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-import strategies
 from bench import rundir
 from bench.config import Config
-from bench.core.cost import EVAL_COUNTER, Counted
+from bench.core.cost import EVAL_COUNTER, TRAIN_COUNTERS, Counted
 from bench.core.diffusion import Diffusion
 from bench.core.io import default_cache_dir
 from bench.core.rng import generator
@@ -83,6 +83,14 @@ def cache_dir(e) -> Path:
     return Path(e.cache_dir).expanduser() if e.cache_dir else default_cache_dir()
 
 
+def stamp(rows: list[dict], nimg: int, wall_s_train: float, cost: dict | None) -> None:
+    """Complete evaluation rows with the training state they were made at: images seen, the
+    training clock and the cumulative training counts (NaN where unknown: an older checkpoint)."""
+    for r in rows:
+        r.update(nimg=nimg, wall_s_train=round(wall_s_train, 4),
+                 **{k: (cost or {}).get(k, math.nan) for k in TRAIN_COUNTERS})
+
+
 class Evaluator:
     """Computes eval rows for a model; as a trainer callback it follows eval.every/at/final."""
 
@@ -103,7 +111,6 @@ class Evaluator:
     def on_start(self, tr) -> None:
         if tr.rank != 0:
             return
-        rundir.truncate_evals(tr.run_dir, tr.step)
         if tr.step == 0 and 0 in self.e.at:
             self.run_eval(tr)
 
@@ -122,9 +129,7 @@ class Evaluator:
         model = tr.ema if self.e.use_ema else tr.model
         rows = self.evaluate(model, tr.diffusion, tr.data, tr.step, tr.device,
                              progress=getattr(tr, "progress", False))
-        for r in rows:
-            r.update(nimg=tr.step * tr.cfg.train.batch_size,
-                     wall_s_train=round(tr.wall_s_train, 4), **tr.cost)
+        stamp(rows, tr.step * tr.cfg.train.batch_size, tr.wall_s_train, tr.cost)
         rundir.append_evals(tr.run_dir, rows)
         self.evaluated.add(tr.step)
         return rows
@@ -239,7 +244,7 @@ class Diagnostics:
         self.cfg = Config.of(cfg)
         self.d = self.cfg.eval.diagnostics
         self.seed = self.cfg.seed
-        self.counts: Tensor | None = None
+        self.counts_since: Tensor | None = None     # the trainer's t_counts at ``since``
         self.since = 0
 
     def due(self, step: int) -> bool:
@@ -248,22 +253,13 @@ class Diagnostics:
     def on_start(self, tr) -> None:
         if tr.rank != 0:
             return
-        rundir.truncate_timesteps(tr.run_dir, tr.step)
-        self.since = tr.step
-        if self.d.hist_bins > 0:
-            self.counts = torch.zeros(tr.diffusion.T, dtype=torch.long)
+        self.since, self.counts_since = tr.step, tr.t_counts.clone()
         if tr.step == 0 and 0 in self.d.at:
             self.snapshot(tr)
 
     def on_step_end(self, tr) -> None:
         if tr.rank == 0 and self.due(tr.step):
             self.snapshot(tr)
-
-    def on_draw(self, tr, draw) -> None:
-        """Count the timesteps the strategy draws (every rank sees the same global draw)."""
-        if self.counts is not None:
-            self.counts += torch.bincount(draw.t.detach().cpu().long(),
-                                          minlength=self.counts.numel())
 
     def snapshot(self, tr) -> None:
         d, step = self.d, tr.step
@@ -283,28 +279,19 @@ class Diagnostics:
             p = tr.strategy.probabilities()
             if p is not None:
                 rundir.append_timesteps(tr.run_dir, "p_t", diagnostics.p_t_frame(step, p))
-        if self.counts is not None and step > self.since:
-            k, T = d.hist_bins, tr.diffusion.T
-            edges = torch.linspace(0, T, k + 1, dtype=torch.float64).round().long()
-            c = torch.stack([self.counts[edges[i]:edges[i + 1]].sum() for i in range(k)])
-            rundir.append_timesteps(tr.run_dir, "t_hist",
-                                    diagnostics.hist_frame(step, self.since, c, T))
-            self.counts.zero_()
-        self.since = step
-
-
-def _learned(cfg: Config) -> bool:
-    d, s = cfg.diffusion, cfg.strategy
-    return bool(strategies.build(s.name, Diffusion(d.schedule, d.timesteps, d.variance),
-                                 s.params).learned)
+        if d.hist_bins > 0 and step > self.since:
+            drawn = diagnostics.binned(tr.t_counts - self.counts_since, d.hist_bins)
+            rundir.append_timesteps(tr.run_dir, "t_hist", diagnostics.hist_frame(
+                step, self.since, drawn, tr.diffusion.T))
+        self.since, self.counts_since = step, tr.t_counts.clone()
 
 
 def callbacks(cfg: Mapping | Config) -> list:
-    """The trainer callbacks cfg.eval asks for, and ``Adaptation`` when the strategy is learned
-    (empty for a fixed strategy with evaluation off)."""
+    """The trainer callbacks cfg.eval asks for, and ``Adaptation`` (active only for a learned
+    strategy)."""
     cfg = Config.of(cfg)
     e, d = cfg.eval, cfg.eval.diagnostics
-    out: list = [Adaptation()] if _learned(cfg) else []
+    out: list = [Adaptation()]
     if e.enabled:
         out.append(Evaluator(cfg))
     if d.every > 0 or d.at:

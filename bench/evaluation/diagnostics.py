@@ -153,9 +153,20 @@ def p_t_frame(step: int, p: Tensor) -> pd.DataFrame:
     return pd.DataFrame({"step": step, "t": range(p.shape[0]), "p": p.numpy()})
 
 
+def bin_edges(T: int, k: int) -> Tensor:
+    """Edges [min(k, T) + 1] of contiguous bins of [0, T) whose sizes differ by at most 1."""
+    return timestep_bins(T, min(k, T))
+
+
+def binned(per_t: Tensor, k: int) -> Tensor:
+    """Per-timestep values [T] summed into ``bin_edges(T, k)``."""
+    e = bin_edges(per_t.shape[0], k)
+    return torch.stack([per_t[e[i]:e[i + 1]].sum() for i in range(len(e) - 1)])
+
+
 def hist_frame(step: int, step_from: int, counts: Tensor, T: int) -> pd.DataFrame:
     k = counts.shape[0]
-    edges = torch.linspace(0, T, k + 1, dtype=torch.float64).round().long()
+    edges = bin_edges(T, k)
     return pd.DataFrame({"step": step, "step_from": step_from, "t_bin": range(k),
                          "t_lo": edges[:-1].numpy(), "t_hi": edges[1:].numpy(),
                          "count": counts.long().numpy()})

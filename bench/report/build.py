@@ -362,7 +362,7 @@ def _setting_figures(rep: Report, R: A.Results, baseline: str, level: float) -> 
             for w in sorted(set(d.loc[d["condition"] == cond, "weighting"])):
                 fig = A.fig_timestep_diagnostics(diag, st, cond, w)
                 rep.figures.append(Item(
-                    f"timesteps_{A.slugify(cond)}_{w}{sfx}", f"Gradient variance (top) and loss "
+                    f"timesteps_{A.slugify(A.unmarked(cond))}_{w}{sfx}", f"Gradient variance (top) and loss "
                     f"(bottom) per timestep across training (red early → blue late), {cond}, "
                     f"{w} weighting (Fig. {'2' if w == 'ddpm' else '6'} style){where}.",
                     figure=fig))
@@ -380,27 +380,29 @@ def _setting_figures(rep: Report, R: A.Results, baseline: str, level: float) -> 
 
 
 def _check_options(bwd_factor: float, adapt_threshold: float, load_tolerance: float) -> None:
-    for name, v, ok, rule in (
-            ("--bwd-factor", bwd_factor, lambda x: x >= 0, ">= 0 (forwards per backward pass)"),
-            ("--adapt-threshold", adapt_threshold, lambda x: 0 <= x <= 1,
-             "in [0, 1] (a total variation)"),
-            ("--load-tolerance", load_tolerance, lambda x: x >= 0, ">= 0 (e.g. 0.2 = 20 %)")):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and ok(v)):
+    try:
+        A.check_threshold(adapt_threshold)
+    except ValueError as e:
+        raise A.ReportError(str(e)) from None
+    for name, v, rule in (("--bwd-factor", bwd_factor, ">= 0 (forwards per backward pass)"),
+                          ("--load-tolerance", load_tolerance, ">= 0 (e.g. 0.2 = 20 %)")):
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
             raise A.ReportError(f"{name} must be {rule}, got {v!r}")
 
 
-ADAPT_HEADER = ["schedule", "strategy", "seed", "updates", "TV drawn t", "TV p(t) mean",
-                "TV p(t) final", "TV p·w vs initial (median)", "reward std (mean)",
-                "reward–t corr. (mean)", "verdict"]
+ADAPT_HEADER = ["schedule", "strategy", "seed", "rows", "TV drawn t vs uniform",
+                "TV drawn t vs initial", "TV p(t) mean", "TV p(t) final",
+                "TV p·w vs initial (median)", "reward std (mean)", "reward–t corr. (mean)",
+                "verdict"]
 
 
 def render_adaptation(summ: pd.DataFrame, threshold: float) -> tuple[str, str]:
     rows = []
     for r in summ.to_dict("records"):
         verdict = "adapted" if r["adapted"] else A.MARK
-        rows.append([r["schedule"], r["condition"], str(r["seed"]), str(r["updates"]),
-                     *(num(r[k], 3) for k in ("drawn_tv", "tv_uniform_mean", "tv_uniform_final",
-                                              "eff_tv_median")),
+        rows.append([r["schedule"], r["condition"], str(r["seed"]), str(r["rows"]),
+                     *(num(r[k], 3) for k in ("drawn_tv", "drawn_tv_initial", "tv_uniform_mean",
+                                              "tv_uniform_final", "eff_tv_median")),
                      *(num(r[k], d) for k, d in (("reward_std_mean", 6),
                                                  ("reward_t_corr_mean", 3))), verdict])
     md = markdown_table(ADAPT_HEADER, _group_first(rows))
@@ -426,11 +428,13 @@ def _adaptation(rep: Report, R: A.Results, summ: pd.DataFrame, threshold: float,
         md, tex = render_adaptation(s, threshold)
         rep.tables.append(Item(
             f"adaptation{slugs[st]}", f"Adaptation of the learned strategies{where}: total "
-            f"variation from uniform of the histogram of every t drawn (TV drawn t) and of the "
-            f"strategy's p(t) at its updates, the effective p(t)·w(t) against its initial form, "
-            f"and for adaptive_beta the KL reward's std and its correlation with the distance of "
-            f"t to S. A run whose drawn-t TV and median p·w TV stay below {threshold:g} is marked "
-            f"'{A.MARK}' here and in every table and legend.", s, md, tex))
+            f"variation (TV) of the histogram of every t drawn from uniform and from the "
+            f"strategy's initial p(t), of its p(t) from uniform at its updates (rows: one per "
+            f"update, per log tick for every-step updaters), of the effective p(t)·w(t) from its "
+            f"initial form, and for adaptive_beta the KL reward's std and its correlation with "
+            f"the distance of t to S. A run whose drawn-t TV from its initial p(t) and median p·w "
+            f"TV both stay below {threshold:g} is marked '{A.MARK}' here and in every table and "
+            f"legend.", s, md, tex))
         if figures:
             fig = A.fig_adaptation(R.timesteps["adaptation"], st, threshold, baseline)
             if fig is not None:

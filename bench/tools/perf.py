@@ -163,7 +163,8 @@ def _timed(fn: Callable[[], None], cuda: bool) -> float:
 def benchmark(iters: int = 40, device: str = "cpu", only: list[str] | None = None,
               setup: dict | None = None, T: int = 1000, warmup: int = 2,
               opts: dict | None = None, log: Callable[[str], None] | None = None) -> list[dict]:
-    """Rows {run, median_ms, amortised_ms, ratio, periodic_ms, n_periodic, window_mean_ms}."""
+    """Rows {run, median_ms, amortised_ms, ratio, fe_per_it, fe_ratio, periodic_ms, n_periodic,
+    period, window_mean_ms}."""
     opts = {"bf16": False, "channels_last": False, "fused_adam": False, "compile": False,
             **(opts or {})}
     if iters <= 0 or iters % 40:

@@ -10,7 +10,8 @@
         loss_weight = the per-timestep factor on the ε-MSE (1 where there is none).
         The importance correction of a sampler (e.g. 1/(T·p) of loss_second_moment) is neither.
     python -m bench.strategies trace RUN_DIR [--threshold 0.1]
-        a learned strategy's adaptation, one line per update (RUN_DIR/timesteps/adaptation.csv,
+        a learned strategy's adaptation, one line per adaptation row (an update, or a log tick
+        for an every-step updater; RUN_DIR/timesteps/adaptation.csv,
         bench.evaluation.adaptation), then the verdict the report gives (bench.analysis).
 
 ``--set`` values are parsed as YAML; dotted keys nest (``--set sampler.name=speed`` for compose).
@@ -103,7 +104,7 @@ def plot(path: str, name: str, prob, weight) -> None:
 
 
 TRACE_COLUMNS = ["step", "event", "tv_uniform", "tv_initial", "q1", "q2", "q3", "q4",
-                 "eff_tv_initial", "drawn_tv", "s_set", "reward_mean", "reward_std",
+                 "eff_tv_initial", "drawn_tv", "drawn_tv_initial", "s_set", "reward_mean", "reward_std",
                  "reward_t_corr", "alpha_mean", "beta_mean"]
 
 
@@ -114,12 +115,11 @@ def trace(run_dir: str, threshold: float, out: TextIO) -> None:
     path = Path(run_dir)
     if not rundir.config_path(path).exists():
         raise ValueError(f"{run_dir}: not a run directory (no {rundir.CONFIG})")
-    if not 0 <= threshold <= 1:
-        raise ValueError(f"--threshold must be in [0, 1] (a total variation), got {threshold}")
+    adaptation.check_threshold(threshold, "--threshold")
     rows = rundir.read_timesteps(path)["adaptation"]
     if rows.empty:
         name = rundir.read_config(path).get("strategy", {}).get("name", "?")
-        learned = [n for n in strategies.names() if strategies.get(n).learned]
+        learned = [n for n in strategies.names() if strategies.get(n).learned is True]
         raise ValueError(f"{rundir.timesteps_path(path, 'adaptation')}: absent or empty — "
                          f"strategy {name!r} is not learned or has not updated yet (learned: "
                          f"{', '.join(learned)}, and compose with one of them as sampler)")
@@ -127,7 +127,8 @@ def trace(run_dir: str, threshold: float, out: TextIO) -> None:
     out.write(rows[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}") + "\n")
     s = adaptation.summary(rows, threshold)
     verdict = "adapted" if s["adapted"] else adaptation.MARK
-    out.write(f"{s['updates']} updates; TV of the drawn t from uniform {s['drawn_tv']:.4g}, "
+    out.write(f"{s['rows']} update rows; TV of the drawn t from uniform {s['drawn_tv']:.4g}, "
+              f"from the initial p(t) {s['drawn_tv_initial']:.4g}, "
               f"of p(t) mean {s['tv_uniform_mean']:.4g} / final {s['tv_uniform_final']:.4g}, "
               f"p·w vs initial median {s['eff_tv_median']:.4g}: {verdict} (threshold "
               f"{threshold:g})\n")

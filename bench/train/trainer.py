@@ -217,9 +217,7 @@ class Trainer:
         self._update_ema()
         self.strategy.after_update(ctx)
         self._count(B, counted0)
-        if ctx.adapted is not None:
-            self._emit("on_adapt", ctx)
-        return {"losses": losses.detach(), "t": t, "grad_norm": grad_norm}
+        return {"losses": losses.detach(), "t": t, "grad_norm": grad_norm, "ctx": ctx}
 
     def _count(self, B: int, before: tuple[int, int]) -> None:
         """Add this step's passes: the training step's B forwards and B backwards (the global
@@ -325,13 +323,13 @@ class Trainer:
         self.step, self.wall_s_train, self._acc = st["step"], st["wall_s_train"], st["acc"]
         if "cost" in st:
             self.cost, self.t_counts = dict(st["cost"]), st["t_counts"].cpu().long().clone()
-        else:                                    # a checkpoint older than the counters
+        else:    # a checkpoint older than the counters: the strategy's passes are unknown (NaN)
             B = self.tr.batch_size
-            self.cost = {**dict.fromkeys(TRAIN_COUNTERS, 0), "fwd_train": self.step * B,
-                         "bwd_train": self.step * B}
-            print(f"warning: {self.ckpt_path} predates the cost counters: the strategy's "
-                  f"passes and the drawn-t histogram count from step {self.step}",
-                  file=sys.stderr, flush=True)
+            self.cost = {"fwd_train": self.step * B, "bwd_train": self.step * B,
+                         "fwd_strategy": math.nan, "bwd_strategy": math.nan}
+            print(f"warning: {self.ckpt_path} predates the cost counters: this run's strategy "
+                  f"passes are unknown (it has no place on the compute axis) and its drawn-t "
+                  f"histogram counts from step {self.step}", file=sys.stderr, flush=True)
         torch.set_rng_state(st["rng"]["torch"].cpu())
         np.random.set_state(st["rng"]["numpy"])
         random.setstate(st["rng"]["python"])
@@ -340,10 +338,13 @@ class Trainer:
         self._ckpt_step = self.step
         return True
 
-    def _truncate_metrics(self) -> None:
-        """Drop log rows written after the checkpoint we resume from (a hard kill leaves them)."""
+    def _truncate_logs(self) -> None:
+        """Drop the rows of metrics.jsonl, evals.csv and timesteps/*.csv written after the
+        checkpoint we resume from (a hard kill leaves them)."""
         if self.rank == 0:
             rundir.truncate_metrics(self.run_dir, self.step)
+            rundir.truncate_evals(self.run_dir, self.step)
+            rundir.truncate_timesteps(self.run_dir, self.step)
 
     def _emit(self, hook: str, *args) -> None:
         for cb in self.callbacks:
@@ -357,7 +358,7 @@ class Trainer:
         already called ``load_checkpoint`` and says what it returned); returns the last log row."""
         if resumed is None:
             resumed = self.load_checkpoint()
-        self._truncate_metrics()
+        self._truncate_logs()
         total = self.tr.iterations
         bar = None
         if self.progress:
@@ -375,6 +376,8 @@ class Trainer:
                 out = self.train_step()
                 self._accumulate(out)
                 self.wall_s_train += time.perf_counter() - t0
+                if out["ctx"].adapted is not None:       # outside the training clock
+                    self._emit("on_adapt", out["ctx"])
                 if bar is not None:
                     bar.update(1)
                 if self.step % self.tr.log_every == 0 or self.step == total:
