@@ -14,6 +14,7 @@ from strategies import compose  # noqa: F401
 from strategies import edm2_uncertainty  # noqa: F401
 from strategies import adaptive_beta  # noqa: F401
 from strategies import grad_variance  # noqa: F401
+from strategies import uniform_range  # noqa: F401
 
 __all__ = ["Draw", "StepContext", "Strategy", "build", "defaults", "get", "identity",
            "label_defaults", "late", "make_params", "names", "register"]

@@ -351,3 +351,29 @@ def test_edm2_averages_the_gradient_over_ranks():
         reduce=lambda x: x + g_rank1, rank=0, world_size=2)
     two.before_update(ctx)
     close(two.head.detach(), one.head.detach(), rtol=1e-5, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------- uniform_range
+@pytest.mark.parametrize("T,low,high,lo,hi", [(1000, 0.0, 0.2, 0, 200), (50, 0.1, 0.5, 5, 25),
+                                              (200, 0.0, 1.0, 0, 200)])
+def test_uniform_range_before_and_after_its_start(T, low, high, lo, hi):
+    s = build("uniform_range", "linear", T, low=low, high=high, start_step=2)
+    close(s.probabilities(), np.full(T, 1.0 / T))                 # plain uniform first
+    for _ in range(2):
+        s.after_update(None)
+    want = np.zeros(T)
+    want[lo:hi] = 1.0 / (hi - lo)                                 # lo = round(low·T), by hand
+    close(s.probabilities(), want)
+    t = draw(s, n=4000).t
+    assert int(t.min()) >= lo and int(t.max()) < hi
+    assert torch.equal(draw(s).weight, torch.ones(256))
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"low": 0.5, "high": 0.5}, "high must be > low"),
+    ({"high": 1.5}, r"high must be a finite number in \(0, 1\]"),
+    ({"start_step": -1}, r"start_step must be an integer in \[0, inf\)"),
+])
+def test_uniform_range_bad_params(params, match):
+    with pytest.raises(ValueError, match=match):
+        build("uniform_range", "linear", 100, **params)
