@@ -23,7 +23,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from bench import config as C
 from bench import rundir
+from bench.core.diffusion import Diffusion
 from bench import analysis as A
 from bench.report import __main__ as report
 from bench.report import build as report_build
@@ -385,3 +387,25 @@ def test_up_to_twenty_conditions_get_distinct_colours():
     for n in (3, 10, 11, 20):
         colors = figures._colors(f"s{i}" for i in range(n))
         assert len(set(colors.values())) == n
+
+
+def test_fig5_converts_fixed_weights_to_probabilities():
+    p_t = pd.DataFrame({"run": ["a"] * 4 + ["b"] * 4, "step": [10] * 8, "t": [0, 1, 2, 3] * 2,
+                        "p": [0.25] * 8})
+    out = A.effective_p_t(p_t, {"a": np.array([1.0, 1.0, 2.0, 4.0])})
+    np.testing.assert_allclose(out.loc[out["run"] == "a", "p"], [1 / 8, 1 / 8, 2 / 8, 4 / 8])
+    np.testing.assert_allclose(out.loc[out["run"] == "b", "p"], [0.25] * 4)   # no weights: p
+
+
+def test_fixed_loss_weights_are_those_of_fixed_weightings_only(tmp_path):
+    runs = []
+    for name, strat in (("u", {"name": "uniform"}), ("m", {"name": "min_snr", "gamma": 5}),
+                        ("e", {"name": "edm2_uncertainty"})):
+        d = tmp_path / name
+        d.mkdir()
+        rundir.write_config(d, C.resolve({"strategy": strat, "diffusion": {"timesteps": 50}}))
+        runs.append({"run": name, "status": "done", "path": str(d)})
+    w = A.fixed_loss_weights(pd.DataFrame(runs))
+    assert set(w) == {"m"}                       # uniform: constant; edm2: learned (starts at 1)
+    snr = Diffusion("linear", 50).snr.double().numpy()
+    np.testing.assert_allclose(w["m"], np.minimum(snr, 5) / snr)

@@ -10,12 +10,13 @@ compute axis and the load-noise warning), ``adaptation`` (did a learned strategy
 from bench.analysis.adaptation import (MARK, THRESHOLD, check_threshold, mark_conditions,
                                        marks, summaries, summary, unmarked)
 from bench.analysis.cost import LOAD_TOLERANCE, load_warnings, per_iteration, training_cost
-from bench.analysis.figures import (RELATIVE_AXES, TIME_CMAP, curve, fig_adaptation,
-                                    fig_metric_vs_iteration, fig_metric_vs_relative, fig_p_t,
-                                    fig_timestep_diagnostics, fig_train_loss, ordered_conditions,
-                                    t_hist_density)
-from bench.analysis.load import (COUNTED, RUN_COLUMNS, SCHEDULE_ORDER, ReportError, Results, load,
-                                 load_results, read_config, run_info, schedule_key, sort_runs)
+from bench.analysis.figures import (RELATIVE_AXES, TIME_CMAP, curve, effective_p_t,
+                                    fig_adaptation, fig_metric_vs_iteration,
+                                    fig_metric_vs_relative, fig_p_t, fig_timestep_diagnostics,
+                                    fig_train_loss, ordered_conditions, t_hist_density)
+from bench.analysis.load import (COUNTED, RUN_COLUMNS, SCHEDULE_ORDER, ReportError, Results,
+                                 fixed_loss_weights, load, load_results, read_config, run_info,
+                                 schedule_key, sort_runs)
 from bench.analysis.stats import (LOWER_IS_BETTER, diff_ci, known_direction, lower_is_better,
                                   mean_ci, t_quantile)
 from bench.analysis.tables import (AXES, COND_COLUMNS, Unit, baseline_reference, best_up_to,
@@ -27,11 +28,11 @@ __all__ = [
     "AXES", "COND_COLUMNS", "COUNTED", "EVAL_COLUMNS", "LOAD_TOLERANCE", "LOWER_IS_BETTER", "MARK",
     "METRIC_COLUMNS", "RELATIVE_AXES", "RUN_COLUMNS", "ReportError", "Results", "SCHEDULE_ORDER",
     "THRESHOLD", "TIMESTEP_FILES", "TIMESTEP_REQUIRED", "TIME_CMAP", "Unit", "baseline_reference",
-    "best_up_to", "check_threshold", "curve", "default_budgets", "diff_ci", "fig_adaptation",
-    "fig_metric_vs_iteration", "fig_metric_vs_relative", "fig_p_t", "fig_timestep_diagnostics",
-    "fig_train_loss", "known_direction", "load", "load_results", "load_warnings",
-    "lower_is_better", "mark_conditions", "marks", "mean_ci", "ordered_conditions", "pair_table",
-    "per_iteration", "read_config", "run_info", "schedule_key", "slugify", "sort_runs",
-    "summaries", "summary", "t_hist_density", "t_quantile", "table1", "time_to_target",
-    "training_cost", "units", "unmarked",
+    "best_up_to", "check_threshold", "curve", "default_budgets", "diff_ci", "effective_p_t",
+    "fig_adaptation", "fig_metric_vs_iteration", "fig_metric_vs_relative", "fig_p_t",
+    "fig_timestep_diagnostics", "fig_train_loss", "fixed_loss_weights", "known_direction", "load",
+    "load_results", "load_warnings", "lower_is_better", "mark_conditions", "marks", "mean_ci",
+    "ordered_conditions", "pair_table", "per_iteration", "read_config", "run_info", "schedule_key",
+    "slugify", "sort_runs", "summaries", "summary", "t_hist_density", "t_quantile", "table1",
+    "time_to_target", "training_cost", "units", "unmarked",
 ]

@@ -285,6 +285,22 @@ def t_hist_density(t_hist: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def effective_p_t(p_t: pd.DataFrame, weights: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Kim et al. Fig. 5's convention: a strategy's p(t) with its loss weights "converted to
+    probabilities", p(t)·w(t)/Σ_τ p(τ)·w(τ) per snapshot; ``weights``: run → w [T] (runs absent
+    from it keep p)."""
+    out = p_t.copy()
+    for run, w in weights.items():
+        m = out["run"] == run
+        if not m.any():
+            continue
+        t = out.loc[m, "t"].to_numpy(dtype=int)
+        out.loc[m, "p"] = out.loc[m, "p"].to_numpy() * np.asarray(w, dtype=float)[t]
+    total = out.groupby(["run", "step"])["p"].transform("sum")
+    out["p"] = out["p"] / total.where(total > 0)
+    return out
+
+
 def fig_p_t(p_t: pd.DataFrame, t_hist: pd.DataFrame, setting: str, schedule: str,
             baseline: str = "uniform"):
     """Kim et al. Fig. 5: each strategy's timestep distribution across training (one panel per

@@ -21,10 +21,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+import strategies
 from bench import config as C
 from bench import rundir
+from bench.core.diffusion import Diffusion
 from bench.labels import component_label, condition_label, setting_label, strategy_label, variants
 from bench.rundir import EVAL_COLUMNS, METRIC_COLUMNS, TIMESTEP_FILES, TIMESTEP_REQUIRED
 from bench.analysis.stats import lower_is_better
@@ -169,6 +172,26 @@ def load(root: str | Path) -> Results:
     return Results(root, runs, _with_runs(evals, runs, EVAL_COLUMNS),
                    _with_runs(metrics, runs, METRIC_COLUMNS),
                    {k: _with_runs(v, runs, TIMESTEP_REQUIRED[k]) for k, v in ts.items()}, notes)
+
+
+def fixed_loss_weights(runs: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per run whose strategy has a fixed, non-constant loss weighting (p2, min_snr, speed, a
+    compose with one): its per-timestep loss weight w(t), float64 [T], from a freshly built
+    strategy of its config. A learned weighting (edm2_uncertainty) starts constant and is left
+    out: its weights over training are not in the run's files."""
+    out = {}
+    for r in runs.itertuples():
+        if r.status not in COUNTED:
+            continue
+        cfg = read_config(Path(r.path))
+        d = cfg["diffusion"]
+        s = strategies.build(cfg["strategy"]["name"], Diffusion(d["schedule"], d["timesteps"],
+                                                                  d["variance"]),
+                             {k: v for k, v in cfg["strategy"].items() if k != "name"})
+        w = s.loss_weights().double().numpy()    # a learned weighting starts constant: left out
+        if not np.allclose(w, w[0]):
+            out[r.run] = w
+    return out
 
 
 def load_results(root: str | Path) -> pd.DataFrame:

@@ -362,8 +362,8 @@ def _setting_figures(rep: Report, R: A.Results, baseline: str, level: float) -> 
             for w in sorted(set(d.loc[d["condition"] == cond, "weighting"])):
                 fig = A.fig_timestep_diagnostics(diag, st, cond, w)
                 rep.figures.append(Item(
-                    f"timesteps_{A.slugify(A.unmarked(cond))}_{w}{sfx}", f"Gradient variance (top) and loss "
-                    f"(bottom) per timestep across training (red early → blue late), {cond}, "
+                    f"timesteps_{A.slugify(A.unmarked(cond))}_{w}{sfx}", f"Gradient variance "
+                    f"(top) and loss (bottom) per timestep across training (red early → blue late), {cond}, "
                     f"{w} weighting (Fig. {'2' if w == 'ddpm' else '6'} style){where}.",
                     figure=fig))
         scheds = sorted(set(p_t.loc[p_t["setting"] == st, "schedule"])
@@ -372,11 +372,19 @@ def _setting_figures(rep: Report, R: A.Results, baseline: str, level: float) -> 
             rep.skipped.append(f"Fig. 5 (p(t) across training){where}: no "
                                f"{rundir.TIMESTEPS_DIR}/{rundir.TIMESTEP_FILES['p_t']} or "
                                f"{rundir.TIMESTEP_FILES['t_hist']} in a counted run")
+        weights = A.fixed_loss_weights(R.runs[R.runs["setting"] == st]) if scheds else {}
         for sched in scheds:
             rep.figures.append(Item(
                 f"p_t_{sched}{sfx}", f"Each strategy's timestep distribution p(t) across "
                 f"training (red early → blue late), {sched} schedule (Fig. 5 style){where}.",
                 figure=A.fig_p_t(p_t, t_hist, st, sched, baseline)))
+            if weights:
+                rep.figures.append(Item(
+                    f"p_t_weighted_{sched}{sfx}", f"As the previous figure, with each fixed "
+                    f"loss weighting converted to probabilities, p(t)·w(t)/Σ (Kim et al. "
+                    f"Fig. 5's convention for Min-SNR and P2), {sched} schedule{where}.",
+                    figure=A.fig_p_t(A.effective_p_t(p_t, weights), t_hist, st, sched,
+                                     baseline)))
 
 
 def _check_options(bwd_factor: float, adapt_threshold: float, load_tolerance: float) -> None:
