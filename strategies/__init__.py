@@ -1,7 +1,8 @@
 """Timestep strategies. Importing this package registers every strategy module listed below."""
 
 from strategies.base import (Draw, StepContext, Strategy, build, defaults, get, identity,
-                             label_defaults, late, make_params, names, register)
+                             label_defaults, late, make_params, names, register,
+                             registered)
 
 from strategies import uniform  # noqa: F401  (one import line per strategy registers it)
 from strategies import p2  # noqa: F401
@@ -17,4 +18,4 @@ from strategies import grad_variance  # noqa: F401
 from strategies import uniform_range  # noqa: F401
 
 __all__ = ["Draw", "StepContext", "Strategy", "build", "defaults", "get", "identity",
-           "label_defaults", "late", "make_params", "names", "register"]
+           "label_defaults", "late", "make_params", "names", "register", "registered"]

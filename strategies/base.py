@@ -9,8 +9,9 @@ strategy (no isinstance, no special cases):
     strategy.after_update(ctx)                   # model θ_{k+1}, after it
 
 "Sampling density" and "loss weight" stay separate: ``Draw.importance`` is the correction for a
-non-uniform density (1 unless a strategy asks for unbiasedness, e.g. 1/(T·p_t)), and
-``Draw.loss_weight`` is the per-timestep weighting of the ε-MSE (P2, Min-SNR, ...).
+non-uniform density (1 unless a strategy asks for unbiasedness, e.g. 1/(T·p_t);
+``importance_weights()`` tabulates it), and ``Draw.loss_weight`` is the per-timestep weighting of
+the ε-MSE (P2, Min-SNR, ...; ``loss_weights()``).
 """
 
 from __future__ import annotations
@@ -134,6 +135,11 @@ class Strategy:
         """The per-timestep factor on the ε-MSE, float64 [T] (ones where there is none)."""
         return torch.ones(self.T, dtype=torch.float64)
 
+    def importance_weights(self) -> Tensor:
+        """``Draw.importance`` of a draw at each t in the current state, float64 [T] (ones where
+        there is no correction, e.g. 1/(T·p_t) where there is)."""
+        return torch.ones(self.T, dtype=torch.float64)
+
     def before_update(self, ctx: StepContext) -> None:
         pass
 
@@ -188,6 +194,12 @@ def unregister(name: str) -> None:
 
 def names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def registered() -> list[str]:
+    """The names in registration order (strategies/__init__.py's imports, then later
+    registrations): the report's fixed colour order."""
+    return list(_REGISTRY)
 
 
 def get(name: str) -> type[Strategy]:

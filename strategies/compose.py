@@ -76,6 +76,9 @@ class Compose(Strategy):
     def loss_weights(self) -> Tensor:
         return self.weighting.loss_weights()
 
+    def importance_weights(self) -> Tensor:
+        return self.sampler.importance_weights()
+
     def before_update(self, ctx: StepContext) -> None:
         self.sampler.before_update(ctx)
 

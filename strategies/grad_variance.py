@@ -222,9 +222,13 @@ class GradVariance(Strategy):
 
     def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
         t = torch.multinomial(self._p, x0.shape[0], replacement=True, generator=generator)
-        imp = 1.0 / (self.T * self._p[t]) if self.params.reweight else None
-        d = self.draw(t, imp)
+        d = self.draw(t, self.importance_weights()[t])
         return d.select(slice(None), x0.device)
+
+    def importance_weights(self) -> Tensor:
+        if not self.params.reweight:
+            return super().importance_weights()
+        return 1.0 / (self.T * self._p)
 
     def probabilities(self) -> Tensor:
         return self._p.clone()

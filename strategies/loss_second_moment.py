@@ -70,7 +70,10 @@ class LossSecondMoment(Strategy):
     def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
         p = self.probabilities()
         t = torch.multinomial(p, x0.shape[0], replacement=True, generator=generator)
-        return self.draw(t, importance=1.0 / (self.T * p[t]))
+        return self.draw(t, importance=self.importance_weights()[t])
+
+    def importance_weights(self) -> Tensor:
+        return 1.0 / (self.T * self.probabilities())
 
     # ------------------------------------------------------------------ update
     def before_update(self, ctx: StepContext) -> None:

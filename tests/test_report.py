@@ -162,8 +162,14 @@ def test_table1_equals_hand_computed_values(R, fd):
     assert (c["mean"], c["n"], c["n_runs"]) == (16.0, 1, 2) and math.isnan(c["ci95"])
     assert cell(t, COS, M, 40)["mean"] == 27.0 and math.isnan(cell(t, COS, M, 40)["ci95"])
     best = {(r.schedule, r.budget): r.condition for r in t[t["best"]].itertuples()}
-    # linear ≤40: compose's 16 has 1 of 2 seeds, so the best complete mean is min_snr's 19
-    assert best == {(LIN, 20): M, (LIN, 40): M, (COS, 20): M, (COS, 40): U}
+    tied = {(r.schedule, r.budget, r.condition) for r in t[t["tied"]].itertuples()}
+    # linear ≤40: compose's 16 has 1 of 2 seeds, so the best complete mean is min_snr's 19; it
+    # is bold: its paired differences from uniform are 2 and 2 (CI half-width 0)
+    assert best == {(LIN, 40): M}
+    # linear ≤20: min_snr's 22 vs uniform (differences 6, 8: half-width 12.7 > 7) and compose
+    # (2, 5) are not separated; cosine has one seed each: no interval, so ties
+    assert tied == {(LIN, 20, M), (LIN, 20, U), (LIN, 20, CO), (COS, 20, M), (COS, 20, U),
+                    (COS, 40, M), (COS, 40, U)}
     # order: schedules as in the paper, the baseline first
     assert list(dict.fromkeys(t["schedule"])) == [LIN, COS]
     assert t[t["schedule"] == LIN]["condition"].iloc[0] == U
@@ -178,10 +184,13 @@ def test_table1_given_budgets(R, fd):
 
 def test_table1_markdown_and_latex(R, fd):
     md, tex, csv = report_build.render_table1(A.table1(R.evals, fd), fd)
-    assert "| linear | uniform | 29.0 ± 12.7 (30.0, 28.0) | 21.0 ± 12.7 (20.0, 22.0) |" in md
+    # ≤ 20: uniform is tied with the best (min_snr); ≤ 40: min_snr is separated, in bold
+    assert "| linear | uniform | ≈ 29.0 ± 12.7 (30.0, 28.0) | 21.0 ± 12.7 (20.0, 22.0) |" in md
     assert "**19.0 ± 12.7** (18.0, 20.0)" in md
     assert "16.0 [1/2 seeds]" in md
-    assert r"\textbf{19.0 $\pm$ 12.7}" in tex and r"min\_snr(gamma=1)" in tex
+    # LaTeX: booktabs, siunitx numbers (a true minus sign, aligned), escaped labels
+    assert r"\textbf{\num{19.0 +- 12.7}} (\num{18.0}, \num{20.0})" in tex
+    assert r"min\_snr(gamma=1)" in tex and r"\toprule" in tex and "siunitx" in tex
     assert set(csv["metric"]) == {"fd_cnn"}
     assert csv.loc[0, "seeds"] == "0:30;1:28"
 
@@ -263,11 +272,13 @@ def test_cli_writes_index_tables_and_figures(out):
     for f in files:
         assert (out / f).stat().st_size > 0, f
     for name in ("table1_fd_cnn_digits_unet", "time_to_target_fd_cnn_digits_unet",
-                 "table4_fd_cnn_digits_unet_uniform_vs_min_snr_gamma_1"):
+                 "vs_uniform_fd_cnn_digits_unet"):
         for ext in ("md", "csv", "tex"):
             assert (out / "tables" / f"{name}.{ext}").stat().st_size > 0
     pngs = sorted((out / "figures").glob("*.png"))
+    assert not list((out / "tables").glob("table4*"))       # one table per metric, no pairs
     assert {p.stem for p in pngs} >= {"fd_cnn_digits_unet_vs_iteration",
+                                      "forest_fd_cnn_digits_unet",
                                       "fd_cnn_digits_unet_vs_wallclock", "train_loss_digits_unet",
                                       "timesteps_uniform_ddpm_digits_unet",
                                       "timesteps_uniform_vlb_digits_unet", "p_t_linear_digits_unet"}
@@ -381,12 +392,20 @@ def test_duplicates_and_variants_are_explicit(one_run):
     assert runs.loc["sw/r0", "condition"] == "uniform [train.lr=0.0002]"
 
 
-def test_up_to_twenty_conditions_get_distinct_colours():
-    from bench.analysis import figures
+def test_twelve_strategies_get_distinct_styles_fixed_by_the_registry():
+    import strategies
+    from bench.analysis import style as S
 
-    for n in (3, 10, 11, 20):
-        colors = figures._colors(f"s{i}" for i in range(n))
-        assert len(set(colors.values())) == n
+    names = strategies.registered()
+    assert names[0] == "uniform" and len(names) >= 12
+    seen = {(S.style(n).color, S.style(n).marker, S.style(n).linestyle) for n in names}
+    assert len(seen) == len(names)
+    assert len({S.style(n).color for n in names[:12]}) == 12
+    # a condition keeps its strategy's colour; the mark and the order of others do not matter
+    assert S.style("min_snr(gamma=1)").color == S.style("min_snr").color
+    assert S.style("min_snr(gamma=1)").linestyle != "-"
+    assert S.style("adaptive_beta [did not adapt]") == S.style("adaptive_beta")
+    assert S.style("my_new_strategy") == S.style("my_new_strategy")     # hashed, stable
 
 
 def test_fig5_converts_fixed_weights_to_probabilities():
@@ -409,3 +428,109 @@ def test_fixed_loss_weights_are_those_of_fixed_weightings_only(tmp_path):
     assert set(w) == {"m"}                       # uniform: constant; edm2: learned (starts at 1)
     snr = Diffusion("linear", 50).snr.double().numpy()
     np.testing.assert_allclose(w["m"], np.minimum(snr, 5) / snr)
+
+
+# ---------------------------------------------------------------------------- presentation
+def _line_colors(fig) -> dict[str, str]:
+    """{legend label: colour} of the labelled lines (and error bars) of a figure."""
+    from matplotlib.colors import to_hex
+
+    out = {}
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if not line.get_label().startswith("_"):
+                out[line.get_label()] = to_hex(line.get_color())
+    return out
+
+
+def test_a_strategy_has_one_colour_in_every_figure_and_report(R, tmp_path):
+    rep = report_build.build(R, metrics=["fd_cnn"])
+    figs = {f.slug: f.figure for f in rep.figures}
+    a = _line_colors(figs["fd_cnn_digits_unet_vs_iteration"])
+    b = _line_colors(figs["train_loss_digits_unet"])
+    assert a[M] == b[M] and a[U] == b[U] and a[M] != a[U]
+    # another report, without uniform (so every other strategy moves up in the legend)
+    sub = tmp_path / "sub"
+    shutil.copytree(FIX / "fx", sub / "fx")
+    for d in (sub / "fx").glob("u-*"):
+        shutil.rmtree(d)
+    rep2 = report_build.build(A.load(sub), metrics=["fd_cnn"], baseline=M)
+    c = _line_colors({f.slug: f.figure for f in rep2.figures}["fd_cnn_vs_iteration"])
+    assert U not in c and c[M] == a[M] and c[CO] == a[CO]
+
+
+def test_bands_stay_in_the_metric_range_and_ticks_at_evaluated_steps(R, fd):
+    ev = R.counted(R.evals)
+    # linear, min_snr ≤ 20: 22 ± 25.4 — an unclipped band would reach −3.4
+    c = A.curve(ev[(ev["metric"] == "fd_cnn") & (ev["condition"] == M)
+                   & (ev["schedule"] == LIN)], "value")
+    assert (c["mean"] - c["ci95"]).min() < 0
+    fig = A.fig_metric_vs_iteration(ev, fd)
+    polys = [p for ax in fig.axes for p in ax.collections]
+    assert polys and all(p.get_paths()[0].vertices[:, 1].min() >= 0 for p in polys)
+    steps = set(fd.select(ev)["step"])
+    for ax in fig.axes:
+        if ax.get_xlabel():
+            assert set(ax.get_xticks()) <= steps
+    assert fig.axes[0].get_ylabel() == "fd_cnn ↓" and A.metric_label("nll_bpd") == \
+        "NLL (bits/dim) ↓"
+    panels = [ax for ax in fig.axes if ax.get_xlabel()]
+    assert len(panels) == 2 and panels[0].get_shared_y_axes().joined(*panels)
+    assert A.valid_range("mmd2_rbf") == (-math.inf, math.inf)     # unbiased: may be < 0
+
+
+def test_tick_steps_are_a_subset_of_the_steps():
+    steps = list(range(0, 200_001, 10_000))
+    ticks = A.tick_steps(steps, 7)
+    assert set(ticks) <= set(steps) and len(ticks) <= 7 and ticks[0] == 0 and ticks[-1] == 2e5
+    assert [A.step_text(s) for s in (400, 2000, 2500, 20_000, 200_000, 1_000_000)] == [
+        "400", "2k", "2.5k", "20k", "0.2M", "1M"]
+    assert A.protocol_text("ddim10_eta0", 100) == "DDIM sampler, 10 steps, η = 0; 100 samples"
+
+
+def test_vs_baseline_hand_computed(R, fd):
+    t = A.vs_baseline(R.evals, fd).set_index(["schedule", "condition", "budget"])
+    r = t.loc[(LIN, M, 40)]             # best-up-to 40: min_snr (18, 20), uniform (20, 22)
+    assert (r["diff"], r["diff_ci95"], r["test"], r["verdict"]) == (-2.0, 0.0, "paired, n=2",
+                                                                    "better")
+    r = t.loc[(LIN, M, 20)]             # (24, 20) − (30, 28) = −6, −8
+    assert r["diff"] == -7.0 and r["diff_ci95"] == pytest.approx(half([-6, -8]))
+    assert r["verdict"] == "tie"
+    r = t.loc[(COS, M, 40)]             # one seed each: no interval
+    assert r["diff"] == 2.0 and r["verdict"] == "no interval"
+    assert A.verdict(1.0, 0.5, lower=True) == "worse" and A.verdict(1.0, 0.5, False) == "better"
+    md, tex, _ = report_build.render_vs_baseline(t.reset_index(), fd, U)
+    assert "| ≤ 40 it | min_snr(gamma=1) | 21.0 | 19.0 | −2.0 | [−2.0, −2.0] | 2 vs 2 | paired " \
+           "| better |" in md
+    assert r"\num{-2.0}" in tex
+
+
+def test_ranking_uses_rliables_estimators_reproducibly(R):
+    from rliable import metrics
+
+    us = A.units(R.evals)
+    scores = A.ranking.task_scores(R.evals, us)
+    # fd_cnn linear/cosine, nll_bpd linear, swd (toy): the tasks with a uniform run
+    assert scores["task"].nunique() == 4
+    u = scores[(scores["task"] == "fd_cnn_digits_unet/linear") & (scores["strategy"] == U)]
+    assert u["score"].sum() == pytest.approx(0.0)                  # 0 = the baseline's mean
+    rng = np.random.default_rng(0)
+    x, y = rng.random((3, 4)), rng.random((2, 4))
+    assert A.ranking.iqm(x) == pytest.approx(metrics.aggregate_iqm(x))
+    assert A.ranking.probability_of_improvement(x, y) == pytest.approx(
+        metrics.probability_of_improvement(x, y))
+    t1, p1 = A.ranking.aggregate(scores, reps=200)
+    t2, _ = A.ranking.aggregate(scores, reps=200)
+    pd.testing.assert_frame_equal(t1, t2)                          # fixed seed
+    m = t1.set_index("condition").loc[M]
+    # min_snr has one seed on cosine: one run per task everywhere, so no bootstrap interval
+    assert (m["tasks"], m["runs"]) == (3, 1) and math.isnan(m["iqm_lo"])
+    assert 0.0 <= m["p_improve"] <= 1.0
+    assert set(p1.columns) == {"condition", "tau", "fraction", "lo", "hi"}
+
+
+def test_index_headings_name_the_content(out):
+    index = (out / "index.md").read_text()
+    assert "### Table " not in index and "### Figure " not in index
+    assert "### Every strategy vs uniform — fd_cnn" in index
+    assert "### Strategies ranked across every condition (rliable)" in index

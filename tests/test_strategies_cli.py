@@ -1,11 +1,13 @@
 """``python -m bench.strategies``: the listing, the ``show`` CSV (checked against independent
-formulas) and bad inputs (stderr names the problem and the valid choices; exit status 2)."""
+formulas; several names), its figure, a closed stdout, and bad inputs (stderr names the problem
+and the valid choices; exit status 2; nothing written)."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
 import io
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +18,13 @@ import torch
 
 import strategies
 import strategy_formulas as F
-from bench.tools.strategies import main
+from bench.analysis.style import style
+from bench.core.diffusion import Diffusion
+from bench.tools.strategies import Table, figure, main, specs, table
 from strategies.base import Strategy, register, unregister
 
 REPO = Path(__file__).resolve().parent.parent
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def show(*argv: str) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -33,9 +38,10 @@ def show(*argv: str) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 
 def fails(capsys, *argv: str) -> str:
+    out = io.StringIO()
     with pytest.raises(SystemExit) as e:          # argparse errors
-        raise SystemExit(main(list(argv), out=io.StringIO()))
-    assert e.value.code == 2
+        raise SystemExit(main(list(argv), out=out))
+    assert e.value.code == 2 and out.getvalue() == ""
     return capsys.readouterr().err
 
 
@@ -89,7 +95,126 @@ def test_show_lognormal_laplace_and_compose():
 def test_show_writes_a_plot(tmp_path):
     path = tmp_path / "p.png"
     show("laplace", "--timesteps", "100", "--plot", str(path))
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.read_bytes()[:8] == PNG
+
+
+def test_several_names_give_one_block_per_strategy_equal_to_its_own_output():
+    out = io.StringIO()
+    argv = ["--schedule", "cosine", "--timesteps", "200", "--batch-size", "64"]
+    assert main(["show", "p2", "uniform", "speed", *argv, "--set", "gamma=0.5"], out=out) == 0
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert rows[0] == ["strategy", "t", "prob", "loss_weight"] and len(rows) == 1 + 3 * 200
+    assert [r[0] for r in rows[1::200]] == ["p2", "uniform", "speed"]
+    for name, sets in (("p2", ["--set", "gamma=0.5"]), ("uniform", []),   # uniform has no gamma
+                       ("speed", ["--set", "gamma=0.5"])):
+        single = io.StringIO()
+        assert main(["show", name, *argv, *sets], out=single) == 0
+        assert [r[1:] for r in rows[1:] if r[0] == name] == \
+            list(csv.reader(io.StringIO(single.getvalue())))[1:]
+
+
+def test_a_closed_stdout_exits_0_quietly_after_writing_the_plot(tmp_path):
+    png = tmp_path / "f.png"
+    cmd = (f"{shlex.quote(sys.executable)} -m bench.strategies show uniform min_snr p2 "
+           f"--plot {shlex.quote(str(png))} | head -1")         # 3000 rows: more than a pipe holds
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=REPO, capture_output=True,
+                       text=True, timeout=120, check=False)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "strategy,t,prob,loss_weight\n", "")
+    assert png.read_bytes()[:8] == PNG
+
+
+def tables(names: list[str], sets: list[str] = (), T: int = 200):
+    d = Diffusion("linear", T)
+    return [table(s, d) for s in specs(names, list(sets), 128)], d
+
+
+def test_figure_panels_scales_limits_and_styles():
+    tbs, d = tables(["uniform", "min_snr", "p2"], ["gamma=1"])
+    assert [tb.label for tb in tbs] == ["uniform", "min_snr(gamma=1)", "p2"]
+    fig = figure(tbs, d)
+    axes = fig.axes
+    assert [a.get_yscale() for a in axes] == ["linear", "log", "log"]
+    assert all(axes[0].get_shared_x_axes().joined(axes[0], a) for a in axes)
+    assert axes[0].get_ylim()[0] == 0
+    ref = [ln for ln in axes[0].get_lines() if ln.get_linestyle() == ":"]
+    assert len(ref) == 1 and set(ref[0].get_ydata()) == {1.0}
+    for ax, panel in zip(axes, ("p", "w", "eff")):
+        lines = {ln.get_label(): ln for ln in ax.get_lines()}
+        for tb in tbs:
+            ln = lines[tb.label]
+            assert ln.get_color() == style(tb.label).color
+            want = {"p": 200 * tb.prob, "w": tb.loss_weight,
+                    "eff": 200 * tb.prob * tb.loss_weight * tb.importance}[panel]
+            np.testing.assert_allclose(ln.get_ydata(), want.numpy(), rtol=1e-12)
+            np.testing.assert_array_equal(ln.get_xdata(), np.arange(200))
+    for ax in axes[1:]:
+        lo, hi = ax.get_ylim()
+        assert np.log10(hi / lo) >= 1
+        assert type(ax.yaxis.get_minor_formatter()).__name__ == "NullFormatter"
+    assert "linear schedule, T = 200" in fig.get_suptitle()
+    assert "min_snr(gamma=1)" in fig.get_suptitle()
+
+
+def test_a_constant_is_a_flat_line_not_magnified():
+    tbs, d = tables(["uniform"])                   # p = 1/T, λ = 1, importance = 1
+    axes = figure(tbs, d).axes
+    assert axes[0].get_ylim()[0] == 0 and axes[0].get_ylim()[1] <= 1.5
+    for ax in axes[1:]:
+        lo, hi = ax.get_ylim()
+        assert lo < 1 < hi and np.log10(hi / lo) >= 1
+
+
+def test_x_logsnr_puts_log_snr_on_the_x_axis():
+    tbs, d = tables(["min_snr", "speed"])
+    for ax in figure(tbs, d, "logsnr").axes:
+        for tb in tbs:
+            ln = next(ln for ln in ax.get_lines() if ln.get_label() == tb.label)
+            np.testing.assert_allclose(ln.get_xdata(), torch.log(d.snr).numpy(), rtol=0)
+    assert "log SNR" in figure(tbs, d, "logsnr").axes[-1].get_xlabel()
+
+
+def test_importance_weights_hook_matches_the_draws_and_the_effective_weight():
+    """A warmed-up loss_second_moment: non-uniform p, importance 1/(T·p) = Draw.importance, so
+    the effective weight T·p·λ·importance is 1 (an unbiased sampler)."""
+    d = Diffusion("linear", 50)
+    s = strategies.build("loss_second_moment", d)
+    t = torch.arange(50).repeat(10)
+    s.update(t, 1.0 + t.double())
+    p = s.probabilities()
+    assert not torch.allclose(p, torch.full_like(p, 1 / 50))
+    draw = s.sample(torch.zeros(64, 2), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(draw.importance.double(), s.importance_weights()[draw.t],
+                               rtol=1e-6, atol=0)
+    tb = Table("loss_second_moment", "loss_second_moment", p, s.loss_weights(),
+               s.importance_weights())
+    np.testing.assert_allclose(figure([tb], d).axes[2].get_lines()[0].get_ydata(), 1.0,
+                               rtol=1e-12)
+    c = strategies.build("compose", d, {"sampler": {"name": "grad_variance", "reweight": True}})
+    c.sampler.var_ema = torch.linspace(1, 2, c.sampler.params.bins, dtype=torch.float64)
+    c.sampler._p = c.sampler._probs()
+    torch.testing.assert_close(c.importance_weights(), 1 / (50 * c.probabilities()))
+    draw = c.sample(torch.zeros(64, 2), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(draw.importance.double(), c.importance_weights()[draw.t],
+                               rtol=1e-6, atol=0)
+
+
+PLOT = ["--plot", "{tmp}/f.png"]
+
+
+@pytest.mark.parametrize("argv,needles", [
+    (["show", "p2", "p3", *PLOT], ["unknown strategy 'p3'; valid: ", "min_snr", "uniform"]),
+    (["show", "p2", "--x", "sigma", *PLOT], ["invalid choice: 'sigma'", "'t'", "'logsnr'"]),
+    (["show", "p2", "--plot", "{tmp}/no/such/dir/f.png"], ["directory", "does not exist"]),
+    (["show", "p2", "--plot", "{tmp}"], ["is a directory"]),
+    (["show", "p2", "--plot", "{tmp}/f.xyz"], ["unknown file type '.xyz'; valid: ", ".png"]),
+    (["show", "p2", "min_snr", "--set", "foo=1", *PLOT],
+     ["strategies 'p2', 'min_snr': unknown parameter(s) foo; valid: gamma, k, prediction"]),
+    (["show", "p2", "min_snr", "p2", *PLOT], ["strategy 'p2' is named twice"]),
+])
+def test_bad_show_input_writes_nothing(capsys, tmp_path, argv, needles):
+    err = fails(capsys, *(a.format(tmp=tmp_path) for a in argv))
+    assert all(n in err for n in needles), err
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("argv,needle", [

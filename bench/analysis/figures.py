@@ -5,44 +5,42 @@ gradient variance across training (Fig. 2/6), p(t) across training (Fig. 5)."""
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
 from bench.analysis.load import COUNTED, schedule_key
-from bench.analysis.stats import lower_is_better, mean_ci
+from bench.analysis.stats import mean_ci, valid_range
+from bench.analysis.style import (LEGEND_SNAPSHOTS, SNAPSHOT_CMAP, SNAPSHOT_RANGE, Style,
+                                  metric_label, plain_log_axis, protocol_text, snapshot_colors,
+                                  step_axis, step_text, style)
 from bench.analysis.tables import AXIS_COLUMN, Unit, baseline_reference
 
 # ---------------------------------------------------------------------------- figures
 # Every figure function returns a matplotlib Figure (or None when its data is absent) and keeps
-# no pyplot state; bench.report saves them. Colours are fixed per condition within a figure.
-TIME_CMAP = "coolwarm_r"     # early snapshots red, late ones blue (Kim et al. Fig. 2, 5, 6)
+# no pyplot state; bench.report saves them. Styles (colour, marker, line) are fixed per strategy
+# by bench.analysis.style, the same in every figure.
 
 
-def _figure(ncols: int, nrows: int = 1, w: float = 4.2, h: float = 3.3):
+def _figure(ncols: int, nrows: int = 1, w: float = 4.2, h: float = 3.3, sharey: bool = False):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(w * ncols + 0.6, h * nrows + 0.5), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    fig = Figure(figsize=(w * ncols + 0.6, h * nrows + 0.6), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey="row" if sharey else False)
     return fig, axes
 
 
-def _suptitle(fig, text: str) -> None:
-    """A figure title wrapped to the figure's width (long setting labels)."""
+def _titles(fig, title: str, subtitle: str = "") -> None:
+    """A short figure title and, below it, a smaller plain-language subtitle, each wrapped to the
+    figure's width."""
     import textwrap
 
-    width = max(int(fig.get_figwidth() * 11), 40)
-    fig.suptitle(textwrap.fill(text, width))
-
-
-def _colors(conditions: Iterable[str]) -> dict[str, Any]:
-    """One colour per condition: tab10 up to 10 conditions, tab20 up to 20 (then they repeat)."""
-    from matplotlib import colormaps
-
-    conds = list(dict.fromkeys(conditions))
-    cmap = colormaps["tab10" if len(conds) <= 10 else "tab20"]
-    return {c: cmap(i % cmap.N) for i, c in enumerate(conds)}
+    width = max(int(fig.get_figwidth() * 10), 60)
+    text = textwrap.fill(title, width)
+    if subtitle:
+        text += "\n" + textwrap.fill(subtitle, int(width * 1.15))
+    fig.suptitle(text, fontsize="medium")
 
 
 def _schedules(df: pd.DataFrame) -> list[str]:
@@ -64,20 +62,27 @@ def curve(df: pd.DataFrame, y: str, x: str = "step", level: float = 0.95) -> pd.
     return pd.DataFrame(rows, columns=["step", "x", "mean", "ci95", "n"])
 
 
-def _plot_curve(ax, c: pd.DataFrame, color, label: str) -> None:
+def band(c: pd.DataFrame, valid: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The (lower, upper) edges of a curve's CI band, clipped to the metric's valid range."""
+    return (np.clip(c["mean"] - c["ci95"], *valid).to_numpy(),
+            np.clip(c["mean"] + c["ci95"], *valid).to_numpy())
+
+
+def _plot_curve(ax, c: pd.DataFrame, st: Style, label: str,
+                valid: tuple[float, float] = (-math.inf, math.inf)) -> None:
     c = c.dropna(subset=["mean"])
-    ax.plot(c["x"], c["mean"], marker="o", ms=3, color=color, label=label)
-    band = c[c["n"] >= 2]
-    if len(band):
-        ax.fill_between(band["x"], band["mean"] - band["ci95"], band["mean"] + band["ci95"],
-                        color=color, alpha=0.2, linewidth=0)
+    ax.plot(c["x"], c["mean"], ms=3.5, lw=1.3, label=label, **st.line())
+    b = c[c["n"] >= 2]
+    if len(b):
+        lo, hi = band(b, valid)
+        ax.fill_between(b["x"], lo, hi, color=st.color, alpha=0.15, linewidth=0)
 
 
 def _legend(fig, axes) -> None:
     handles, labels = {}, []
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in handles:
+            if lab not in handles and not lab.startswith("_"):
                 handles[lab] = h
                 labels.append(lab)
     if handles:
@@ -91,57 +96,56 @@ def _legend(fig, axes) -> None:
                    ncols=len(labels) if below else 1, fontsize="small")
 
 
-def _integer_x(ax) -> None:
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-
-
-def _ylabel(metric: str) -> str:
-    return f"{metric} ({'lower' if lower_is_better(metric) else 'higher'} is better)"
-
-
-def _plot_conditions(ax, d: pd.DataFrame, y: str, x: str, colors: dict, baseline: str,
-                     level: float) -> None:
+def _plot_conditions(ax, d: pd.DataFrame, y: str, x: str, baseline: str, level: float,
+                     valid: tuple[float, float] = (-math.inf, math.inf)) -> None:
     """One mean curve (with its band) of ``y`` vs ``x`` per condition of ``d``, baseline first."""
     for cond in ordered_conditions(d, baseline):
-        _plot_curve(ax, curve(d[d["condition"] == cond], y, x, level), colors[cond], cond)
+        _plot_curve(ax, curve(d[d["condition"] == cond], y, x, level), style(cond), cond, valid)
+
+
+def _protocol(unit: Unit) -> str:
+    return protocol_text(unit.sampler, unit.n_samples, unit.metric)
 
 
 def fig_metric_vs_iteration(ev: pd.DataFrame, unit: Unit, baseline: str = "uniform",
                             level: float = 0.95):
-    """The metric vs training iteration, one panel per schedule: mean over seeds with the 95 %
-    t-interval as a band (where ≥ 2 seeds have a value)."""
+    """The metric vs training iteration, one panel per schedule (shared y): mean over seeds with
+    the 95 % t-interval as a band (where ≥ 2 seeds have a value) clipped to the metric's valid
+    range; x ticks at the evaluated steps."""
     data = unit.select(ev)
     data = data[data["status"].isin(COUNTED)]
     if data.empty:
         return None
-    fig, axes, _ = _schedule_panels(data, "value", _ylabel(unit.metric), baseline, level)
-    _suptitle(fig, unit.title)
+    fig, axes, panels = _schedule_panels(data, "value", metric_label(unit.metric), baseline,
+                                         level, valid_range(unit.metric))
+    for ax, d in panels:
+        step_axis(ax, d["step"])
     _legend(fig, axes)
+    _titles(fig, f"{unit.metric} vs training iteration — {unit.setting}", _protocol(unit))
     return fig
 
 
-def _schedule_panels(data: pd.DataFrame, y: str, ylabel: str, baseline: str, level: float):
-    """One panel per schedule of ``y`` vs iteration per condition: (fig, axes, [(ax, rows)])."""
+def _schedule_panels(data: pd.DataFrame, y: str, ylabel: str, baseline: str, level: float,
+                     valid: tuple[float, float] = (-math.inf, math.inf)):
+    """One panel per schedule (shared y) of ``y`` vs iteration per condition:
+    (fig, axes, [(ax, rows)])."""
     scheds = _schedules(data)
-    fig, axes = _figure(len(scheds))
-    colors = _colors(ordered_conditions(data, baseline))
+    fig, axes = _figure(len(scheds), sharey=True)
     panels = []
-    for ax, sched in zip(axes[0], scheds):
+    for j, (ax, sched) in enumerate(zip(axes[0], scheds)):
         d = data[data["schedule"] == sched]
-        _plot_conditions(ax, d, y, "step", colors, baseline, level)
-        ax.set(title=sched, xlabel="iteration", ylabel=ylabel)
-        _integer_x(ax)
+        _plot_conditions(ax, d, y, "step", baseline, level, valid)
+        ax.set(title=f"{sched} schedule", xlabel="training iteration")
+        if j == 0:
+            ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         panels.append((ax, d))
     return fig, axes, panels
 
 
 RELATIVE_AXES = {   # axis (bench.analysis.tables.AXIS_COLUMN): (1D unit, x label)
-    "cost": ("forward-equivalents", "training compute / 1D ({baseline}; counted "
-                                    "forward-equivalents)"),
-    "wall": ("s", "training wall-clock / 1D ({baseline}; measured)"),
+    "cost": ("forward-equivalents", "training compute / 1D (counted forward-equivalents)"),
+    "wall": ("s", "training wall-clock / 1D (measured)"),
 }
 
 
@@ -165,19 +169,91 @@ def fig_metric_vs_relative(ev: pd.DataFrame, unit: Unit, axis: str = "cost",
     refs = {s: r for s, r in refs.items() if r and np.isfinite(r[key]) and r[key] > 0}
     if not refs:
         return None
-    fig, axes = _figure(len(refs))
-    colors = _colors(ordered_conditions(data, baseline))
-    for ax, (sched, ref) in zip(axes[0], refs.items()):
+    fig, axes = _figure(len(refs), sharey=True)
+    for j, (ax, (sched, ref)) in enumerate(zip(axes[0], refs.items())):
         d = data[data["schedule"] == sched]
         d = d.assign(rel=pd.to_numeric(d[col], errors="coerce") / ref[key])
-        _plot_conditions(ax, d, "value", "rel", colors, baseline, level)
+        _plot_conditions(ax, d, "value", "rel", baseline, level, valid_range(unit.metric))
         ax.axvline(1.0, color="0.4", ls="--", lw=1)
-        ax.text(1.0, 1.0, " 1D", transform=ax.get_xaxis_transform(), va="top", fontsize="small")
-        ax.set(title=f"{sched} (1D = {ref[key]:.4g} {unit_name})", ylabel=_ylabel(unit.metric),
-               xlabel=xlabel.format(baseline=baseline))
+        ax.annotate("1D", xy=(1.0, 0.97), xycoords=("data", "axes fraction"), xytext=(3, 0),
+                    textcoords="offset points", va="top", ha="left", fontsize="small")
+        lo, hi = ax.get_xlim()
+        ax.set_xlim(lo, max(hi, 1.25))            # room for the "1D" label
+        ax.set(title=f"{sched} schedule (1D = {ref[key]:.3g} {unit_name})", xlabel=xlabel)
+        ax.title.set_fontsize("medium")
+        if j == 0:
+            ax.set_ylabel(metric_label(unit.metric))
         ax.grid(alpha=0.3)
-    _suptitle(fig, unit.title)
+    what = "counted training compute" if axis == "cost" else "measured training wall-clock"
     _legend(fig, axes)
+    _titles(fig, f"{unit.metric} vs {what} relative to {baseline}'s 1D — {unit.setting}",
+            _protocol(unit))
+    return fig
+
+
+def fig_forest(vs: pd.DataFrame, unit: Unit, baseline: str = "uniform"):
+    """A forest plot of ``tables.vs_baseline`` at its largest budget: per schedule panel (shared
+    rows), each condition's difference from the baseline (mean with its 95 % CI), zero dashed;
+    None without a difference."""
+    if vs.empty:
+        return None
+    d = vs[vs["budget"] == vs["budget"].max()].dropna(subset=["diff"])
+    if d.empty:
+        return None
+    scheds = _schedules(d)
+    conds = list(dict.fromkeys(d["condition"]))
+    fig, axes = _figure(len(scheds), w=3.4, h=1.0 + 0.32 * len(conds), sharey=True)
+    fig.set_figwidth(fig.get_figwidth() + 0.075 * max(map(len, conds)))   # the row labels
+    for j, (ax, sched) in enumerate(zip(axes[0], scheds)):
+        s = d[d["schedule"] == sched].set_index("condition")
+        for i, cond in enumerate(conds):
+            if cond not in s.index:
+                continue
+            r, st = s.loc[cond], style(cond)
+            ci = r["diff_ci95"] if np.isfinite(r["diff_ci95"]) else 0.0
+            ax.errorbar(r["diff"], i, xerr=ci, fmt=st.marker, color=st.color, ms=5, capsize=3,
+                        mfc=st.color if st.filled else "white")
+        ax.axvline(0.0, color="0.3", ls="--", lw=1)
+        ax.set_yticks(range(len(conds)), conds if j == 0 else [])
+        ax.set_ylim(len(conds) - 0.5, -0.5)
+        better = "negative" if unit.lower_is_better else "positive"
+        ax.set(title=f"{sched} schedule",
+               xlabel=f"Δ {unit.metric} vs {baseline} ({better} = better)")
+        ax.grid(alpha=0.3, axis="x")
+    budget = int(d["budget"].iloc[0])
+    _titles(fig, f"{unit.metric}: difference from {baseline} at ≤ {step_text(budget)} "
+                 f"iterations — {unit.setting}",
+            f"{_protocol(unit)}; mean and 95 % CI over seeds, paired by seed where possible")
+    return fig
+
+
+PROFILE_BANDS = 5
+
+
+def fig_profiles(profiles: pd.DataFrame, baseline: str = "uniform"):
+    """Performance profiles (Agarwal et al. 2021, rliable): per strategy, the fraction of runs
+    over every condition whose normalised score exceeds τ, with its stratified-bootstrap 95 %
+    band (drawn for up to PROFILE_BANDS strategies: more would hide the curves); columns of
+    ``profiles``: condition, tau, fraction, lo, hi."""
+    if profiles.empty:
+        return None
+    fig, axes = _figure(1, w=5.2, h=3.6)
+    ax = axes[0, 0]
+    bands = profiles["condition"].nunique() <= PROFILE_BANDS
+    for cond, g in profiles.groupby("condition", sort=False):
+        st = style(cond)
+        ax.plot(g["tau"], g["fraction"], label=cond, color=st.color, ls=st.linestyle, lw=1.4)
+        if bands:
+            ax.fill_between(g["tau"], g["lo"], g["hi"], color=st.color, alpha=0.12, lw=0)
+    ax.axvline(0.0, color="0.3", ls=":", lw=1)
+    ax.set(xlabel=f"τ: relative improvement over {baseline}'s mean (0 = equal)",
+           ylabel="fraction of runs with score > τ", ylim=(0, 1))
+    ax.grid(alpha=0.3)
+    _legend(fig, axes)
+    _titles(fig, "performance profiles across every condition",
+            "score = (baseline mean − value) / |baseline mean| per condition (sign flipped for "
+            "higher-is-better metrics)" + ("; stratified-bootstrap 95 % bands" if bands else
+                                            "; bands in the table (too many curves)"))
     return fig
 
 
@@ -190,44 +266,57 @@ def fig_adaptation(adaptation: pd.DataFrame, setting: str, threshold: float,
     if d.empty:
         return None
     scheds = _schedules(d)
-    fig, axes = _figure(len(scheds))
-    colors = _colors(ordered_conditions(d, baseline))
-    for ax, sched in zip(axes[0], scheds):
+    fig, axes = _figure(len(scheds), sharey=True)
+    for j, (ax, sched) in enumerate(zip(axes[0], scheds)):
         s = d[d["schedule"] == sched]
         for cond in ordered_conditions(s, baseline):
+            color = style(cond).color
             for i, (_, r) in enumerate(s[s["condition"] == cond].groupby("run", sort=True)):
                 r = r.sort_values("step")
-                ax.plot(r["step"], r["tv_uniform"], color=colors[cond], lw=1.1,
+                ax.plot(r["step"], r["tv_uniform"], color=color, lw=1.1,
                         label=cond if i == 0 else None)
-                ax.plot(r["step"], r["drawn_tv"], color=colors[cond], lw=1.0, ls="--")
+                ax.plot(r["step"], r["drawn_tv"], color=color, lw=1.0, ls="--")
         ax.axhline(threshold, color="0.3", ls=":", lw=1)
-        ax.set(title=sched, xlabel="iteration", ylabel="total variation from uniform",
-               ylim=(0, 1))
-        _integer_x(ax)
+        ax.set(title=f"{sched} schedule", xlabel="training iteration", ylim=(0, 1))
+        if j == 0:
+            ax.set_ylabel("total variation from uniform")
+        step_axis(ax, s["step"])
         ax.grid(alpha=0.3)
-    _suptitle(fig, f"adaptation of the learned strategies — {setting} (solid: p(t) at each "
-                   f"update; dashed: the t drawn so far; dotted: threshold {threshold:g})")
     _legend(fig, axes)
+    _titles(fig, f"adaptation of the learned strategies — {setting}",
+            f"solid: p(t) at each update; dashed: the t drawn so far; dotted: the 'did not "
+            f"adapt' threshold {threshold:g}")
     return fig
 
 
 def fig_train_loss(metrics: pd.DataFrame, setting: str, baseline: str = "uniform",
                    level: float = 0.95):
     """Training loss (the logged per-example ε-MSE, unweighted, averaged over the log interval)
-    vs iteration, one panel per schedule, mean over seeds with a 95 % band."""
+    vs iteration, one panel per schedule (shared log y), mean over seeds with a 95 % band."""
     data = metrics[(metrics["setting"] == setting) & metrics["status"].isin(COUNTED)]
     data = data.dropna(subset=["loss"])
     if data.empty:
         return None
-    fig, axes, panels = _schedule_panels(data, "loss", "training loss (ε-MSE)", baseline, level)
-    for ax, d in panels:
-        if (d["loss"] > 0).all():
-            ax.set_yscale("log")      # the y-range follows the curves, not the (wide) bands
-            lo, hi = d.groupby(["condition", "step"])["loss"].mean().agg(["min", "max"])
-            ax.set_ylim(lo / 1.5, hi * 1.5)
-    _suptitle(fig, f"training loss — {setting}")
+    fig, axes, panels = _schedule_panels(data, "loss", metric_label("loss"), baseline, level,
+                                         valid_range("loss"))
+    for ax, _ in panels:
+        ax.xaxis.set_major_formatter(_step_formatter())
+    if (data["loss"] > 0).all():
+        ax = axes[0, 0]
+        ax.set_yscale("log")      # the y-range follows the curves, not the (wide) bands
+        lo, hi = data.groupby(["condition", "schedule", "step"])["loss"].mean().agg(["min", "max"])
+        ax.set_ylim(lo / 1.5, hi * 1.5)
+        plain_log_axis(ax)
     _legend(fig, axes)
+    _titles(fig, f"training loss — {setting}", "the logged per-example ε-MSE (unweighted), "
+                 "averaged over each log interval; mean over seeds, 95 % band")
     return fig
+
+
+def _step_formatter():
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda x, _: step_text(x))
 
 
 def _first_run(df: pd.DataFrame) -> pd.DataFrame:
@@ -236,43 +325,58 @@ def _first_run(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["run"] == first]
 
 
-def _time_colorbar(fig, axes, steps: Iterable[float]):
+def _snapshots(fig, axes, steps: Iterable[float]):
+    """Colours of training snapshots: one discrete sequential colour per step with a legend of
+    iterations (up to LEGEND_SNAPSHOTS snapshots), else a continuous colourbar."""
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
+    from matplotlib.colors import ListedColormap, Normalize
+    from matplotlib.lines import Line2D
 
-    steps = list(steps)
-    norm = Normalize(min(steps), max(steps) if max(steps) > min(steps) else min(steps) + 1)
-    sm = ScalarMappable(norm=norm, cmap=colormaps[TIME_CMAP])
-    fig.colorbar(sm, ax=axes, label="training iteration", shrink=0.9)
-    return lambda s: sm.to_rgba(s)
+    colors = snapshot_colors(steps)
+    if len(colors) <= LEGEND_SNAPSHOTS:
+        fig.legend([Line2D([], [], color=c, lw=2) for c in colors.values()],
+                   [step_text(s) for s in colors], title="iteration", fontsize="small",
+                   loc="outside right center")
+    else:
+        lo, hi = min(colors), max(colors)
+        cmap = ListedColormap(colormaps[SNAPSHOT_CMAP](np.linspace(*SNAPSHOT_RANGE, 256)))
+        sm = ScalarMappable(norm=Normalize(lo, hi if hi > lo else lo + 1), cmap=cmap)
+        fig.colorbar(sm, ax=axes, label="training iteration", shrink=0.9,
+                     format=_step_formatter())
+    return lambda s: colors[float(s)]
 
 
 def fig_timestep_diagnostics(diag: pd.DataFrame, setting: str, condition: str,
                              weighting: str = "ddpm"):
     """Kim et al. Fig. 2 (``ddpm`` weighting) / Fig. 6 (``vlb``): gradient variance (top) and loss
-    (bottom) per timestep bin at each diagnostics snapshot, coloured from early (red) to late
-    (blue); one column per schedule, the run with the lowest seed of each."""
+    (bottom) per timestep bin at each diagnostics snapshot, sequential colours from early (dark)
+    to late (light); one column per schedule, the run with the lowest seed of each."""
     d = diag[(diag["setting"] == setting) & (diag["condition"] == condition)
              & (diag["weighting"] == weighting) & diag["status"].isin(COUNTED)]
     if d.empty:
         return None
     scheds = _schedules(d)
     fig, axes = _figure(len(scheds), 2, h=2.8)
-    color = _time_colorbar(fig, axes, d["step"])
+    color = _snapshots(fig, axes, d["step"])
     for j, sched in enumerate(scheds):
         r = _first_run(d[d["schedule"] == sched])
         for step, g in r.groupby("step"):
             t = (g["t_lo"] + g["t_hi"]) / 2.0
-            axes[0, j].plot(t, g["grad_var"], color=color(step), lw=1.2)
-            axes[1, j].plot(t, g["loss"], color=color(step), lw=1.2)
-        axes[0, j].set(title=f"{sched} (seed {r['seed'].iloc[0]})", ylabel="gradient variance")
-        axes[1, j].set(xlabel="timestep t", ylabel=f"loss ({weighting} weighting)")
+            axes[0, j].plot(t, g["grad_var"], color=color(step), lw=1.3)
+            axes[1, j].plot(t, g["loss"], color=color(step), lw=1.3)
+        axes[0, j].set(title=f"{sched} schedule (seed {r['seed'].iloc[0]})")
+        axes[1, j].set(xlabel="timestep t")
+        if j == 0:
+            axes[0, j].set_ylabel("gradient variance")
+            axes[1, j].set_ylabel(f"loss ({weighting} weighting)")
         for i, col in ((0, "grad_var"), (1, "loss")):
             if (r[col].dropna() > 0).all() and r[col].notna().any():
                 axes[i, j].set_yscale("log")
+                plain_log_axis(axes[i, j])
             axes[i, j].grid(alpha=0.3)
-    _suptitle(fig, f"per-timestep diagnostics — {condition} ({weighting} weighting)")
+    _titles(fig, f"per-timestep gradient variance and loss across training — {condition}",
+            f"{weighting} weighting; {setting}")
     return fig
 
 
@@ -303,10 +407,12 @@ def effective_p_t(p_t: pd.DataFrame, weights: dict[str, np.ndarray]) -> pd.DataF
 
 def fig_p_t(p_t: pd.DataFrame, t_hist: pd.DataFrame, setting: str, schedule: str,
             baseline: str = "uniform"):
-    """Kim et al. Fig. 5: each strategy's timestep distribution across training (one panel per
-    condition, the run with the lowest seed), coloured from early (red) to late (blue): the
-    strategy's ``probabilities()`` snapshots (p_t.csv), else the density of the t it drew
-    (t_hist.csv, ``t_hist_density``)."""
+    """Kim et al. Fig. 5: each strategy's timestep distribution across training as T·p(t)
+    (1 = uniform, dotted; y from 0), one panel per condition (the run with the lowest seed),
+    sequential colours from early (dark) to late (light): the strategy's ``probabilities()``
+    snapshots (p_t.csv), else the density of the t it drew (t_hist.csv, ``t_hist_density``)."""
+    import textwrap
+
     sel = [df[(df["setting"] == setting) & (df["schedule"] == schedule)
               & df["status"].isin(COUNTED)] for df in (p_t, t_hist)]
     conds = ordered_conditions(pd.concat([s[["condition", "strategy"]] for s in sel]), baseline)
@@ -314,27 +420,36 @@ def fig_p_t(p_t: pd.DataFrame, t_hist: pd.DataFrame, setting: str, schedule: str
         return None
     ncols = min(len(conds), 4)
     nrows = math.ceil(len(conds) / ncols)
-    fig, axes = _figure(ncols, nrows, w=3.6, h=2.8)
+    fig, axes = _figure(ncols, nrows, w=3.6, h=2.9)
     steps = pd.concat([s["step"] for s in sel])
-    color = _time_colorbar(fig, axes, steps)
+    color = _snapshots(fig, axes, steps)
+    top = 1.0
     for ax, cond in zip(axes.flat, conds):
         p, h = (s[s["condition"] == cond] for s in sel)
         src = _first_run(p if len(p) else h)
         run = src["run"].iloc[0]
         p, h = p[p["run"] == run], h[h["run"] == run]
-        what = "p(t)" if len(p) else "histogram of drawn t"
+        what = "p(t)" if len(p) else "drawn t"
         for step, g in (p if len(p) else t_hist_density(h)).groupby("step"):
             if len(p):
-                ax.plot(g["t"], g["p"], color=color(step), lw=1.2)
+                y = len(g) * g["p"]                       # T·p(t)
+                ax.plot(g["t"], y, color=color(step), lw=1.3)
             else:
                 g = g.sort_values("t_lo")
-                ax.stairs(g["p"], [*g["t_lo"], g["t_hi"].iloc[-1]], color=color(step), lw=1.2,
+                y = g["t_hi"].max() * g["p"]
+                ax.stairs(y, [*g["t_lo"], g["t_hi"].iloc[-1]], color=color(step), lw=1.3,
                           baseline=None)
-        ax.set(title=f"{cond}\n(seed {src['seed'].iloc[0]}, {what})", xlabel="timestep t",
-               ylabel="p(t)")
-        ax.title.set_fontsize("small")
+            top = max(top, float(np.nanmax(y)))
+        ax.axhline(1.0, color="0.3", ls=":", lw=1)
+        ax.set_title(textwrap.fill(f"{cond} (seed {src['seed'].iloc[0]}, {what})", 34),
+                     fontsize="medium")
+        ax.set(xlabel="timestep t", ylabel="T·p(t)  (1 = uniform)")
         ax.grid(alpha=0.3)
+    for ax in axes.flat:
+        ax.set_ylim(0, top * 1.05)
     for ax in list(axes.flat)[len(conds):]:
         ax.set_visible(False)
-    _suptitle(fig, f"timestep distributions across training — {schedule}, {setting}")
+    _titles(fig, f"timestep distributions across training — {schedule} schedule, {setting}",
+            "T·p(t) from the strategy's p(t) where it has one, else from the histogram of the "
+            "t it drew between snapshots")
     return fig

@@ -31,6 +31,21 @@ def known_direction(metric: str) -> bool:
     return any(metric.startswith(p) for p in LOWER_IS_BETTER)
 
 
+# Where a metric's true value lies (prefix of its name): CI bands are clipped to it. Unbiased
+# estimators of non-negative quantities (KID, MMD²) can be negative at small n: not clipped.
+VALID_RANGE = {"fd_": (0.0, math.inf), "fid": (0.0, math.inf), "swd": (0.0, math.inf),
+               "nll": (0.0, math.inf), "bpd": (0.0, math.inf), "loss": (0.0, math.inf),
+               "is_": (0.0, math.inf), "inception_score": (0.0, math.inf),
+               "precision": (0.0, 1.0), "recall": (0.0, 1.0), "accuracy": (0.0, 1.0)}
+
+
+def valid_range(metric: str) -> tuple[float, float]:
+    """(low, high) of ``metric``'s possible values; unbounded when unknown."""
+    for prefix, rng in VALID_RANGE.items():
+        if metric.startswith(prefix):
+            return rng
+    return (-math.inf, math.inf)
+
 
 
 # ---------------------------------------------------------------------------- statistics

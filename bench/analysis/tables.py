@@ -113,24 +113,39 @@ def _aggregate(per_run: pd.DataFrame, level: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _mark_best(df: pd.DataFrame, lower: bool) -> pd.Series:
-    """True where the mean is the best of its (setting, schedule, budget) column (ties too),
-    among the conditions whose every seed has a value there (a partial condition, with seeds
-    that have not reached the budget, is never marked best)."""
-    best = pd.Series(False, index=df.index)
+def _separated(a: dict, b: dict, level: float) -> bool:
+    """True when the CI of the difference of two {seed: value} conditions excludes 0."""
+    d, half, _ = diff_ci(a, b, level)
+    return bool(np.isfinite(half) and abs(d) > half)
+
+
+def _mark_best(df: pd.DataFrame, lower: bool, level: float = 0.95) -> pd.DataFrame:
+    """Per (setting, schedule, budget) column, among the conditions whose every seed has a value
+    there (a partial condition is never marked): ``best`` where the best mean is separated from
+    every other condition (the 95 % CI of their difference, paired by seed where possible,
+    excludes 0), else ``tied`` on the best and on every condition not separated from it."""
+    out = pd.DataFrame(False, index=df.index, columns=["best", "tied"])
     for _, g in df.groupby(["setting", "schedule", "budget"], sort=False):
-        vals = g.loc[g["n"] == g["n_runs"], "mean"].dropna()
-        if len(vals):
-            target = vals.min() if lower else vals.max()
-            best[vals.index[np.isclose(vals, target, rtol=1e-12, atol=0)]] = True
-    return best
+        ok = g[(g["n"] == g["n_runs"]) & g["mean"].notna()]
+        if ok.empty:
+            continue
+        top = ok["mean"].idxmin() if lower else ok["mean"].idxmax()
+        per = {i: dict(zip(r["seeds"], r["values"])) for i, r in ok.iterrows()}
+        ties = [i for i in ok.index if i != top
+                and not _separated(per[top], per[i], level)]
+        if ties:
+            out.loc[[top, *ties], "tied"] = True
+        else:
+            out.loc[top, "best"] = True
+    return out
 
 
 def table1(ev: pd.DataFrame, unit: Unit, budgets: Iterable[int] | None = None,
            level: float = 0.95, baseline: str = "uniform") -> pd.DataFrame:
     """Kim et al. Table 1: the best value of ``unit.metric`` reached up to each budget, per
     condition (strategy × schedule [× variant]), mean ± CI half-width over seeds with the
-    per-seed values; ``best`` marks the best mean per schedule and budget (``_mark_best``). Only
+    per-seed values; ``best`` marks a best mean separated from the runner-up, ``tied`` the
+    conditions not separated from the best, per schedule and budget (``_mark_best``). Only
     done and partial runs count; ``n`` = seeds with a value, ``n_runs`` = seeds in the
     condition."""
     data = unit.select(ev)
@@ -141,7 +156,7 @@ def table1(ev: pd.DataFrame, unit: Unit, budgets: Iterable[int] | None = None,
     out = _aggregate(best_up_to(data, budgets), level)
     out = out.sort_values(["budget"], kind="stable")
     out = sort_runs(out.assign(seed=0), baseline).drop(columns="seed").reset_index(drop=True)
-    out["best"] = _mark_best(out, unit.lower_is_better)
+    out[["best", "tied"]] = _mark_best(out, unit.lower_is_better, level)
     out.insert(1, "metric", unit.metric)
     out["lower_is_better"] = unit.lower_is_better
     return out
@@ -230,6 +245,57 @@ def time_to_target(ev: pd.DataFrame, unit: Unit, baseline: str = "uniform",
         return pd.DataFrame()
     out = pd.DataFrame(rows).assign(seed=0)
     return sort_runs(out, baseline).drop(columns="seed").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------- vs the baseline
+VERDICTS = ("better", "worse", "tie", "no interval")
+
+
+def verdict(diff: float, half: float, lower: bool) -> str:
+    """"better" / "worse" when the CI of (condition − baseline) excludes 0 (in the metric's
+    direction), "tie" when it contains 0, "no interval" below 2 values a side."""
+    if not (math.isfinite(diff) and math.isfinite(half)):
+        return "no interval"
+    if abs(diff) <= half:
+        return "tie"
+    return "better" if (diff < 0) == lower else "worse"
+
+
+def vs_baseline(ev: pd.DataFrame, unit: Unit, baseline: str = "uniform",
+                budgets: Iterable[int] | None = None, level: float = 0.95) -> pd.DataFrame:
+    """Every condition against the baseline of its (setting, schedule, variant), per budget: the
+    best-up-to-budget means, Δ = condition − baseline with its 95 % CI (``diff_ci``: paired by
+    seed where ≥ 2 seeds are common, else Welch), n, and the verdict (``verdict``)."""
+    data = unit.select(ev)
+    data = data[data["status"].isin(COUNTED)]
+    budgets = list(budgets) if budgets is not None else default_budgets(data)
+    if data.empty or not budgets or baseline not in set(data["strategy"]):
+        return pd.DataFrame()
+    per = best_up_to(data, budgets).dropna(subset=["value"])
+    rows = []
+    for (setting, schedule, variant, budget), g in per.groupby(
+            ["setting", "schedule", "variant", "budget"], sort=False):
+        base = g[g["strategy"] == baseline]
+        if base.empty:
+            continue
+        vb = dict(zip(base["seed"], base["value"]))
+        mb = mean_ci(vb.values(), level)[0]
+        for cond, c in g[g["strategy"] != baseline].groupby("condition", sort=False):
+            vc = dict(zip(c["seed"], c["value"]))
+            d, half, test = diff_ci(vb, vc, level)
+            rows.append({"setting": setting, "schedule": schedule, "variant": variant,
+                         "condition": cond, "strategy": c["strategy"].iloc[0],
+                         "budget": int(budget), "baseline_mean": mb,
+                         "mean": mean_ci(vc.values(), level)[0], "diff": d, "diff_ci95": half,
+                         "diff_lo": d - half, "diff_hi": d + half, "n": len(vc),
+                         "n_baseline": len(vb), "test": test,
+                         "verdict": verdict(d, half, unit.lower_is_better), "seed": 0})
+    if not rows:
+        return pd.DataFrame()
+    out = sort_runs(pd.DataFrame(rows), baseline).drop(columns="seed")
+    key = pd.Series([(st, schedule_key(sc), b) for st, sc, b in
+                     zip(out["setting"], out["schedule"], out["budget"])], index=out.index)
+    return out.loc[sorted(out.index, key=lambda i: key[i])].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------- Table 4: a pair

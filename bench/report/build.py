@@ -26,6 +26,7 @@ class Item:
     """A table or figure of the report: its file stem, its caption and its content."""
 
     slug: str
+    title: str                              # the index heading: what it shows, in words
     caption: str
     table: pd.DataFrame | None = None       # the CSV form
     md: str = ""
@@ -51,7 +52,10 @@ def decimals(values) -> int:
 
 
 def num(x: float, d: int) -> str:
-    return "—" if x is None or not math.isfinite(x) else f"{x:.{d}f}".replace("-", "−")
+    """``x`` with ``d`` decimals and a true minus sign (no "−0.00")."""
+    if x is None or not math.isfinite(x):
+        return "—"
+    return f"{x + 0.0 if round(x, d) != 0 else 0.0:.{d}f}".replace("-", "−")
 
 
 def budget_label(b: int) -> str:
@@ -65,13 +69,28 @@ def _per_seed(values, d: int) -> str:
 def tex_escape(s: str) -> str:
     rep = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
            "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}",
-           "·": r"$\cdot$", "−": "-", "—": "--", "±": r"$\pm$", "≤": r"$\le$", "×": r"$\times$"}
+           "·": r"$\cdot$", "−": r"$-$", "—": "--", "±": r"$\pm$", "≤": r"$\le$",
+           "×": r"$\times$", "≈": r"$\approx$", "Δ": r"$\Delta$", "↓": r"$\downarrow$",
+           "↑": r"$\uparrow$"}
     return "".join(rep.get(ch, ch) for ch in s)
 
 
+_NUMBER = r"[−-]?\d+(?:\.\d+)?(?:e[+−-]?\d+)?"
+_VALUE = re.compile(rf"(?<![\w.])({_NUMBER})(?: ± ({_NUMBER}))?(?![\w.])")
+
+
 def tex_cell(md_cell: str) -> str:
-    """A Markdown cell as LaTeX: escaped, ``**x**`` → ``\\textbf{x}``."""
-    return re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", tex_escape(md_cell))
+    """A Markdown value cell as LaTeX: every number as siunitx's ``\\num{}`` (``a ± b`` as
+    ``\\num{a +- b}``: a true minus sign, aligned digits), the rest escaped, ``**x**`` →
+    ``\\textbf{x}``."""
+    out, pos = [], 0
+    for m in _VALUE.finditer(md_cell):
+        out.append(tex_escape(md_cell[pos:m.start()]))
+        a, b = (x.replace("−", "-") if x else x for x in m.groups())
+        out.append(rf"\num{{{a} +- {b}}}" if b else rf"\num{{{a}}}")
+        pos = m.end()
+    out.append(tex_escape(md_cell[pos:]))
+    return re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", "".join(out))
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -82,14 +101,18 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
                       *(line(r) for r in rows)]) + "\n"
 
 
-def latex_table(header: list[str], rows: list[list[str]], caption: str) -> str:
-    """A booktabs tabular (cells are already LaTeX)."""
-    cols = "ll" + "r" * (len(header) - 2)
+def latex_table(header: list[str], rows: list[list[str]], caption: str,
+                labels: int = 2) -> str:
+    """A booktabs tabular of Markdown ``rows``: the first ``labels`` columns are text
+    (escaped), the others values (``tex_cell``: siunitx numbers)."""
+    cols = "l" * labels + "r" * (len(header) - labels)
+    body = [[tex_escape(c) if i < labels else tex_cell(c) for i, c in enumerate(r)]
+            for r in rows]
     return "\n".join([
-        f"% {caption}", "% needs \\usepackage{booktabs}",
+        f"% {caption}", "% needs \\usepackage{booktabs} and \\usepackage{siunitx}",
         f"\\begin{{tabular}}{{{cols}}}", "\\toprule",
-        " & ".join(header) + r" \\", "\\midrule",
-        *(" & ".join(r) + r" \\" for r in rows), "\\bottomrule", "\\end{tabular}", ""])
+        " & ".join(tex_escape(h) for h in header) + r" \\", "\\midrule",
+        *(" & ".join(r) + r" \\" for r in body), "\\bottomrule", "\\end{tabular}", ""])
 
 
 def _group_first(rows: list[list[str]], col: int = 0) -> list[list[str]]:
@@ -102,21 +125,18 @@ def _group_first(rows: list[list[str]], col: int = 0) -> list[list[str]]:
 
 
 # ---------------------------------------------------------------------------- Table 1
-def table1_cell(r, d: int, tex: bool = False) -> str:
-    """``mean ± ci (per-seed values)``, bold when best; ``[k/n seeds]`` when some seeds have no
-    value at that budget yet; ``—`` when none has."""
+def table1_cell(r, d: int) -> str:
+    """``mean ± ci (per-seed values)``: bold when the best is separated from every other
+    condition, ``≈`` when tied for best; ``[k/n seeds]`` when some seeds have no value at that
+    budget yet; ``—`` when none has."""
     if r["n"] == 0:
         return "—" + (f" (0/{r['n_runs']} seeds)" if r["n_runs"] else "")
-    pm = r" $\pm$ " if tex else " ± "
-    core = num(r["mean"], d) + (pm + num(r["ci95"], d) if r["n"] >= 2 else "")
-    if tex:
-        core = core.replace("−", "-")
+    core = num(r["mean"], d) + (" ± " + num(r["ci95"], d) if r["n"] >= 2 else "")
     if r["best"]:
-        core = f"\\textbf{{{core}}}" if tex else f"**{core}**"
-    extra = ""
-    if r["n"] >= 2:
-        seeds = _per_seed(r["values"], d)
-        extra = f" {{\\scriptsize ({seeds.replace('−', '-')})}}" if tex else f" ({seeds})"
+        core = f"**{core}**"
+    elif r.get("tied"):
+        core = f"≈ {core}"
+    extra = f" ({_per_seed(r['values'], d)})" if r["n"] >= 2 else ""
     if r["n"] < r["n_runs"]:
         extra += f" [{r['n']}/{r['n_runs']} seeds]"
     return core + extra
@@ -130,18 +150,15 @@ def render_table1(t: pd.DataFrame, unit: A.Unit) -> tuple[str, str, pd.DataFrame
     """(Markdown, LaTeX, CSV frame) of a ``table1`` result."""
     d = decimals(t["mean"])
     budgets = sorted(t["budget"].unique())
-    md_rows, tex_rows = [], []
+    rows = []
     for (sched, cond), g in t.groupby(["schedule", "condition"], sort=False):
         cells = {b: r for b, r in zip(g["budget"], g.to_dict("records"))}
-        md_rows.append([sched, cond, *(table1_cell(cells[b], d) if b in cells else ""
-                                       for b in budgets)])
-        tex_rows.append([tex_escape(sched), tex_escape(cond),
-                         *(table1_cell(cells[b], d, tex=True) if b in cells else ""
-                           for b in budgets)])
+        rows.append([sched, cond, *(table1_cell(cells[b], d) if b in cells else ""
+                                    for b in budgets)])
     word = "lowest" if unit.lower_is_better else "highest"
     header = ["schedule", "strategy", *(f"≤ {budget_label(b)} it" for b in budgets)]
-    md = markdown_table(header, _group_first(md_rows))
-    tex = latex_table([tex_escape(h) for h in header], _group_first(tex_rows),
+    md = markdown_table(header, _group_first(rows))
+    tex = latex_table(header, _group_first(rows),
                       f"{word} {unit.title} reached up to each iteration budget")
     csv = t.assign(seeds=[_seeds_text(s, v) for s, v in zip(t["seeds"], t["values"])])
     return md, tex, csv.drop(columns=["values"])
@@ -193,8 +210,7 @@ def render_time_to_target(t: pd.DataFrame, unit: A.Unit, baseline: str
               "speed-up (compute)", "iterations to target", "speed-up (iterations)",
               "wall-clock to target (s, measured)", "speed-up (wall-clock, measured)"]
     md = markdown_table(header, _group_first(rows))
-    tex = latex_table([tex_escape(h) for h in header],
-                      [[tex_escape(c) for c in r] for r in _group_first(rows)],
+    tex = latex_table(header, _group_first(rows),
                       f"time to the {baseline} baseline's final {unit.title}")
     csv = t.assign(**{k: [";".join(f"{x:.10g}" for x in v) for v in t[k]]
                       for k in ("seeds", "iter_values", "wall_values", "cost_values")})
@@ -236,10 +252,88 @@ def render_pair(t: pd.DataFrame, a: str, b: str, unit: A.Unit
         rows.append([label, "difference (2nd − 1st)", *diff])
     header = ["schedule", "strategy", *(f"≤ {budget_label(bu)} it" for bu in budgets)]
     md = markdown_table(header, _group_first(rows))
-    tex = latex_table([tex_escape(h) for h in header],
-                      [[tex_cell(c) for c in r] for r in _group_first(rows)],
-                      f"{a} vs {b}: {unit.title}")
+    tex = latex_table(header, _group_first(rows), f"{a} vs {b}: {unit.title}")
     return md, tex, t
+
+
+# ---------------------------------------------------------------------------- vs the baseline
+VS_HEADER = ["schedule", "budget", "strategy", "baseline mean", "mean", "Δ vs baseline",
+             "95 % CI of Δ", "n", "test", "verdict"]
+
+
+def render_vs_baseline(t: pd.DataFrame, unit: A.Unit, baseline: str
+                       ) -> tuple[str, str, pd.DataFrame]:
+    d = decimals([*t["baseline_mean"], *t["mean"]])
+    rows = []
+    for r in t.to_dict("records"):
+        ci = (f"[{num(r['diff_lo'], d)}, {num(r['diff_hi'], d)}]"
+              if math.isfinite(r["diff_ci95"]) else "—")
+        rows.append([r["schedule"] + (f" [{r['variant']}]" if r["variant"] else ""),
+                     f"≤ {budget_label(r['budget'])} it", r["condition"],
+                     num(r["baseline_mean"], d), num(r["mean"], d), num(r["diff"], d), ci,
+                     f"{r['n']} vs {r['n_baseline']}", r["test"].split(",")[0] or "—",
+                     r["verdict"]])
+    md = markdown_table(VS_HEADER, _group_first(rows))
+    tex = latex_table(VS_HEADER, _group_first(rows),
+                      f"{unit.title}: every strategy vs {baseline}", labels=3)
+    return md, tex, t
+
+
+# ---------------------------------------------------------------------------- ranking
+RANK_HEADER = ["strategy", "tasks", "runs per task", "IQM of score [95 % CI]",
+               "mean score [95 % CI]", "P(better than baseline) [95 % CI]"]
+
+
+def render_ranking(t: pd.DataFrame) -> tuple[str, str, pd.DataFrame, dict[str, str]]:
+    """(Markdown, LaTeX, CSV frame, condition → label with its "did not adapt" mark)."""
+    def iv(r, k, d=3):
+        if not math.isfinite(r[k]):
+            return "—"
+        return f"{num(r[k], d)} [{num(r[k + '_lo'], d)}, {num(r[k + '_hi'], d)}]"
+
+    labels = {r["condition"]: r["condition"] + (
+        f" [{A.MARK}: {r['marked_tasks']}/{r['tasks']} tasks]" if r["marked_tasks"] else "")
+        for r in t.to_dict("records")}
+    rows = [[labels[r["condition"]], str(r["tasks"]), str(r["runs"]), iv(r, "iqm"),
+             iv(r, "mean"), iv(r, "p_improve", 2)] for r in t.to_dict("records")]
+    md = markdown_table(RANK_HEADER, rows)
+    tex = latex_table(RANK_HEADER, rows, "strategies ranked across conditions (rliable)",
+                      labels=1)
+    return md, tex, t, labels
+
+
+def _ranking(rep: Report, ev: pd.DataFrame, us: list[A.Unit], baseline: str,
+             figures: bool) -> None:
+    """rliable's aggregates across every task (unit × schedule × variant) with a baseline."""
+    scores = A.ranking.task_scores(ev, us, baseline)
+    n_tasks = scores["task"].nunique() if len(scores) else 0
+    left = sorted({u.metric for u in us if not A.ranking.rankable(u.metric)})
+    if left:
+        rep.notes.append(f"not ranked across conditions: {', '.join(left)} (not bounded below "
+                         f"by 0, so a score relative to the baseline's mean is meaningless)")
+    if n_tasks < 2:
+        rep.skipped.append(f"ranking across conditions (rliable): {n_tasks} task(s) with a "
+                           f"'{baseline}' baseline; it needs 2 or more")
+        return
+    table, profiles = A.ranking.aggregate(scores, baseline)
+    md, tex, csv, labels = render_ranking(table)
+    rep.tables.append(Item(
+        "ranking_across_conditions", "Strategies ranked across every condition (rliable)",
+        f"Every strategy across the {n_tasks} tasks (metric × protocol × setting × schedule "
+        f"[× variant]) it shares with '{baseline}': the score of a run is its best value up to "
+        f"the task's largest budget relative to the baseline's mean there, (b̄ − x)/|b̄| "
+        f"(sign flipped for higher-is-better metrics; 0 = the baseline, 0.1 = 10 % better). "
+        f"IQM: interquartile mean over runs × tasks; P(better): the probability that a run "
+        f"beats a baseline run of the same task, averaged over tasks; 95 % stratified-"
+        f"bootstrap intervals ({A.ranking.REPS} replicates, fixed seed; Agarwal et al. 2021's "
+        f"rliable estimators).", csv, md, tex))
+    if figures:
+        rep.figures.append(Item(
+            "performance_profiles", "Performance profiles across every condition (rliable)",
+            "Fraction of runs (over every task) whose normalised score exceeds τ, per "
+            "strategy, with stratified-bootstrap 95 % bands; a curve to the right of another "
+            "dominates it.", figure=A.fig_profiles(
+                profiles.assign(condition=profiles["condition"].map(labels)), baseline)))
 
 
 # ---------------------------------------------------------------------------- building
@@ -265,64 +359,92 @@ def _check_request(ev: pd.DataFrame, metrics: list[str] | None, pairs: list[tupl
                                     f"strategies present: {', '.join(labels) or 'none'}")
 
 
+def _where(u: A.Unit) -> str:
+    return f"{u.metric}, {u.setting}; {A.protocol_text(u.sampler, u.n_samples, u.metric)}"
+
+
 def _unit_tables(rep: Report, ev: pd.DataFrame, u: A.Unit, budgets, baseline: str,
-                 pairs: list[tuple[str, str]] | None, level: float, bwd_factor: float) -> None:
+                 pairs: list[tuple[str, str]] | None, level: float, bwd_factor: float,
+                 figures: bool) -> None:
     word = "lowest" if u.lower_is_better else "highest"
     t = A.table1(ev, u, budgets, level, baseline)
     if t.empty:
         rep.skipped.append(f"Table 1 for {u.title}: no evaluation of a counted run")
         return
     md, tex, csv = render_table1(t, u)
-    rep.tables.append(Item(f"table1_{u.slug}", f"Table 1 style — {word} {u.title} reached up "
-                           f"to each iteration budget; mean ± 95 % CI over seeds (t) and the "
-                           f"per-seed values; best per schedule in bold.", csv, md, tex))
+    rep.tables.append(Item(f"table1_{u.slug}", f"Best {u.metric} up to each budget "
+                           f"(Table 1 style) — {_where(u)}", f"The {word} {u.metric} reached "
+                           f"up to each iteration budget; mean ± 95 % CI over seeds (t) and the "
+                           f"per-seed values. **Bold**: the best, separated from every other "
+                           f"strategy (the 95 % CI of their difference, paired by seed where "
+                           f"possible, excludes 0); ≈: tied for best (not separated from it).",
+                           csv, md, tex))
     ttt = A.time_to_target(ev, u, baseline, level)
     if ttt.empty:
         rep.skipped.append(f"time-to-target for {u.title}: no done '{baseline}' baseline run")
     else:
         md, tex, csv = render_time_to_target(ttt, u, baseline)
-        rep.tables.append(Item(f"time_to_target_{u.slug}", f"Time to target — until {u.metric} "
-                               f"reaches the '{baseline}' baseline's final value (mean over its "
-                               f"seeds): counted training compute in forward-equivalents "
-                               f"(forward + {bwd_factor:g}·backward passes through the network, "
-                               f"the strategy's own included) relative to the baseline's 1D, "
-                               f"iterations, and measured wall-clock (subject to machine load); "
-                               f"speed-up = baseline 1D / mean time on each axis.",
-                               csv, md, tex))
+        rep.tables.append(Item(f"time_to_target_{u.slug}", f"Time to {baseline}'s final "
+                               f"{u.metric} — {_where(u)}", f"Time to target — until "
+                               f"{u.metric} reaches the '{baseline}' baseline's final value "
+                               f"(mean over its seeds): counted training compute in "
+                               f"forward-equivalents (forward + {bwd_factor:g}·backward passes "
+                               f"through the network, the strategy's own included) relative to "
+                               f"the baseline's 1D, iterations, and measured wall-clock (subject "
+                               f"to machine load); speed-up = baseline 1D / mean time on each "
+                               f"axis.", csv, md, tex))
+    vs = A.vs_baseline(ev, u, baseline, budgets, level)
+    if vs.empty:
+        rep.skipped.append(f"differences from '{baseline}' for {u.title}: no '{baseline}' run "
+                           f"beside another strategy")
+    else:
+        md, tex, csv = render_vs_baseline(vs, u, baseline)
+        rep.tables.append(Item(f"vs_{A.slugify(baseline)}_{u.slug}", f"Every strategy vs "
+                               f"{baseline} — {_where(u)}", f"Each strategy's best {u.metric} up "
+                               f"to each budget minus {baseline}'s (Δ; "
+                               f"{'negative' if u.lower_is_better else 'positive'} = better), "
+                               f"with the 95 % CI of Δ: paired by seed where both have ≥ 2 "
+                               f"common seeds, else Welch. Verdict: better / worse when the CI "
+                               f"excludes 0, tie when it contains 0.", csv, md, tex))
+        fig = A.fig_forest(vs, u, baseline) if figures else None
+        if fig is not None:
+            rep.figures.append(Item(f"forest_{u.slug}", f"Difference from {baseline} (forest "
+                                    f"plot) — {_where(u)}", f"Each strategy's difference from "
+                                    f"{baseline} in {u.metric} at the largest budget, mean and "
+                                    f"95 % CI (the table above), per schedule.", figure=fig))
     present = set(u.select(ev)["strategy"])
-    todo = pairs if pairs else [(baseline, s) for s in sorted(present) if s != baseline]
-    for a, b in todo:
+    for a, b in pairs or []:
         p = A.pair_table(ev, u, a, b, budgets, level)
         if p.empty or not {a, b} <= present:
-            if pairs:
-                rep.skipped.append(f"Table 4 {a} vs {b} for {u.title}: not both evaluated")
+            rep.skipped.append(f"Table 4 {a} vs {b} for {u.title}: not both evaluated")
             continue
         md, tex, csv = render_pair(p, a, b, u)
         rep.tables.append(Item(f"table4_{u.slug}_{A.slugify(a)}_vs_{A.slugify(b)}",
-                               f"Table 4 style — {a} vs {b}, {word} {u.title} up to each "
-                               f"budget; difference (2nd − 1st) with 95 % CI, paired by seed "
-                               f"where both have ≥ 2 common seeds, else Welch.", csv, md, tex))
+                               f"{a} vs {b} (Table 4 style) — {_where(u)}",
+                               f"{a} vs {b}, {word} {u.metric} up to each budget; difference "
+                               f"(2nd − 1st) with 95 % CI, paired by seed where both have ≥ 2 "
+                               f"common seeds, else Welch.", csv, md, tex))
 
 
 def _unit_figures(rep: Report, ev: pd.DataFrame, u: A.Unit, baseline: str, level: float
                   ) -> None:
     fig = A.fig_metric_vs_iteration(ev, u, baseline, level)
     if fig is not None:
-        rep.figures.append(Item(f"{u.slug}_vs_iteration", f"{u.title} vs training iteration, "
-                                f"per schedule: mean over seeds with a 95 % CI band.",
-                                figure=fig))
-    for axis, slug, what in (("cost", "compute", "counted training compute (forward-"
-                                                  "equivalents)"),
-                             ("wall", "wallclock", "measured training wall-clock (machine load "
-                                                   "included)")):
+        rep.figures.append(Item(f"{u.slug}_vs_iteration", f"{u.metric} vs training iteration "
+                                f"— {_where(u)}", "Mean over seeds with a 95 % CI band "
+                                "(clipped to the metric's range), per schedule.", figure=fig))
+    for axis, slug, what in (("cost", "compute", "counted training compute"),
+                             ("wall", "wallclock", "measured training wall-clock")):
         fig = A.fig_metric_vs_relative(ev, u, axis, baseline, level)
         if fig is None:
             rep.skipped.append(f"figure {u.title} vs relative {what} (Fig. 1/7): no done "
                                f"'{baseline}' run with it to define 1D")
             continue
-        rep.figures.append(Item(f"{u.slug}_vs_{slug}", f"{u.title} vs {what} relative to 1D, "
-                                f"the '{baseline}' baseline's cost to its final evaluation "
-                                f"(Fig. 1/7 style).", figure=fig))
+        rep.figures.append(Item(f"{u.slug}_vs_{slug}", f"{u.metric} vs {what} (Fig. 1/7 "
+                                f"style) — {_where(u)}", f"{u.metric} vs {what} relative to "
+                                f"1D, the '{baseline}' baseline's cost to its final evaluation"
+                                + (" (forward-equivalents)." if axis == "cost" else
+                                   " (machine load included)."), figure=fig))
 
 
 def _setting_slugs(settings: list[str]) -> dict[str, str]:
@@ -350,7 +472,8 @@ def _setting_figures(rep: Report, R: A.Results, baseline: str, level: float) -> 
         if fig is None:
             rep.skipped.append(f"training-loss figure{where}: no {rundir.METRICS} rows")
         else:
-            rep.figures.append(Item(f"train_loss{sfx}", "Training loss (the logged per-example "
+            rep.figures.append(Item(f"train_loss{sfx}", f"Training loss{where}",
+                                    "Training loss (the logged per-example "
                                     f"ε-MSE, unweighted) vs iteration, mean over seeds with a "
                                     f"95 % band{where}.", figure=fig))
         d = diag[diag["setting"] == st]
@@ -361,11 +484,13 @@ def _setting_figures(rep: Report, R: A.Results, baseline: str, level: float) -> 
         for cond in A.ordered_conditions(d, baseline) if len(d) else []:
             for w in sorted(set(d.loc[d["condition"] == cond, "weighting"])):
                 fig = A.fig_timestep_diagnostics(diag, st, cond, w)
+                fig_n = "2" if w == "ddpm" else "6"
                 rep.figures.append(Item(
                     f"timesteps_{A.slugify(A.unmarked(cond))}_{w}{sfx}", f"Gradient variance "
-                    f"(top) and loss (bottom) per timestep across training (red early → blue late), {cond}, "
-                    f"{w} weighting (Fig. {'2' if w == 'ddpm' else '6'} style){where}.",
-                    figure=fig))
+                    f"and loss per timestep (Fig. {fig_n} style) — {cond}, {w} weighting{where}",
+                    f"Gradient variance (top) and loss (bottom) per timestep across training "
+                    f"(dark early → light late), {cond}, {w} weighting (Fig. {fig_n} "
+                    f"style){where}.", figure=fig))
         scheds = sorted(set(p_t.loc[p_t["setting"] == st, "schedule"])
                         | set(t_hist.loc[t_hist["setting"] == st, "schedule"]), key=A.schedule_key)
         if not scheds:
@@ -375,12 +500,15 @@ def _setting_figures(rep: Report, R: A.Results, baseline: str, level: float) -> 
         weights = A.fixed_loss_weights(R.runs[R.runs["setting"] == st]) if scheds else {}
         for sched in scheds:
             rep.figures.append(Item(
-                f"p_t_{sched}{sfx}", f"Each strategy's timestep distribution p(t) across "
-                f"training (red early → blue late), {sched} schedule (Fig. 5 style){where}.",
+                f"p_t_{sched}{sfx}", f"Timestep distributions (Fig. 5 style) — {sched} "
+                f"schedule{where}", f"Each strategy's timestep distribution across training "
+                f"as T·p(t) (1 = uniform; dark early → light late), {sched} schedule{where}.",
                 figure=A.fig_p_t(p_t, t_hist, st, sched, baseline)))
             if weights:
                 rep.figures.append(Item(
-                    f"p_t_weighted_{sched}{sfx}", f"As the previous figure, with each fixed "
+                    f"p_t_weighted_{sched}{sfx}", f"Timestep distributions with the loss "
+                    f"weights folded in — {sched} schedule{where}", f"As the previous figure, "
+                    f"with each fixed "
                     f"loss weighting converted to probabilities, p(t)·w(t)/Σ (Kim et al. "
                     f"Fig. 5's convention for Min-SNR and P2), {sched} schedule{where}.",
                     figure=A.fig_p_t(A.effective_p_t(p_t, weights), t_hist, st, sched,
@@ -414,9 +542,9 @@ def render_adaptation(summ: pd.DataFrame, threshold: float) -> tuple[str, str]:
                      *(num(r[k], d) for k, d in (("reward_std_mean", 6),
                                                  ("reward_t_corr_mean", 3))), verdict])
     md = markdown_table(ADAPT_HEADER, _group_first(rows))
-    tex = latex_table([tex_escape(h) for h in ADAPT_HEADER],
-                      [[tex_escape(c) for c in r] for r in _group_first(rows)],
-                      f"adaptation of the learned strategies (threshold {threshold:g})")
+    tex = latex_table(ADAPT_HEADER, _group_first(rows),
+                      f"adaptation of the learned strategies (threshold {threshold:g})",
+                      labels=3)
     return md, tex
 
 
@@ -435,7 +563,8 @@ def _adaptation(rep: Report, R: A.Results, summ: pd.DataFrame, threshold: float,
         where = f" — {st}" if len(settings) > 1 else ""
         md, tex = render_adaptation(s, threshold)
         rep.tables.append(Item(
-            f"adaptation{slugs[st]}", f"Adaptation of the learned strategies{where}: total "
+            f"adaptation{slugs[st]}", f"Adaptation of the learned strategies{where}",
+            f"Adaptation of the learned strategies{where}: total "
             f"variation (TV) of the histogram of every t drawn from uniform and from the "
             f"strategy's initial p(t), of its p(t) from uniform at its updates (rows: one per "
             f"update, per log tick for every-step updaters), of the effective p(t)·w(t) from its "
@@ -446,7 +575,9 @@ def _adaptation(rep: Report, R: A.Results, summ: pd.DataFrame, threshold: float,
         if figures:
             fig = A.fig_adaptation(R.timesteps["adaptation"], st, threshold, baseline)
             if fig is not None:
-                rep.figures.append(Item(f"adaptation{slugs[st]}", f"Total variation from uniform "
+                rep.figures.append(Item(f"adaptation{slugs[st]}", f"Adaptation of the learned "
+                                        f"strategies vs iteration{where}",
+                                        f"Total variation from uniform "
                                         f"of each learned run's p(t) at its updates (solid) and "
                                         f"of the t it drew so far (dashed) vs iteration{where}.",
                                         figure=fig))
@@ -489,12 +620,14 @@ def build(R: A.Results, *, metrics: list[str] | None = None, budgets: list[int] 
         rep.skipped.append(f"all tables and metric figures: no evaluation ({rundir.EVALS} row) "
                            "in a done or partial run")
     for u in us:
-        _unit_tables(rep, ev, u, budgets, baseline, pairs, level, bwd_factor)
+        _unit_tables(rep, ev, u, budgets, baseline, pairs, level, bwd_factor, figures)
         if figures:
             _unit_figures(rep, ev, u, baseline, level)
         if not A.known_direction(u.metric):
             rep.notes.append(f"metric {u.metric!r} has no known direction; treated as "
                              f"lower-is-better")
+    if us:
+        _ranking(rep, ev, us, baseline, figures)
     if figures:
         _setting_figures(rep, R, baseline, level)
     else:
@@ -562,8 +695,9 @@ def runs_section(R: A.Results) -> str:
 STATS_TEXT = (
     "Statistics: a table cell is the mean over seeds of each run's best value up to the budget, "
     "± the half-width of the 95 % Student-t interval t₀.₉₇₅,ₙ₋₁·s/√n (s: sample standard "
-    "deviation), followed by the per-seed values. Differences (Table 4) are paired by seed when "
-    "both strategies share ≥ 2 seeds, else Welch. See docs/report.md.")
+    "deviation), followed by the per-seed values. Differences from the baseline are paired by "
+    "seed when both strategies share ≥ 2 seeds, else Welch. Across conditions, rliable's "
+    "stratified-bootstrap intervals. See docs/report.md.")
 
 
 def index_md(rep: Report, R: A.Results, formats: list[str], command: str) -> str:
@@ -571,16 +705,17 @@ def index_md(rep: Report, R: A.Results, formats: list[str], command: str) -> str
     if rep.notes:
         out += ["**Notes**", "", *(f"- {n}" for n in rep.notes), ""]
     out += ["## Tables", ""]
-    for i, t in enumerate(rep.tables, 1):
+    for t in rep.tables:
         files = " · ".join(f"[{f}](tables/{t.slug}.{f})" for f in formats)
-        out += [f"### Table {i}: `{t.slug}`", "", t.caption, "", t.md, f"Files: {files}", ""]
+        out += [f"### {t.title}", "", t.caption, "", t.md, f"Files (`{t.slug}`): {files}", ""]
     if not rep.tables:
         out += ["No table (see Skipped).", ""]
     out += ["## Figures", ""]
-    for i, f in enumerate(rep.figures, 1):
-        out += [f"### Figure {i}: `{f.slug}`", "", f.caption, "",
+    for f in rep.figures:
+        out += [f"### {f.title}", "", f.caption, "",
                 f"![{f.caption}](figures/{f.slug}.png)", "",
-                f"[PNG](figures/{f.slug}.png) · [PDF](figures/{f.slug}.pdf)", ""]
+                f"Files (`{f.slug}`): [PNG](figures/{f.slug}.png) · "
+                f"[PDF](figures/{f.slug}.pdf)", ""]
     if not rep.figures:
         out += ["No figure (see Skipped).", ""]
     out += ["## Skipped", ""]

@@ -2,37 +2,65 @@
 
     python -m bench.strategies
         every registered strategy with its paper and parameters (defaults)
-    python -m bench.strategies show NAME [--schedule linear|cosine|quad] [--timesteps T]
-                                         [--batch-size B] [--set key=value ...] [--plot out.png]
-        CSV ``t,prob,loss_weight``, one row per index t = 0..T−1:
+    python -m bench.strategies show NAME [NAME ...] [--schedule linear|cosine|quad] [--timesteps T]
+                                   [--batch-size B] [--set key=value ...]
+                                   [--plot OUT.png] [--x t|logsnr]
+        one name: CSV ``t,prob,loss_weight``, one row per index t = 0..T−1; several names: CSV
+        ``strategy,t,prob,loss_weight``, one block of T rows per strategy in the order named (a
+        block is that name's one-name output with the name in front):
         prob        = expected fraction of a batch of B drawn at t, in the strategy's initial state
                       (the batch marginal: SpeeD's includes its mirrored half);
-        loss_weight = the per-timestep factor on the ε-MSE (1 where there is none).
-        The importance correction of a sampler (e.g. 1/(T·p) of loss_second_moment) is neither.
+        loss_weight = the per-timestep factor λ(t) on the ε-MSE (1 where there is none).
+        The importance correction of a sampler (``Strategy.importance_weights()``, e.g. 1/(T·p) of
+        loss_second_moment) is neither.
+        ``--plot`` writes a figure first (then the CSV), three panels sharing x, the strategies
+        overlaid, each in its fixed report style (bench.analysis.style) and labelled with its
+        non-default parameters (bench.labels.strategy_label):
+            T·p(t) (1 = uniform, dotted; y from 0),
+            λ(t) (log y),
+            the effective weight T·p(t)·λ(t)·importance(t) (log y): the factor on the ε-MSE at t
+            in expectation, relative to uniform sampling without weights.
+        A log panel spans at least a decade, so a constant is a flat line. ``--x logsnr`` puts
+        log SNR(t) = log(ᾱ_t/(1 − ᾱ_t)) on the x axis instead of t.
     python -m bench.strategies trace RUN_DIR [--threshold 0.1]
         a learned strategy's adaptation, one line per adaptation row (an update, or a log tick
         for an every-step updater; RUN_DIR/timesteps/adaptation.csv,
         bench.evaluation.adaptation), then the verdict the report gives (bench.analysis).
 
 ``--set`` values are parsed as YAML; dotted keys nest (``--set sampler.name=speed`` for compose).
-A strategy with a ``batch_size`` parameter (also one nested in compose) gets ``--batch-size`` unless
-``--set`` gives it.
-Bad input prints the problem and the valid choices on stderr and exits with status 2.
+A ``--set`` key goes to every named strategy that has that parameter (``show p2 min_snr --set
+gamma=1`` sets both gammas); a key that none of them has is an error. A strategy with a
+``batch_size`` parameter (also one nested in compose) gets ``--batch-size`` unless ``--set`` gives
+it. Each strategy is named at most once.
+Bad input prints the problem and the valid choices on stderr and exits with status 2, before
+anything is computed or written. A closed stdout (``| head``) ends quietly with status 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
-from typing import Any, TextIO
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import numpy as np
+import torch
+from torch import Tensor
 
 import strategies
 from bench import rundir
 from bench.analysis import adaptation
+from bench.analysis.style import plain_log_axis, style
 from bench.config import ConfigError, parse_set
+from bench.core.checks import check_keys
 from bench.core.diffusion import SCHEDULES, Diffusion
+from bench.labels import strategy_label
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 def param_defaults(cls: type[strategies.Strategy]) -> dict[str, Any]:
     """Every parameter's default, ``(required)`` for those without one."""
@@ -63,15 +91,47 @@ def with_batch_size(name: str, params: dict, batch_size: int) -> dict:
     return out
 
 
-def table(name: str, schedule: str, timesteps: int, batch_size: int, sets: list[str]):
-    """(t, prob, loss_weight) float64 tensors of ``name`` in its initial state."""
-    params = with_batch_size(name, parse_set(sets), batch_size)
-    strategy = strategies.build(name, Diffusion(schedule, timesteps), params)
+def specs(names: list[str], sets: list[str], batch_size: int) -> list[dict]:
+    """The strategy spec of each of ``names``: the ``--set`` parameters it has, ``batch_size``
+    filled in (``with_batch_size``). ValueError for an unknown or repeated name or a parameter
+    that none of them has."""
+    fields = {n: {f.name for f in dataclasses.fields(strategies.get(n).Params)} for n in names}
+    if len(fields) < len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ValueError(f"strategy {twice!r} is named twice; name each strategy once")
+    params = parse_set(sets)
+    where = (f"strategy {names[0]!r}" if len(names) == 1
+             else "strategies " + ", ".join(map(repr, names)))
+    check_keys(params, sorted(set().union(*fields.values())), "parameter(s)", where=where)
+    return [{"name": n, **with_batch_size(n, {k: v for k, v in params.items() if k in fields[n]},
+                                          batch_size)} for n in names]
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """One strategy in its initial state; float64 [T] tensors."""
+    name: str
+    label: str                # bench.labels.strategy_label of its spec
+    prob: Tensor
+    loss_weight: Tensor
+    importance: Tensor
+
+    @property
+    def effective(self) -> Tensor:
+        """T·p(t)·λ(t)·importance(t): the factor on the ε-MSE at t, relative to uniform."""
+        return len(self.prob) * self.prob * self.loss_weight * self.importance
+
+
+def table(spec: dict, diffusion: Diffusion) -> Table:
+    name = spec["name"]
+    strategy = strategies.build(name, diffusion, {k: v for k, v in spec.items() if k != "name"})
     prob = strategy.probabilities()
     if prob is None:
         raise ValueError(f"strategy {name!r} has no tabulable p(t) (probabilities() is None); "
                          f"strategies with one: {', '.join(_tabulable())}")
-    return prob.double().cpu(), strategy.loss_weights().double().cpu()
+    return Table(name, strategy_label(spec), prob.double().cpu(),
+                 strategy.loss_weights().double().cpu(),
+                 strategy.importance_weights().double().cpu())
 
 
 def _tabulable() -> list[str]:
@@ -85,22 +145,90 @@ def _tabulable() -> list[str]:
     return ok
 
 
-def plot(path: str, name: str, prob, weight) -> None:
-    import matplotlib
+def write_csv(tables: list[Table], out: TextIO) -> None:
+    """The one-name CSV ``t,prob,loss_weight``, or ``strategy,t,prob,loss_weight`` blocks."""
+    several = len(tables) > 1
+    out.write("strategy,t,prob,loss_weight\n" if several else "t,prob,loss_weight\n")
+    for tb in tables:
+        lead = f"{tb.name}," if several else ""
+        out.writelines(f"{lead}{t},{p:.17g},{w:.17g}\n"
+                       for t, (p, w) in enumerate(zip(tb.prob.tolist(), tb.loss_weight.tolist())))
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
-    a.plot(prob.numpy())
-    a.set_ylabel("sampling density p(t)")
-    a.set_title(name)
-    b.plot(weight.numpy())
-    b.set_ylabel("loss weight on ε-MSE")
-    b.set_xlabel("t (index = DDPM step − 1)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+X_AXES = {"t": "t (index = DDPM step − 1)", "logsnr": "log SNR(t) = log(ᾱ_t / (1 − ᾱ_t))"}
+PANELS = (("T·p(t)  (1 = uniform)", "linear"), ("loss weight λ(t) on the ε-MSE", "log"),
+          ("effective weight T·p(t)·λ(t)·importance", "log"))
+
+
+def log_limits(curves: list[Tensor], decades: float = 1.0) -> tuple[float, float]:
+    """y limits of a log panel around the positive finite values of ``curves``, at least
+    ``decades`` wide (a constant is a flat line, not magnified noise), 5 % padding."""
+    v = torch.cat(curves).numpy()
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        return 10 ** -decades, 10 ** decades
+    lo, hi = np.log10(v.min()), np.log10(v.max())
+    pad = max(decades - (hi - lo), 0) / 2 + 0.05 * max(hi - lo, decades)
+    return 10 ** (lo - pad), 10 ** (hi + pad)
+
+
+def figure(tables: list[Table], diffusion: Diffusion, x: str = "t") -> Figure:
+    """The ``--plot`` figure (a matplotlib Figure, see the module docstring)."""
+    from matplotlib.figure import Figure
+
+    T = diffusion.T
+    xs = np.arange(T) if x == "t" else torch.log(diffusion.snr).numpy()
+    fig = Figure(figsize=(7, 8.5), layout="constrained")
+    axes = fig.subplots(3, 1, sharex=True)
+    curves = ([T * tb.prob for tb in tables], [tb.loss_weight for tb in tables],
+              [tb.effective for tb in tables])
+    for ax, (ylabel, scale), ys in zip(axes, PANELS, curves):
+        for tb, y in zip(tables, ys):
+            ax.plot(xs, y.numpy(), label=tb.label, linewidth=1.2, markersize=4,
+                    markevery=max(1, T // 10), **style(tb.label).line())
+        ax.set_ylabel(ylabel)
+        ax.set_yscale(scale)
+        if scale == "log":
+            ax.set_ylim(*log_limits(ys))
+            plain_log_axis(ax)
+    axes[0].axhline(1.0, color="0.4", linestyle=":", linewidth=1)
+    axes[0].set_ylim(0, 1.1 * max(1.0, *(float(y.max()) for y in curves[0])))
+    axes[0].legend(fontsize="small")
+    axes[-1].set_xlabel(X_AXES[x])
+    fig.suptitle(textwrap.fill(f"{diffusion.schedule} schedule, T = {T}: "
+                               + "; ".join(tb.label for tb in tables), 80), fontsize="medium")
+    return fig
+
+
+def check_plot_path(path: str) -> None:
+    """ValueError unless ``path`` names a new or existing file, of a type matplotlib writes, in
+    a directory that exists."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    p, types = Path(path), FigureCanvasBase.get_supported_filetypes()
+    if p.is_dir():
+        raise ValueError(f"--plot {path}: is a directory; give a file such as {p / 'show.png'}")
+    if not p.parent.is_dir():
+        raise ValueError(f"--plot {path}: directory {p.parent} does not exist")
+    if p.suffix[1:].lower() not in types:
+        raise ValueError(f"--plot {path}: unknown file type {p.suffix or '(none)'!r}; valid: "
+                         f"{', '.join('.' + t for t in sorted(types))}")
+
+
+def show(args: argparse.Namespace, out: TextIO) -> None:
+    """The ``show`` command: checks, then the plot (if asked), then the CSV."""
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.timesteps < 2:
+        raise ValueError(f"--timesteps must be >= 2, got {args.timesteps}")
+    if args.plot:
+        check_plot_path(args.plot)
+    named = specs(args.names, args.set, args.batch_size)
+    diffusion = Diffusion(args.schedule, args.timesteps)
+    tables = [table(s, diffusion) for s in named]
+    if args.plot:
+        figure(tables, diffusion, args.x).savefig(args.plot)
+    write_csv(tables, out)
 
 
 TRACE_COLUMNS = ["step", "event", "tv_uniform", "tv_initial", "q1", "q2", "q3", "q4",
@@ -110,8 +238,6 @@ TRACE_COLUMNS = ["step", "event", "tv_uniform", "tv_initial", "q1", "q2", "q3", 
 
 def trace(run_dir: str, threshold: float, out: TextIO) -> None:
     """Print the adaptation rows of ``run_dir`` and the verdict; ValueError if there are none."""
-    from pathlib import Path
-
     path = Path(run_dir)
     if not rundir.config_path(path).exists():
         raise ValueError(f"{run_dir}: not a run directory (no {rundir.CONFIG})")
@@ -134,48 +260,46 @@ def trace(run_dir: str, threshold: float, out: TextIO) -> None:
               f"{threshold:g})\n")
 
 
-def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m bench.strategies", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd")
-    sh = sub.add_parser("show", help="CSV t,prob,loss_weight of one strategy")
-    sh.add_argument("name")
+    sh = sub.add_parser("show", help="CSV of p(t) and loss weights of strategies, and a plot")
+    sh.add_argument("names", nargs="+", metavar="NAME",
+                    help="registered strategies (python -m bench.strategies lists them)")
     sh.add_argument("--schedule", default="linear", choices=SCHEDULES)
     sh.add_argument("--timesteps", type=int, default=1000)
     sh.add_argument("--batch-size", type=int, default=128)
     sh.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="a strategy parameter, e.g. --set gamma=0.5 (repeatable)")
-    sh.add_argument("--plot", metavar="OUT.png", help="also save a figure of both columns")
+                    help="a parameter of every named strategy that has it, e.g. --set gamma=0.5 "
+                         "(repeatable)")
+    sh.add_argument("--plot", metavar="OUT.png",
+                    help="also write a figure of T·p(t), λ(t) and T·p(t)·λ(t)·importance")
+    sh.add_argument("--x", default="t", choices=tuple(X_AXES),
+                    help="the plot's x axis: the index t or log SNR(t) (default %(default)s)")
     tr = sub.add_parser("trace", help="a learned strategy's adaptation in a run directory")
     tr.add_argument("run_dir")
     tr.add_argument("--threshold", type=float, default=adaptation.THRESHOLD,
                     help="the 'did not adapt' total-variation threshold (default %(default)g)")
-    args = ap.parse_args(argv)
-    if args.cmd is None:
-        listing(out)
-        return 0
-    if args.cmd == "trace":
-        try:
-            trace(args.run_dir, args.threshold, out)
-        except (ValueError, rundir.RunFileError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        return 0
+    return ap
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    args = parser().parse_args(argv)
     try:
-        if args.batch_size < 1:
-            raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-        if args.timesteps < 2:
-            raise ValueError(f"--timesteps must be >= 2, got {args.timesteps}")
-        prob, weight = table(args.name, args.schedule, args.timesteps, args.batch_size, args.set)
-    except (ConfigError, ValueError, TypeError) as e:
+        if args.cmd is None:
+            listing(out)
+        elif args.cmd == "trace":
+            trace(args.run_dir, args.threshold, out)
+        else:
+            show(args, out)
+        out.flush()
+    except (ConfigError, ValueError, TypeError, rundir.RunFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out.write("t,prob,loss_weight\n")
-    for t, (p, w) in enumerate(zip(prob.tolist(), weight.tolist())):
-        out.write(f"{t},{p:.17g},{w:.17g}\n")
-    if args.plot:
-        plot(args.plot, args.name, prob, weight)
+    except BrokenPipeError:        # the reader left (| head): no traceback, no error at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
     return 0
 
 

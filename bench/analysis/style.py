@@ -1,0 +1,153 @@
+"""How the figures draw things (the one owner of presentation): a fixed colour, marker and line
+style per strategy, metric axis labels with direction and unit, evaluation protocols in words,
+iteration ticks, and the sequential colours of training snapshots.
+
+A condition's style depends on its label only, never on which other conditions a figure holds,
+so one strategy looks the same in every figure of a report and across reports:
+
+* the colour and marker come from the strategy's place in the registry (registration order,
+  ``strategies.registered()``): uniform is always blue circles; names the registry does not know
+  get a place from a hash of the name;
+* a condition that is the strategy with other parameters or a variant (``min_snr(gamma=1)``,
+  ``uniform [train.lr=0.001]``) keeps the strategy's colour, with a dashed/dotted line style and
+  an open marker chosen by a hash of its label.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+
+import strategies
+from bench.analysis.adaptation import unmarked
+from bench.analysis.stats import lower_is_better
+
+# tab10, then black and mustard: 12 distinct hues; a 13th strategy repeats them dashed.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#e6ab02")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d")
+VARIANT_LINES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))
+
+
+@dataclass(frozen=True)
+class Style:
+    color: str
+    marker: str
+    linestyle: object = "-"
+    filled: bool = True
+
+    def line(self) -> dict:
+        """Keyword arguments of ``Axes.plot`` for this style."""
+        kw = {"color": self.color, "marker": self.marker, "linestyle": self.linestyle}
+        if not self.filled:
+            kw["markerfacecolor"] = "white"
+        return kw
+
+
+def strategy_name(label: str) -> str:
+    """The registered name a condition label starts with (``min_snr(gamma=1) [x]`` → min_snr)."""
+    m = re.match(r"[A-Za-z_][A-Za-z0-9_]*", unmarked(label).strip())
+    return m.group(0) if m else unmarked(label).strip()
+
+
+def _hash(text: str) -> int:
+    return zlib.crc32(text.encode())          # stable across processes (unlike hash())
+
+
+def style(label: str) -> Style:
+    """The fixed style of the condition ``label`` (see the module docstring)."""
+    label = unmarked(label).strip()
+    name = strategy_name(label)
+    order = strategies.registered()
+    i = order.index(name) if name in order else len(order) + _hash(name) % len(PALETTE)
+    color, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
+    repeat = (i // len(PALETTE)) % 2 == 1
+    if label == name:
+        return Style(color, marker, "--" if repeat else "-")
+    return Style(color, marker, VARIANT_LINES[_hash(label) % len(VARIANT_LINES)], filled=False)
+
+
+def styles(labels) -> dict[str, Style]:
+    return {c: style(c) for c in dict.fromkeys(labels)}
+
+
+# ---------------------------------------------------------------------------- metrics and protocols
+METRIC_TEXT = {"nll_bpd": ("NLL", "bits/dim"), "fid_inception": ("FID (Inception)", ""),
+               "swd": ("SWD", ""), "mmd2_rbf": ("MMD² (RBF kernel)", ""),
+               "loss": ("training loss (ε-MSE)", "")}
+
+
+def metric_label(metric: str) -> str:
+    """``NLL (bits/dim) ↓``, ``fd_cnn ↓``: the axis label of a metric with its unit and
+    direction."""
+    name, unit = METRIC_TEXT.get(metric, (metric, ""))
+    return f"{name}{f' ({unit})' if unit else ''} {'↓' if lower_is_better(metric) else '↑'}"
+
+
+def protocol_text(sampler: str, n_samples: int, metric: str = "") -> str:
+    """An evaluation protocol in words: ``ddim10_eta0`` with n 100 → "DDIM sampler, 10 steps,
+    η = 0; 100 samples"."""
+    n = "" if n_samples is None or n_samples < 0 else (
+        f"; {n_samples} test examples" if metric.startswith("nll") else f"; {n_samples} samples")
+    if m := re.fullmatch(r"ddim(\d+)_eta([0-9.eE+-]+)", sampler or ""):
+        return f"DDIM sampler, {m[1]} steps, η = {m[2]}{n}"
+    if m := re.fullmatch(r"ddpm_T(\d+)", sampler or ""):
+        return f"DDPM ancestral sampler, {m[1]} steps{n}"
+    if m := re.fullmatch(r"full_T(\d+)", sampler or ""):
+        return f"variational bound over all {m[1]} timesteps{n}"
+    if m := re.fullmatch(r"stratified_K(\d+)", sampler or ""):
+        return f"variational bound, {m[1]} stratified timesteps{n}"
+    return f"{sampler or 'sampler unknown'}{n}"
+
+
+# ---------------------------------------------------------------------------- iteration axis
+def step_text(step: float) -> str:
+    """400, 2k, 2.5k, 20k, 0.2M, 1M."""
+    s = float(step)
+    if abs(s) >= 1e5:
+        return f"{s / 1e6:g}M"
+    if abs(s) >= 1e3:
+        return f"{s / 1e3:g}k"
+    return f"{s:g}"
+
+
+def tick_steps(steps, max_ticks: int = 7) -> list[float]:
+    """At most ``max_ticks`` of the evaluated ``steps``, evenly spread, first and last kept."""
+    s = sorted({float(x) for x in steps})
+    if len(s) <= max_ticks:
+        return s
+    idx = sorted({round(i * (len(s) - 1) / (max_ticks - 1)) for i in range(max_ticks)})
+    return [s[i] for i in idx]
+
+
+def step_axis(ax, steps, max_ticks: int = 7) -> None:
+    """x ticks at (a subset of) the evaluated steps, labelled 400 / 2k / 0.2M, no minor ticks."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ticks = tick_steps(steps, max_ticks)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: step_text(x)))
+
+
+def plain_log_axis(ax, axis: str = "y") -> None:
+    """A log axis with labels at the decades only (no crowded minor labels)."""
+    from matplotlib.ticker import NullFormatter
+
+    getattr(ax, f"{axis}axis").set_minor_formatter(NullFormatter())
+
+
+# ---------------------------------------------------------------------------- training snapshots
+SNAPSHOT_CMAP = "viridis"      # sequential: early snapshots dark, late ones light
+SNAPSHOT_RANGE = (0.0, 0.85)   # the colormap's yellow end is unreadable on white
+LEGEND_SNAPSHOTS = 8           # up to this many snapshots: discrete colours and a legend
+
+
+def snapshot_colors(steps) -> dict[float, tuple]:
+    """One sequential colour per snapshot step, early → late."""
+    from matplotlib import colormaps
+
+    s = sorted({float(x) for x in steps})
+    cmap, (lo, hi) = colormaps[SNAPSHOT_CMAP], SNAPSHOT_RANGE
+    return {x: cmap(lo + (hi - lo) * (i / max(len(s) - 1, 1))) for i, x in enumerate(s)}
