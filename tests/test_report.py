@@ -532,5 +532,5 @@ def test_ranking_uses_rliables_estimators_reproducibly(R):
 def test_index_headings_name_the_content(out):
     index = (out / "index.md").read_text()
     assert "### Table " not in index and "### Figure " not in index
-    assert "### Every strategy vs uniform — fd_cnn" in index
+    assert "### Every strategy vs uniform — digits · unet(ch=8); DDIM sampler" in index
     assert "### Strategies ranked across every condition (rliable)" in index

@@ -14,7 +14,7 @@ from bench.analysis.load import COUNTED, schedule_key
 from bench.analysis.stats import mean_ci, valid_range
 from bench.analysis.style import (LEGEND_SNAPSHOTS, SNAPSHOT_CMAP, SNAPSHOT_RANGE, Style,
                                   metric_label, plain_log_axis, protocol_text, snapshot_colors,
-                                  step_axis, step_text, style)
+                                  step_axis, step_text, style, wrap_label)
 from bench.analysis.tables import AXIS_COLUMN, Unit, baseline_reference
 
 # ---------------------------------------------------------------------------- figures
@@ -357,7 +357,7 @@ def fig_timestep_diagnostics(diag: pd.DataFrame, setting: str, condition: str,
     if d.empty:
         return None
     scheds = _schedules(d)
-    fig, axes = _figure(len(scheds), 2, h=2.8)
+    fig, axes = _figure(len(scheds), 2, h=2.8, sharey=True)
     color = _snapshots(fig, axes, d["step"])
     for j, sched in enumerate(scheds):
         r = _first_run(d[d["schedule"] == sched])
@@ -406,13 +406,13 @@ def effective_p_t(p_t: pd.DataFrame, weights: dict[str, np.ndarray]) -> pd.DataF
 
 
 def fig_p_t(p_t: pd.DataFrame, t_hist: pd.DataFrame, setting: str, schedule: str,
-            baseline: str = "uniform"):
+            baseline: str = "uniform", weighted: bool = False):
     """Kim et al. Fig. 5: each strategy's timestep distribution across training as T·p(t)
     (1 = uniform, dotted; y from 0), one panel per condition (the run with the lowest seed),
     sequential colours from early (dark) to late (light): the strategy's ``probabilities()``
-    snapshots (p_t.csv), else the density of the t it drew (t_hist.csv, ``t_hist_density``)."""
-    import textwrap
-
+    snapshots (p_t.csv), else the density of the t it drew (t_hist.csv, ``t_hist_density``).
+    ``weighted``: ``p_t`` is ``effective_p_t`` (the loss weights folded in), labelled so. Each
+    panel's y runs from 0 to at least 2, so a flat T·p(t) = 1 reads as flat."""
     sel = [df[(df["setting"] == setting) & (df["schedule"] == schedule)
               & df["status"].isin(COUNTED)] for df in (p_t, t_hist)]
     conds = ordered_conditions(pd.concat([s[["condition", "strategy"]] for s in sel]), baseline)
@@ -423,13 +423,14 @@ def fig_p_t(p_t: pd.DataFrame, t_hist: pd.DataFrame, setting: str, schedule: str
     fig, axes = _figure(ncols, nrows, w=3.6, h=2.9)
     steps = pd.concat([s["step"] for s in sel])
     color = _snapshots(fig, axes, steps)
-    top = 1.0
+    quantity = "T·p(t)·w(t) / Σ p·w" if weighted else "T·p(t)"
     for ax, cond in zip(axes.flat, conds):
         p, h = (s[s["condition"] == cond] for s in sel)
         src = _first_run(p if len(p) else h)
         run = src["run"].iloc[0]
         p, h = p[p["run"] == run], h[h["run"] == run]
         what = "p(t)" if len(p) else "drawn t"
+        top = 2.0
         for step, g in (p if len(p) else t_hist_density(h)).groupby("step"):
             if len(p):
                 y = len(g) * g["p"]                       # T·p(t)
@@ -441,15 +442,18 @@ def fig_p_t(p_t: pd.DataFrame, t_hist: pd.DataFrame, setting: str, schedule: str
                           baseline=None)
             top = max(top, float(np.nanmax(y)))
         ax.axhline(1.0, color="0.3", ls=":", lw=1)
-        ax.set_title(textwrap.fill(f"{cond} (seed {src['seed'].iloc[0]}, {what})", 34),
+        ax.set_title(wrap_label(f"{cond} (seed {src['seed'].iloc[0]}, {what})", 34),
                      fontsize="medium")
-        ax.set(xlabel="timestep t", ylabel="T·p(t)  (1 = uniform)")
+        ax.set(xlabel="timestep t", ylim=(0, top * 1.05))
         ax.grid(alpha=0.3)
-    for ax in axes.flat:
-        ax.set_ylim(0, top * 1.05)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"{quantity}  (1 = uniform)")
     for ax in list(axes.flat)[len(conds):]:
         ax.set_visible(False)
-    _titles(fig, f"timestep distributions across training — {schedule} schedule, {setting}",
-            "T·p(t) from the strategy's p(t) where it has one, else from the histogram of the "
-            "t it drew between snapshots")
+    extra = " with the loss weights" if weighted else ""
+    _titles(fig, f"timestep distributions across training{extra} — {schedule} schedule, "
+                 f"{setting}",
+            f"{quantity} from the strategy's p(t) where it has one, else from the histogram of the "
+            "t it drew between snapshots" + ("; fixed loss weights w folded in (Kim et al. "
+                                             "Fig. 5's convention)" if weighted else ""))
     return fig

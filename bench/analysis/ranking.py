@@ -141,7 +141,8 @@ def _interval(samples: list[np.ndarray], statistic, reps: int, rng):
 def aggregate(scores: pd.DataFrame, baseline: str = "uniform", reps: int = REPS
               ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-condition table, performance profiles) from ``task_scores``. Table columns:
-    condition, strategy, tasks, runs, marked_tasks (tasks where it "did not adapt"), iqm (+ _lo/_hi), mean (+ _lo/_hi), p_improve (+ _lo/_hi:
+    condition, strategy, tasks, runs, marked_tasks (tasks where it "did not adapt"), iqm
+    (+ _lo/_hi), mean (+ _lo/_hi), p_improve (+ _lo/_hi:
     P(a run of the condition beats a baseline run of the same task), averaged over tasks; NaN
     for the baseline). Profiles: condition, tau, fraction, lo, hi."""
     mats = matrices(scores, baseline)

@@ -360,7 +360,7 @@ def _check_request(ev: pd.DataFrame, metrics: list[str] | None, pairs: list[tupl
 
 
 def _where(u: A.Unit) -> str:
-    return f"{u.metric}, {u.setting}; {A.protocol_text(u.sampler, u.n_samples, u.metric)}"
+    return f"{u.setting}; {A.protocol_text(u.sampler, u.n_samples, u.metric)}"
 
 
 def _unit_tables(rep: Report, ev: pd.DataFrame, u: A.Unit, budgets, baseline: str,
@@ -512,7 +512,7 @@ def _setting_figures(rep: Report, R: A.Results, baseline: str, level: float) -> 
                     f"loss weighting converted to probabilities, p(t)·w(t)/Σ (Kim et al. "
                     f"Fig. 5's convention for Min-SNR and P2), {sched} schedule{where}.",
                     figure=A.fig_p_t(A.effective_p_t(p_t, weights), t_hist, st, sched,
-                                     baseline)))
+                                     baseline, weighted=True)))
 
 
 def _check_options(bwd_factor: float, adapt_threshold: float, load_tolerance: float) -> None:
