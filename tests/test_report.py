@@ -401,9 +401,20 @@ def test_twelve_strategies_get_distinct_styles_fixed_by_the_registry():
     seen = {(S.style(n).color, S.style(n).marker, S.style(n).linestyle) for n in names}
     assert len(seen) == len(names)
     assert len({S.style(n).color for n in names[:12]}) == 12
-    # a condition keeps its strategy's colour; the mark and the order of others do not matter
-    assert S.style("min_snr(gamma=1)").color == S.style("min_snr").color
-    assert S.style("min_snr(gamma=1)").linestyle != "-"
+    # a condition keeps its strategy's hue (a shade of it) with another line and marker; the
+    # mark and the order of the others do not matter
+    from matplotlib.colors import rgb_to_hsv, to_rgb
+
+    v, base = S.style("min_snr(gamma=1)"), S.style("min_snr")
+    assert rgb_to_hsv(to_rgb(v.color))[0] == pytest.approx(rgb_to_hsv(to_rgb(base.color))[0],
+                                                           abs=0.02)
+    assert v.linestyle != "-" and v.marker != base.marker and not v.filled
+    # the variants of one strategy in one figure never look alike
+    labels = [f"adaptive_beta({k})" for k in ("variant=low_variance", "baseline=ema",
+                                              "zero_term=exclude", "update_every=10")]
+    sty = S.styles(["uniform", *labels, "adaptive_beta"])
+    assert len({(x.color, x.linestyle, x.marker) for x in sty.values()}) == 6
+    assert sty["uniform"] == S.style("uniform") and sty["adaptive_beta"] == S.style("adaptive_beta")
     assert S.style("adaptive_beta [did not adapt]") == S.style("adaptive_beta")
     assert S.style("my_new_strategy") == S.style("my_new_strategy")     # hashed, stable
 
@@ -476,7 +487,8 @@ def test_bands_stay_in_the_metric_range_and_ticks_at_evaluated_steps(R, fd):
         "NLL (bits/dim) ↓"
     panels = [ax for ax in fig.axes if ax.get_xlabel()]
     assert len(panels) == 2 and panels[0].get_shared_y_axes().joined(*panels)
-    assert A.valid_range("mmd2_rbf") == (-math.inf, math.inf)     # unbiased: may be < 0
+    assert A.valid_range("foo") == (-math.inf, math.inf)          # unknown: not clipped
+    assert not A.ranking.rankable("mmd2_rbf") and A.ranking.rankable("fd_cnn")
 
 
 def test_tick_steps_are_a_subset_of_the_steps():

@@ -13,8 +13,8 @@ import pandas as pd
 from bench.analysis.load import COUNTED, schedule_key
 from bench.analysis.stats import mean_ci, valid_range
 from bench.analysis.style import (LEGEND_SNAPSHOTS, SNAPSHOT_CMAP, SNAPSHOT_RANGE, Style,
-                                  metric_label, plain_log_axis, protocol_text, snapshot_colors,
-                                  step_axis, step_text, style, wrap_label)
+                                  metric_label, metric_unit, plain_log_axis, protocol_text,
+                                  snapshot_colors, step_axis, step_text, styles, wrap_label)
 from bench.analysis.tables import AXIS_COLUMN, Unit, baseline_reference
 
 # ---------------------------------------------------------------------------- figures
@@ -31,15 +31,32 @@ def _figure(ncols: int, nrows: int = 1, w: float = 4.2, h: float = 3.3, sharey: 
     return fig, axes
 
 
-def _titles(fig, title: str, subtitle: str = "") -> None:
-    """A short figure title and, below it, a smaller plain-language subtitle, each wrapped to the
-    figure's width."""
+def _wrap(text: str, width: int) -> str:
+    """``text`` wrapped to at most ``width`` characters a line, lines balanced (the narrowest
+    width giving as few lines), never breaking a word or a "digits · mlp" / "95 %" pair."""
     import textwrap
 
+    for a, b in ((" · ", "\u00a0·\u00a0"), ("95 %", "95\u00a0%"), ("Fig. ", "Fig.\u00a0"),
+                 ("et al. ", "et\u00a0al.\u00a0")):
+        text = text.replace(a, b)
+
+    def fill(w):
+        return textwrap.wrap(text, w, break_long_words=False, break_on_hyphens=False)
+
+    n = len(fill(width))
+    w = width
+    while w > 20 and len(fill(w - 1)) == n:
+        w -= 1
+    return "\n".join(fill(w)).replace("\u00a0", " ")
+
+
+def _titles(fig, title: str, subtitle: str = "") -> None:
+    """A short figure title and, below it, a plain-language subtitle, each wrapped (balanced) to
+    the figure's width."""
     width = max(int(fig.get_figwidth() * 10), 60)
-    text = textwrap.fill(title, width)
+    text = _wrap(title, width)
     if subtitle:
-        text += "\n" + textwrap.fill(subtitle, int(width * 1.15))
+        text += "\n" + _wrap(subtitle, int(width * 1.15))
     fig.suptitle(text, fontsize="medium")
 
 
@@ -96,11 +113,13 @@ def _legend(fig, axes) -> None:
                    ncols=len(labels) if below else 1, fontsize="small")
 
 
-def _plot_conditions(ax, d: pd.DataFrame, y: str, x: str, baseline: str, level: float,
+def _plot_conditions(ax, d: pd.DataFrame, y: str, x: str, sty: dict[str, Style],
+                     baseline: str, level: float,
                      valid: tuple[float, float] = (-math.inf, math.inf)) -> None:
-    """One mean curve (with its band) of ``y`` vs ``x`` per condition of ``d``, baseline first."""
+    """One mean curve (with its band) of ``y`` vs ``x`` per condition of ``d``, baseline first,
+    in the figure's styles ``sty``."""
     for cond in ordered_conditions(d, baseline):
-        _plot_curve(ax, curve(d[d["condition"] == cond], y, x, level), style(cond), cond, valid)
+        _plot_curve(ax, curve(d[d["condition"] == cond], y, x, level), sty[cond], cond, valid)
 
 
 def _protocol(unit: Unit) -> str:
@@ -131,10 +150,11 @@ def _schedule_panels(data: pd.DataFrame, y: str, ylabel: str, baseline: str, lev
     (fig, axes, [(ax, rows)])."""
     scheds = _schedules(data)
     fig, axes = _figure(len(scheds), sharey=True)
+    sty = styles(ordered_conditions(data, baseline))
     panels = []
     for j, (ax, sched) in enumerate(zip(axes[0], scheds)):
         d = data[data["schedule"] == sched]
-        _plot_conditions(ax, d, y, "step", baseline, level, valid)
+        _plot_conditions(ax, d, y, "step", sty, baseline, level, valid)
         ax.set(title=f"{sched} schedule", xlabel="training iteration")
         if j == 0:
             ax.set_ylabel(ylabel)
@@ -170,10 +190,11 @@ def fig_metric_vs_relative(ev: pd.DataFrame, unit: Unit, axis: str = "cost",
     if not refs:
         return None
     fig, axes = _figure(len(refs), sharey=True)
+    sty = styles(ordered_conditions(data, baseline))
     for j, (ax, (sched, ref)) in enumerate(zip(axes[0], refs.items())):
         d = data[data["schedule"] == sched]
         d = d.assign(rel=pd.to_numeric(d[col], errors="coerce") / ref[key])
-        _plot_conditions(ax, d, "value", "rel", baseline, level, valid_range(unit.metric))
+        _plot_conditions(ax, d, "value", "rel", sty, baseline, level, valid_range(unit.metric))
         ax.axvline(1.0, color="0.4", ls="--", lw=1)
         ax.annotate("1D", xy=(1.0, 0.97), xycoords=("data", "axes fraction"), xytext=(3, 0),
                     textcoords="offset points", va="top", ha="left", fontsize="small")
@@ -202,6 +223,7 @@ def fig_forest(vs: pd.DataFrame, unit: Unit, baseline: str = "uniform"):
         return None
     scheds = _schedules(d)
     conds = list(dict.fromkeys(d["condition"]))
+    sty = styles(conds)
     fig, axes = _figure(len(scheds), w=3.4, h=1.0 + 0.32 * len(conds), sharey=True)
     fig.set_figwidth(fig.get_figwidth() + 0.075 * max(map(len, conds)))   # the row labels
     for j, (ax, sched) in enumerate(zip(axes[0], scheds)):
@@ -209,7 +231,7 @@ def fig_forest(vs: pd.DataFrame, unit: Unit, baseline: str = "uniform"):
         for i, cond in enumerate(conds):
             if cond not in s.index:
                 continue
-            r, st = s.loc[cond], style(cond)
+            r, st = s.loc[cond], sty[cond]
             ci = r["diff_ci95"] if np.isfinite(r["diff_ci95"]) else 0.0
             ax.errorbar(r["diff"], i, xerr=ci, fmt=st.marker, color=st.color, ms=5, capsize=3,
                         mfc=st.color if st.filled else "white")
@@ -217,8 +239,11 @@ def fig_forest(vs: pd.DataFrame, unit: Unit, baseline: str = "uniform"):
         ax.set_yticks(range(len(conds)), conds if j == 0 else [])
         ax.set_ylim(len(conds) - 0.5, -0.5)
         better = "negative" if unit.lower_is_better else "positive"
+        u = metric_unit(unit.metric)
         ax.set(title=f"{sched} schedule",
-               xlabel=f"Δ {unit.metric} vs {baseline} ({better} = better)")
+               xlabel=f"Δ {unit.metric}{f' ({u})' if u else ''} vs {baseline} "
+                      f"({better} = better)")
+        ax.xaxis.set_major_locator(_nice_ticks(5))
         ax.grid(alpha=0.3, axis="x")
     budget = int(d["budget"].iloc[0])
     _titles(fig, f"{unit.metric}: difference from {baseline} at ≤ {step_text(budget)} "
@@ -240,11 +265,14 @@ def fig_profiles(profiles: pd.DataFrame, baseline: str = "uniform"):
     fig, axes = _figure(1, w=5.2, h=3.6)
     ax = axes[0, 0]
     bands = profiles["condition"].nunique() <= PROFILE_BANDS
+    sty = styles(profiles["condition"])
     for cond, g in profiles.groupby("condition", sort=False):
-        st = style(cond)
-        ax.plot(g["tau"], g["fraction"], label=cond, color=st.color, ls=st.linestyle, lw=1.4)
+        st = sty[cond]
+        ax.plot(g["tau"], g["fraction"], label=cond, color=st.color, ls=st.linestyle, lw=1.4,
+                drawstyle="steps-post")
         if bands:
-            ax.fill_between(g["tau"], g["lo"], g["hi"], color=st.color, alpha=0.12, lw=0)
+            ax.fill_between(g["tau"], g["lo"], g["hi"], color=st.color, alpha=0.12, lw=0,
+                            step="post")
     ax.axvline(0.0, color="0.3", ls=":", lw=1)
     ax.set(xlabel=f"τ: relative improvement over {baseline}'s mean (0 = equal)",
            ylabel="fraction of runs with score > τ", ylim=(0, 1))
@@ -267,25 +295,28 @@ def fig_adaptation(adaptation: pd.DataFrame, setting: str, threshold: float,
         return None
     scheds = _schedules(d)
     fig, axes = _figure(len(scheds), sharey=True)
+    sty = styles(ordered_conditions(d, baseline))
     for j, (ax, sched) in enumerate(zip(axes[0], scheds)):
         s = d[d["schedule"] == sched]
         for cond in ordered_conditions(s, baseline):
-            color = style(cond).color
+            st = sty[cond]
             for i, (_, r) in enumerate(s[s["condition"] == cond].groupby("run", sort=True)):
                 r = r.sort_values("step")
-                ax.plot(r["step"], r["tv_uniform"], color=color, lw=1.1,
-                        label=cond if i == 0 else None)
-                ax.plot(r["step"], r["drawn_tv"], color=color, lw=1.0, ls="--")
+                ax.plot(r["step"], r["tv_uniform"], color=st.color, lw=1.1, alpha=0.8)
+                ax.plot(r["step"], r["drawn_tv"], color=st.color, lw=1.6, ls="--")
+            ax.plot([], [], label=cond, lw=1.6, **st.line())     # the legend's entry
         ax.axhline(threshold, color="0.3", ls=":", lw=1)
         ax.set(title=f"{sched} schedule", xlabel="training iteration", ylim=(0, 1))
         if j == 0:
             ax.set_ylabel("total variation from uniform")
-        step_axis(ax, s["step"])
+        ax.xaxis.set_major_locator(_nice_ticks(6))
+        ax.xaxis.set_major_formatter(_step_formatter())
         ax.grid(alpha=0.3)
     _legend(fig, axes)
     _titles(fig, f"adaptation of the learned strategies — {setting}",
-            f"solid: p(t) at each update; dashed: the t drawn so far; dotted: the 'did not "
-            f"adapt' threshold {threshold:g}")
+            f"thin solid: p(t) at each update; thick dashed: the t drawn so far (what the "
+            f"verdict uses); dotted: the 'did not adapt' threshold {threshold:g}; one pair of "
+            f"curves per seed")
     return fig
 
 
@@ -303,14 +334,27 @@ def fig_train_loss(metrics: pd.DataFrame, setting: str, baseline: str = "uniform
         ax.xaxis.set_major_formatter(_step_formatter())
     if (data["loss"] > 0).all():
         ax = axes[0, 0]
-        ax.set_yscale("log")      # the y-range follows the curves, not the (wide) bands
-        lo, hi = data.groupby(["condition", "schedule", "step"])["loss"].mean().agg(["min", "max"])
-        ax.set_ylim(lo / 1.5, hi * 1.5)
+        ax.set_yscale("log")      # the y-range follows the curves and the positive band edges
+        lo, hi = [], []
+        for _, g in data.groupby(["condition", "schedule"]):
+            c = curve(g, "loss").dropna(subset=["mean"])
+            edge = c["mean"] - c["ci95"].fillna(0)
+            lo.append(np.where(edge > 0, edge, c["mean"]).min())
+            hi.append((c["mean"] + c["ci95"].fillna(0)).max())
+        ax.set_ylim(min(lo) / 1.2, max(hi) * 1.2)
         plain_log_axis(ax)
     _legend(fig, axes)
     _titles(fig, f"training loss — {setting}", "the logged per-example ε-MSE (unweighted), "
-                 "averaged over each log interval; mean over seeds, 95 % band")
+                 "averaged over each log interval; mean over seeds, 95 % band; a non-uniform "
+                 "sampler averages other timesteps, so this is no figure of merit across "
+                 "strategies")
     return fig
+
+
+def _nice_ticks(n: int):
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(nbins=n, steps=[1, 2, 2.5, 5, 10])
 
 
 def _step_formatter():
@@ -357,25 +401,30 @@ def fig_timestep_diagnostics(diag: pd.DataFrame, setting: str, condition: str,
     if d.empty:
         return None
     scheds = _schedules(d)
-    fig, axes = _figure(len(scheds), 2, h=2.8, sharey=True)
+    rows = [(col, text) for col, text in (("grad_var", "gradient variance"),
+                                          ("loss", f"loss ({weighting} weighting)"))
+            if pd.to_numeric(d[col], errors="coerce").notna().any()]
+    if not rows:
+        return None
+    fig, axes = _figure(len(scheds), len(rows), h=2.8, sharey=True)
     color = _snapshots(fig, axes, d["step"])
     for j, sched in enumerate(scheds):
         r = _first_run(d[d["schedule"] == sched])
         for step, g in r.groupby("step"):
             t = (g["t_lo"] + g["t_hi"]) / 2.0
-            axes[0, j].plot(t, g["grad_var"], color=color(step), lw=1.3)
-            axes[1, j].plot(t, g["loss"], color=color(step), lw=1.3)
+            for i, (col, _) in enumerate(rows):
+                axes[i, j].plot(t, g[col], color=color(step), lw=1.3)
         axes[0, j].set(title=f"{sched} schedule (seed {r['seed'].iloc[0]})")
-        axes[1, j].set(xlabel="timestep t")
-        if j == 0:
-            axes[0, j].set_ylabel("gradient variance")
-            axes[1, j].set_ylabel(f"loss ({weighting} weighting)")
-        for i, col in ((0, "grad_var"), (1, "loss")):
+        axes[-1, j].set(xlabel="timestep t")
+        for i, (col, text) in enumerate(rows):
+            if j == 0:
+                axes[i, j].set_ylabel(text)
             if (r[col].dropna() > 0).all() and r[col].notna().any():
                 axes[i, j].set_yscale("log")
                 plain_log_axis(axes[i, j])
             axes[i, j].grid(alpha=0.3)
-    _titles(fig, f"per-timestep gradient variance and loss across training — {condition}",
+    what = " and ".join(text.split(" (")[0] for _, text in rows)
+    _titles(fig, f"per-timestep {what} across training — {condition}",
             f"{weighting} weighting; {setting}")
     return fig
 
@@ -429,7 +478,7 @@ def fig_p_t(p_t: pd.DataFrame, t_hist: pd.DataFrame, setting: str, schedule: str
         src = _first_run(p if len(p) else h)
         run = src["run"].iloc[0]
         p, h = p[p["run"] == run], h[h["run"] == run]
-        what = "p(t)" if len(p) else "drawn t"
+        what = ("p·w" if weighted else "p(t)") if len(p) else "drawn t"
         top = 2.0
         for step, g in (p if len(p) else t_hist_density(h)).groupby("step"):
             if len(p):

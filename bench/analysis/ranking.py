@@ -27,7 +27,7 @@ import pandas as pd
 
 from bench.analysis.adaptation import mark_of, unmarked
 from bench.analysis.load import COUNTED
-from bench.analysis.stats import valid_range
+from bench.analysis.stats import SIGNED_ESTIMATES, valid_range
 from bench.analysis.tables import Unit, best_up_to, default_budgets
 
 REPS = 2000          # bootstrap replicates
@@ -36,9 +36,10 @@ TAUS = 41            # points of a performance profile
 
 
 def rankable(metric: str) -> bool:
-    """Scores are relative to the baseline's mean: only metrics bounded below by 0 (an unbiased
-    MMD² or KID, near 0 and of either sign, would make the ratio meaningless)."""
-    return valid_range(metric)[0] == 0.0
+    """Scores are relative to the baseline's mean: only metrics bounded below by 0 whose
+    estimates are too (an unbiased MMD² or KID, near 0 with either sign, makes the ratio
+    meaningless)."""
+    return valid_range(metric)[0] == 0.0 and not metric.startswith(SIGNED_ESTIMATES)
 
 
 def task_scores(ev: pd.DataFrame, units: Iterable[Unit], baseline: str = "uniform"

@@ -31,12 +31,19 @@ def known_direction(metric: str) -> bool:
     return any(metric.startswith(p) for p in LOWER_IS_BETTER)
 
 
-# Where a metric's true value lies (prefix of its name): CI bands are clipped to it. Unbiased
-# estimators of non-negative quantities (KID, MMD²) can be negative at small n: not clipped.
+# Where a metric's true value lies (prefix of its name): CI bands are clipped to it. KID and
+# MMD² are non-negative quantities whose unbiased estimates can fall below 0 at small n (a mean
+# may, its band stops at 0).
 VALID_RANGE = {"fd_": (0.0, math.inf), "fid": (0.0, math.inf), "swd": (0.0, math.inf),
+               "kid": (0.0, math.inf), "mmd": (0.0, math.inf),
                "nll": (0.0, math.inf), "bpd": (0.0, math.inf), "loss": (0.0, math.inf),
                "is_": (0.0, math.inf), "inception_score": (0.0, math.inf),
                "precision": (0.0, 1.0), "recall": (0.0, 1.0), "accuracy": (0.0, 1.0)}
+
+
+# Metrics estimated without bias around 0 (either sign at small n): a ratio to the baseline's
+# mean is meaningless for them.
+SIGNED_ESTIMATES = ("kid", "mmd")
 
 
 def valid_range(metric: str) -> tuple[float, float]:

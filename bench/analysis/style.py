@@ -9,12 +9,16 @@ so one strategy looks the same in every figure of a report and across reports:
   ``strategies.registered()``): uniform is always blue circles; names the registry does not know
   get a place from a hash of the name;
 * a condition that is the strategy with other parameters or a variant (``min_snr(gamma=1)``,
-  ``uniform [train.lr=0.001]``) keeps the strategy's colour, with a dashed/dotted line style and
-  an open marker chosen by a hash of its label.
+  ``uniform [train.lr=0.001]``) keeps the strategy's hue, in a darker or lighter shade, with a
+  dashed/dotted line style and another, open marker. ``styles(labels)`` gives the variants of
+  one strategy among ``labels`` distinct shades, lines and markers in label order (so five
+  variants of adaptive_beta in one figure are told apart); ``style(label)`` alone picks them by
+  a hash of the label.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from dataclasses import dataclass
@@ -28,6 +32,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#e6ab02")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d")
 VARIANT_LINES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))
+VARIANT_SHADES = (-0.45, 0.45, -0.2, 0.25, -0.65, 0.65)   # < 0: towards black, > 0: white
 
 
 @dataclass(frozen=True)
@@ -55,8 +60,9 @@ def _hash(text: str) -> int:
     return zlib.crc32(text.encode())          # stable across processes (unlike hash())
 
 
-def style(label: str) -> Style:
-    """The fixed style of the condition ``label`` (see the module docstring)."""
+def style(label: str, k: int | None = None) -> Style:
+    """The fixed style of the condition ``label`` (see the module docstring); ``k``: the
+    variant's place among its strategy's variants in a figure (None: from a hash)."""
     label = unmarked(label).strip()
     name = strategy_name(label)
     order = strategies.registered()
@@ -65,24 +71,55 @@ def style(label: str) -> Style:
     repeat = (i // len(PALETTE)) % 2 == 1
     if label == name:
         return Style(color, marker, "--" if repeat else "-")
-    return Style(color, marker, VARIANT_LINES[_hash(label) % len(VARIANT_LINES)], filled=False)
+    k = _hash(label) if k is None else k
+    return Style(_shade(color, VARIANT_SHADES[k % len(VARIANT_SHADES)]),
+                 MARKERS[(i + 1 + k % (len(MARKERS) - 1)) % len(MARKERS)],
+                 VARIANT_LINES[k % len(VARIANT_LINES)], filled=False)
 
 
 def styles(labels) -> dict[str, Style]:
-    return {c: style(c) for c in dict.fromkeys(labels)}
+    """The style of each of ``labels``: strategies as ``style``; the variants of one strategy
+    numbered in label order, so no two of them look alike."""
+    labels = list(dict.fromkeys(labels))
+    out, seen = {}, {}
+    for c in sorted(labels, key=lambda c: unmarked(c).strip()):
+        u, name = unmarked(c).strip(), strategy_name(c)
+        if u == name or u in seen:
+            out[c] = style(c, seen.get(u))
+            continue
+        seen[u] = sum(1 for v in seen if strategy_name(v) == name)
+        out[c] = style(c, seen[u])
+    return {c: out[c] for c in labels}
+
+
+def _shade(color: str, f: float) -> str:
+    """``color`` mixed towards black (f < 0) or white (f > 0) by |f|."""
+    from matplotlib.colors import to_hex, to_rgb
+
+    target = 0.0 if f < 0 else 1.0
+    return to_hex([c + abs(f) * (target - c) for c in to_rgb(color)])
 
 
 # ---------------------------------------------------------------------------- metrics and protocols
 METRIC_TEXT = {"nll_bpd": ("NLL", "bits/dim"), "fid_inception": ("FID (Inception)", ""),
                "swd": ("SWD", ""), "mmd2_rbf": ("MMD² (RBF kernel)", ""),
                "loss": ("training loss (ε-MSE)", "")}
+NO_DIRECTION = ("loss",)      # not a figure of merit across strategies (different t mixes)
 
 
 def metric_label(metric: str) -> str:
     """``NLL (bits/dim) ↓``, ``fd_cnn ↓``: the axis label of a metric with its unit and
     direction."""
     name, unit = METRIC_TEXT.get(metric, (metric, ""))
-    return f"{name}{f' ({unit})' if unit else ''} {'↓' if lower_is_better(metric) else '↑'}"
+    text = f"{name}{f' ({unit})' if unit else ''}"
+    if metric in NO_DIRECTION:
+        return text
+    return f"{text} {'↓' if lower_is_better(metric) else '↑'}"
+
+
+def metric_unit(metric: str) -> str:
+    """The unit of a metric ('' when it has none): ``bits/dim`` for the NLL."""
+    return METRIC_TEXT.get(metric, (metric, ""))[1]
 
 
 def protocol_text(sampler: str, n_samples: int, metric: str = "") -> str:
@@ -145,10 +182,19 @@ def step_axis(ax, steps, max_ticks: int = 7) -> None:
 
 
 def plain_log_axis(ax, axis: str = "y") -> None:
-    """A log axis with labels at the decades only (no crowded minor labels)."""
-    from matplotlib.ticker import NullFormatter
+    """A log axis without crowded minor labels: decades only when it spans a decade or more,
+    else also the 2× and 5× minor ticks (so a narrow axis keeps a readable scale)."""
+    from matplotlib.ticker import Formatter
 
-    getattr(ax, f"{axis}axis").set_minor_formatter(NullFormatter())
+    class SparseMinor(Formatter):
+        def __call__(self, x, pos=None):
+            lo, hi = sorted(self.axis.get_view_interval())
+            if lo <= 0 or hi / lo >= 10 or x <= 0:
+                return ""
+            mantissa = round(x / 10 ** math.floor(math.log10(x)), 6)
+            return f"{x:g}" if mantissa in (2.0, 5.0) else ""
+
+    getattr(ax, f"{axis}axis").set_minor_formatter(SparseMinor())
 
 
 # ---------------------------------------------------------------------------- training snapshots
