@@ -5,7 +5,11 @@
     results/<sweep>/sweep.yaml        the sweep a launch ran (the report finds missing runs)
     results/<sweep>/<run_id>/
       config.yaml    the resolved run config — the only source of hyperparameters
-      meta.json      git sha + dirty flag, versions, device, host, SLURM job id (+ resumes)
+      meta.json      per attempt (the first, + resumes): git sha + dirty flag, the command line,
+                     ISO-8601 UTC start, Python/torch/CUDA/cuDNN/numpy versions, device, CPU and
+                     GPU model, threads, host, SLURM job id, the package list's file name
+      packages-<hash>.txt  the installed packages (name==version) of an attempt, one file per
+                     distinct environment
       metrics.jsonl  one JSON row per log tick (METRIC_COLUMNS)
       evals.csv      one row per evaluation × metric (EVAL_COLUMNS)
       timesteps/     diagnostics.csv, p_t.csv, t_hist.csv, and for learned strategies
@@ -257,6 +261,18 @@ def update_meta(run_dir: Path, meta: dict) -> None:
         first.setdefault("resumes", []).append(meta)
         meta = first
     atomic_write_text(path, json.dumps(meta, indent=1))
+
+
+def write_packages(run_dir: Path, text: str) -> str:
+    """Store an installed-package list as ``packages-<sha256[:12]>.txt`` (once per distinct
+    environment) and return that file name, which meta.json records."""
+    import hashlib
+
+    name = f"packages-{hashlib.sha256(text.encode()).hexdigest()[:12]}.txt"
+    path = Path(run_dir) / name
+    if not path.exists():
+        atomic_write_text(path, text)
+    return name
 
 
 def write_done(run_dir: Path, final: dict) -> None:

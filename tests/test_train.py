@@ -1,5 +1,6 @@
 """The trainer and the single-run CLI: learning, exact resume, the results layout, bad inputs."""
 
+import datetime
 import json
 import signal
 import subprocess
@@ -40,7 +41,13 @@ def test_toy_run_learns_and_writes_the_results_layout(tmp_path):
         assert (tmp_path / "run" / name).exists(), name
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text()) == cfg
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
-    assert {"git_sha", "git_dirty", "torch", "device", "host", "slurm_job_id"} <= set(meta)
+    assert {"git_sha", "git_dirty", "torch", "device", "host", "slurm_job_id", "cuda", "cpu",
+            "gpu", "command"} <= set(meta)
+    assert datetime.datetime.fromisoformat(meta["started"]).tzinfo is not None   # ISO-8601
+    assert meta["device_name"] == meta["cpu"] and meta["cpu"] not in ("", "cpu")
+    packages = (tmp_path / "run" / meta["packages"]).read_text().splitlines()
+    assert any(p.startswith("torch==") for p in packages) and packages == sorted(
+        packages, key=str.lower)
     # A finished run is not retrained.
     assert experiment.run(cfg, tmp_path / "run", progress=False)["step"] == 300
 

@@ -3,11 +3,12 @@ callbacks it is handed, DONE at the end. Rerunning resumes from the checkpoint."
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import socket
 import subprocess
-import time
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -32,13 +33,42 @@ def git_state() -> dict:
         return {"git_sha": None, "git_dirty": None}
 
 
-def meta(trainer: Trainer) -> dict:
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else platform's), e.g. "AMD EPYC 7B13"."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def installed_packages() -> str:
+    """``name==version`` of every installed distribution, sorted (a pip freeze without pip)."""
+    from importlib import metadata
+
+    names = {(d.metadata["Name"] or "?", d.version) for d in metadata.distributions()}
+    return "".join(f"{n}=={v}\n" for n, v in sorted(names, key=lambda x: x[0].lower()))
+
+
+def meta(trainer: Trainer, run_dir: Path) -> dict:
+    """What one attempt ran on: code, command, machine, versions, the package list (a file in
+    the run directory named by its hash)."""
+    cuda = trainer.device.type == "cuda"
     return {**git_state(), "python": platform.python_version(), "torch": torch.__version__,
+            "cuda": torch.version.cuda, "cudnn": (torch.backends.cudnn.version()
+                                                 if torch.backends.cudnn.is_available() else None),
             "numpy": numpy.__version__, "device": str(trainer.device),
-            "device_name": (torch.cuda.get_device_name(trainer.device)
-                            if trainer.device.type == "cuda" else platform.processor() or "cpu"),
+            "device_name": torch.cuda.get_device_name(trainer.device) if cuda else cpu_model(),
+            "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+            "gpu": torch.cuda.get_device_name(trainer.device) if cuda else None,
+            "torch_threads": torch.get_num_threads(),
             "world_size": trainer.world_size, "host": socket.gethostname(),
-            "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "started": time.time()}
+            "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+            "command": [sys.executable, *sys.argv],
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "packages": rundir.write_packages(run_dir, installed_packages())}
 
 
 def prepare_run_dir(cfg: dict, run_dir: Path, trainer: Trainer) -> None:
@@ -52,7 +82,7 @@ def prepare_run_dir(cfg: dict, run_dir: Path, trainer: Trainer) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     if not rundir.config_path(run_dir).exists():
         rundir.write_config(run_dir, cfg)
-    rundir.update_meta(run_dir, meta(trainer))
+    rundir.update_meta(run_dir, meta(trainer, run_dir))
 
 
 def run(cfg: Mapping, run_dir: str | Path, *, callbacks: list = (), progress: bool = True,
