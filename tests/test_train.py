@@ -180,3 +180,22 @@ def test_sample_cli_plots_samples_beside_the_data(tmp_path, capsys):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sample.main([str(tmp_path), "--n", "10"]) == 2
     assert "is not a run with a checkpoint" in capsys.readouterr().err
+
+
+def test_no_progress_prints_a_plain_line_per_log_tick_and_each_evaluation(tmp_path, capsys):
+    """A job log (SLURM, a redirect) gets one line per log_every and every evaluation's results,
+    with no terminal control codes."""
+    cfg = {**TOY, "train": {**TOY["train"], "iterations": 100},
+           "eval": {"every": 50, "metrics": ["swd"], "n_samples": 200, "ddim_steps": 10}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert train_cli.main([str(tmp_path / "c.yaml"), "--results-dir", str(tmp_path / "out"),
+                           "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("[toy] step")]
+    assert [ln.split(" · ")[0] for ln in lines] == ["[toy] step 50/100 (50%)",
+                                                    "[toy] step 100/100 (100%)"]
+    assert all("loss " in ln and "it/s" in ln and "ETA" in ln for ln in lines)
+    assert "eval swd=" in lines[1]                           # the latest evaluation, at 50
+    evals = [ln for ln in err.splitlines() if ln.startswith("[toy] eval at step")]
+    assert [ln.split(":")[0] for ln in evals] == ["[toy] eval at step 50", "[toy] eval at step 100"]
+    assert "\x1b" not in err and "\r" not in err

@@ -4,8 +4,9 @@
 to the trainer):
 
 * ``Evaluator`` — at ``eval.every`` / ``eval.at`` / the last iteration (``eval.final``), on rank 0,
-  with the EMA weights: ``fd_cnn`` or ``fid_inception`` (bench.evaluation.fid), ``nll_bpd``
-  (bench.evaluation.nll), and for vector data ``swd`` and ``mmd2_rbf``
+  with the EMA weights: ``fd_cnn`` or ``fid_inception`` (bench.evaluation.fid), on request
+  (``kid`` in eval.metrics) ``kid_cnn`` / ``kid_inception`` from the same sample features,
+  ``nll_bpd`` (bench.evaluation.nll), and for vector data ``swd`` and ``mmd2_rbf``
   (bench.evaluation.toy_metrics). One row per metric is appended to ``RUN/evals.csv``
   (bench.rundir.EVAL_COLUMNS):
 
@@ -49,18 +50,20 @@ from bench.config import Config
 from bench.core.cost import EVAL_COUNTER, TRAIN_COUNTERS, Counted
 from bench.core.diffusion import Diffusion
 from bench.core.io import default_cache_dir
-from bench.core.rng import generator
+from bench.core.rng import derive_seed, generator
 from bench.data import datasets
 from bench.evaluation import diagnostics, fid, nll, toy_metrics
 from bench.evaluation.adaptation import Adaptation
 from bench.evaluation.sampling import decode, generate, sampler_name
 
-IMAGE_METRICS, VECTOR_METRICS = ("fid", "nll"), ("swd", "mmd", "nll")
+IMAGE_METRICS, VECTOR_METRICS = ("fid", "nll"), ("swd", "mmd", "nll")   # what ``auto`` means
+FEATURE_METRICS = ("fid", "kid")        # from the extractor's features of one batch of samples
 
 
 # ---------------------------------------------------------------------------- the evaluator
 def resolve_metrics(metrics: list[str], is_image: bool, latent: bool = False) -> list[str]:
-    """``auto`` expanded (fid, nll for images; fid alone for latents; swd, mmd, nll for toys)."""
+    """``auto`` expanded (fid, nll for images; fid alone for latents; swd, mmd, nll for toys);
+    ``kid`` only when asked for."""
     if latent and "nll" in metrics:
         raise ValueError("eval.metrics: nll (bits/dim) is defined on pixels, not on a latent "
                          "dataset's latents; use fid")
@@ -74,8 +77,10 @@ def resolve_metrics(metrics: list[str], is_image: bool, latent: bool = False) ->
     if is_image and {"swd", "mmd"} & set(out):
         raise ValueError("eval.metrics: swd and mmd are 2-D toy metrics; use fid and nll for "
                          "images")
-    if not is_image and "fid" in out:
-        raise ValueError("eval.metrics: fid needs image data; use swd, mmd and nll for 2-D toys")
+    for m in FEATURE_METRICS:
+        if not is_image and m in out:
+            raise ValueError(f"eval.metrics: {m} needs image data; use swd, mmd and nll for 2-D "
+                             f"toys")
     return out
 
 
@@ -132,6 +137,9 @@ class Evaluator:
         stamp(rows, tr.step * tr.cfg.train.batch_size, tr.wall_s_train, tr.cost)
         rundir.append_evals(tr.run_dir, rows)
         self.evaluated.add(tr.step)
+        note = getattr(tr, "note_eval", None)       # the job log (bench.train.trainer)
+        if note is not None:
+            note(rows)
         return rows
 
     # --- the metrics ------------------------------------------------------------------
@@ -146,8 +154,11 @@ class Evaluator:
         sample_metrics = [m for m in metrics if m != "nll"]
         if sample_metrics:
             t0 = time.perf_counter()
-            if "fid" in sample_metrics:      # reference stats first: a mismatch fails early
-                self.reference(data, device, progress)
+            if "kid" in sample_metrics and e.n_samples < 2:
+                raise ValueError(f"eval.metrics: kid (an unbiased MMD²) needs eval.n_samples >= 2, "
+                                 f"got {e.n_samples}")
+            if set(FEATURE_METRICS) & set(sample_metrics):   # reference first: mismatches fail early
+                self.reference(data, device, progress, feats="kid" in sample_metrics)
             x = generate(model, diffusion, data.shape, e.n_samples, sampler=e.sampler,
                          ddim_steps=e.ddim_steps, eta=float(e.eta),
                          batch_size=e.batch_size, seed=self.seed, device=device,
@@ -182,9 +193,12 @@ class Evaluator:
                                                     progress)
         return self._extractor
 
-    def reference(self, data, device: torch.device, progress: bool = False) -> fid.RefStats:
-        """The reference statistics (eval.ref_stats file, else the cache), shape-checked."""
-        if self._ref is None:
+    def reference(self, data, device: torch.device, progress: bool = False,
+                  feats: bool = False) -> fid.RefStats:
+        """The reference statistics (eval.ref_stats file, else the cache), shape-checked; with
+        ``feats`` also the reference features (for KID: the file's ``_feats.npz`` companion, else
+        the cache's)."""
+        if self._ref is None or (feats and self._ref.feats is None):
             e, (name, params) = self.e, datasets.pixel_config(self.cfg.dataset.to_dict())
             ex, px = self.extractor(data, device, progress), data.pixels or data
             if e.ref_stats:
@@ -192,8 +206,10 @@ class Evaluator:
             else:
                 split = px.train if e.ref_split == "train" else px.test
                 ref = fid.reference_stats(split, name, params, e.ref_split, ex, cache_dir(e),
-                                          e.ref_n, e.batch_size, progress)
+                                          e.ref_n, e.batch_size, progress, with_feats=feats)
             ref.check(tuple(px.shape), ex)
+            if feats and ref.feats is None:         # an explicit file: its _feats.npz companion
+                ref.feats = fid.load_ref_feats(ref)
             self._ref = ref
         return self._ref
 
@@ -201,9 +217,17 @@ class Evaluator:
                        progress: bool) -> dict[str, float]:
         out: dict[str, float] = {}
         e, toy = self.e, self.e.toy
-        if "fid" in names:
-            ex, ref = self.extractor(data, device, progress), self.reference(data, device, progress)
-            out[fid.metric_name(ex.name)] = fid.fd_against(ref, ex, x, e.batch_size, progress)
+        if set(FEATURE_METRICS) & set(names):     # one set of sample features for FD and KID
+            ex = self.extractor(data, device, progress)
+            ref = self.reference(data, device, progress, feats="kid" in names)
+            ref.check(tuple(x.shape[1:]), ex)
+            f = fid.features(ex, x, e.batch_size, progress, desc="sample features")
+            if "fid" in names:
+                out[fid.metric_name(ex.name)] = fid.frechet_distance(*fid.stats(f), ref.mu,
+                                                                     ref.sigma)
+            if "kid" in names:
+                out[fid.metric_name(ex.name, "kid")] = fid.kernel_distance(
+                    ref.feats, f, derive_seed(self.seed, "eval_kid"))
         if "swd" in names or "mmd" in names:
             y = self.true_points(data, max(x.shape[0], toy.mmd_n))
             if "swd" in names:

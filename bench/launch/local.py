@@ -43,7 +43,8 @@ def _run_inline_loop(outcomes: list[Outcome], ex: dict, out) -> None:
         t0 = time.perf_counter()
         error = ""
         try:
-            RunTask(o.run.config, o.run_dir, ex["stop_timeout_s"], ex["cpus_per_task"])()
+            RunTask(o.run.config, o.run_dir, ex["stop_timeout_s"], ex["cpus_per_task"],
+                    job_log=False)()
         except KeyboardInterrupt:
             raise
         except Exception as e:  # noqa: BLE001  (one failing run never stops the others)
@@ -63,7 +64,8 @@ def run_local(outcomes: list[Outcome], sweep_dir: Path, ex: dict, out) -> None:
             initializer=_worker_signals)
 
         def submit(o: Outcome):
-            task = RunTask(o.run.config, o.run_dir, ex["stop_timeout_s"], ex["cpus_per_task"])
+            task = RunTask(o.run.config, o.run_dir, ex["stop_timeout_s"], ex["cpus_per_task"],
+                           job_log=False)
             return pool.submit(task), "worker process"
         try:
             _run_at_most(outcomes, ex["parallel"], submit, out)

@@ -51,11 +51,14 @@ class RunTask:
     ``DelayedSubmission`` of the same run, which resumes from the checkpoint it just wrote)."""
 
     def __init__(self, config: dict, run_dir: str | Path, stop_timeout_s: float = 60.0,
-                 num_threads: int | None = None):
+                 num_threads: int | None = None, job_log: bool = True):
         self.config = config
         self.run_dir = str(run_dir)
         self.stop_timeout_s = float(stop_timeout_s)
         self.num_threads = num_threads      # torch intra-op threads (= the job's CPUs per task)
+        # A job with its own log (SLURM, submitit's LocalExecutor) gets the trainer's plain line
+        # per log tick and every evaluation; runs sharing the launcher's console do not.
+        self.job_log = job_log
         self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
         self._sync: _StopSync | None = None
@@ -105,7 +108,8 @@ class RunTask:
             dist.init(env)                  # the run lock: bench.train.run takes it (rank 0)
             try:
                 final = experiment.run(
-                    self.config, self.run_dir, progress=False, rank=env.rank,
+                    self.config, self.run_dir, progress=False, log_lines=self.job_log,
+                    rank=env.rank,
                     world_size=env.world_size,
                     reduce=dist.all_reduce_sum if env.distributed else None,
                     trainer_hook=self._hook(env))

@@ -86,7 +86,8 @@ def prepare_run_dir(cfg: dict, run_dir: Path, trainer: Trainer) -> None:
 
 
 def run(cfg: Mapping, run_dir: str | Path, *, callbacks: list = (), progress: bool = True,
-        rank: int = 0, world_size: int = 1, reduce=None, trainer_hook=None) -> dict:
+        log_lines: bool = True, rank: int = 0, world_size: int = 1, reduce=None,
+        trainer_hook=None) -> dict:
     """Train the resolved config ``cfg`` into ``run_dir`` (resuming if possible) with
     ``callbacks`` (bench.train.trainer.Callback); returns the final log row.
 
@@ -97,7 +98,7 @@ def run(cfg: Mapping, run_dir: str | Path, *, callbacks: list = (), progress: bo
         return rundir.read_done(run_dir, strict=True)
     cfg = dict(cfg)
     trainer = Trainer(cfg, run_dir, rank=rank, world_size=world_size, reduce=reduce,
-                      progress=progress, callbacks=list(callbacks))
+                      progress=progress, log_lines=log_lines, callbacks=list(callbacks))
     with rundir.run_lock(run_dir, take=rank == 0):     # built (the config is good): claim it
         resumed = trainer.load_checkpoint()            # a bad checkpoint: refused, nothing written
         prepare_run_dir(cfg, run_dir, trainer)

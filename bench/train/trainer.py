@@ -68,6 +68,18 @@ class Callback:
     def on_end(self, trainer: "Trainer") -> None: ...
 
 
+def _duration(s: float) -> str:
+    """12 s, 3 min 20 s, 5 h 02 min, — (unknown)."""
+    if not math.isfinite(s):
+        return "—"
+    s = int(round(s))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
 def _default_reduce(world_size: int) -> Callable[[Tensor], Tensor]:
     """Identity on one process; a SUM over ranks (torch.distributed) with several."""
     if world_size == 1:
@@ -78,13 +90,18 @@ def _default_reduce(world_size: int) -> Callable[[Tensor], Tensor]:
 class Trainer:
     def __init__(self, cfg: Mapping | Config, run_dir: str | Path, *, rank: int = 0,
                  world_size: int = 1, reduce: Callable[[Tensor], Tensor] | None = None,
-                 progress: bool = True, callbacks: list | None = None):
+                 progress: bool = True, log_lines: bool = True, callbacks: list | None = None):
         self.cfg = Config.of(cfg)
         self.tr = self.cfg.train
         self.run_dir = Path(run_dir)
         self.rank, self.world_size = rank, world_size
         self.reduce = reduce or _default_reduce(world_size)
-        self.progress = progress and rank == 0
+        # A progress bar only on a terminal (rank 0): in captured logs (SLURM, a redirect) its
+        # control codes are noise, and a plain line every log_every says the same (``say``).
+        self.progress = progress and rank == 0 and sys.stderr.isatty()
+        self.log_lines = log_lines
+        self._bar = None
+        self._last_eval = ""
         self.callbacks = list(callbacks or [])
         self.stop_requested = False
         self.seed = self.cfg.seed
@@ -353,22 +370,53 @@ class Trainer:
                 fn(self, *args)
 
     # ------------------------------------------------------------------ the loop
+    def say(self, text: str) -> None:
+        """One line for the job log (rank 0): above the progress bar when there is one."""
+        if self.rank != 0:
+            return
+        if self._bar is not None:
+            self._bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def note_eval(self, rows: list[dict]) -> None:
+        """Print an evaluation's results (bench.evaluation calls it) and keep them for the plain
+        log line."""
+        text = ", ".join(f"{r['metric']}={r['value']:.4g}" for r in rows)
+        self._last_eval = f"{text} @ {self.step}"
+        if self.log_lines or self._bar is not None:
+            self.say(f"[{self.cfg.name}] eval at step {self.step}: {text}")
+
+    def _log_line(self, row: dict, t_start: float, step_start: int) -> str:
+        """``[name] step 400/1000 (40%) · loss 0.2238 · 37.5 it/s · ETA 16 s · eval ...``."""
+        total = self.tr.iterations
+        rate = (self.step - step_start) / max(time.perf_counter() - t_start, 1e-9)
+        eta = (total - self.step) / rate if rate > 0 else math.inf
+        parts = [f"[{self.cfg.name}] step {self.step}/{total} ({100 * self.step // total}%)",
+                 f"loss {row['loss']:.4g}", f"{rate:.3g} it/s", f"ETA {_duration(eta)}"]
+        if self._last_eval:
+            parts.append(f"eval {self._last_eval}")
+        return " · ".join(parts)
+
+    # ------------------------------------------------------------------ the loop
     def run(self, resumed: bool | None = None) -> dict:
         """Train to the budget, resuming from the checkpoint if present (``resumed``: the caller
-        already called ``load_checkpoint`` and says what it returned); returns the last log row."""
+        already called ``load_checkpoint`` and says what it returned); returns the last log row.
+        On a terminal a progress bar shows the running loss; otherwise one plain line per log
+        tick goes to stderr (step/budget, loss, it/s, ETA, the latest evaluation)."""
         if resumed is None:
             resumed = self.load_checkpoint()
         self._truncate_logs()
         total = self.tr.iterations
-        bar = None
         if self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, initial=self.step, desc=self.cfg.name,
-                       unit="it", dynamic_ncols=True, mininterval=1.0)
-        last = {}
-        if resumed and self.rank == 0:
-            print(f"resumed from step {self.step}", file=sys.stderr, flush=True)
+            self._bar = tqdm(total=total, initial=self.step, desc=self.cfg.name,
+                             unit="it", dynamic_ncols=True, mininterval=1.0)
+        bar, last = self._bar, {}
+        if resumed:
+            self.say(f"resumed from step {self.step}")
+        t_start, step_start = time.perf_counter(), self.step
         self._emit("on_start")
         try:
             while self.step < total:
@@ -380,11 +428,13 @@ class Trainer:
                     self._emit("on_adapt", out["ctx"])
                 if bar is not None:
                     bar.update(1)
+                    bar.set_postfix(loss=f"{self._acc['loss'] / max(self._acc['n'], 1):.4f}",
+                                    refresh=False)       # the running loss of this interval
                 if self.step % self.tr.log_every == 0 or self.step == total:
                     last = self._log_row()
                     self._append_metrics(last)
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{last['loss']:.4f}")
+                    if bar is None and self.log_lines:
+                        self.say(self._log_line(last, t_start, step_start))
                 self._emit("on_step_end")
                 if self.step % self.tr.ckpt_every == 0 or self.step == total:
                     self.save_checkpoint()
@@ -394,6 +444,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+            self._bar = None
         self._emit("on_end")
         if not last:
             last = self.last_logged()
