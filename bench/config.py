@@ -174,6 +174,18 @@ class Train(Section):
     fused_optimizer: bool = opt(False, "fused Adam (CUDA only)", BOOL)
     tf32: bool = opt(False, "TF32 matmuls/convolutions (CUDA only)", BOOL)
     compile: bool = opt(False, "torch.compile the training forward", BOOL)
+    keep: Any = opt("none", "weights kept besides ckpt/last.pt, as ckpt/step_<N>.safetensors "
+                            "(the evaluated weights: EMA unless eval.use_ema is false): none | "
+                            "at_evals (every evaluated step) | a list of steps; re-evaluate one "
+                            "with python -m bench.evaluation RUN --step N (not part of the run "
+                            "id)",
+                    Rule("none, at_evals or a list of positive steps",
+                         lambda v: v in ("none", "at_evals") or (
+                             isinstance(v, list) and all(is_int(x) and x > 0 for x in v))))
+    loggers: list = opt([], "experiment trackers besides the run's own files: tensorboard, "
+                            "wandb (bench.train.loggers; not part of the run id)",
+                        Rule("a list of logger names", lambda v: isinstance(v, list)
+                             and all(isinstance(x, str) for x in v)))
 
 
 @dataclass(frozen=True)
@@ -222,7 +234,7 @@ class Diagnostics(Section):
                               f"(0 = off), got {self.per_bin!r}")
 
 
-EVAL_METRICS = ("auto", "fid", "nll", "swd", "mmd")
+EVAL_METRICS = ("auto", "fid", "kid", "nll", "swd", "mmd")
 
 
 @dataclass(frozen=True)
@@ -231,8 +243,8 @@ class Eval(Section):
     every: int = opt(0, "evaluate every N iterations; 0 = off", int_at_least(0))
     at: list = opt([], "... and at these iterations (0 = the initial model)", ITERATIONS)
     final: bool = opt(False, "... and at the last iteration", BOOL)
-    metrics: list = opt(["auto"], "fid | nll | swd | mmd; auto: images fid, nll; 2-D swd, mmd, "
-                                  "nll",
+    metrics: list = opt(["auto"], "fid | kid | nll | swd | mmd; auto: images fid, nll; 2-D swd, "
+                                  "mmd, nll; kid (images) only when listed",
                         Rule(f"a non-empty list of {', '.join(EVAL_METRICS)}",
                              lambda v: isinstance(v, list) and bool(v)
                              and all(m in EVAL_METRICS for m in v)))
@@ -485,11 +497,20 @@ def _numbers(x: Any) -> Any:
     return x
 
 
+# Keys that change how a run is watched, not what it computes: left out of the run id (so adding
+# one renames no run, and turning a logger on resumes the same run).
+NOT_IDENTITY = ("train.loggers", "train.keep")
+
+
 def canonical_form(cfg: Mapping) -> dict:
     """What identifies a run: the resolved config with every component default spelled out and
     numbers normalised, so that ``{name: min_snr}``, ``{name: min_snr, gamma: 5}`` and
-    ``gamma: 5.0`` are one run."""
-    out = dict(cfg)
+    ``gamma: 5.0`` are one run; NOT_IDENTITY keys left out."""
+    out = copy.deepcopy(dict(cfg))
+    for key in NOT_IDENTITY:
+        section, name = key.split(".")
+        if isinstance(out.get(section), dict):
+            out[section].pop(name, None)
     for key, identity in COMPONENT_IDENTITY.items():
         if isinstance(out.get(key), Mapping) and "name" in out[key]:
             out[key] = _filled(out[key], identity)

@@ -51,7 +51,8 @@ def _check_evaluation(cfg: Config) -> None:
     kind = datasets.kind(cfg.dataset.name)
     metrics = resolve_metrics(e.metrics, kind != "vector", kind == "latent")
     pixels = cfg.dataset.params.get("source", {}) if kind == "latent" else cfg.dataset.to_dict()
-    if "fid" in metrics and e.extractor == "cnn" and pixels.get("name") not in datasets.LABELLED:
+    features = {"fid", "kid"} & set(metrics)
+    if features and e.extractor == "cnn" and pixels.get("name") not in datasets.LABELLED:
         raise ConfigError(f"eval.extractor=cnn trains on class labels, which dataset "
                           f"{pixels.get('name')!r} has not (labelled: "
                           f"{', '.join(datasets.LABELLED)}); use eval.extractor=inception")

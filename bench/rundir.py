@@ -15,7 +15,11 @@
       timesteps/     diagnostics.csv, p_t.csv, t_hist.csv, and for learned strategies
                      adaptation.csv, t_drawn.csv (TIMESTEP_COLUMNS)
       ckpt/last.pt   model + EMA + optimizer + strategy + RNG state (atomic)
+      ckpt/step_<N>.safetensors  the evaluated weights at step N (train.keep), with the step's
+                     nimg, training wall-clock and cost counters as metadata
       jobs.jsonl     one row per job a launch submitted for the run
+      tensorboard/   TensorBoard event files (train.loggers: [tensorboard])
+      wandb/         Weights & Biases offline files (train.loggers: [wandb])
       FAILED         why the last attempt failed (removed when the run starts again)
       DONE           the final log row; its presence is the truth that the run finished
       .lock          held while a process trains the run
@@ -57,7 +61,9 @@ METRIC_COLUMNS = ["step", "nimg", "loss", "grad_norm", "lr", "wall_s_train", "lo
                   *COST_COLUMNS]
 EVAL_COLUMNS = ["step", "nimg", "metric", "value", "n_samples", "sampler", "wall_s_train",
                 "wall_s_eval", EVAL_COUNTER, *COST_COLUMNS]
-EVAL_KEY = ["step", "metric", "sampler"]          # a new row with this key replaces the old one
+# A new row with this key replaces the old one (re-evaluating is idempotent; another sample count
+# is another row).
+EVAL_KEY = ["step", "metric", "sampler", "n_samples"]
 TIMESTEP_FILES = {"diagnostics": "diagnostics.csv", "p_t": "p_t.csv", "t_hist": "t_hist.csv",
                   "adaptation": "adaptation.csv", "t_drawn": "t_drawn.csv"}
 TIMESTEP_COLUMNS = {
@@ -100,6 +106,43 @@ def config_path(run_dir: Path) -> Path:
 
 def ckpt_path(run_dir: Path) -> Path:
     return Path(run_dir) / CKPT_DIR / CKPT
+
+
+def snapshot_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / CKPT_DIR / f"step_{int(step):08d}.safetensors"
+
+
+def snapshot_steps(run_dir: Path) -> list[int]:
+    """The steps of the kept weights (train.keep) of a run, ascending."""
+    d = Path(run_dir) / CKPT_DIR
+    return sorted(int(p.stem.split("_")[1]) for p in d.glob("step_*.safetensors")) if d.is_dir() \
+        else []
+
+
+def write_snapshot(run_dir: Path, step: int, weights: dict, meta: dict) -> None:
+    """The weights (name → tensor) of ``step`` as safetensors, ``meta`` (JSON-able) alongside."""
+    from safetensors.torch import save_file
+
+    path = snapshot_path(run_dir, step)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp),
+                                             metadata={"meta": json.dumps(meta)}))
+
+
+def read_snapshot(run_dir: Path, step: int) -> tuple[dict, dict]:
+    """(weights, meta) of a kept step; FileNotFoundError naming the kept steps."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = snapshot_path(run_dir, step)
+    if not path.exists():
+        kept = snapshot_steps(run_dir)
+        raise FileNotFoundError(f"{path} does not exist; kept steps of this run: "
+                                f"{', '.join(map(str, kept)) or 'none (train.keep: none)'}")
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads((f.metadata() or {}).get("meta", "{}"))
+    return load_file(str(path)), meta
 
 
 def done_path(run_dir: Path) -> Path:
@@ -261,6 +304,14 @@ def update_meta(run_dir: Path, meta: dict) -> None:
         first.setdefault("resumes", []).append(meta)
         meta = first
     atomic_write_text(path, json.dumps(meta, indent=1))
+
+
+def tensorboard_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "tensorboard"
+
+
+def wandb_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "wandb"
 
 
 def write_packages(run_dir: Path, text: str) -> str:

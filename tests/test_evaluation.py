@@ -185,3 +185,34 @@ def test_cli_evaluates_the_last_checkpoint(tmp_path, capsys):
     assert set(ev["metric"]) == {"nll_bpd", "swd"} and set(ev["step"]) == {20}
     assert eval_cli.main([str(run), "--set", "train.lr=0.1"]) == 2
     assert "only change eval" in capsys.readouterr().err
+
+
+def test_a_kept_snapshot_re_evaluated_reproduces_the_in_run_evaluation(tmp_path, capsys):
+    run = tmp_path / "r"
+    cfg = _toy(iterations=40, at=[20], final=True)
+    cfg["train"]["keep"] = "at_evals"
+    experiment.run(cfg, run, progress=False)
+    assert rundir.snapshot_steps(run) == [20, 40]
+    before = pd.read_csv(run / "evals.csv")
+    assert eval_cli.main([str(run), "--step", "20", "--no-progress"]) == 0
+    after = pd.read_csv(run / "evals.csv")
+    cols = ["step", "metric", "value", "n_samples", "sampler", "nimg", "wall_s_train",
+            "fwd_train", "bwd_train"]
+    pd.testing.assert_frame_equal(before[cols], after[cols])         # the same rows, exactly
+    # another sample count adds rows, keeping the in-run ones
+    assert eval_cli.main([str(run), "--step", "20", "--set", "eval.n_samples=200",
+                          "--no-progress"]) == 0
+    more = pd.read_csv(run / "evals.csv")
+    at20 = more[(more["step"] == 20) & (more["metric"] == "swd")]
+    assert sorted(at20["n_samples"]) == [200, 300]
+    capsys.readouterr()
+    assert eval_cli.main([str(run), "--step", "30"]) == 2
+    assert "kept steps of this run: 20, 40" in capsys.readouterr().err
+
+
+def test_keep_is_not_part_of_the_run_id():
+    a, b = _toy(), _toy()
+    b["train"]["keep"] = [10, 20]
+    assert C.run_id(a) == C.run_id(b)
+    with pytest.raises(C.ConfigError, match="train.keep"):
+        C.resolve({"train": {"keep": "sometimes"}})

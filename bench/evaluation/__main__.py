@@ -1,6 +1,12 @@
-"""Evaluate a run's last checkpoint into its evals.csv.
+"""Evaluate a run's last checkpoint, or a kept snapshot, into its evals.csv.
 
-    python -m bench.evaluation RUN_DIR [--set eval.key=value ...]
+    python -m bench.evaluation RUN_DIR [--step N] [--set eval.key=value ...]
+
+``--step N`` evaluates the weights kept at step N (``train.keep``: ckpt/step_<N>.safetensors),
+e.g. FID at the 0.2M budget with 50k samples or another extractor long after the run moved on:
+``--step 200000 --set eval.n_samples=50000 --set eval.extractor=inception``. With the run's own
+eval settings it reproduces the in-run evaluation exactly (same weights, same sampling seed) and
+replaces its rows; another sample count or extractor adds rows.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run_dir")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override an eval setting, e.g. --set eval.n_samples=5000")
+    ap.add_argument("--step", type=int, help="evaluate the weights kept at this step "
+                                             "(train.keep) instead of ckpt/last.pt")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     run_dir = Path(args.run_dir)
@@ -34,13 +42,20 @@ def main(argv: list[str] | None = None) -> int:
         if set(sets) - {"eval"}:
             raise C.ConfigError("--set may only change eval.* settings here")
         cfg = C.Config.of(C.resolve(C.deep_update(cfg, sets)))
-        ckpt = rundir.ckpt_path(run_dir)
-        if not ckpt.exists():
-            raise FileNotFoundError(f"{ckpt} does not exist")
+        if args.step is not None:
+            weights, st = rundir.read_snapshot(run_dir, args.step)
+            if st.get("weights") != ("ema" if cfg.eval.use_ema else "model"):
+                raise ValueError(f"step {args.step} kept the {st.get('weights')} weights; "
+                                 f"eval.use_ema={cfg.eval.use_ema} asks for the other ones")
+        else:
+            ckpt = rundir.ckpt_path(run_dir)
+            if not ckpt.exists():
+                raise FileNotFoundError(f"{ckpt} does not exist")
+            st = torch.load(ckpt, map_location="cpu", weights_only=False)
+            weights = st["ema"] if cfg.eval.use_ema else st["model"]
         device = pick_device(cfg.train.device)
         data, model, diffusion, _ = build_components(cfg, device)
-        st = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(st["ema"] if cfg.eval.use_ema else st["model"])
+        model.load_state_dict(weights)
         rows = Evaluator(cfg).evaluate(model.eval(), diffusion, data, st["step"], device,
                                        progress=not args.no_progress)
         stamp(rows, st["step"] * cfg.train.batch_size, st["wall_s_train"], st.get("cost"))

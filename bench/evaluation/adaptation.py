@@ -123,6 +123,9 @@ class Adaptation:
                **distribution_row(st.probabilities(), self.p0, st.loss_weights(), self.w0,
                                   tr.t_counts), **(extra or {})}
         rundir.append_timesteps(tr.run_dir, "adaptation", pd.DataFrame([row]))
+        track = getattr(tr, "log_scalars", None)      # the trackers (bench.train.trainer)
+        if track is not None:
+            track(tr.step, {f"adapt/{k}": v for k, v in row.items() if k not in ("step", "event")})
 
     def on_end(self, tr) -> None:
         if not self.active:

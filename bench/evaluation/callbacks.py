@@ -157,7 +157,7 @@ class Evaluator:
             if "kid" in sample_metrics and e.n_samples < 2:
                 raise ValueError(f"eval.metrics: kid (an unbiased MMD²) needs eval.n_samples >= 2, "
                                  f"got {e.n_samples}")
-            if set(FEATURE_METRICS) & set(sample_metrics):   # reference first: mismatches fail early
+            if set(FEATURE_METRICS) & set(sample_metrics):  # reference first: fail early
                 self.reference(data, device, progress, feats="kid" in sample_metrics)
             x = generate(model, diffusion, data.shape, e.n_samples, sampler=e.sampler,
                          ddim_steps=e.ddim_steps, eta=float(e.eta),

@@ -1,4 +1,5 @@
-"""Fréchet distances through clean-fid: feature extractors, cached reference statistics, FD.
+"""Fréchet and kernel distances through clean-fid: feature extractors, cached reference
+statistics and features, FD and KID.
 
 Two extractors:
 
@@ -18,6 +19,16 @@ Reference statistics (μ, Σ of the extractor's features of a dataset split) are
 cached as ``CACHE/ref_stats/<dataset>-<params hash>_<C>x<H>x<W>_<extractor id>_<split>_n<N>.npz``
 with the shape, extractor id and count stored inside, never in site-packages. The distance itself is
 ``cleanfid.fid.frechet_distance`` (Heusel et al. 2017, eq. 6).
+
+KID (Bińkowski et al. 2018) is ``cleanfid.fid.kernel_distance``: the unbiased MMD² with the cubic
+polynomial kernel k(x, y) = (x·y/d + 1)³ on the same features, averaged over ``KID_SUBSETS``
+random subsets of ``min(n_samples, n_ref, KID_SUBSET_SIZE)`` points a side (clean-fid's defaults,
+100 × 1000; for n_samples ≤ 1000 every subset holds all the samples and a fresh random draw of
+as many reference features). Its subset draws are seeded (the run seed), so a value is
+reproducible. It needs the reference *features*, not only μ, Σ: they are cached on request beside
+the statistics as ``<the statistics' name>_feats.npz`` (float32, the networks' own precision, with
+the same shape, extractor id and count inside). Its metric is named after the extractor like FD's:
+``kid_inception`` / ``kid_<extractor>``.
 """
 
 from __future__ import annotations
@@ -41,10 +52,18 @@ INCEPTION_URL = ("https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrai
 CLEANFID_DEFAULT_DIR = Path("/tmp")     # where clean-fid itself downloads the weights
 EXTRACTORS = ("inception", "cnn")
 CNN_VERSION = 2                         # bump when the classifier or its training changes
+KID_SUBSETS = 100                       # clean-fid's kernel_distance defaults (num_subsets,
+KID_SUBSET_SIZE = 1000                  # max_subset_size)
 
 
-def metric_name(extractor: str) -> str:
-    """``fid_inception`` for clean-fid's Inception, ``fd_<extractor>`` for anything else."""
+def metric_name(extractor: str, kind: str = "fid") -> str:
+    """The metric of an extractor. ``kind="fid"``: ``fid_inception`` for clean-fid's Inception,
+    ``fd_<extractor>`` for anything else; ``kind="kid"``: ``kid_inception`` /
+    ``kid_<extractor>``."""
+    if kind == "kid":
+        return f"kid_{extractor}"
+    if kind != "fid":
+        raise ValueError(f"unknown metric kind {kind!r}; valid: fid, kid")
     return "fid_inception" if extractor == "inception" else f"fd_{extractor}"
 
 
@@ -105,6 +124,29 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     with warnings.catch_warnings():     # clean-fid's sqrtm(disp=False) is deprecated in SciPy
         warnings.filterwarnings("ignore", message=".*disp.*", category=DeprecationWarning)
         return float(fd(mu1, sigma1, mu2, sigma2))
+
+
+def kernel_distance(feats1: np.ndarray, feats2: np.ndarray, seed: int = 0,
+                    num_subsets: int = KID_SUBSETS,
+                    max_subset_size: int = KID_SUBSET_SIZE) -> float:
+    """KID: ``cleanfid.fid.kernel_distance`` (unbiased MMD², kernel (x·y/d + 1)³, mean over
+    ``num_subsets`` subsets of min(n1, n2, max_subset_size) rows a side), its subset draws seeded by
+    ``seed`` without touching NumPy's global random state. Needs ≥ 2 rows a side."""
+    from cleanfid.fid import kernel_distance as kd
+
+    f1, f2 = np.asarray(feats1, dtype=np.float64), np.asarray(feats2, dtype=np.float64)
+    if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1]:
+        raise ValueError(f"KID needs two feature matrices of the same width, got shapes "
+                         f"{f1.shape} and {f2.shape}")
+    if min(f1.shape[0], f2.shape[0]) < 2:
+        raise ValueError(f"KID (an unbiased MMD²) needs at least 2 feature rows a side, got "
+                         f"{f1.shape[0]} and {f2.shape[0]}; raise eval.n_samples")
+    state = np.random.get_state()
+    try:
+        np.random.seed(seed % 2**32)
+        return float(kd(f1, f2, num_subsets=num_subsets, max_subset_size=max_subset_size))
+    finally:
+        np.random.set_state(state)
 
 
 # ---------------------------------------------------------------------------- Inception (clean-fid)
@@ -291,6 +333,7 @@ class RefStats:
     extractor: str
     n: int
     path: Path | None = None
+    feats: np.ndarray | None = None     # the features themselves (for KID), when loaded/asked
 
     def check(self, shape: tuple[int, ...], extractor: Extractor) -> None:
         """Raise a clear error when samples or extractor do not match these statistics."""
@@ -324,6 +367,47 @@ def save_ref_stats(path: Path, rs: RefStats) -> None:
     os.replace(tmp, path)
 
 
+def ref_feats_path(stats_path: Path) -> Path:
+    """Where the reference features behind the statistics at ``stats_path`` live."""
+    return stats_path.with_name(f"{stats_path.stem}_feats.npz")
+
+
+def save_ref_feats(path: Path, rs: RefStats) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, feats=np.asarray(rs.feats, dtype=np.float32), shape=np.array(rs.shape),
+             extractor=rs.extractor, n=rs.n)
+    os.replace(tmp, path)
+
+
+def load_ref_feats(rs: RefStats, path: Path | None = None) -> np.ndarray:
+    """The reference features of the statistics ``rs`` (from ``path``, default
+    ``ref_feats_path(rs.path)``), checked to be the same images and extractor."""
+    if path is None and rs.path is None:
+        raise ValueError("kid needs the reference features; these statistics have no file")
+    path = path or ref_feats_path(rs.path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"kid needs the reference features, not only their statistics: {rs.path} has no "
+            f"features file {path} beside it (the cache writes one when kid is asked); drop "
+            f"eval.ref_stats to use the cache, or drop kid from eval.metrics")
+    with np.load(path) as z:
+        missing = {"feats", "shape", "extractor", "n"} - set(z.files)
+        if missing:
+            raise ValueError(f"{path} is not a timestep-bench reference-features file "
+                             f"(missing {', '.join(sorted(missing))})")
+        feats, shape = z["feats"], tuple(int(s) for s in z["shape"])
+        extractor, n = str(z["extractor"]), int(z["n"])
+    if (shape, extractor) != (tuple(rs.shape), rs.extractor) or (rs.n >= 0 and n != rs.n) \
+            or feats.ndim != 2 or feats.shape[0] != n or feats.shape[1] != len(rs.mu):
+        raise ValueError(
+            f"the reference features {path} ({feats.shape[0]} × {feats.shape[-1]} of "
+            f"{fmt_shape(shape)} images, extractor {extractor!r}) do not belong to the statistics "
+            f"{rs.path} ({rs.n} of {fmt_shape(rs.shape)} images, {len(rs.mu)}-d, extractor "
+            f"{rs.extractor!r}); delete the features file to recompute it")
+    return feats
+
+
 def load_ref_stats(path: Path) -> RefStats:
     with np.load(path) as z:
         missing = {"mu", "sigma", "shape", "extractor"} - set(z.files)
@@ -336,22 +420,35 @@ def load_ref_stats(path: Path) -> RefStats:
 
 def reference_stats(split_data, dataset: str, params: dict, split: str, extractor: Extractor,
                     cache_dir: Path, n: int = 0, batch_size: int = 256,
-                    progress: bool = False) -> RefStats:
+                    progress: bool = False, with_feats: bool = False) -> RefStats:
     """μ, Σ of ``split_data`` (a split with len/get) under ``extractor``, cached on disk.
 
-    ``n`` > 0 uses the first n images of the split, 0 all of them.
+    ``n`` > 0 uses the first n images of the split, 0 all of them. ``with_feats`` also returns the
+    features themselves (``.feats``, for KID), cached beside the statistics (``ref_feats_path``);
+    when only the statistics are cached the features are computed (and cached) once more, the
+    cached statistics kept.
     """
     n_all = len(split_data)
     n = n_all if n <= 0 else min(n, n_all)
     shape = tuple(split_data.get(torch.arange(1)).shape[1:])
     path = ref_stats_path(cache_dir, dataset, params, shape, extractor, split, n)
-    if path.is_file():
-        return load_ref_stats(path)
+    fpath = ref_feats_path(path)
+    if path.is_file() and (not with_feats or fpath.is_file()):
+        rs = load_ref_stats(path)
+        if with_feats:
+            rs.feats = load_ref_feats(rs, fpath)
+        return rs
     x = split_data.get(torch.arange(n))
     f = features(extractor, x, batch_size, progress, desc=f"ref features {dataset}/{split}")
-    mu, sigma = stats(f)
-    rs = RefStats(mu, sigma, shape, extractor.ident, n, path)
-    save_ref_stats(path, rs)
+    if path.is_file():
+        rs = load_ref_stats(path)
+    else:
+        mu, sigma = stats(f)
+        rs = RefStats(mu, sigma, shape, extractor.ident, n, path)
+        save_ref_stats(path, rs)
+    if with_feats:
+        rs.feats = f.astype(np.float32)         # as stored: the cached and fresh values agree
+        save_ref_feats(fpath, rs)
     return rs
 
 
@@ -361,3 +458,14 @@ def fd_against(ref: RefStats, extractor: Extractor, images: Tensor, batch_size: 
     ref.check(tuple(images.shape[1:]), extractor)
     mu, sigma = stats(features(extractor, images, batch_size, progress, desc="sample features"))
     return frechet_distance(mu, sigma, ref.mu, ref.sigma)
+
+
+def kid_against(ref: RefStats, extractor: Extractor, images: Tensor, seed: int = 0,
+                batch_size: int = 256, progress: bool = False) -> float:
+    """The KID of ``images`` ([-1, 1] or uint8, NCHW) to the reference features ``ref.feats``."""
+    ref.check(tuple(images.shape[1:]), extractor)
+    if ref.feats is None:
+        raise ValueError("kid needs the reference features: load them with "
+                         "reference_stats(..., with_feats=True) or load_ref_feats")
+    f = features(extractor, images, batch_size, progress, desc="sample features")
+    return kernel_distance(ref.feats, f, seed)

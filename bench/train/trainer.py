@@ -34,6 +34,7 @@ from bench.core.cost import TRAIN_COUNTERS, Counted
 from bench.core.diffusion import mean_flat
 from bench.core.io import atomic_save, pick_device
 from bench.core.rng import derive_seed, generator
+from bench.train import loggers
 from bench.train.components import build_components
 
 
@@ -80,6 +81,19 @@ def _duration(s: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+def kept_steps(cfg: Config) -> set[int]:
+    """The steps whose weights ``train.keep`` keeps: none, the evaluated steps (``at_evals``:
+    eval.every, eval.at, and the last step with eval.final), or the listed steps."""
+    keep, total, e = cfg.train.keep, cfg.train.iterations, cfg.eval
+    if keep == "none":
+        return set()
+    if keep == "at_evals":
+        steps = set(range(e.every, total + 1, e.every)) if e.every > 0 else set()
+        steps |= {s for s in e.at if 0 < s <= total}
+        return steps | ({total} if e.final else set())
+    return {int(s) for s in keep if s <= total}
+
+
 def _default_reduce(world_size: int) -> Callable[[Tensor], Tensor]:
     """Identity on one process; a SUM over ranks (torch.distributed) with several."""
     if world_size == 1:
@@ -92,6 +106,7 @@ class Trainer:
                  world_size: int = 1, reduce: Callable[[Tensor], Tensor] | None = None,
                  progress: bool = True, log_lines: bool = True, callbacks: list | None = None):
         self.cfg = Config.of(cfg)
+        self.raw_cfg = copy.deepcopy(dict(cfg)) if isinstance(cfg, Mapping) else {}
         self.tr = self.cfg.train
         self.run_dir = Path(run_dir)
         self.rank, self.world_size = rank, world_size
@@ -100,6 +115,9 @@ class Trainer:
         # control codes are noise, and a plain line every log_every says the same (``say``).
         self.progress = progress and rank == 0 and sys.stderr.isatty()
         self.log_lines = log_lines
+        loggers.check(self.tr.loggers)          # a missing tracker package: before any work
+        self._loggers: list = []
+        self.keep = kept_steps(self.cfg)
         self._bar = None
         self._last_eval = ""
         self.callbacks = list(callbacks or [])
@@ -322,6 +340,16 @@ class Trainer:
         atomic_save(self.state(), self.ckpt_path)
         self._ckpt_step = self.step
 
+    def _snapshot(self) -> None:
+        """Keep the evaluated weights of this step (train.keep) for a later re-evaluation."""
+        if self.rank != 0:
+            return
+        weights = self.ema if self.cfg.eval.use_ema else self.model
+        rundir.write_snapshot(self.run_dir, self.step, weights.state_dict(), {
+            "step": self.step, "nimg": self.step * self.tr.batch_size,
+            "weights": "ema" if self.cfg.eval.use_ema else "model",
+            "wall_s_train": self.wall_s_train, "cost": dict(self.cost)})
+
     def load_checkpoint(self) -> bool:
         if not self.ckpt_path.exists():
             return False
@@ -379,11 +407,37 @@ class Trainer:
         else:
             print(text, file=sys.stderr, flush=True)
 
+    def log_scalars(self, step: int, values: dict) -> None:
+        """Send the finite numbers of ``values`` to the configured trackers (train.loggers)."""
+        if not self._loggers:
+            return
+        clean = {k: float(v) for k, v in values.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        for lg in self._loggers:
+            lg.scalars(step, clean)
+
+    def _track(self, row: dict) -> None:
+        """A metrics.jsonl row to the trackers, with the histogram of the t drawn since the
+        previous row."""
+        if not self._loggers:
+            return
+        bins = {f"train/loss_bin_{i}": v for i, v in enumerate(row["loss_bins"])
+                if v is not None}
+        self.log_scalars(row["step"], {"train/loss": row["loss"],
+                                       "train/grad_norm": row["grad_norm"],
+                                       "train/lr": row["lr"], **bins,
+                                       **{f"cost/{k}": row[k] for k in TRAIN_COUNTERS}})
+        drawn = (self.t_counts - self._t_logged).tolist()
+        self._t_logged = self.t_counts.clone()
+        for lg in self._loggers:
+            lg.histogram(row["step"], "t_drawn", list(range(self.diffusion.T + 1)), drawn)
+
     def note_eval(self, rows: list[dict]) -> None:
         """Print an evaluation's results (bench.evaluation calls it) and keep them for the plain
         log line."""
         text = ", ".join(f"{r['metric']}={r['value']:.4g}" for r in rows)
         self._last_eval = f"{text} @ {self.step}"
+        self.log_scalars(self.step, {f"eval/{r['metric']}": r["value"] for r in rows})
         if self.log_lines or self._bar is not None:
             self.say(f"[{self.cfg.name}] eval at step {self.step}: {text}")
 
@@ -414,6 +468,10 @@ class Trainer:
             self._bar = tqdm(total=total, initial=self.step, desc=self.cfg.name,
                              unit="it", dynamic_ncols=True, mininterval=1.0)
         bar, last = self._bar, {}
+        if self.rank == 0 and self.tr.loggers:
+            self._loggers = loggers.build(self.tr.loggers, self.run_dir, self.raw_cfg,
+                                          self.step)
+            self._t_logged = self.t_counts.clone()
         if resumed:
             self.say(f"resumed from step {self.step}")
         t_start, step_start = time.perf_counter(), self.step
@@ -436,16 +494,21 @@ class Trainer:
                     if bar is None and self.log_lines:
                         self.say(self._log_line(last, t_start, step_start))
                 self._emit("on_step_end")
+                if self.step in self.keep:
+                    self._snapshot()
                 if self.step % self.tr.ckpt_every == 0 or self.step == total:
                     self.save_checkpoint()
                 if self.stop_requested and self.step < total:
                     self.save_checkpoint()
                     raise Interrupted(f"stopped at step {self.step}; checkpoint written")
+            self._emit("on_end")
         finally:
             if bar is not None:
                 bar.close()
             self._bar = None
-        self._emit("on_end")
+            for lg in self._loggers:
+                lg.close()
+            self._loggers = []
         if not last:
             last = self.last_logged()
         return last
@@ -453,6 +516,7 @@ class Trainer:
     def _append_metrics(self, row: dict) -> None:
         if self.rank == 0:
             rundir.append_metrics(self.run_dir, row)
+            self._track(row)
 
     def last_logged(self) -> dict:
         return rundir.last_metrics(self.run_dir)

@@ -1,0 +1,40 @@
+"""Weights & Biases (``train.loggers: [wandb]``), imported only when configured. Offline mode
+(files under ``RUN/wandb/``, ``wandb sync`` later) unless ``WANDB_MODE`` says otherwise or an API
+key is set; the W&B run id is the run's id, so a resumed run continues the same W&B run.
+``WANDB_PROJECT`` names the project (default timestep-bench)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bench import rundir
+from bench.train.loggers.base import register
+
+
+@register("wandb")
+class WandB:
+    requires, pip = "wandb", "wandb"
+
+    def __init__(self, run_dir: Path, cfg: dict, start_step: int):
+        import wandb
+
+        mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY")
+                                                else "offline")
+        directory = rundir.wandb_dir(run_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "timestep-bench"),
+                              name=cfg.get("name"), id=Path(run_dir).name, resume="allow",
+                              dir=str(directory), config=cfg, mode=mode)
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        self.run.log(dict(values), step=step)
+
+    def histogram(self, step: int, name: str, edges: list, counts: list) -> None:
+        import wandb
+
+        self.run.log({name: wandb.Histogram(np_histogram=(list(counts), list(edges)))},
+                     step=step)
+
+    def close(self) -> None:
+        self.run.finish()
