@@ -16,7 +16,9 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -337,13 +339,17 @@ class Component:
 
 OPEN_SECTIONS = ("dataset", "backbone", "strategy")
 TOP_DEFAULTS = {"name": "run", "seed": 0, "dataset": {"name": "toy2d"},
-                "backbone": {"name": "mlp"}, "strategy": {"name": "uniform"}}
+                "backbone": {"name": "mlp"}, "strategy": {"name": "uniform"}, "imports": []}
 TOP_DOCS = {"name": "the run's name (progress bar); a sweep sets its own",
             "seed": "data order, noise, timesteps and initialisation derive from it",
             "dataset": "a registered dataset (`name`) and its parameters",
             "backbone": "a registered backbone (`name`) and its parameters",
             "strategy": "a registered strategy (`name`) and its parameters "
-                        "(`python -m bench.strategies` lists them)"}
+                        "(`python -m bench.strategies` lists them)",
+            "imports": "Python modules imported before the config is checked, e.g. "
+                       "`[mypkg.mystrategy]`: they register strategies, backbones or datasets "
+                       "of your own (also in SLURM jobs and local workers; not part of the run "
+                       "id)"}
 TOP_SECTIONS = {"diffusion": Diffusion, "train": Train, "eval": Eval}
 
 
@@ -366,6 +372,7 @@ class Config:
         if isinstance(cfg, Config):
             return cfg
         check_keys(cfg, sorted(DEFAULTS), "config key", quote=True, error=ConfigError)
+        import_modules(cfg.get("imports", []))           # before any component is looked up
         full = deep_update(DEFAULTS, cfg)
         open_ = {k: Component.from_dict(full[k], k) for k in OPEN_SECTIONS}
         for k, s in TOP_SECTIONS.items():               # every unknown key before any value
@@ -380,6 +387,21 @@ class Config:
 
 DEFAULTS: dict[str, Any] = {**copy.deepcopy(TOP_DEFAULTS),
                             **{k: s().to_dict() for k, s in TOP_SECTIONS.items()}}
+
+
+def import_modules(modules) -> None:
+    """Import the ``imports`` of a config or sweep (user modules that register components);
+    ConfigError naming the module that does not import."""
+    import importlib
+
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise ConfigError(f"imports must be a list of module names, got {modules!r}")
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as e:      # ImportError, or the module's own error
+            raise ConfigError(f"imports: cannot import {name!r} ({type(e).__name__}: {e}); "
+                              f"is it on PYTHONPATH or installed?") from e
 
 
 # ---------------------------------------------------------------------------- YAML and --set
@@ -416,10 +438,40 @@ def deep_update(base: dict, new: dict) -> dict:
     return out
 
 
-def load_yaml(path: str | Path) -> dict:
+REPO = Path(__file__).resolve().parents[1]
+
+
+def search_dirs(kind: str) -> list[Path]:
+    """Where ``find_file`` looks for a config (``kind`` configs) or sweep (sweeps) given by
+    name: $TSB_HOME/<kind>, the source checkout's <kind>/ (an editable install), and
+    <prefix>/share/timestep-bench/<kind> (a wheel: pyproject's data-files)."""
+    home = os.environ.get("TSB_HOME")
+    dirs = [Path(home) / kind] if home else []
+    return dirs + [REPO / kind, Path(sys.prefix) / "share" / "timestep-bench" / kind]
+
+
+def find_file(path: str | Path, kinds: tuple[str, ...] = ("sweeps", "configs")) -> Path:
+    """``path`` itself when it exists, else the first ``search_dirs`` match of its name (with or
+    without ``.yaml``: ``quickstart``, ``sweeps/quickstart.yaml``); ConfigError listing the
+    places searched."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+    if path.is_file():
+        return path
+    looked = [str(path)]
+    if not path.is_absolute():
+        names = [path.name] if path.suffix in (".yaml", ".yml") else [f"{path.name}.yaml",
+                                                                        path.name]
+        for kind in kinds:
+            for d in search_dirs(kind):
+                for n in names:
+                    if (d / n).is_file():
+                        return d / n
+                looked.append(str(d / names[0]))
+    raise ConfigError(f"config file not found: {path} (looked in {', '.join(dict.fromkeys(looked))})")
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = find_file(path)
     try:
         data = yaml_load(path.read_text())
     except yaml.YAMLError as e:
@@ -499,7 +551,7 @@ def _numbers(x: Any) -> Any:
 
 # Keys that change how a run is watched, not what it computes: left out of the run id (so adding
 # one renames no run, and turning a logger on resumes the same run).
-NOT_IDENTITY = ("train.loggers", "train.keep")
+NOT_IDENTITY = ("imports", "train.loggers", "train.keep")
 
 
 def canonical_form(cfg: Mapping) -> dict:
@@ -508,9 +560,10 @@ def canonical_form(cfg: Mapping) -> dict:
     ``gamma: 5.0`` are one run; NOT_IDENTITY keys left out."""
     out = copy.deepcopy(dict(cfg))
     for key in NOT_IDENTITY:
-        section, name = key.split(".")
-        if isinstance(out.get(section), dict):
-            out[section].pop(name, None)
+        *section, name = key.split(".")
+        holder = out.get(section[0]) if section else out
+        if isinstance(holder, dict):
+            holder.pop(name, None)
     for key, identity in COMPONENT_IDENTITY.items():
         if isinstance(out.get(key), Mapping) and "name" in out[key]:
             out[key] = _filled(out[key], identity)

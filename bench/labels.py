@@ -21,7 +21,7 @@ from typing import Any
 import strategies
 
 # Hyperparameters that do not change what a run learns up to a given step: never a "variant".
-NOT_VARIANT = ("name", "seed", "train.iterations", "train.device", "train.log_every",
+NOT_VARIANT = ("name", "seed", "imports", "train.iterations", "train.device", "train.log_every",
                "train.ckpt_every", "train.loss_bins", "train.loggers", "train.keep")
 NOT_VARIANT_PREFIX = ("eval.", "strategy.", "dataset.", "backbone.", "diffusion.schedule")
 

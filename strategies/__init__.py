@@ -1,4 +1,11 @@
-"""Timestep strategies. Importing this package registers every strategy module listed below."""
+"""Timestep strategies. Importing this package registers every strategy module listed below,
+then those of installed packages that declare an entry point in the group
+``timestep_bench.strategies`` (``name = "module"``: loading the module registers its classes):
+
+    [project.entry-points."timestep_bench.strategies"]
+    my_sampler = "mypkg.my_sampler"
+
+A module not installed as a package can be named in a config's or sweep's ``imports:``."""
 
 from strategies.base import (Draw, StepContext, Strategy, build, defaults, get, identity,
                              label_defaults, late, make_params, names, register,
@@ -16,6 +23,10 @@ from strategies import edm2_uncertainty  # noqa: F401
 from strategies import adaptive_beta  # noqa: F401
 from strategies import grad_variance  # noqa: F401
 from strategies import uniform_range  # noqa: F401
+
+from strategies.base import load_entry_points  # noqa: E402
+
+load_entry_points()
 
 __all__ = ["Draw", "StepContext", "Strategy", "build", "defaults", "get", "identity",
            "label_defaults", "late", "make_params", "names", "register", "registered"]

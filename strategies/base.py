@@ -196,6 +196,24 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+ENTRY_POINTS = "timestep_bench.strategies"
+
+
+def load_entry_points(group: str = ENTRY_POINTS) -> None:
+    """Import every module an installed package declares under ``group`` (each registers its
+    strategies); ImportError naming the entry point and its package when one fails."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=group):
+        try:
+            ep.load()
+        except Exception as e:
+            dist = getattr(ep, "dist", None)
+            raise ImportError(f"strategy entry point {ep.name} = {ep.value!r} (package "
+                              f"{dist.name if dist else '?'}) failed to load: "
+                              f"{type(e).__name__}: {e}") from e
+
+
 def registered() -> list[str]:
     """The names in registration order (strategies/__init__.py's imports, then later
     registrations): the report's fixed colour order."""

@@ -65,3 +65,76 @@ def test_bad_arguments_are_clear_errors_not_tracebacks(capsys):
     assert "--iters must be a multiple of 40" in capsys.readouterr().err
     assert perf.main(["--dataset", "nope", "--only", "uniform"]) == 2
     assert "unknown dataset 'nope'; valid:" in capsys.readouterr().err
+
+
+def test_out_writes_a_cost_table_that_the_sweep_plan_reads(tmp_path, capsys):
+    """bench.perf --out FILE: the measured ms/it per strategy with its setting and the device;
+    python -m bench.sweep --dry-run --cost-table FILE estimates GPU-hours from it (runs of a
+    strategy the table lacks are named, not estimated); a second --out keeps the other rows."""
+    import json
+
+    import yaml
+
+    from bench import perf as perf_cli
+    from bench.sweep import __main__ as sweep_cli
+
+    table = tmp_path / "cost.json"
+    argv = ["--iters", "40", "--warmup", "1", "--only", "uniform", "--dataset", "toy2d",
+            "--backbone-config", "{name: mlp, width: 16, depth: 1}", "--batch", "32",
+            "--timesteps", "50", "--out", str(table)]
+    n = torch.get_num_threads()
+    try:
+        assert perf_cli.main(argv) == 0
+    finally:
+        torch.set_num_threads(n)
+    assert "cost table: 2 rows" in capsys.readouterr().out
+    data = json.loads(table.read_text())
+    assert data["format"] == perf_cli.COST_TABLE_FORMAT
+    rows = {r["strategy"]: r for r in data["rows"]}
+    assert set(rows) == {"bare", "uniform"}
+    uni = rows["uniform"]
+    assert uni["dataset"] == "toy2d" and uni["batch_size"] == 32 and uni["device"] == "cpu"
+    assert uni["backbone"]["name"] == "mlp" and uni["backbone"]["width"] == 16
+    assert uni["device_name"] and uni["ms_per_it"] > 0
+
+    sweep = {"name": "t", "base": {
+        "dataset": {"name": "toy2d", "n_train": 256, "n_test": 64},
+        "backbone": {"name": "mlp", "width": 16, "depth": 1}, "diffusion": {"timesteps": 50},
+        "train": {"iterations": 20, "batch_size": 32, "device": "cpu"}},
+        "grid": {"strategy": [{"name": "uniform"}, {"name": "p2"}], "seed": [0, 1, 2]}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    assert sweep_cli.main([str(path), "--dry-run", "--cost-table", str(table),
+                           "--results-dir", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert f"cost table {table} ({uni['device_name']}" in out
+    line = next(ln for ln in out.splitlines() if "GPU-hours for" in ln)
+    assert "for 3 of 6 runs" in line
+    assert float(line.split("= ")[-1].split()[0]) == pytest.approx(
+        3 * 20 * uni["ms_per_it"] / 3.6e6, rel=1e-3)
+    assert "3 runs (60 iterations) have no row in the cost table" in out
+    assert "p2 on toy2d/mlp at batch 32" in out
+
+    uni_before = dict(uni)                        # measure another batch into the same file
+    argv[argv.index("--batch") + 1] = "16"
+    try:
+        assert perf_cli.main(argv) == 0
+    finally:
+        torch.set_num_threads(n)
+    rows = json.loads(table.read_text())["rows"]
+    assert sorted((r["strategy"], r["batch_size"]) for r in rows) == [
+        ("bare", 16), ("bare", 32), ("uniform", 16), ("uniform", 32)]
+    assert uni_before in rows
+
+
+def test_out_refuses_a_missing_folder_or_a_file_that_is_not_a_cost_table(tmp_path, capsys):
+    from bench import perf as perf_cli
+
+    assert perf_cli.main(["--out", str(tmp_path / "no" / "t.json")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+    other = tmp_path / "notes.json"
+    other.write_text('{"a": 1}')
+    assert perf_cli.main(["--out", str(other)]) == 2
+    assert "not a cost table" in capsys.readouterr().err
+    assert other.read_text() == '{"a": 1}'
+    assert perf_cli.main(["--out", str(tmp_path / "t.json"), "--eval-share", "x"]) == 2

@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import json
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -385,3 +386,173 @@ def test_a_run_is_never_trained_by_two_processes_at_once(tmp_path):
                 pass
     with rundir.run_lock(run_dir):      # released
         pass
+
+
+# ---------------------------------------------------------------------------- --status
+def _status_lines(capsys, argv: list[str]) -> dict[str, list[str]]:
+    assert sweep_cli.main(argv) == 0
+    out = capsys.readouterr().out
+    rows = {ln.split()[0]: ln for ln in out.splitlines() if ln.startswith("  ")}
+    return {"out": out, **rows}
+
+
+def test_status_of_a_partly_finished_local_sweep(tmp_path, capsys, monkeypatch):
+    """A real (tiny) sweep, then one run stopped early with a half-written log line, one failed,
+    one never started, one being trained (its lock held) and one with a SLURM job that a fake
+    sacct reports pending; --status reads each state, its step, last evaluation and the summary."""
+    s = spec(grid={"seed": [0, 1, 2, 3, 4, 5]})
+    s["base"]["eval"] = {"every": 10, "metrics": ["swd"], "n_samples": 32, "ddim_steps": 5}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(s))
+    results = tmp_path / "r"
+    argv = [str(path), "--status", "--results-dir", str(results)]
+
+    got = _status_lines(capsys, argv)            # not launched yet: every run not started
+    assert f"the results directory {results}/ does not exist" in got["out"]
+    assert "summary: 6 runs: done 0, running 0, queued 0, stopped 0, failed 0, not started 6; " \
+           "steps 0/120 (0 %)" in got["out"]
+
+    assert sweep_cli.main([str(path), "--cluster", "debug", "--results-dir", str(results)]) == 0
+    capsys.readouterr()
+    runs = S.expand(s)
+    _done, stopped, failed, absent, running, queued = (results / "t" / r.run_id for r in runs)
+    (stopped / "DONE").unlink()                  # stopped at step 10, mid-write of the next row
+    first = (stopped / "metrics.jsonl").read_text().splitlines()[0]
+    (stopped / "metrics.jsonl").write_text(first + '\n{"step": 20, "lo')
+    (failed / "DONE").unlink()
+    rundir.mark_failed(failed, "RuntimeError: boom\nTraceback (most recent call last): ...")
+    shutil.rmtree(absent)
+    (running / "DONE").unlink()
+    (queued / "DONE").unlink()
+    rundir.record_job(queued, {"cluster": "slurm", "job_id": "77_5", "folder": "x"})
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sacct").write_text("#!/bin/sh\necho '77_[4-6%2]|PENDING'\n")
+    (bin_dir / "sacct").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    with rundir.run_lock(running):
+        got = _status_lines(capsys, argv)
+    rid = [r.run_id for r in runs]
+    assert got[rid[0]].split()[1:3] == ["done", "20/20"]
+    assert "swd=" in got[rid[0]] and "@20" in got[rid[0]]
+    assert got[rid[1]].split()[1:3] == ["stopped", "10/20"] and "last write" in got[rid[1]]
+    assert got[rid[2]].split()[1] == "failed" and "FAILED: RuntimeError: boom" in got[rid[2]]
+    assert "Traceback" not in got[rid[2]]
+    assert got[rid[3]].split()[1:5] == ["not", "started", "0/20", "-"]
+    assert got[rid[4]].split()[1] == "running" and f"pid {os.getpid()}" in got[rid[4]]
+    assert got[rid[5]].split()[1] == "queued" and "77_5 PENDING" in got[rid[5]]
+    assert "slurm" in got["out"].splitlines()[1]     # the column, since a job is recorded
+    assert "summary: 6 runs: done 1, running 1, queued 1, stopped 1, failed 1, not started 1; " \
+           "steps 90/120 (75 %)" in got["out"]
+    assert (stopped / "metrics.jsonl").read_text().endswith('"lo'), "--status wrote to a run"
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))      # no sacct, no squeue
+    got = _status_lines(capsys, argv)
+    assert "77_5 unknown" in got[rid[5]] and "slurm: unknown" in got["out"]
+    assert got[rid[5]].split()[1] == "stopped"     # its DONE is gone, its log is there
+
+
+def test_status_bounds_a_hanging_sacct(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sacct").write_text("#!/bin/sh\nexec sleep 30\n")
+    (bin_dir / "sacct").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    from bench.launch import slurm as launch_slurm
+    assert launch_slurm.job_states(["1"], timeout_s=0.2) is None
+    assert launch_slurm._array_ids("12_[1-3,7%2]") == ["12_1", "12_2", "12_3", "12_7"]
+
+
+def test_status_bad_input(tmp_path, capsys):
+    assert sweep_cli.main([str(tmp_path / "nope.yaml"), "--status"]) == 2
+    assert "sweep file not found" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- cost in the plan
+def _plan(capsys, argv: list[str]) -> str:
+    assert sweep_cli.main(argv) == 0
+    return capsys.readouterr().out
+
+
+def test_dry_run_cost_lines_and_gpu_hours_from_ms_per_it(tmp_path, capsys):
+    s = spec()                                   # 8 runs x 20 iterations, batch 32, T = 50
+    s["base"]["eval"] = {"every": 10, "at": [0], "metrics": ["swd", "nll"], "n_samples": 200,
+                         "ddim_steps": 10, "nll": {"n_images": 100}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(s))
+    out = _plan(capsys, [str(path), "--dry-run", "--ms-per-it", "7.5",
+                         "--results-dir", str(tmp_path / "r")])
+    assert "training iterations: 8 runs x iterations = 8 x 20 = 160" in out
+    assert f"training forward-equivalents: {160 * 3 * 32:,} = iterations x 3·batch_size" in out
+    assert "not known before running" in out
+    # evaluations at 0, 10, 20: DDIM 10 on 200 samples; the NLL on min(100, n_test 64) x T
+    assert "8 runs x 3 evaluations (every 10, at 0)" in out
+    assert f"24 evaluations x 200 samples x 10 steps (DDIM 10) = {24 * 200 * 10:,} forwards" in out
+    assert f"24 evaluations x 64 images x 50 terms = {24 * 64 * 50:,} forwards" in out
+    line = next(ln for ln in out.splitlines() if "GPU-hours" in ln and "=" in ln)
+    value = float(line.split("= ")[-1].split()[0])
+    assert value == pytest.approx(8 * 20 * 7.5 / 3.6e6, rel=1e-3)
+    assert "7.5 ms/it (--ms-per-it)" in out
+
+
+def test_dry_run_evaluation_count_matches_what_a_run_evaluates(tmp_path, capsys):
+    s = spec(grid={"seed": [0]})
+    s["base"]["eval"] = {"every": 10, "final": True, "at": [0, 5], "metrics": ["swd", "nll"],
+                         "n_samples": 16, "ddim_steps": 4, "nll": {"n_images": 8}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(s))
+    results = tmp_path / "r"
+    out = _plan(capsys, [str(path), "--dry-run", "--results-dir", str(results)])
+    assert sweep_cli.main([str(path), "--cluster", "debug", "--results-dir", str(results)]) == 0
+    capsys.readouterr()
+    (run,) = S.expand(s)
+    ev = rundir.read_evals(results / "t" / run.run_id)
+    assert sorted(set(ev["step"])) == [0, 5, 10, 20]
+    assert "1 run x 4 evaluations" in out
+    total = int(ev["fwd_eval"].sum())             # one row per metric, swd's batch counted once
+    assert f"evaluation: 4 evaluations, {total:,} forwards" in out
+
+
+def test_dry_run_names_the_cluster_and_where_it_came_from(tmp_path, capsys):
+    s = spec(grid={"seed": [0]}, executor={"partition": "gpu"})
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(s))
+    argv = [str(path), "--dry-run", "--results-dir", str(tmp_path / "r")]
+    out = _plan(capsys, argv)
+    assert "executor for cluster local (the default: no --cluster given" in out
+    assert "sets SLURM key(s) partition" in out and "submitit parameters:" not in out
+    out = _plan(capsys, [*argv, "--cluster", "slurm"])
+    assert "executor for cluster slurm (from --cluster slurm):" in out
+    assert "submitit parameters:" in out and "SLURM key(s)" not in out
+    path.write_text(yaml.safe_dump({**s, "cluster": "slurm"}))
+    out = _plan(capsys, argv)
+    assert "executor for cluster slurm (from the sweep file's 'cluster: slurm'):" in out
+    assert "submitit parameters:" in out
+    out = _plan(capsys, [*argv, "--cluster", "debug"])
+    assert "executor for cluster debug (from --cluster debug):" in out
+    path.write_text(yaml.safe_dump({**s, "cluster": "slurmm"}))
+    assert sweep_cli.main(argv) == 2
+    assert "unknown sweep cluster 'slurmm'" in capsys.readouterr().err
+
+
+def test_ms_per_it_needs_dry_run(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec()))
+    with pytest.raises(SystemExit):
+        sweep_cli.main([str(path), "--ms-per-it", "5", "--results-dir", str(tmp_path / "r")])
+    assert "go with --dry-run" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_sweep_files_cluster_is_the_launch_default(tmp_path, capsys, monkeypatch):
+    """'cluster: slurm' in the sweep file launches like --cluster slurm (here: no SLURM on PATH,
+    a clear error, nothing written); --cluster debug overrides it."""
+    s = {**spec(grid={"seed": [0]}), "cluster": "slurm"}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(s))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    argv = [str(path), "--results-dir", str(tmp_path / "r")]
+    assert sweep_cli.main(argv) == 2
+    assert "--cluster slurm: no SLURM reachable" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    assert sweep_cli.main([*argv, "--cluster", "debug"]) == 0

@@ -41,6 +41,47 @@ def slurm_unreachable() -> str | None:
     return None
 
 
+def job_states(job_ids: list[str], timeout_s: float = 10.0) -> dict[str, str] | None:
+    """{job id: SLURM state} of recorded jobs, read-only and bounded: ``sacct`` (every state,
+    ended jobs too), else ``squeue`` (queued and running jobs; one it does not list has left the
+    queue: ``NOT_QUEUED``). None when neither is on PATH or answers within ``timeout_s``."""
+    ids = sorted({str(j) for j in job_ids if j})
+    if not ids:
+        return {}
+    queries = (("sacct", ["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(ids)]),
+               ("squeue", ["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(ids)]))
+    for tool, cmd in queries:
+        if shutil.which(tool) is None:
+            continue
+        try:
+            res = subprocess.run(cmd, check=True, capture_output=True, timeout=timeout_s,
+                                 stdin=subprocess.DEVNULL)
+        except (subprocess.SubprocessError, OSError):
+            continue
+        states: dict[str, str] = {}
+        for line in res.stdout.decode(errors="replace").splitlines():
+            job, _, state = line.strip().partition("|")
+            for one in _array_ids(job):
+                states[one] = state.strip() or "UNKNOWN"
+        if tool == "squeue":
+            states = {j: states.get(j, "NOT_QUEUED") for j in ids}
+        return {j: states.get(j, "UNKNOWN") for j in ids}
+    return None
+
+
+def _array_ids(job: str) -> list[str]:
+    """``12_[1-3,7%2]`` (pending array tasks, as sacct/squeue print them) -> 12_1 12_2 12_3 12_7."""
+    if "_[" not in job or not job.endswith("]"):
+        return [job] if job else []
+    base, spec = job[:-1].split("_[", 1)
+    out = []
+    for part in spec.split("%")[0].split(","):
+        lo, _, hi = part.partition("-")
+        if lo.isdigit() and (not hi or hi.isdigit()):
+            out += [f"{base}_{i}" for i in range(int(lo), int(hi or lo) + 1)]
+    return out
+
+
 def _proc_error(e: Exception) -> str:
     if isinstance(e, subprocess.CalledProcessError):
         return short_error((e.stderr or b"").decode(errors="replace") or str(e), 1)

@@ -65,10 +65,11 @@ class RunTask:
 
     def __getstate__(self) -> dict:
         return {"config": self.config, "run_dir": self.run_dir,
-                "stop_timeout_s": self.stop_timeout_s, "num_threads": self.num_threads}
+                "stop_timeout_s": self.stop_timeout_s, "num_threads": self.num_threads,
+                "job_log": self.job_log}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"job_log": True, **state})
         self._stop, self._done, self._thread, self._sync = None, None, None, None
 
     def __call__(self) -> dict:

@@ -18,6 +18,7 @@ A sweep file::
     requires:                          # optional: files the runs need (checked at launch)
       - {path: data/cifar10, what: "CIFAR-10", how: "set dataset.download: true once"}
     executor: {partition: gpu, timeout_min: 1440, gpus_per_node: 1, ...}   # bench.config.Executor
+    cluster: slurm                     # optional: where it runs without --cluster (default local)
 
 ``grid`` may also be a list of such mappings: the runs are the union of their products. Values
 are merged into the base with ``bench.config.deep_update`` in axis order, so an axis value
@@ -48,10 +49,11 @@ from bench.core.checks import check_keys
 from bench.experiment import validate
 from bench.labels import conditions, value_label
 
-TOP_KEYS = ("name", "description", "base", "grid", "cells", "requires", "executor")
+TOP_KEYS = ("name", "description", "base", "grid", "cells", "requires", "executor", "cluster")
 CELL_KEYS = ("match", "set", "skip")
 REQUIRE_KEYS = ("path", "what", "how")
 CLUSTERS = ("local", "slurm", "debug")
+DEFAULT_CLUSTER = "local"
 
 class SweepError(C.ConfigError):
     """A bad sweep file or launch request; the message names the problem and the fix."""
@@ -158,6 +160,9 @@ def check_spec(spec: Mapping) -> None:
         if spec.get(key) is not None and not isinstance(spec[key], kind):
             raise SweepError(f"sweep {key!r} must be a {'mapping' if kind is Mapping else 'list'}, "
                              f"got {type(spec[key]).__name__}")
+    if spec.get("cluster") is not None and spec["cluster"] not in CLUSTERS:
+        raise SweepError(f"unknown sweep cluster {spec['cluster']!r}; valid: "
+                         f"{', '.join(CLUSTERS)}")
     executor_params(spec)
     requirements(spec)
 
@@ -230,6 +235,16 @@ def missing_requirements(spec: Mapping, root: str | Path = ".") -> list[str]:
             how = f" — {req['how']}" if req.get("how") else ""
             msgs.append(f"{what} not found at {req['path']}{how}")
     return msgs
+
+
+def cluster_choice(spec: Mapping, flag: str | None) -> tuple[str, str]:
+    """(cluster, where the choice came from): ``--cluster`` wins over the sweep file's
+    ``cluster:``, which wins over the default (local)."""
+    if flag:
+        return flag, f"from --cluster {flag}"
+    if spec.get("cluster"):
+        return spec["cluster"], f"from the sweep file's 'cluster: {spec['cluster']}'"
+    return DEFAULT_CLUSTER, "the default: no --cluster given, no 'cluster:' in the sweep file"
 
 
 def executor_params(spec: Mapping, overrides: Mapping | None = None) -> dict:
