@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,3 +99,21 @@ def test_a_strategy_named_in_imports_trains_in_a_local_sweep(tmp_path):
             dict(os.environ), tmp_path)
     assert r.returncode == 2 and "cannot import 'mypkg.first_half'" in r.stderr
     assert not (tmp_path / "res2").exists()
+
+
+def test_tsbench_runs_each_tool_and_finds_sweeps_by_name(tmp_path, capsys):
+    from bench import cli
+    from bench import config as C
+
+    assert cli.main(["nope"]) == 2 and "valid: train, sweep" in capsys.readouterr().err
+    assert cli.main(["strategies"]) == 0 and "uniform" in capsys.readouterr().out
+    # the console script pip installed (scripts/setup.sh: pip install -e .)
+    script = Path(sys.executable).with_name("tsbench")
+    r = subprocess.run([str(script), "sweep", "quickstart", "--dry-run"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "quickstart" in r.stdout.splitlines()[0] and "72 runs" in r.stdout.splitlines()[0]
+    assert C.find_file("quickstart") == REPO / "sweeps" / "quickstart.yaml"
+    assert C.find_file("configs/digits.yaml").name == "digits.yaml"
+    with pytest.raises(C.ConfigError, match="config file not found: nope.yaml .looked in"):
+        C.find_file("nope.yaml")
