@@ -18,22 +18,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return datasets.build("digits")
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
-def cnn(digits, cache):
-    x = digits.train.get(torch.arange(len(digits.train)))
-    return fid.cnn_extractor("digits", {}, x, cache, torch.device("cpu"))
-
-
-@pytest.fixture(scope="module")
 def ref(digits, cnn, cache):
     return fid.reference_stats(digits.train, "digits", {}, "train", cnn, cache)
 

@@ -15,7 +15,6 @@ import torch
 from bench import config as C
 from bench import experiment
 from bench.core.rng import derive_seed
-from bench.data import datasets
 from bench.evaluation import callbacks as E
 from bench.evaluation import fid
 
@@ -92,22 +91,6 @@ def test_metric_names_record_the_extractor():
 
 
 # ---------------------------------------------------------------------------- digits, CNN features
-@pytest.fixture(scope="module")
-def digits():
-    return datasets.build("digits")
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
-def cnn(digits, cache):
-    x = digits.train.get(torch.arange(len(digits.train)))
-    return fid.cnn_extractor("digits", {}, x, cache, torch.device("cpu"))
-
-
 def test_reference_features_cached_beside_the_statistics(digits, cnn, tmp_path):
     """Stats first (an FD-only run), then KID: the features are computed once more and cached
     beside the untouched statistics; the next call loads both."""

@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from bench import config as C
-from bench import perf, rundir
+from bench import rundir
 from bench.core.cost import BWD_FACTOR, forward_equivalents
 from bench.core.diffusion import Diffusion
 from bench.data import datasets
@@ -38,6 +38,7 @@ from bench.launch.launcher import launch
 from bench.launch.slurm import slurm_parameters
 from bench.sweep.spec import (CLUSTERS, RunConfig, SweepError, cluster_choice, executor_params,
                               expand, grid_blocks, load_sweep, missing_requirements, select)
+from bench.tools import cost_table
 
 SLURM_TIMEOUT_S = 10.0          # --status: the most one sacct/squeue query may take
 SLURM_KEYS = ("partition", "account", "qos", "constraint", "mem_gb", "array_parallelism",
@@ -173,7 +174,7 @@ def _ms_source(runs: list[RunConfig], ms_per_it: float | None, table: tuple | No
     if ms_per_it is not None:
         return [ms_per_it] * len(runs), f"{ms_per_it:g} ms/it (--ms-per-it)"
     path, rows = table
-    found = [perf.lookup(rows, r.config) for r in runs]
+    found = [cost_table.lookup(rows, r.config) for r in runs]
     names = sorted({f"{r['device_name']}, measured {r.get('measured', '?')}" for r in found if r})
     return ([r["ms_per_it"] if r else None for r in found],
             f"the ms/it of the cost table {path} ({'; '.join(names) or 'no matching row'})")
@@ -499,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             table = None
             if args.cost_table:
-                table = (args.cost_table, perf.read_cost_table(args.cost_table))
+                table = (args.cost_table, cost_table.read_cost_table(args.cost_table))
             print(format_plan(spec, runs, sweep_dir, cluster, ex, missing, source,
                               format_cost(runs, ex, args.ms_per_it, table)))
             return 0

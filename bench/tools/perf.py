@@ -54,6 +54,7 @@ from bench import analysis
 from bench.core.cost import forward_equivalents
 from bench.core.diffusion import Diffusion
 from bench.data import datasets
+from bench.tools import cost_table
 from bench.train.trainer import Trainer
 
 DIGITS_UNET = {"name": "unet", "ch": 32, "ch_mult": [1, 2], "num_res_blocks": 1,
@@ -321,7 +322,13 @@ def main(argv=None) -> int:
     ap.add_argument("--tf32", action="store_true", help="CUDA: TF32 matmul/conv")
     ap.add_argument("--eval-share", default="", metavar="RESULTS_DIR",
                     help="print the evaluation share of a results tree instead")
+    ap.add_argument("--out", default="", metavar="FILE",
+                    help="also write the measured table as a cost table (JSON) for `python -m "
+                         "bench.sweep SWEEP --dry-run --cost-table FILE`; an existing table "
+                         "keeps its rows of other settings")
     args = ap.parse_args(argv)
+    if args.out and args.eval_share:
+        ap.error("--out writes the measured table; it does not go with --eval-share")
     for name in ("threads", "timesteps"):
         if getattr(args, name) <= 0:
             ap.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
@@ -331,6 +338,8 @@ def main(argv=None) -> int:
         if getattr(args, name) < 0:
             ap.error(f"--{name} must be >= 0, got {getattr(args, name)}")
     try:
+        if args.out:
+            cost_table.check_out(Path(args.out))      # before measuring
         return _run(args)
     except (FileNotFoundError, ValueError) as e:      # ConfigError, ReportError, YAML alike
         print(f"error: {e}", file=sys.stderr)
@@ -371,6 +380,15 @@ def _run(args) -> int:
     rows = benchmark(args.iters, args.device, only, setup, args.timesteps, args.warmup, opts,
                      log=lambda s: print(s, file=sys.stderr, flush=True))
     print(markdown(rows))
+    if args.out:
+        table = cost_table.table_rows(rows, strategy_configs(args.iters), setup, args.device,
+                                      opts, args.timesteps, args.iters, args.tf32)
+        try:
+            cost_table.write_cost_table(args.out, table)
+        except OSError as e:
+            print(f"error: --out {args.out}: {e}", file=sys.stderr)
+            return 2
+        print(f"cost table: {len(table)} rows ({table[0]['device_name']}) -> {args.out}")
     return 0
 
 
