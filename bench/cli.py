@@ -4,7 +4,7 @@
     tsbench sweep SWEEP [...]        python -m bench.sweep
     tsbench status SWEEP [...]       python -m bench.sweep SWEEP --status
     tsbench report RESULTS [...]     python -m bench.report
-    tsbench eval RUN_DIR [...]       python -m bench.evaluation
+    tsbench eval RUN_DIR [...]       python -m bench.eval (bench.evaluation)
     tsbench strategies [...]         python -m bench.strategies
     tsbench perf [...]               python -m bench.perf
 

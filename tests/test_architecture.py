@@ -35,7 +35,7 @@ LAYERS = (
     ("bench.analysis",),
     ("bench.report",),
     ("bench.tools", "bench.perf", "bench.sample", "bench.strategies", "bench.latent",
-     "bench.sweep", "bench.cli"),
+     "bench.sweep", "bench.cli", "bench.eval"),
 )
 
 

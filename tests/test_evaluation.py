@@ -200,8 +200,7 @@ def test_a_kept_snapshot_re_evaluated_reproduces_the_in_run_evaluation(tmp_path,
             "fwd_train", "bwd_train"]
     pd.testing.assert_frame_equal(before[cols], after[cols])         # the same rows, exactly
     # another sample count adds rows, keeping the in-run ones
-    assert eval_cli.main([str(run), "--step", "20", "--set", "eval.n_samples=200",
-                          "--no-progress"]) == 0
+    assert eval_cli.main([str(run), "--step", "20", "--n-samples", "200", "--no-progress"]) == 0
     more = pd.read_csv(run / "evals.csv")
     at20 = more[(more["step"] == 20) & (more["metric"] == "swd")]
     assert sorted(at20["n_samples"]) == [200, 300]

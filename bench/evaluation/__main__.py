@@ -1,10 +1,13 @@
 """Evaluate a run's last checkpoint, or a kept snapshot, into its evals.csv.
 
-    python -m bench.evaluation RUN_DIR [--step N] [--set eval.key=value ...]
+    python -m bench.evaluation RUN_DIR [--step N] [--n-samples N] [--extractor NAME]
+                               [--set eval.key=value ...]
+    (python -m bench.eval and tsbench eval are the same command)
 
 ``--step N`` evaluates the weights kept at step N (``train.keep``: ckpt/step_<N>.safetensors),
 e.g. FID at the 0.2M budget with 50k samples or another extractor long after the run moved on:
-``--step 200000 --set eval.n_samples=50000 --set eval.extractor=inception``. With the run's own
+``--step 200000 --n-samples 50000 --extractor inception`` (``--n-samples`` and ``--extractor`` are
+short for ``--set eval.n_samples=`` and ``--set eval.extractor=``). With the run's own
 eval settings it reproduces the in-run evaluation exactly (same weights, same sampling seed) and
 replaces its rows; another sample count or extractor adds rows.
 """
@@ -33,8 +36,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="override an eval setting, e.g. --set eval.n_samples=5000")
     ap.add_argument("--step", type=int, help="evaluate the weights kept at this step "
                                              "(train.keep) instead of ckpt/last.pt")
+    ap.add_argument("--n-samples", type=int, help="short for --set eval.n_samples=N")
+    ap.add_argument("--extractor", help="short for --set eval.extractor=NAME (cnn, inception)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    args.set += [f"eval.{k}={v}" for k, v in (("n_samples", args.n_samples),
+                                              ("extractor", args.extractor)) if v is not None]
     run_dir = Path(args.run_dir)
     try:
         cfg = rundir.read_config(run_dir)
