@@ -278,6 +278,13 @@ class Eval(Section):
     def enabled(self) -> bool:
         return self.every > 0 or bool(self.at) or self.final
 
+    def steps(self, iterations: int) -> list[int]:
+        """The evaluated steps of a run of ``iterations`` (the Evaluator's schedule): every
+        ``every`` steps (> 0), each ``at`` step (0 = the initial model), the last with ``final``."""
+        out = set(range(self.every, iterations + 1, self.every)) if self.every > 0 else set()
+        out |= {s for s in self.at if 0 <= s <= iterations}
+        return sorted(out | ({iterations} if self.final else set()))
+
 
 SLURM_NAME = Rule("a string", lambda v: v is None or isinstance(v, str))
 POSITIVE_NUMBER = Rule("a positive number", lambda v: is_number(v) and v > 0)
@@ -467,11 +474,13 @@ def find_file(path: str | Path, kinds: tuple[str, ...] = ("sweeps", "configs")) 
                     if (d / n).is_file():
                         return d / n
                 looked.append(str(d / names[0]))
-    raise ConfigError(f"config file not found: {path} (looked in {', '.join(dict.fromkeys(looked))})")
+    raise ConfigError(f"config file not found: {path} (looked in "
+                      f"{', '.join(dict.fromkeys(looked))})")
 
 
-def load_yaml(path: str | Path) -> dict:
-    path = find_file(path)
+def load_yaml(path: str | Path, kinds: tuple[str, ...] = ("configs", "sweeps")) -> dict:
+    """A YAML mapping from ``path`` (or a file of that name in ``kinds``: ``find_file``)."""
+    path = find_file(path, kinds)
     try:
         data = yaml_load(path.read_text())
     except yaml.YAMLError as e:
@@ -512,7 +521,7 @@ def resolve(overrides: dict) -> dict:
 
 def load(path: str | Path, sets: list[str] = ()) -> dict:
     """A config file with ``--set`` overrides, resolved."""
-    return resolve(deep_update(load_yaml(path), parse_set(list(sets))))
+    return resolve(deep_update(load_yaml(path, ("configs",)), parse_set(list(sets))))
 
 
 def canonical(cfg: dict) -> str:

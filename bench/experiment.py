@@ -19,13 +19,15 @@ from bench.core.diffusion import Diffusion
 from bench.data import datasets
 from bench.evaluation.callbacks import callbacks as eval_callbacks
 from bench.evaluation.callbacks import resolve_metrics
+from bench.train import loggers
 from bench.train import run as train_run
 
 
 def validate(cfg: Mapping | Config) -> None:
     """Everything about a resolved config that can be checked without building data or models:
     the schedule; names and parameters of the strategy (its ``Params.__post_init__``), dataset
-    and backbone; the metrics against the data; evaluation steps within the budget."""
+    and backbone; the trackers (train.loggers) and their packages; the metrics against the data;
+    evaluation steps within the budget."""
     cfg = Config.of(cfg)
     d = cfg.diffusion
     Diffusion(d.schedule, d.timesteps, d.variance)       # schedule limits (cheap: T floats)
@@ -36,6 +38,7 @@ def validate(cfg: Mapping | Config) -> None:
         raise ValueError(f"strategy {cls.name!r}: {e}") from e
     datasets.check(cfg.dataset.name, cfg.dataset.params)
     backbones.check(cfg.backbone.name, cfg.backbone.params)
+    loggers.check(cfg.train.loggers)                     # names, and their packages installed
     _check_evaluation(cfg)
 
 
@@ -51,6 +54,8 @@ def _check_evaluation(cfg: Config) -> None:
     kind = datasets.kind(cfg.dataset.name)
     metrics = resolve_metrics(e.metrics, kind != "vector", kind == "latent")
     pixels = cfg.dataset.params.get("source", {}) if kind == "latent" else cfg.dataset.to_dict()
+    if "kid" in metrics and e.n_samples < 2:
+        raise ConfigError(f"eval.metrics: kid needs eval.n_samples >= 2, got {e.n_samples}")
     features = {"fid", "kid"} & set(metrics)
     if features and e.extractor == "cnn" and pixels.get("name") not in datasets.LABELLED:
         raise ConfigError(f"eval.extractor=cnn trains on class labels, which dataset "

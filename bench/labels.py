@@ -26,6 +26,22 @@ NOT_VARIANT = ("name", "seed", "imports", "train.iterations", "train.device", "t
 NOT_VARIANT_PREFIX = ("eval.", "strategy.", "dataset.", "backbone.", "diffusion.schedule")
 
 
+def duration_text(s: float) -> str:
+    """A duration for people: ``< 1 s``, ``12 s``, ``3 min 20 s``, ``5 h 02 min``, ``1.5 d``;
+    ``—`` when unknown (not finite)."""
+    s = float(s)
+    if s != s or s in (float("inf"), float("-inf")):
+        return "—"
+    s = max(s, 0.0)
+    if s >= 86400:
+        return f"{s / 86400:.1f} d"
+    if s >= 3600:
+        return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
+    if s >= 60:
+        return f"{int(s // 60)} min {int(s % 60):02d} s"
+    return "< 1 s" if 0 < s < 1 else f"{s:.0f} s"
+
+
 def value_label(v: Any) -> str:
     """A compact, stable text for an axis value: ``p2(gamma=1,k=1)``, ``linear``, ``[1,2]``."""
     if isinstance(v, Mapping):

@@ -33,8 +33,12 @@ if [ ! -x .venv/bin/python ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       echo "setup: installing Debian package $pkg (venv needs ensurepip)" >&2
       apt-get update -qq >/dev/null
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null \
-        || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "python${ver}-venv" >/dev/null
+      # the interpreter's own venv package first (python3-venv is the default python's only)
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "python${ver}-venv" >/dev/null 2>&1 \
+        || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
+      "$PY" -c "import ensurepip, venv" 2>/dev/null || {
+        echo "setup: error: $PY still has no ensurepip after installing python${ver}-venv/$pkg" >&2
+        exit 1; }
     else
       echo "setup: error: $PY cannot create a virtual environment (no ensurepip); install it with 'sudo apt-get install $pkg' (or python${ver}-venv) and rerun" >&2
       exit 1

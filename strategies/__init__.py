@@ -1,6 +1,7 @@
 """Timestep strategies. Importing this package registers every strategy module listed below,
 then those of installed packages that declare an entry point in the group
-``timestep_bench.strategies`` (``name = "module"``: loading the module registers its classes):
+``timestep_bench.strategies`` (``name = "module"``: loading the module registers its classes; one
+that fails to load is skipped with a warning):
 
     [project.entry-points."timestep_bench.strategies"]
     my_sampler = "mypkg.my_sampler"

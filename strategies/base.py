@@ -201,7 +201,10 @@ ENTRY_POINTS = "timestep_bench.strategies"
 
 def load_entry_points(group: str = ENTRY_POINTS) -> None:
     """Import every module an installed package declares under ``group`` (each registers its
-    strategies); ImportError naming the entry point and its package when one fails."""
+    strategies). One that fails is skipped with a warning naming it and its package (a broken
+    plug-in must not break the suite's other commands; asking for its strategy then says
+    "unknown strategy")."""
+    import warnings
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=group):
@@ -209,9 +212,9 @@ def load_entry_points(group: str = ENTRY_POINTS) -> None:
             ep.load()
         except Exception as e:
             dist = getattr(ep, "dist", None)
-            raise ImportError(f"strategy entry point {ep.name} = {ep.value!r} (package "
-                              f"{dist.name if dist else '?'}) failed to load: "
-                              f"{type(e).__name__}: {e}") from e
+            warnings.warn(f"strategy entry point {ep.name} = {ep.value!r} (package "
+                          f"{dist.name if dist else '?'}) failed to load and is skipped: "
+                          f"{type(e).__name__}: {e}", stacklevel=2)
 
 
 def registered() -> list[str]:

@@ -63,13 +63,16 @@ class CrashAt:
 
 def test_tensorboard_resume_purges_what_came_after_the_checkpoint(tmp_path):
     cfg = C.resolve({**TOY, "eval": {"every": 0},
-                     "train": {**TOY["train"], "loggers": ["tensorboard"]}})
-    with pytest.raises(RuntimeError, match="crash"):      # logged 20, 40; checkpoint at 30
-        experiment.run(cfg, tmp_path / "run", progress=False, extra_callbacks=[CrashAt(50)])
-    assert [s for s, _ in scalars(tmp_path / "run")[0]["train/loss"]] == [20, 40]
-    experiment.run(cfg, tmp_path / "run", progress=False)  # resumes at 30, logs 40 again
+                     "train": {**TOY["train"], "log_every": 10, "loggers": ["tensorboard"]}})
+    with pytest.raises(RuntimeError, match="crash"):      # logged 10 … 50; checkpoint at 30
+        experiment.run(cfg, tmp_path / "run", progress=False, extra_callbacks=[CrashAt(55)])
+    assert [s for s, _ in scalars(tmp_path / "run")[0]["train/loss"]] == [10, 20, 30, 40, 50]
+    experiment.run(cfg, tmp_path / "run", progress=False)  # resumes at 30: 40, 50 logged again
     tb, _ = scalars(tmp_path / "run")
-    assert [s for s, _ in tb["train/loss"]] == [20, 40, 60]      # 40 logged once, not twice
+    assert [s for s, _ in tb["train/loss"]] == [10, 20, 30, 40, 50, 60]   # each once, 30 kept
+    jsonl = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [v for _, v in tb["train/loss"]] == pytest.approx([r["loss"] for r in jsonl],
+                                                             rel=1e-6)
 
 
 def test_an_unknown_or_missing_logger_is_refused_before_any_work(tmp_path):

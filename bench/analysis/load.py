@@ -48,6 +48,10 @@ def read_config(run_dir: Path) -> dict:
     """The run's config.yaml over bench.config.DEFAULTS (an older or hand-written config that
     lacks a key gets its default)."""
     cfg = rundir.read_config(run_dir)
+    try:
+        C.import_modules(cfg.get("imports", []))      # a run's own strategies (labels, weights)
+    except C.ConfigError as e:
+        raise ReportError(f"{rundir.config_path(run_dir)}: {e}") from None
     for key in ("strategy", "dataset", "backbone"):
         if key in cfg and not (isinstance(cfg[key], dict) and "name" in cfg[key]):
             raise ReportError(f"{rundir.config_path(run_dir)}: '{key}' must be a mapping with "

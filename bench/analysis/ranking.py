@@ -3,13 +3,17 @@ way rliable does (Agarwal et al., NeurIPS 2021, *Deep RL at the Edge of the Stat
 Precipice*): the interquartile mean (IQM) of normalised scores, the probability of improvement
 over the baseline, and performance profiles, each with a stratified-bootstrap 95 % interval
 (percentile method, runs resampled within each task). The estimators are rliable's
-(``rliable.metrics``); the bootstrap is ``scipy.stats.bootstrap`` with one sample per task,
-which resamples each task's runs on their own — stratified. (rliable's own bootstrap wrapper,
-``rliable.library``, goes through arch, and no arch release imports with both rliable 1.2 and
-pandas 3: arch < 8 fails under pandas 3, arch 8 rejects rliable's ``random_state``.)
+definitions, vectorised over bootstrap resamples here and checked equal to ``rliable.metrics``
+in tests/test_report.py (rliable is a test dependency); the bootstrap is
+``scipy.stats.bootstrap`` with one sample per task, which resamples each task's runs on their own
+— stratified. (rliable's own bootstrap wrapper, ``rliable.library``, goes through arch, and no
+arch release imports with both rliable 1.2 and pandas 3: arch < 8 fails under pandas 3, arch 8
+rejects rliable's ``random_state``; and its estimators, one call per resample, made a report
+60× slower.)
 Per-condition intervals stay the tables' t-intervals over seeds.
 
-A *task* is one (evaluation unit, schedule, variant) with a baseline; a run's score on it is its
+A *task* is one (evaluation unit, schedule, variant) with a baseline — one protocol per setting
+and metric, the one evaluated on the most runs; a run's score on it is its
 best value up to the task's largest budget, normalised by the baseline's mean b̄ there:
 ``(b̄ − x) / |b̄|`` for lower-is-better metrics, ``(x − b̄) / |b̄|`` otherwise — 0 is the
 baseline, 0.1 is 10 % better. A strategy is scored over the tasks it shares with the baseline,
@@ -42,13 +46,25 @@ def rankable(metric: str) -> bool:
     return valid_range(metric)[0] == 0.0 and not metric.startswith(SIGNED_ESTIMATES)
 
 
+def _one_protocol(ev: pd.DataFrame, units: list[Unit]) -> list[Unit]:
+    """One unit per (setting, metric): the protocol evaluated on the most runs (a later
+    re-evaluation of some runs with other samples must not count those runs twice)."""
+    best: dict[tuple, tuple[int, Unit]] = {}
+    for u in units:
+        n = u.select(ev)["run"].nunique()
+        key = (u.setting, u.metric)
+        if key not in best or n > best[key][0]:
+            best[key] = (n, u)
+    return [u for _, u in best.values()]
+
+
 def task_scores(ev: pd.DataFrame, units: Iterable[Unit], baseline: str = "uniform"
                 ) -> pd.DataFrame:
     """One row per run and task (units of ``rankable`` metrics): task, condition (its label
     without the "did not adapt" mark), marked (whether it carried the mark), strategy, seed,
     value, score (normalised as in the module docstring)."""
     rows = []
-    for u in (u for u in units if rankable(u.metric)):
+    for u in _one_protocol(ev, [u for u in units if rankable(u.metric)]):
         data = u.select(ev)
         data = data[data["status"].isin(COUNTED)]
         if data.empty:

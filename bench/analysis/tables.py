@@ -113,17 +113,19 @@ def _aggregate(per_run: pd.DataFrame, level: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _separated(a: dict, b: dict, level: float) -> bool:
-    """True when the CI of the difference of two {seed: value} conditions excludes 0."""
+def _separated(a: dict, b: dict, level: float) -> bool | None:
+    """True when the CI of the difference of two {seed: value} conditions excludes 0, False when
+    it contains 0, None without an interval (a side with one value)."""
     d, half, _ = diff_ci(a, b, level)
-    return bool(np.isfinite(half) and abs(d) > half)
+    return None if not np.isfinite(half) else bool(abs(d) > half)
 
 
 def _mark_best(df: pd.DataFrame, lower: bool, level: float = 0.95) -> pd.DataFrame:
     """Per (setting, schedule, budget) column, among the conditions whose every seed has a value
     there (a partial condition is never marked): ``best`` where the best mean is separated from
     every other condition (the 95 % CI of their difference, paired by seed where possible,
-    excludes 0), else ``tied`` on the best and on every condition not separated from it."""
+    excludes 0), else ``tied`` on the best and on every condition whose interval contains 0;
+    nothing where a comparison has no interval (one seed)."""
     out = pd.DataFrame(False, index=df.index, columns=["best", "tied"])
     for _, g in df.groupby(["setting", "schedule", "budget"], sort=False):
         ok = g[(g["n"] == g["n_runs"]) & g["mean"].notna()]
@@ -131,8 +133,10 @@ def _mark_best(df: pd.DataFrame, lower: bool, level: float = 0.95) -> pd.DataFra
             continue
         top = ok["mean"].idxmin() if lower else ok["mean"].idxmax()
         per = {i: dict(zip(r["seeds"], r["values"])) for i, r in ok.iterrows()}
-        ties = [i for i in ok.index if i != top
-                and not _separated(per[top], per[i], level)]
+        sep = {i: _separated(per[top], per[i], level) for i in ok.index if i != top}
+        if None in sep.values():
+            continue
+        ties = [i for i, s in sep.items() if not s]
         if ties:
             out.loc[[top, *ties], "tied"] = True
         else:
@@ -308,8 +312,9 @@ def pair_table(ev: pd.DataFrame, unit: Unit, a: str, b: str,
                budgets: Iterable[int] | None = None, level: float = 0.95) -> pd.DataFrame:
     """Kim et al. Table 4 for strategies ``a`` and ``b`` (labels): per schedule [× variant] and
     budget, each one's best-up-to-budget mean ± CI (``a_n`` seeds with a value of ``a_runs``),
-    the difference b − a with its CI (``diff_ci``), and which one is better (``best``: "a", "b",
-    "tie", or "" when a side lacks seeds at that budget)."""
+    the difference b − a with its CI (``diff_ci``), and which one is better (``best``: "a" or "b"
+    when the CI of the difference excludes 0 (``verdict``), "tie" when it does not or there is
+    no interval, "" when a side lacks seeds at that budget)."""
     data = unit.select(ev)
     data = data[data["status"].isin(COUNTED) & data["strategy"].isin([a, b])]
     budgets = list(budgets) if budgets is not None else default_budgets(data)
@@ -326,8 +331,9 @@ def pair_table(ev: pd.DataFrame, unit: Unit, a: str, b: str,
         ma, ha, _, na = mean_ci(va.values(), level)
         mb, hb, _, nb = mean_ci(vb.values(), level)
         d, hd, test = diff_ci(va, vb, level)
-        best = "" if na == 0 or nb == 0 or na < ra or nb < rb else "tie" if ma == mb else (
-            "a" if (ma < mb) == unit.lower_is_better else "b")
+        v = verdict(d, hd, unit.lower_is_better)          # b relative to a
+        best = "" if na == 0 or nb == 0 or na < ra or nb < rb else (
+            {"better": "b", "worse": "a"}.get(v, "tie"))
         label = {x: x + _mark_of(g.loc[g["strategy"] == x, "condition"]) for x in (a, b)}
         rows.append({"setting": setting, "schedule": schedule, "variant": variant,
                      "budget": int(budget), "a": a, "a_label": label[a],

@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         if set(sets) - {"eval"}:
             raise C.ConfigError("--set may only change eval.* settings here")
         cfg = C.Config.of(C.resolve(C.deep_update(cfg, sets)))
+        holder = rundir.lock_holder(run_dir)
+        if holder:          # evals.csv is the trainer's while it runs (and a resume truncates it)
+            raise ValueError(f"{run_dir} is training ({holder}); evaluate it when that process "
+                             f"has stopped")
         if args.step is not None:
             weights, st = rundir.read_snapshot(run_dir, args.step)
             if st.get("weights") != ("ema" if cfg.eval.use_ema else "model"):

@@ -309,8 +309,9 @@ def _ranking(rep: Report, ev: pd.DataFrame, us: list[A.Unit], baseline: str,
     n_tasks = scores["task"].nunique() if len(scores) else 0
     left = sorted({u.metric for u in us if not A.ranking.rankable(u.metric)})
     if left:
-        rep.notes.append(f"not ranked across conditions: {', '.join(left)} (not bounded below "
-                         f"by 0, so a score relative to the baseline's mean is meaningless)")
+        rep.notes.append(f"not ranked across conditions: {', '.join(left)} (a score relative to "
+                         f"the baseline's mean needs a metric bounded below by 0 whose estimates "
+                         f"are too; unbiased MMD²/KID estimates lie near 0 with either sign)")
     if n_tasks < 2:
         rep.skipped.append(f"ranking across conditions (rliable): {n_tasks} task(s) with a "
                            f"'{baseline}' baseline; it needs 2 or more")

@@ -33,6 +33,7 @@ from bench.core.diffusion import Diffusion
 from bench.data import datasets
 from bench.evaluation.callbacks import resolve_metrics
 from bench.evaluation.nll import estimator_name
+from bench.labels import duration_text
 from bench.launch import slurm as launch_slurm
 from bench.launch.launcher import launch
 from bench.launch.slurm import slurm_parameters
@@ -118,14 +119,11 @@ def evaluation_count(e: Mapping, iterations: int) -> tuple[int, str]:
     """How many evaluations a run makes, and when, as bench.evaluation.callbacks.Evaluator
     schedules them: every ``eval.every`` steps (step > 0), at each ``eval.at`` step (0 = the
     initial model), and at the last step with ``eval.final``; a step is evaluated once."""
-    every, N = int(e["every"]), int(iterations)
-    periodic = N // every if every > 0 else 0
-    extra = {s for s in e["at"] if 0 <= s <= N} | ({N} if e["final"] else set())
-    extra = {s for s in extra if not (every > 0 and s > 0 and s % every == 0)}
-    when = ([f"every {every}"] if periodic else []) \
+    every = int(e["every"])
+    when = ([f"every {every}"] if every > 0 and iterations >= every else []) \
         + ([f"at {', '.join(map(str, sorted(set(e['at']))))}"] if e["at"] else []) \
         + (["final"] if e["final"] else [])
-    return periodic + len(extra), ", ".join(when)
+    return len(C.Eval.from_dict(e).steps(int(iterations))), ", ".join(when)
 
 
 def run_cost(cfg: Mapping) -> dict:
@@ -290,17 +288,6 @@ STATES = (DONE, RUNNING, QUEUED, STOPPED, FAILED, NOT_STARTED)
 SLURM_ENDED_OK = ("COMPLETED", "NOT_QUEUED")
 
 
-def _duration(s: float) -> str:
-    s = max(float(s), 0.0)
-    if s >= 86400:
-        return f"{s / 86400:.1f} d"
-    if s >= 3600:
-        return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
-    if s >= 60:
-        return f"{int(s // 60)} min {int(s % 60):02d} s"
-    return "< 1 s" if 0 < s < 1 else f"{s:.0f} s"
-
-
 def _last_eval(run_dir: Path) -> str:
     ev = rundir.read_evals(run_dir)
     if not len(ev):
@@ -370,10 +357,10 @@ def run_status(run: RunConfig, sweep_dir: Path, slurm: dict[str, str] | None) ->
         st["state"] = STOPPED
         newest = rundir.newest_write(d)
         if newest is not None:
-            notes.append(f"last write {_duration(time.time() - newest.stat().st_mtime)} ago")
+            notes.append(f"last write {duration_text(time.time() - newest.stat().st_mtime)} ago")
     wall = last.get("wall_s_train")
     if st["state"] != FAILED and st["step"] and isinstance(wall, (int, float)) and wall > 0:
-        st["eta"] = _duration(wall / st["step"] * max(iters - st["step"], 0))
+        st["eta"] = duration_text(wall / st["step"] * max(iters - st["step"], 0))
     st["note"] = "; ".join(notes)
     return st
 

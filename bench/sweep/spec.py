@@ -142,7 +142,7 @@ def matches(actual: Any, wanted: Any) -> bool:
 # ---------------------------------------------------------------------------- the sweep file
 def load_sweep(path: str | Path) -> dict:
     """Read a sweep file (YAML); its structure is checked by ``expand``."""
-    spec = C.load_yaml(path)
+    spec = C.load_yaml(path, ("sweeps",))
     check_spec(spec)
     return spec
 

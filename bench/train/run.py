@@ -53,8 +53,9 @@ def installed_packages() -> str:
 
 
 def meta(trainer: Trainer, run_dir: Path) -> dict:
-    """What one attempt ran on: code, command, machine, versions, the package list (a file in
-    the run directory named by its hash)."""
+    """What one attempt ran on: code, command (this process's argv: in a SLURM or submitit job,
+    submitit's worker; the launcher's command is in jobs.jsonl), machine, versions, the package
+    list (a file in the run directory named by its hash)."""
     cuda = trainer.device.type == "cuda"
     return {**git_state(), "python": platform.python_version(), "torch": torch.__version__,
             "cuda": torch.version.cuda, "cudnn": (torch.backends.cudnn.version()

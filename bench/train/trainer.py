@@ -29,6 +29,7 @@ from torch import Tensor
 import strategies
 from bench import rundir
 from bench.config import Config
+from bench.labels import duration_text
 from bench.core import dist
 from bench.core.cost import TRAIN_COUNTERS, Counted
 from bench.core.diffusion import mean_flat
@@ -69,28 +70,14 @@ class Callback:
     def on_end(self, trainer: "Trainer") -> None: ...
 
 
-def _duration(s: float) -> str:
-    """12 s, 3 min 20 s, 5 h 02 min, — (unknown)."""
-    if not math.isfinite(s):
-        return "—"
-    s = int(round(s))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
-
-
 def kept_steps(cfg: Config) -> set[int]:
-    """The steps whose weights ``train.keep`` keeps: none, the evaluated steps (``at_evals``:
-    eval.every, eval.at, and the last step with eval.final), or the listed steps."""
-    keep, total, e = cfg.train.keep, cfg.train.iterations, cfg.eval
+    """The steps whose weights ``train.keep`` keeps: none, the evaluated steps after training
+    started (``at_evals``: ``Eval.steps`` but 0, the initial model), or the listed steps."""
+    keep, total = cfg.train.keep, cfg.train.iterations
     if keep == "none":
         return set()
     if keep == "at_evals":
-        steps = set(range(e.every, total + 1, e.every)) if e.every > 0 else set()
-        steps |= {s for s in e.at if 0 < s <= total}
-        return steps | ({total} if e.final else set())
+        return {s for s in cfg.eval.steps(total) if s > 0}
     return {int(s) for s in keep if s <= total}
 
 
@@ -447,7 +434,7 @@ class Trainer:
         rate = (self.step - step_start) / max(time.perf_counter() - t_start, 1e-9)
         eta = (total - self.step) / rate if rate > 0 else math.inf
         parts = [f"[{self.cfg.name}] step {self.step}/{total} ({100 * self.step // total}%)",
-                 f"loss {row['loss']:.4g}", f"{rate:.3g} it/s", f"ETA {_duration(eta)}"]
+                 f"loss {row['loss']:.4g}", f"{rate:.3g} it/s", f"ETA {duration_text(eta)}"]
         if self._last_eval:
             parts.append(f"eval {self._last_eval}")
         return " · ".join(parts)
@@ -469,8 +456,9 @@ class Trainer:
                              unit="it", dynamic_ncols=True, mininterval=1.0)
         bar, last = self._bar, {}
         if self.rank == 0 and self.tr.loggers:
-            self._loggers = loggers.build(self.tr.loggers, self.run_dir, self.raw_cfg,
-                                          self.step)
+            cfg = (rundir.read_config(self.run_dir) if rundir.config_path(self.run_dir).exists()
+                   else self.raw_cfg)
+            self._loggers = loggers.build(self.tr.loggers, self.run_dir, cfg, self.step)
             self._t_logged = self.t_counts.clone()
         if resumed:
             self.say(f"resumed from step {self.step}")

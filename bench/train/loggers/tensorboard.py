@@ -1,6 +1,7 @@
 """TensorBoard event files under ``RUN/tensorboard/`` (torch.utils.tensorboard's writer;
-``tensorboard --logdir results/`` shows every run). A resumed run purges the events after its
-checkpoint's step."""
+``tensorboard --logdir results/`` shows every run). Every attempt purges the events after the step
+it starts from (a resume: its checkpoint's step, whose own events stay; a fresh start: a dead
+attempt's events)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ class TensorBoard:
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(log_dir=str(rundir.tensorboard_dir(run_dir)),
-                                    purge_step=start_step or None)
+                                    purge_step=start_step + 1)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         for k, v in values.items():

@@ -1,7 +1,10 @@
 """Weights & Biases (``train.loggers: [wandb]``), imported only when configured. Offline mode
 (files under ``RUN/wandb/``, ``wandb sync`` later) unless ``WANDB_MODE`` says otherwise or an API
-key is set; the W&B run id is the run's id, so a resumed run continues the same W&B run.
-``WANDB_PROJECT`` names the project (default timestep-bench)."""
+key is set. The W&B run id is ``<sweep folder>-<run id>``, so a resumed run continues the same W&B
+run and one config in two results folders makes two. W&B refuses steps that do not increase, so
+after a resume from step s the points an earlier attempt logged after s stay as they were (the
+run's own files and TensorBoard drop them). ``WANDB_PROJECT`` names the project (default
+timestep-bench)."""
 
 from __future__ import annotations
 
@@ -24,7 +27,9 @@ class WandB:
         directory = rundir.wandb_dir(run_dir)
         directory.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "timestep-bench"),
-                              name=cfg.get("name"), id=Path(run_dir).name, resume="allow",
+                              name=cfg.get("name"),
+                              id=f"{Path(run_dir).resolve().parent.name}-{Path(run_dir).name}",
+                              resume="allow",
                               dir=str(directory), config=cfg, mode=mode)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
