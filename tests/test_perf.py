@@ -139,3 +139,14 @@ def test_out_refuses_a_missing_folder_or_a_file_that_is_not_a_cost_table(tmp_pat
     assert other.read_text() == '{"a": 1}'
     with pytest.raises(SystemExit):                 # argparse: the two do not go together
         perf_cli.main(["--out", str(tmp_path / "t.json"), "--eval-share", "x"])
+
+
+def test_a_cost_table_with_rows_of_two_devices_is_ambiguous():
+    from bench import config as C
+
+    cfg = C.resolve({"dataset": {"name": "toy2d"}, "backbone": {"name": "mlp"}})
+    row = {**cost_table.run_key(cfg), "ms_per_it": 1.0, "device_name": "CPU x"}
+    assert cost_table.lookup([row], cfg) == row
+    assert cost_table.lookup([row], C.resolve({"strategy": {"name": "p2"}})) is None
+    with pytest.raises(C.ConfigError, match=r"several devices \(CPU x, NVIDIA H200\)"):
+        cost_table.lookup([row, {**row, "device_name": "NVIDIA H200"}], cfg)

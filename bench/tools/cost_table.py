@@ -54,9 +54,16 @@ def _key(row: dict) -> str:
 
 
 def lookup(rows: list[dict], cfg: dict) -> dict | None:
-    """The cost-table row measured for this run config (the last one written), or None."""
+    """The cost-table row measured for this run config, or None. Rows match by strategy *name*
+    (not its parameters), dataset name, backbone, batch and speed options; a table holding
+    matching rows of several devices is ambiguous (ConfigError: one table per target device)."""
     want = _key(run_key(cfg))
     found = [r for r in rows if _key(r) == want]
+    devices = sorted({r.get("device_name", "?") for r in found})
+    if len(devices) > 1:
+        raise C.ConfigError(f"the cost table has rows for {cfg['strategy']['name']} on several "
+                            f"devices ({', '.join(devices)}); write one table per target "
+                            f"device (bench.perf --out on that device)")
     return found[-1] if found else None
 
 
