@@ -18,7 +18,7 @@ from bench.config import Config, ConfigError
 from bench.core.diffusion import Diffusion
 from bench.data import datasets
 from bench.evaluation.callbacks import callbacks as eval_callbacks
-from bench.evaluation.callbacks import resolve_metrics
+from bench.evaluation.callbacks import FEATURE_METRICS, check_samples, resolve_metrics
 from bench.train import loggers
 from bench.train import run as train_run
 
@@ -54,9 +54,8 @@ def _check_evaluation(cfg: Config) -> None:
     kind = datasets.kind(cfg.dataset.name)
     metrics = resolve_metrics(e.metrics, kind != "vector", kind == "latent")
     pixels = cfg.dataset.params.get("source", {}) if kind == "latent" else cfg.dataset.to_dict()
-    if "kid" in metrics and e.n_samples < 2:
-        raise ConfigError(f"eval.metrics: kid needs eval.n_samples >= 2, got {e.n_samples}")
-    features = {"fid", "kid"} & set(metrics)
+    check_samples(metrics, e.n_samples)
+    features = set(FEATURE_METRICS) & set(metrics)
     if features and e.extractor == "cnn" and pixels.get("name") not in datasets.LABELLED:
         raise ConfigError(f"eval.extractor=cnn trains on class labels, which dataset "
                           f"{pixels.get('name')!r} has not (labelled: "

@@ -14,7 +14,8 @@ from bench.analysis.load import COUNTED, schedule_key
 from bench.analysis.stats import mean_ci, valid_range
 from bench.analysis.style import (LEGEND_SNAPSHOTS, SNAPSHOT_CMAP, SNAPSHOT_RANGE, Style,
                                   metric_label, metric_unit, plain_log_axis, protocol_text,
-                                  snapshot_colors, step_axis, step_text, styles, wrap_label)
+                                  snapshot_colors, step_axis, step_formatter, step_text, styles,
+                                  wrap_label)
 from bench.analysis.tables import AXIS_COLUMN, Unit, baseline_reference
 
 # ---------------------------------------------------------------------------- figures
@@ -310,7 +311,7 @@ def fig_adaptation(adaptation: pd.DataFrame, setting: str, threshold: float,
         if j == 0:
             ax.set_ylabel("total variation from uniform")
         ax.xaxis.set_major_locator(_nice_ticks(6))
-        ax.xaxis.set_major_formatter(_step_formatter())
+        ax.xaxis.set_major_formatter(step_formatter())
         ax.grid(alpha=0.3)
     _legend(fig, axes)
     _titles(fig, f"adaptation of the learned strategies — {setting}",
@@ -331,7 +332,7 @@ def fig_train_loss(metrics: pd.DataFrame, setting: str, baseline: str = "uniform
     fig, axes, panels = _schedule_panels(data, "loss", metric_label("loss"), baseline, level,
                                          valid_range("loss"))
     for ax, _ in panels:
-        ax.xaxis.set_major_formatter(_step_formatter())
+        ax.xaxis.set_major_formatter(step_formatter())
     if (data["loss"] > 0).all():
         ax = axes[0, 0]
         ax.set_yscale("log")      # the y-range follows the curves and the positive band edges
@@ -355,12 +356,6 @@ def _nice_ticks(n: int):
     from matplotlib.ticker import MaxNLocator
 
     return MaxNLocator(nbins=n, steps=[1, 2, 2.5, 5, 10])
-
-
-def _step_formatter():
-    from matplotlib.ticker import FuncFormatter
-
-    return FuncFormatter(lambda x, _: step_text(x))
 
 
 def _first_run(df: pd.DataFrame) -> pd.DataFrame:
@@ -387,7 +382,7 @@ def _snapshots(fig, axes, steps: Iterable[float]):
         cmap = ListedColormap(colormaps[SNAPSHOT_CMAP](np.linspace(*SNAPSHOT_RANGE, 256)))
         sm = ScalarMappable(norm=Normalize(lo, hi if hi > lo else lo + 1), cmap=cmap)
         fig.colorbar(sm, ax=axes, label="training iteration", shrink=0.9,
-                     format=_step_formatter())
+                     format=step_formatter())
     return lambda s: colors[float(s)]
 
 

@@ -171,14 +171,21 @@ def tick_steps(steps, max_ticks: int = 7) -> list[float]:
     return [s[i] for i in idx]
 
 
+def step_formatter():
+    """A matplotlib formatter writing iterations as ``step_text`` does (400 / 2k / 0.2M)."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda x, _: step_text(x))
+
+
 def step_axis(ax, steps, max_ticks: int = 7) -> None:
     """x ticks at (a subset of) the evaluated steps, labelled 400 / 2k / 0.2M, no minor ticks."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+    from matplotlib.ticker import FixedLocator, NullLocator
 
     ticks = tick_steps(steps, max_ticks)
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: step_text(x)))
+    ax.xaxis.set_major_formatter(step_formatter())
 
 
 def plain_log_axis(ax, axis: str = "y") -> None:

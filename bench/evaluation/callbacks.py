@@ -61,6 +61,13 @@ FEATURE_METRICS = ("fid", "kid")        # from the extractor's features of one b
 
 
 # ---------------------------------------------------------------------------- the evaluator
+def check_samples(metrics: list[str], n_samples: int) -> None:
+    """ValueError when a resolved metric cannot be computed from ``n_samples`` samples."""
+    if "kid" in metrics and n_samples < 2:
+        raise ValueError(f"eval.metrics: kid (an unbiased MMD²) needs eval.n_samples >= 2, got "
+                         f"{n_samples}")
+
+
 def resolve_metrics(metrics: list[str], is_image: bool, latent: bool = False) -> list[str]:
     """``auto`` expanded (fid, nll for images; fid alone for latents; swd, mmd, nll for toys);
     ``kid`` only when asked for."""
@@ -154,9 +161,7 @@ class Evaluator:
         sample_metrics = [m for m in metrics if m != "nll"]
         if sample_metrics:
             t0 = time.perf_counter()
-            if "kid" in sample_metrics and e.n_samples < 2:
-                raise ValueError(f"eval.metrics: kid (an unbiased MMD²) needs eval.n_samples >= 2, "
-                                 f"got {e.n_samples}")
+            check_samples(sample_metrics, e.n_samples)
             if set(FEATURE_METRICS) & set(sample_metrics):  # reference first: fail early
                 self.reference(data, device, progress, feats="kid" in sample_metrics)
             x = generate(model, diffusion, data.shape, e.n_samples, sampler=e.sampler,
@@ -217,17 +222,13 @@ class Evaluator:
                        progress: bool) -> dict[str, float]:
         out: dict[str, float] = {}
         e, toy = self.e, self.e.toy
-        if set(FEATURE_METRICS) & set(names):     # one set of sample features for FD and KID
+        kinds = tuple(m for m in FEATURE_METRICS if m in names)
+        if kinds:                                 # one set of sample features for FD and KID
             ex = self.extractor(data, device, progress)
-            ref = self.reference(data, device, progress, feats="kid" in names)
-            ref.check(tuple(x.shape[1:]), ex)
-            f = fid.features(ex, x, e.batch_size, progress, desc="sample features")
-            if "fid" in names:
-                out[fid.metric_name(ex.name)] = fid.frechet_distance(*fid.stats(f), ref.mu,
-                                                                     ref.sigma)
-            if "kid" in names:
-                out[fid.metric_name(ex.name, "kid")] = fid.kernel_distance(
-                    ref.feats, f, derive_seed(self.seed, "eval_kid"))
+            ref = self.reference(data, device, progress, feats="kid" in kinds)
+            for kind, v in fid.distances(ref, ex, x, kinds, derive_seed(self.seed, "eval_kid"),
+                                         e.batch_size, progress).items():
+                out[fid.metric_name(ex.name, kind)] = v
         if "swd" in names or "mmd" in names:
             y = self.true_points(data, max(x.shape[0], toy.mmd_n))
             if "swd" in names:

@@ -452,20 +452,31 @@ def reference_stats(split_data, dataset: str, params: dict, split: str, extracto
     return rs
 
 
+def distances(ref: RefStats, extractor: Extractor, images: Tensor, kinds: tuple[str, ...],
+              seed: int = 0, batch_size: int = 256, progress: bool = False) -> dict[str, float]:
+    """{kind: value} for ``kinds`` among "fid" (the Fréchet distance to the reference statistics)
+    and "kid" (the KID to the reference features ``ref.feats``, subsets seeded by ``seed``) of
+    ``images`` ([-1, 1] or uint8, NCHW), from one pass of the extractor over them."""
+    ref.check(tuple(images.shape[1:]), extractor)
+    if "kid" in kinds and ref.feats is None:
+        raise ValueError("kid needs the reference features: load them with "
+                         "reference_stats(..., with_feats=True) or load_ref_feats")
+    f = features(extractor, images, batch_size, progress, desc="sample features")
+    out = {}
+    if "fid" in kinds:
+        out["fid"] = frechet_distance(*stats(f), ref.mu, ref.sigma)
+    if "kid" in kinds:
+        out["kid"] = kernel_distance(ref.feats, f, seed)
+    return out
+
+
 def fd_against(ref: RefStats, extractor: Extractor, images: Tensor, batch_size: int = 256,
                progress: bool = False) -> float:
     """The Fréchet distance of ``images`` ([-1, 1] or uint8, NCHW) to the reference statistics."""
-    ref.check(tuple(images.shape[1:]), extractor)
-    mu, sigma = stats(features(extractor, images, batch_size, progress, desc="sample features"))
-    return frechet_distance(mu, sigma, ref.mu, ref.sigma)
+    return distances(ref, extractor, images, ("fid",), 0, batch_size, progress)["fid"]
 
 
 def kid_against(ref: RefStats, extractor: Extractor, images: Tensor, seed: int = 0,
                 batch_size: int = 256, progress: bool = False) -> float:
     """The KID of ``images`` ([-1, 1] or uint8, NCHW) to the reference features ``ref.feats``."""
-    ref.check(tuple(images.shape[1:]), extractor)
-    if ref.feats is None:
-        raise ValueError("kid needs the reference features: load them with "
-                         "reference_stats(..., with_feats=True) or load_ref_feats")
-    f = features(extractor, images, batch_size, progress, desc="sample features")
-    return kernel_distance(ref.feats, f, seed)
+    return distances(ref, extractor, images, ("kid",), seed, batch_size, progress)["kid"]

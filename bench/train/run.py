@@ -56,14 +56,13 @@ def meta(trainer: Trainer, run_dir: Path) -> dict:
     """What one attempt ran on: code, command (this process's argv: in a SLURM or submitit job,
     submitit's worker; the launcher's command is in jobs.jsonl), machine, versions, the package
     list (a file in the run directory named by its hash)."""
-    cuda = trainer.device.type == "cuda"
+    cpu = cpu_model()
+    gpu = torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda" else None
     return {**git_state(), "python": platform.python_version(), "torch": torch.__version__,
             "cuda": torch.version.cuda, "cudnn": (torch.backends.cudnn.version()
                                                  if torch.backends.cudnn.is_available() else None),
             "numpy": numpy.__version__, "device": str(trainer.device),
-            "device_name": torch.cuda.get_device_name(trainer.device) if cuda else cpu_model(),
-            "cpu": cpu_model(), "cpu_count": os.cpu_count(),
-            "gpu": torch.cuda.get_device_name(trainer.device) if cuda else None,
+            "device_name": gpu or cpu, "cpu": cpu, "cpu_count": os.cpu_count(), "gpu": gpu,
             "torch_threads": torch.get_num_threads(),
             "world_size": trainer.world_size, "host": socket.gethostname(),
             "slurm_job_id": os.environ.get("SLURM_JOB_ID"),

@@ -29,12 +29,12 @@ from torch import Tensor
 import strategies
 from bench import rundir
 from bench.config import Config
-from bench.labels import duration_text
 from bench.core import dist
 from bench.core.cost import TRAIN_COUNTERS, Counted
 from bench.core.diffusion import mean_flat
 from bench.core.io import atomic_save, pick_device
 from bench.core.rng import derive_seed, generator
+from bench.labels import duration_text
 from bench.train import loggers
 from bench.train.components import build_components
 
@@ -384,7 +384,7 @@ class Trainer:
             if fn is not None:
                 fn(self, *args)
 
-    # ------------------------------------------------------------------ the loop
+    # ------------------------------------------------------------------ job log and trackers
     def say(self, text: str) -> None:
         """One line for the job log (rank 0): above the progress bar when there is one."""
         if self.rank != 0:
