@@ -14,8 +14,9 @@ from pathlib import Path
 
 import backbones
 import strategies
-from bench.config import Config, ConfigError
-from bench.core.diffusion import Diffusion
+from bench.config.fields import ConfigError
+from bench.config.sections import Config
+from bench.core import processes
 from bench.data import datasets
 from bench.evaluation.callbacks import callbacks as eval_callbacks
 from bench.evaluation.callbacks import FEATURE_METRICS, check_samples, resolve_metrics
@@ -29,8 +30,7 @@ def validate(cfg: Mapping | Config) -> None:
     and backbone; the trackers (train.loggers) and their packages; the metrics against the data;
     evaluation steps within the budget."""
     cfg = Config.of(cfg)
-    d = cfg.diffusion
-    Diffusion(d.schedule, d.timesteps, d.variance)       # schedule limits (cheap: T floats)
+    processes.build(cfg.diffusion)             # schedule limits (cheap: T floats)
     cls = strategies.get(cfg.strategy.name)
     try:
         strategies.make_params(cls, cfg.strategy.params)

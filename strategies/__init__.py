@@ -6,11 +6,14 @@ that fails to load is skipped with a warning):
     [project.entry-points."timestep_bench.strategies"]
     my_sampler = "mypkg.my_sampler"
 
-A module not installed as a package can be named in a config's or sweep's ``imports:``."""
+A module not installed as a package can be named in a config's or sweep's ``imports:``.
 
-from strategies.base import (Draw, StepContext, Strategy, build, defaults, get, identity,
-                             label_defaults, late, make_params, names, register,
-                             registered)
+The names below are the plug-in author's API, owned by ``strategies.base`` (the contract),
+``strategies.registry`` and ``strategies.params``."""
+
+from strategies.base import Draw, StepContext, Strategy
+from strategies.params import build, defaults, identity, label_defaults, late, make_params
+from strategies.registry import get, load_entry_points, names, register, registered
 
 from strategies import uniform  # noqa: F401  (one import line per strategy registers it)
 from strategies import p2  # noqa: F401
@@ -24,8 +27,6 @@ from strategies import edm2_uncertainty  # noqa: F401
 from strategies import adaptive_beta  # noqa: F401
 from strategies import grad_variance  # noqa: F401
 from strategies import uniform_range  # noqa: F401
-
-from strategies.base import load_entry_points  # noqa: E402
 
 load_entry_points()
 

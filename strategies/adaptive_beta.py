@@ -17,7 +17,7 @@ Policy update (Algorithm 1 lines 6-8, Algorithm 2, official ``Trainer.step``), a
 k mod f_S = 0 (f_S = ``update_every`` = 40):
 
 * before the model's optimizer step (θ_k) and after it (θ_{k+1}), KL_s(x0_b) in bits/dim for every
-  example b of the batch and every s ∈ S (``ctx.vb_terms(..., decoder_at_zero=False)``: the KL
+  example b of the batch and every s ∈ S (``ctx.likelihood_at(..., decoder="kl")``: the KL
   formula even at s = 0, clip_denoised off, as the official ``compute_kl_divergence``);
 * reward_b = Σ_{s∈S} [KL_s(θ_k) − KL_s(θ_{k+1})] + ent_coef·H(Beta(α_b, β_b));
   policy loss = −mean_b log π(u_b | x0_b)·reward_b with the entropy term *inside* the product and
@@ -89,21 +89,22 @@ Deviations from the official code (each also in docs/adaptive_beta.md):
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy import special
-from torch import Tensor, nn
+from torch import Tensor
 
 from bench.core.rng import derive_seed
-from strategies.base import Draw, StepContext, Strategy, late, register
+from strategies._beta_policy import (ALPHA_OFFSET, INIT_BIAS, BetaPolicy, beta_index_pmf,
+                                     inverse_softplus, limit_change, select_timesteps,
+                                     set_mean_gradients, softplus)
+from strategies.base import Draw, StepContext, Strategy
+from strategies.params import late
+from strategies.registry import register
 
-ALPHA_OFFSET = 1e-5          # (α, β) = softplus(out) + 1e-5 (official ActorNetwork)
-INIT_BIAS = 0.5              # official output-layer bias init
 U_EPS = 1e-6                 # u is clamped to [U_EPS, 1 − U_EPS]
 BASELINES = ("none", "batch_mean", "ema")
 ZERO_TERMS = ("kl", "decoder", "exclude")
@@ -116,95 +117,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def softplus(x: float) -> float:
-    return math.log1p(math.exp(x)) if x < 30 else x + math.log1p(math.exp(-x))
-
-
-def inverse_softplus(y: float) -> float:
-    return y + math.log(-math.expm1(-y))
-
-
-def beta_index_pmf(alpha: Tensor, beta: Tensor, T: int) -> Tensor:
-    """pmf of t = round(u·(T−1)), u ~ Beta(α, β): float64 [..., T] for α, β of shape [...].
-
-    P(t = i) = F((i + ½)/(T−1)) − F((i − ½)/(T−1)) with the edges clipped to [0, 1], F the Beta CDF.
-    """
-    a = torch.as_tensor(alpha, dtype=torch.float64).detach().cpu().numpy()[..., None]
-    b = torch.as_tensor(beta, dtype=torch.float64).detach().cpu().numpy()[..., None]
-    edges = np.clip((np.arange(T + 1, dtype=np.float64) - 0.5) / (T - 1), 0.0, 1.0)
-    cdf = special.betainc(a, b, edges)
-    cdf[..., 0], cdf[..., -1] = 0.0, 1.0
-    return torch.from_numpy(np.diff(cdf, axis=-1))
-
-
-class BetaPolicy(nn.Module):
-    """x0 → (α, β). Images: the official CNN generalised to any C×H×W; flat data: an MLP."""
-
-    def __init__(self, shape: tuple[int, ...], hidden_dim: int, hidden_depth: int,
-                 conv_channels: tuple[int, ...], init_bias: tuple[float, float]):
-        super().__init__()
-        self.shape = tuple(shape)
-        if len(self.shape) == 3:
-            layers: list[nn.Module] = []
-            c, h, w = self.shape
-            for cout in conv_channels:
-                layers += [nn.Conv2d(c, cout, 3, padding=1), nn.ReLU()]
-                if h >= 8 and w >= 8:           # never pool below 4×4 (32×32 = the official net)
-                    layers.append(nn.MaxPool2d(2))
-                    h, w = h // 2, w // 2
-                c = cout
-            layers += [nn.AdaptiveAvgPool2d(4), nn.Flatten()]
-            self.features = nn.Sequential(*layers)
-            d = c * 16
-        else:
-            self.features = nn.Flatten()
-            d = math.prod(self.shape)
-        mlp: list[nn.Module] = []
-        for _ in range(hidden_depth):
-            mlp += [nn.Linear(d, hidden_dim), nn.ReLU()]
-            d = hidden_dim
-        self.mlp = nn.Sequential(*mlp)
-        self.head = nn.Linear(d, 2)
-        self.init_bias = tuple(float(b) for b in init_bias)
-
-    @torch.no_grad()
-    def reset_parameters(self, generator: torch.Generator) -> None:
-        """PyTorch's default Linear/Conv init (kaiming-uniform a = √5, bias U(±1/√fan_in)) drawn from
-        ``generator``; then the official output layer: weight 0, bias 0.5 (or ``init_bias``)."""
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d)):
-                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
-                bound = 1.0 / math.sqrt(m.weight[0].numel())
-                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
-        self.head.weight.zero_()
-        self.head.bias.copy_(torch.tensor(self.init_bias))
-
-    def forward(self, x0: Tensor) -> tuple[Tensor, Tensor]:
-        h = x0.float()
-        for m in (self.features if isinstance(self.features, nn.Sequential) else [self.features]):
-            # AdaptiveAvgPool2d(4) of a 4×4 map averages one element per window: the identity
-            # (same values; slow on CPU), so it is skipped there — e.g. at 8×8 and at 32×32.
-            if isinstance(m, nn.AdaptiveAvgPool2d) and h.dim() == 4 and h.shape[-2:] == (4, 4):
-                continue
-            h = m(h)
-        out = self.head(self.mlp(h))
-        ab = F.softplus(out) + ALPHA_OFFSET
-        return ab[:, 0], ab[:, 1]
-
-
-def select_timesteps(rows: np.ndarray, k: int, first: int = 0) -> list[int]:
-    """S: the k columns of ``rows`` [n, T] that best explain the row sums, by scikit-learn's
-    SelectKBest(f_regression) (the official ``Trainer.feature_selector``); sorted indices. Only
-    columns ≥ ``first`` are candidates (1: t = 0 excluded, ``zero_term="exclude"``)."""
-    from sklearn.feature_selection import SelectKBest, f_regression
-
-    X = np.asarray(rows, dtype=np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")      # 0 dof at 2 rows, constant columns: scores 0 / nan
-        sel = SelectKBest(score_func=f_regression, k=k).fit(X[:, first:], X.sum(axis=1))
-    return [int(i) + first for i in sel.get_support(indices=True)]
-
-
 def _check(cond: bool, name: str, rule: str, value: Any) -> None:
     if not cond:
         raise ValueError(f"adaptive_beta: {name} must be {rule}, got {value!r}")
@@ -215,6 +127,9 @@ class AdaptiveBeta(Strategy):
     name = "adaptive_beta"
     learned = True
     PRESETS = PRESETS
+    adaptation_columns = ("s_set", "reward_mean", "reward_std", "reward_t_corr", "alpha_mean",
+                          "alpha_min", "alpha_max", "beta_mean", "beta_min", "beta_max")
+    adaptation_text = ("s_set",)                # _record's columns
     paper = ("Kim et al. 2025, Adaptive Non-uniform Timestep Sampling (CVPR 2025), Sec. 5, "
              "eqs. 11-14, Alg. 1-2; official code ku-dmlab/Adaptive-Timestep-Sampler")
 
@@ -288,8 +203,8 @@ class AdaptiveBeta(Strategy):
                    "conv_channels", "a non-empty list of positive integers", self.conv_channels)
             object.__setattr__(self, "conv_channels", ch)
 
-    def __init__(self, diffusion, params: "AdaptiveBeta.Params | None" = None):
-        super().__init__(diffusion, params)
+    def __init__(self, process, params: "AdaptiveBeta.Params | None" = None):
+        super().__init__(process, params)
         p = self.params
         self.first = 1 if p.zero_term == "exclude" else 0      # the smallest candidate for S
         if p.num_selected > self.T - self.first:
@@ -458,10 +373,10 @@ class AdaptiveBeta(Strategy):
         for lo in range(0, B * n, self.params.chunk_size):
             hi = min(lo + self.params.chunk_size, B * n)
             idx = torch.arange(lo, hi, device=x0.device) % B
-            out.append(ctx.vb_terms(x0[idx], tt[lo:hi],
-                                    noise=None if noise is None else noise[lo:hi],
-                                    train_mode=self.params.reward_train_mode,
-                                    decoder_at_zero=self.params.zero_term == "decoder"))
+            out.append(ctx.likelihood_at(
+                x0[idx], tt[lo:hi], noise=None if noise is None else noise[lo:hi],
+                train_mode=self.params.reward_train_mode,
+                decoder="discretized" if self.params.zero_term == "decoder" else "kl"))
         return torch.cat(out).view(n, B).t()
 
     def advantage(self, reward: Tensor, reduce=lambda x: x, world_size: int = 1) -> Tensor:
@@ -506,22 +421,15 @@ class AdaptiveBeta(Strategy):
                 loss = -(logp * R).mean() - p.ent_coef * ent.mean()
             params = list(policy.parameters())
             grads = torch.autograd.grad(loss, params)
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        if W > 1:
-            flat = ctx.reduce(flat) / W
-        off = 0
-        for prm in params:
-            n = prm.numel()
-            prm.grad = flat[off:off + n].view_as(prm).to(prm.dtype).clone()
-            off += n
-        grad_norm = float(flat.norm())
+        grad_norm = set_mean_gradients(params, grads, ctx.reduce, W)
         if p.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, p.grad_clip)
         before = [prm.detach().clone() for prm in params] if p.max_log_change > 0 else []
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if p.max_log_change > 0:
-            self._limit_change(ctx, params, before, alpha.detach(), beta.detach())
+            limit_change(self.policy, ctx.x0, params, before, alpha.detach(), beta.detach(),
+                         p.max_log_change, ctx.reduce, ctx.rank, W)
         self.last_reward = (R + p.ent_coef * ent).detach().cpu()
         local = torch.stack([alpha.detach().double().mean(), beta.detach().double().mean(),
                              reward.double().to(R.device).mean(), ent.detach().mean(),
@@ -533,29 +441,6 @@ class AdaptiveBeta(Strategy):
                 "policy_loss")
         stats = {**{k: float(v) for k, v in zip(keys, local)}, "policy_grad_norm": grad_norm}
         return stats, (alpha.detach(), beta.detach())
-
-    def _limit_change(self, ctx: StepContext, params: list, before: list, alpha: Tensor,
-                      beta: Tensor) -> None:
-        """The guard against a one-update jump: while some example's |Δ log α| or |Δ log β|
-        exceeds ``max_log_change``, halve the parameter step (at most 20 times; the same
-        decision on every rank, from the global maximum)."""
-        cap = self.params.max_log_change
-        new = [prm.detach().clone() for prm in params]
-        for _ in range(20):
-            with torch.no_grad():
-                a, b = self.policy(ctx.x0)
-                worst = torch.stack([(a.log() - alpha.log()).abs().max(),
-                                     (b.log() - beta.log()).abs().max()]).max().double()
-            if ctx.world_size > 1:     # a max through the sum-reduce: the largest of a one-hot
-                parts = torch.zeros(ctx.world_size, dtype=torch.float64, device=worst.device)
-                parts[ctx.rank] = worst
-                worst = ctx.reduce(parts).max()
-            if float(worst) <= cap:
-                return
-            with torch.no_grad():
-                for prm, b0, b1 in zip(params, before, new):
-                    b1.copy_(b0 + 0.5 * (b1 - b0))
-                    prm.copy_(b1)
 
     # ------------------------------------------------------------------ inspection / state
     def diagnostics(self) -> list[dict]:

@@ -23,7 +23,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from strategies.base import Draw, StepContext, Strategy, build, get, make_params, register
+from strategies.base import Draw, StepContext, Strategy
+from strategies.params import build, make_params
+from strategies.registry import get, register
 
 
 def _check_config(key: str, cfg: Any) -> None:
@@ -48,12 +50,12 @@ class Compose(Strategy):
             _check_config("sampler", self.sampler)
             _check_config("weighting", self.weighting)
 
-    def __init__(self, diffusion, params=None):
-        super().__init__(diffusion, params)
+    def __init__(self, process, params=None):
+        super().__init__(process, params)
         p = self.params
-        self.sampler = build(p.sampler["name"], diffusion,
+        self.sampler = build(p.sampler["name"], process,
                              {k: v for k, v in p.sampler.items() if k != "name"})
-        self.weighting = build(p.weighting["name"], diffusion,
+        self.weighting = build(p.weighting["name"], process,
                                {k: v for k, v in p.weighting.items() if k != "name"})
         _check_pure_weighting(self.weighting)
 

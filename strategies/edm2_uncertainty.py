@@ -32,7 +32,8 @@ import torch
 from torch import Tensor
 
 from strategies._checks import integer, number
-from strategies.base import StepContext, register
+from strategies.base import StepContext
+from strategies.registry import register
 from strategies.uniform import Uniform
 
 
@@ -54,13 +55,13 @@ class EDM2Uncertainty(Uniform):  # uniform density (sample, probabilities)
             number("edm2_uncertainty", "lr", self.lr, low=0, low_open=True)
             integer("edm2_uncertainty", "seed", self.seed)
 
-    def __init__(self, diffusion, params=None):
-        super().__init__(diffusion, params)
+    def __init__(self, process, params=None):
+        super().__init__(process, params)
         p = self.params
         g = torch.Generator().manual_seed(p.seed)
         freqs = torch.randn(p.features, generator=g, dtype=torch.float64)
         phases = torch.rand(p.features, generator=g, dtype=torch.float64)
-        c = -torch.log(diffusion.snr.to(torch.float64)) / 8.0
+        c = -torch.log(process.snr.to(torch.float64)) / 8.0
         self.features = (math.sqrt(2.0) * torch.cos(2 * math.pi * (c[:, None] * freqs + phases))
                          ).float()                                    # [T, features]
         self.head = torch.zeros(p.features, requires_grad=True)

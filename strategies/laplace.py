@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from strategies._checks import number
-from strategies.base import Draw, Strategy, register
+from strategies.base import Draw, Strategy
+from strategies.registry import register
 
 
 def laplace_cdf(x: Tensor, mu: float, b: float) -> Tensor:
@@ -41,9 +42,9 @@ class Laplace(Strategy):
             number("laplace", "mu", self.mu)
             number("laplace", "b", self.b, low=0, low_open=True)
 
-    def __init__(self, diffusion, params=None):
-        super().__init__(diffusion, params)
-        log_snr = torch.log(diffusion.snr.to(torch.float64))          # decreasing in i
+    def __init__(self, process, params=None):
+        super().__init__(process, params)
+        log_snr = torch.log(process.snr.to(torch.float64))          # decreasing in i
         # Ascending edges of −logSNR, so that searchsorted gives the index directly.
         self._neg_edges = -0.5 * (log_snr[1:] + log_snr[:-1])
         cdf = laplace_cdf(-self._neg_edges, self.params.mu, self.params.b)   # F(e_1..e_{T−1})

@@ -34,7 +34,8 @@ import torch
 from torch import Tensor
 
 from strategies._checks import choice, number
-from strategies.base import Draw, Strategy, register
+from strategies.base import Draw, Strategy
+from strategies.registry import register
 
 VARIANTS = ("logit_normal", "edm")
 DISCRETISATIONS = ("round", "floor")
@@ -67,11 +68,11 @@ class LogNormal(Strategy):
             number("lognormal", "p_mean", self.p_mean)
             number("lognormal", "p_std", self.p_std, low=0, low_open=True)
 
-    def __init__(self, diffusion, params=None):
-        super().__init__(diffusion, params)
+    def __init__(self, process, params=None):
+        super().__init__(process, params)
         T, p = self.T, self.params
         if p.variant == "edm":
-            abar = diffusion.alphas_cumprod.to(torch.float64)
+            abar = process.alphas_cumprod.to(torch.float64)
             log_sigma = 0.5 * (torch.log1p(-abar) - torch.log(abar))   # increasing in i
             self._edges = 0.5 * (log_sigma[1:] + log_sigma[:-1])       # T − 1 inner edges
             z = (self._edges - p.p_mean) / p.p_std

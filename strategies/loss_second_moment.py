@@ -28,7 +28,8 @@ import torch
 from torch import Tensor
 
 from strategies._checks import integer, number
-from strategies.base import Draw, StepContext, Strategy, register
+from strategies.base import Draw, StepContext, Strategy
+from strategies.registry import register
 
 
 @register
@@ -47,8 +48,8 @@ class LossSecondMoment(Strategy):
             integer("loss_second_moment", "history", self.history, low=1)
             number("loss_second_moment", "uniform_prob", self.uniform_prob, low=0, high=1)
 
-    def __init__(self, diffusion, params=None):
-        super().__init__(diffusion, params)
+    def __init__(self, process, params=None):
+        super().__init__(process, params)
         self.loss_history = torch.zeros(self.T, self.params.history, dtype=torch.float64)
         self.loss_counts = torch.zeros(self.T, dtype=torch.long)
 

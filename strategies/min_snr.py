@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from strategies._checks import choice, number
-from strategies.base import register
+from strategies.registry import register
 from strategies.uniform import Uniform
 
 PREDICTIONS = ("eps", "x0", "v")
@@ -68,9 +68,9 @@ class MinSNR(Uniform):  # uniform density (sample, probabilities)
             number("min_snr", "gamma", self.gamma, low=0, low_open=True)
             choice("min_snr", "prediction", self.prediction, PREDICTIONS)
 
-    def __init__(self, diffusion, params=None):
-        super().__init__(diffusion, params)
-        self._snr = diffusion.snr.to(torch.float64)
+    def __init__(self, process, params=None):
+        super().__init__(process, params)
+        self._snr = process.snr.to(torch.float64)
         # Weight on the ε-MSE: identical for all three forms (module docstring).
         self._w = min_snr_target_weights(self._snr, self.params.gamma, "eps")
 

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from strategies._checks import number
-from strategies.base import register
+from strategies.registry import register
 from strategies.uniform import Uniform
 
 
@@ -40,9 +40,9 @@ class P2(Uniform):  # uniform density (sample, probabilities)
             number("p2", "k", self.k, low=0)
             number("p2", "gamma", self.gamma, low=0)
 
-    def __init__(self, diffusion, params=None):
-        super().__init__(diffusion, params)
-        snr = diffusion.snr.to(torch.float64)
+    def __init__(self, process, params=None):
+        super().__init__(process, params)
+        snr = process.snr.to(torch.float64)
         self._w = 1.0 / (self.params.k + snr) ** self.params.gamma
 
     def loss_weights(self) -> Tensor:

@@ -39,7 +39,8 @@ import torch
 from torch import Tensor
 
 from strategies._checks import boolean, integer, number
-from strategies.base import Draw, Strategy, register
+from strategies.base import Draw, Strategy
+from strategies.registry import register
 
 
 def process_increments(alphas_cumprod: Tensor) -> np.ndarray:
@@ -78,14 +79,14 @@ class SpeeD(Strategy):
             number("speed", "slope", self.slope, low=0, low_open=True)
             integer("speed", "batch_size", self.batch_size, low=1)
 
-    def __init__(self, diffusion, params=None):
-        super().__init__(diffusion, params)
+    def __init__(self, process, params=None):
+        super().__init__(process, params)
         p = self.params
-        g = process_increments(diffusion.alphas_cumprod)
+        g = process_increments(process.alphas_cumprod)
         self.m = boundary(g, p.threshold)
         p_raw = np.tanh(p.slope * (g - p.threshold)) + 1.5
         self._p = torch.from_numpy(p_raw / p_raw.sum())
-        self._w = 1.0 / (p.k + diffusion.snr.to(torch.float64)) ** p.gamma
+        self._w = 1.0 / (p.k + process.snr.to(torch.float64)) ** p.gamma
         self._last_batch_size = p.batch_size
 
     def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from strategies.base import Draw, Strategy, register
+from strategies.base import Draw, Strategy
+from strategies.registry import register
 
 
 @register

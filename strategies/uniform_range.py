@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 
 from strategies._checks import integer, number
-from strategies.base import Draw, StepContext, Strategy, register
+from strategies.base import Draw, StepContext, Strategy
+from strategies.registry import register
 
 
 @register
@@ -40,8 +41,8 @@ class UniformRange(Strategy):
                                  f"high={self.high!r}")
             integer("uniform_range", "start_step", self.start_step, low=0)
 
-    def __init__(self, diffusion, params=None):
-        super().__init__(diffusion, params)
+    def __init__(self, process, params=None):
+        super().__init__(process, params)
         p = self.params
         self.lo, self.hi = round(p.low * self.T), round(p.high * self.T)
         if self.hi <= self.lo:

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import strategies
-from bench import analysis as A
+from bench.analysis.adaptation import MARK, THRESHOLD, summary
+from bench.analysis.load import load
 from bench import config as C
 from bench import experiment, rundir
 from bench.evaluation import adaptation as ev_adapt
@@ -74,7 +75,7 @@ def scripted():
     cls = type("Scripted", (_Scripted,), {"name": "test_scripted"})
     strategies.register(cls)
     yield cls
-    strategies.base.unregister("test_scripted")
+    strategies.registry.unregister("test_scripted")
 
 
 def _cfg(strategy: dict, iterations: int = 100, seed: int = 0) -> dict:
@@ -112,19 +113,19 @@ def test_a_short_jump_of_p_t_is_labelled_did_not_adapt(tmp_path, scripted):
     jump = _run(tmp_path, "jump", _cfg({"name": "test_scripted"}))
     rows = rundir.read_timesteps(jump)["adaptation"]
     assert rows["tv_uniform"].max() > 0.9                        # the jump is in the file...
-    s = A.summary(rows)
-    assert s["drawn_tv"] < A.THRESHOLD and not s["adapted"]       # ...but is not adaptation
+    s = summary(rows)
+    assert s["drawn_tv"] < THRESHOLD and not s["adapted"]       # ...but is not adaptation
     stay = _run(tmp_path, "stay", _cfg({"name": "test_scripted", "jump_from": 10,
                                         "jump_to": 10**6}))
-    assert A.summary(rundir.read_timesteps(stay)["adaptation"])["adapted"]
-    rep = build(A.load(tmp_path / "res"), baseline="test_scripted")
+    assert summary(rundir.read_timesteps(stay)["adaptation"])["adapted"]
+    rep = build(load(tmp_path / "res"), baseline="test_scripted")
     text = "\n".join(t.md for t in rep.tables)
-    assert f"test_scripted [{A.MARK}]" in text                   # in the table rows
+    assert f"test_scripted [{MARK}]" in text                   # in the table rows
     adapt = next(t for t in rep.tables if t.slug.startswith("adaptation"))
     assert list(adapt.table["adapted"]) == [False, True]
     legend = [t.get_text() for f in rep.figures if f.figure.legends
               for t in f.figure.legends[0].get_texts()]
-    assert any(A.MARK in x for x in legend)                       # and in the legends
+    assert any(MARK in x for x in legend)                       # and in the legends
 
 
 def test_adaptation_rows_of_adaptive_beta_and_resume_identity(tmp_path):
@@ -154,9 +155,9 @@ def test_a_sampler_that_starts_away_from_uniform_and_stays_did_not_adapt(tmp_pat
               "lr": 1e-12}
     d = _run(tmp_path, "frozen", _cfg(frozen, iterations=40))
     rows = rundir.read_timesteps(d)["adaptation"]
-    s = A.summary(rows)
+    s = summary(rows)
     assert s["drawn_tv"] > 0.3                       # far from uniform, as it started
-    assert s["drawn_tv_initial"] < A.THRESHOLD and not s["adapted"]
+    assert s["drawn_tv_initial"] < THRESHOLD and not s["adapted"]
     assert rows["s_set"].dropna().map(type).eq(str).all()     # read back as text
 
 
@@ -177,7 +178,7 @@ def test_trace_prints_the_rows_and_the_verdict(tmp_path, scripted):
     out = io.StringIO()
     assert strategies_cli.main(["trace", str(d)], out=out) == 0
     text = out.getvalue()
-    assert "tv_uniform" in text and text.strip().endswith(f"{A.MARK} (threshold 0.1)")
+    assert "tv_uniform" in text and text.strip().endswith(f"{MARK} (threshold 0.1)")
 
 
 def test_trace_rejects_a_fixed_strategy_run_and_a_missing_folder(tmp_path, capsys):

@@ -16,7 +16,7 @@ from torch import nn
 
 import strategies
 from bench import config as C
-from bench.core.diffusion import Diffusion
+from bench.core.ddpm import DDPM
 from bench.experiment import run
 from bench.train.trainer import Interrupted, Trainer
 from strategies.adaptive_beta import AdaptiveBeta, beta_index_pmf, select_timesteps
@@ -28,7 +28,7 @@ A0 = 0.9740869841801066          # ln(1 + e^0.5) + 1e-5, computed by hand from t
 
 
 def build(T=100, schedule="linear", **params):
-    return strategies.build("adaptive_beta", Diffusion(schedule, T), params)
+    return strategies.build("adaptive_beta", DDPM(schedule, T), params)
 
 
 def golden_pmf(a, b, T):
@@ -182,12 +182,12 @@ def test_reward_golden(schedule, reduction):
     """θ_k predicts ε̂ = 0, θ_{k+1} predicts ε exactly (x0 = 0): KL_s(θ_k) − KL_s(θ_{k+1}) =
     c_s·mean(ε²)/ln 2 ≈ c_s/ln 2 (9216 dims: ±1.5 %), + 0.01·H(Beta(α0, α0))."""
     T = 100
-    diffusion = Diffusion(schedule, T)
+    diffusion = DDPM(schedule, T)
     s = strategies.build("adaptive_beta", diffusion, {"reward_reduction": reduction})
     x0 = torch.zeros(2, 1, 96, 96)
     draw = s.sample(x0, torch.Generator().manual_seed(0))
     ctx = StepContext(step=0, x0=x0, draw=draw, losses=torch.zeros(2), model=ZeroEps(),
-                      diffusion=diffusion, generator=torch.Generator().manual_seed(1))
+                      process=diffusion, generator=torch.Generator().manual_seed(1))
     s.before_update(ctx)
     ctx.model = OracleEps(diffusion)
     s.after_update(ctx)
@@ -205,7 +205,7 @@ def test_reward_golden(schedule, reduction):
 
 def test_common_noise_gives_exact_zero_for_an_unchanged_model():
     T = 50
-    diffusion = Diffusion("linear", T)
+    diffusion = DDPM("linear", T)
     x0 = torch.randn(4, 3)
     model = nn.Sequential(nn.Linear(3, 3))
     wrapped = lambda x, t: model(x)  # noqa: E731
@@ -218,7 +218,7 @@ def test_common_noise_gives_exact_zero_for_an_unchanged_model():
         s = strategies.build("adaptive_beta", diffusion, {"common_noise": common})
         d = s.sample(x0, torch.Generator().manual_seed(0))
         ctx = StepContext(step=0, x0=x0, draw=d, losses=torch.zeros(4), model=M(),
-                          diffusion=diffusion, generator=torch.Generator().manual_seed(1))
+                          process=diffusion, generator=torch.Generator().manual_seed(1))
         s.before_update(ctx)
         s.after_update(ctx)
         assert (float(s.queue[0].abs().max()) == 0.0) == exact
@@ -305,7 +305,7 @@ def test_state_dict_round_trip_reproduces_next_draws(tmp_path):
     buf = io.BytesIO()
     torch.save(tr.strategy.state_dict(), buf)
     buf.seek(0)
-    other = strategies.build("adaptive_beta", tr.diffusion, {"update_every": 3})
+    other = strategies.build("adaptive_beta", tr.process, {"update_every": 3})
     other.load_state_dict(torch.load(buf, weights_only=False))
     x0 = tr.batch(8)
     d1 = tr.strategy.sample(x0, torch.Generator().manual_seed(5))
@@ -317,8 +317,8 @@ def test_state_dict_round_trip_reproduces_next_draws(tmp_path):
     for k in sa["state"]:
         for name, v in sa["state"][k].items():
             assert torch.equal(torch.as_tensor(v), torch.as_tensor(sb["state"][k][name]))
-    fresh = strategies.build("adaptive_beta", tr.diffusion, {})
-    fresh.load_state_dict(strategies.build("adaptive_beta", tr.diffusion, {}).state_dict())
+    fresh = strategies.build("adaptive_beta", tr.process, {})
+    fresh.load_state_dict(strategies.build("adaptive_beta", tr.process, {}).state_dict())
     assert torch.equal(fresh.probabilities(), golden_pmf_t(A0, 50))
 
 
@@ -331,7 +331,7 @@ def test_two_ranks_split_the_row_and_agree():
     """Two ranks (threads, a summing reduce): each evaluates half the timesteps; the reduced row
     is complete, and S, the queue and the policy stay identical on both ranks."""
     T, W = 30, 2
-    diffusion = Diffusion("linear", T)
+    diffusion = DDPM("linear", T)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 2))
 
@@ -358,7 +358,7 @@ def test_two_ranks_split_the_row_and_agree():
                 draw = s.sample(x_global, torch.Generator().manual_seed(step))
                 sl = slice(r * 8, (r + 1) * 8)
                 ctx = StepContext(step=step, x0=x_global[sl], draw=draw.select(sl),
-                                  losses=torch.zeros(8), model=m, diffusion=diffusion,
+                                  losses=torch.zeros(8), model=m, process=diffusion,
                                   generator=torch.Generator().manual_seed(100 * r + step),
                                   reduce=reduce, rank=r, world_size=W)
                 s.before_update(ctx)

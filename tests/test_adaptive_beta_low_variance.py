@@ -12,7 +12,7 @@ import torch
 
 import strategies
 from bench import config as C
-from bench.core.diffusion import Diffusion
+from bench.core.ddpm import DDPM
 from bench.train.trainer import Trainer
 from strategies.adaptive_beta import PRESETS, select_timesteps
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build(T=100, **params):
-    return strategies.build("adaptive_beta", Diffusion("linear", T), params)
+    return strategies.build("adaptive_beta", DDPM("linear", T), params)
 
 
 def _id(strategy: dict) -> str:

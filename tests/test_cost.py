@@ -12,8 +12,9 @@ from torch.func import functional_call, grad, vmap
 
 from bench import config as C
 from bench import experiment, rundir
-from bench.core.cost import Counted, examples, forward_equivalents
-from bench.core.diffusion import Diffusion
+from bench.core.cost import forward_equivalents
+from bench.core.counted import Counted, examples
+from bench.core.ddpm import DDPM
 from bench.evaluation.callbacks import Evaluator
 from bench.train.trainer import Interrupted, Trainer
 
@@ -158,14 +159,14 @@ def test_ddim_k_evaluation_of_n_samples_records_n_times_k_forwards():
     n, k = 40, 7
     cfg = Evaluator(_cfg({"name": "uniform"}, metrics=["swd"], n_samples=n, sampler="ddim",
                          ddim_steps=k, batch_size=16))
-    rows = cfg.evaluate(_Net(2), Diffusion("linear", T), _Data(), 0, torch.device("cpu"))
+    rows = cfg.evaluate(_Net(2), DDPM("linear", T), _Data(), 0, torch.device("cpu"))
     assert [r["fwd_eval"] for r in rows] == [n * k]
 
 
 def test_ddpm_evaluation_records_n_times_T_forwards():
     n = 10
     ev = Evaluator(_cfg({"name": "uniform"}, metrics=["swd"], n_samples=n, sampler="ddpm"))
-    rows = ev.evaluate(_Net(2), Diffusion("linear", T), _Data(), 0, torch.device("cpu"))
+    rows = ev.evaluate(_Net(2), DDPM("linear", T), _Data(), 0, torch.device("cpu"))
     assert [r["fwd_eval"] for r in rows] == [n * T]
 
 

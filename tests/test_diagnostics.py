@@ -14,16 +14,16 @@ from bench import config as C
 from bench import rundir
 from bench.evaluation import diagnostics as D
 from bench import experiment
-from bench.core.diffusion import Diffusion
+from bench.core.ddpm import DDPM
 from bench.core.rng import generator
-from strategies.grad_variance import bin_gradient_variance, timestep_bins
+from bench.core.grad_variance import bin_gradient_variance, timestep_bins
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_vlb_weights_are_eq7_with_fixed_large_variance():
-    d = Diffusion("linear", 1000, "fixed_large")
+    d = DDPM("linear", 1000, "fixed_large")
     c = D.vlb_weights(d).numpy()
     beta = np.linspace(1e-4, 0.02, 1000)
     abar = np.cumprod(1 - beta)
@@ -51,7 +51,7 @@ class TimeMLP(torch.nn.Module):
 
 
 def test_weighted_grad_scales_each_examples_gradient_by_its_weight():
-    model, d = TimeMLP(), Diffusion("linear", 100)
+    model, d = TimeMLP(), DDPM("linear", 100)
     w = torch.rand(100, dtype=torch.float64) * 5
     x, t, eps = torch.randn(6, 2), torch.randint(0, 100, (6,)), torch.randn(6, 2)
     wrapped = D.WeightedGrad(model, w)
@@ -69,7 +69,7 @@ def test_weighted_grad_scales_each_examples_gradient_by_its_weight():
 @pytest.mark.parametrize("estimator", ["two_half", "per_sample"])
 def test_snapshot_reuses_the_grad_variance_estimator(estimator):
     """ddpm rows are exactly bin_gradient_variance; vlb rows match per-example c_t·ℓ_t by hand."""
-    model, d = TimeMLP(), Diffusion("linear", 100)
+    model, d = TimeMLP(), DDPM("linear", 100)
     x0 = torch.randn(40, 2, generator=torch.Generator().manual_seed(0))
     df = D.snapshot(model, d, x0, seed=3, step=7, bins=4, loss_per_bin=16, per_bin=8,
                     estimator=estimator)
@@ -148,7 +148,7 @@ def test_truncate_drops_rows_after_the_resume_step(tmp_path):
 
 
 def test_grad_variance_off_gives_empty_column():
-    model, d = TimeMLP(), Diffusion("linear", 100)
+    model, d = TimeMLP(), DDPM("linear", 100)
     df = D.snapshot(model, d, torch.randn(20, 2), seed=0, step=0, bins=3, loss_per_bin=4,
                     per_bin=0)
     assert df["grad_var"].isna().all() and math.isfinite(df["loss"].sum())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.core.diffusion import Diffusion, make_betas, normal_kl
+from bench.core.ddpm import DDPM, make_betas, normal_kl
 
 
 @pytest.mark.parametrize("T", [1000, 200])
@@ -35,11 +35,11 @@ def test_unknown_schedule_lists_choices():
     with pytest.raises(ValueError, match="linear, cosine, quad"):
         make_betas("sigmoid", 10)
     with pytest.raises(ValueError, match="fixed_large, fixed_small"):
-        Diffusion("linear", 10, variance="learned")
+        DDPM("linear", 10, variance="learned")
 
 
 def test_q_sample_moments():
-    d = Diffusion("linear", 1000)
+    d = DDPM("linear", 1000)
     x0 = torch.full((200000, 1), 0.5)
     t = torch.full((200000,), 300)
     xt = d.q_sample(x0, t, torch.randn(x0.shape, generator=torch.Generator().manual_seed(0)))
@@ -50,7 +50,7 @@ def test_q_sample_moments():
 
 def test_posterior_is_the_gaussian_product():
     """q(x_{t-1}|x_t,x0) ∝ N(x_{t-1}; √abar_{t-1} x0, 1-abar_{t-1}) · N(x_t; √α_t x_{t-1}, β_t)."""
-    d = Diffusion("cosine", 100)
+    d = DDPM("cosine", 100)
     b = make_betas("cosine", 100)
     abar = np.cumprod(1 - b)
     i = 40
@@ -63,7 +63,7 @@ def test_posterior_is_the_gaussian_product():
 
 
 def test_eps_x0_roundtrip():
-    d = Diffusion("quad", 50)
+    d = DDPM("quad", 50)
     x0, eps = torch.randn(4, 3), torch.randn(4, 3)
     t = torch.tensor([0, 10, 30, 49])
     xt = d.q_sample(x0, t, eps)
@@ -75,7 +75,7 @@ def test_eps_x0_roundtrip():
 def test_vb_terms_with_perfect_eps(variance):
     """With ε̂ = ε the model mean equals the true posterior mean, so KL depends only on variances."""
     T = 100
-    d = Diffusion("linear", T, variance)
+    d = DDPM("linear", T, variance)
     b = make_betas("linear", T)
     abar = np.cumprod(1 - b)
     abar_prev = np.append(1, abar[:-1])
@@ -93,7 +93,7 @@ def test_vb_terms_with_perfect_eps(variance):
 
 def test_decoder_nll_matches_exact_gaussian_bins():
     """t = 0: −log of the Gaussian mass of the 8-bit bin (exact erf here vs the tanh approximation)."""
-    d = Diffusion("linear", 1000, "fixed_small")
+    d = DDPM("linear", 1000, "fixed_small")
     x0 = torch.tensor([[0.0, 0.5, -1.0, 1.0]]).reshape(1, 1, 2, 2)
     eps = torch.zeros_like(x0)
     t = torch.zeros(1, dtype=torch.long)
@@ -112,7 +112,7 @@ def test_decoder_nll_matches_exact_gaussian_bins():
 
 
 def test_prior_closed_form():
-    d = Diffusion("quad", 1000)
+    d = DDPM("quad", 1000)
     abar = np.prod(1 - make_betas("quad", 1000))
     x0 = torch.full((1, 5), 0.8)
     m, v = math.sqrt(abar) * 0.8, 1 - abar
@@ -128,7 +128,7 @@ def test_normal_kl_zero_for_equal():
 class PointMassDenoiser(torch.nn.Module):
     """The exact ε-prediction for data = a point mass at c: ε = (x_t − √abar c)/√(1−abar)."""
 
-    def __init__(self, d: Diffusion, c: float):
+    def __init__(self, d: DDPM, c: float):
         super().__init__()
         self.d, self.c = d, c
 
@@ -139,7 +139,7 @@ class PointMassDenoiser(torch.nn.Module):
 
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim", "ddim_eta1"])
 def test_samplers_recover_a_point_mass(sampler):
-    d = Diffusion("linear", 200)
+    d = DDPM("linear", 200)
     model = PointMassDenoiser(d, 0.4)
     g = torch.Generator().manual_seed(0)
     if sampler == "ddpm":
@@ -150,7 +150,7 @@ def test_samplers_recover_a_point_mass(sampler):
 
 
 def test_ddim_timesteps():
-    d = Diffusion("linear", 1000)
+    d = DDPM("linear", 1000)
     seq = d.ddim_timesteps(10)
     assert seq[0] == 0 and seq[-1] == 999 and len(seq) == 10
     with pytest.raises(ValueError, match=r"\[1, 1000\]"):

@@ -13,10 +13,10 @@ from torch import nn
 
 import strategies
 from bench import config as C
-from bench.core.diffusion import Diffusion
+from bench.core.ddpm import DDPM
 from bench.experiment import run
 from strategies.base import StepContext
-from strategies.grad_variance import bin_gradient_variance, gradient_variance, timestep_bins
+from bench.core.grad_variance import bin_gradient_variance, gradient_variance, timestep_bins
 
 
 class LinearEps(nn.Module):
@@ -80,7 +80,7 @@ def test_bin_variance_against_closed_form(estimator, per_bin, reps, rtol):
     """x0 = 0, ε̂ = w ⊙ x_t, x_t = s_t ε with s_t = √(1 − abar_t):
     g_d = −(2/D) s (1 − w_d s) ε_d², Var(ε²) = 2 ⇒ tr Cov = Σ_d 8 s² (1 − w_d s)² / D²."""
     T, D = 4, 256
-    diffusion = Diffusion("quad", T)
+    diffusion = DDPM("quad", T)
     b = np.linspace(1e-2, 0.02 ** 0.5, T) ** 2
     s = np.sqrt(1 - np.cumprod(1 - b))
     model = DiagEps(D)
@@ -103,7 +103,7 @@ def test_timestep_bins():
 
 # ---------------------------------------------------------------- the sampling density
 def build(T=10, schedule="quad", **params):
-    return strategies.build("grad_variance", Diffusion(schedule, T), params)
+    return strategies.build("grad_variance", DDPM(schedule, T), params)
 
 
 def with_var(s, var):
@@ -156,7 +156,7 @@ def test_importance_reweighting_off_by_default_and_available():
 # ---------------------------------------------------------------- hooks and the trainer
 def test_after_update_refreshes_with_ema_and_leaves_grad_alone():
     T = 50
-    diffusion = Diffusion("linear", T)
+    diffusion = DDPM("linear", T)
     s = strategies.build("grad_variance", diffusion, {"bins": 5, "refresh_every": 2,
                                                      "per_bin": 8, "ema_decay": 0.5})
     model = nn.Sequential(nn.Linear(2, 16), nn.SiLU(), nn.Linear(16, 2))
@@ -169,7 +169,7 @@ def test_after_update_refreshes_with_ema_and_leaves_grad_alone():
     for step in range(5):
         d = s.sample(x0, torch.Generator().manual_seed(step))
         ctx = StepContext(step=step, x0=x0, draw=d, losses=torch.zeros(32), model=m,
-                          diffusion=diffusion, generator=torch.Generator().manual_seed(50 + step))
+                          process=diffusion, generator=torch.Generator().manual_seed(50 + step))
         s.after_update(ctx)
     h = s.diagnostics()
     assert [x["step"] for x in h] == [0, 2, 4] and s.n_refresh == 3

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from bench.evaluation import nll
-from bench.core.diffusion import Diffusion
+from bench.core.ddpm import DDPM
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -48,7 +48,7 @@ def closed_form_terms(T: int, mu: float, s: float) -> tuple[np.ndarray, float]:
 
 
 class OptimalDenoiser(torch.nn.Module):
-    def __init__(self, diffusion: Diffusion, mu: float, s: float):
+    def __init__(self, diffusion: DDPM, mu: float, s: float):
         super().__init__()
         self.abar, self.mu, self.s = diffusion.alphas_cumprod, mu, s
 
@@ -60,7 +60,7 @@ class OptimalDenoiser(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def setup():
-    diffusion = Diffusion("linear", T, "fixed_large")
+    diffusion = DDPM("linear", T, "fixed_large")
     g = torch.Generator().manual_seed(0)
     x0 = MU + S * torch.randn(2000, D, generator=g)
     return diffusion, OptimalDenoiser(diffusion, MU, S), x0
@@ -105,7 +105,7 @@ def test_strata_partition_and_estimator_names():
 
 
 def test_discretized_decoder_on_images_is_positive_and_finite():
-    diffusion = Diffusion("linear", 50)
+    diffusion = DDPM("linear", 50)
     x0 = (torch.randint(0, 17, (8, 1, 8, 8)).float() / 16) * 2 - 1
 
     def zero(x, t):

@@ -19,9 +19,10 @@ import torch
 import strategies
 import strategy_formulas as F
 from bench.analysis.style import style
-from bench.core.diffusion import Diffusion
+from bench.core.ddpm import DDPM
 from bench.tools.strategies import Table, figure, main, specs, table
-from strategies.base import Strategy, register, unregister
+from strategies.base import Strategy
+from strategies.registry import register, unregister
 
 REPO = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -124,7 +125,7 @@ def test_a_closed_stdout_exits_0_quietly_after_writing_the_plot(tmp_path):
 
 
 def tables(names: list[str], sets: list[str] = (), T: int = 200):
-    d = Diffusion("linear", T)
+    d = DDPM("linear", T)
     return [table(s, d) for s in specs(names, list(sets), 128)], d
 
 
@@ -176,7 +177,7 @@ def test_x_logsnr_puts_log_snr_on_the_x_axis():
 def test_importance_weights_hook_matches_the_draws_and_the_effective_weight():
     """A warmed-up loss_second_moment: non-uniform p, importance 1/(T·p) = Draw.importance, so
     the effective weight T·p·λ·importance is 1 (an unbiased sampler)."""
-    d = Diffusion("linear", 50)
+    d = DDPM("linear", 50)
     s = strategies.build("loss_second_moment", d)
     t = torch.arange(50).repeat(10)
     s.update(t, 1.0 + t.double())

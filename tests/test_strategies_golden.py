@@ -13,7 +13,8 @@ import torch
 
 import strategies
 import strategy_formulas as F
-from bench.core.diffusion import Diffusion
+from bench.core.ddpm import DDPM
+from bench.core.process import TimeGrid
 from strategies.min_snr import min_snr_target_weights
 
 SCHEDULES = ("linear", "cosine", "quad")
@@ -21,9 +22,9 @@ GRID = [(s, T) for s in SCHEDULES for T in (1000, 200, 50)]
 _DIFF: dict = {}
 
 
-def diffusion(schedule: str, T: int) -> Diffusion:
+def diffusion(schedule: str, T: int) -> DDPM:
     if (schedule, T) not in _DIFF:
-        _DIFF[schedule, T] = Diffusion(schedule, T)
+        _DIFF[schedule, T] = DDPM(schedule, T)
     return _DIFF[schedule, T]
 
 
@@ -97,7 +98,7 @@ def test_min_snr_zero_snr_guard_and_literal_boundaries():
     close(min_snr_target_weights(snr, 5.0, "eps"), [1.0, 1.0, 1.0, 0.25])
     close(min_snr_target_weights(snr, 5.0, "x0"), [1.0, 0.5, 5.0, 5.0])
     close(min_snr_target_weights(snr, 5.0, "v"), [1.0, 0.5 / 1.5, 5.0 / 6.0, 5.0 / 21.0])
-    fake = SimpleNamespace(T=4, snr=snr)
+    fake = SimpleNamespace(grid=TimeGrid(4), snr=snr)      # a process with just a grid and SNR
     close(strategies.get("min_snr")(fake).loss_weights(), [1.0, 1.0, 1.0, 0.25])
     # SNR < 5 (weight 1) from index 130 (linear) and 261 (cosine) at T = 1000.
     for schedule, first in (("linear", 130), ("cosine", 261)):
@@ -225,7 +226,7 @@ def test_loss_second_moment_hook_gathers_ranks_in_order():
     other[0, 2:], other[1, 2:] = torch.tensor([3.0, 7.0]), torch.tensor([30.0, 40.0])
     ctx = strategies.StepContext(
         step=0, x0=torch.zeros(2, 2), draw=strategies.Draw(t, torch.ones(2), torch.ones(2)),
-        losses=torch.tensor([10.0, 20.0]), model=None, diffusion=diffusion("linear", T),
+        losses=torch.tensor([10.0, 20.0]), model=None, process=diffusion("linear", T),
         generator=torch.Generator(), reduce=lambda x: x + other, rank=0, world_size=2)
     s.before_update(ctx)
     assert s.loss_history[3, :3].tolist() == [10.0, 20.0, 30.0]
@@ -347,7 +348,7 @@ def test_edm2_averages_the_gradient_over_ranks():
     g_rank1 = two.gradient(t[2:], mse[2:])
     ctx = strategies.StepContext(
         step=0, x0=torch.zeros(2, 2), draw=strategies.Draw(t[:2], torch.ones(2), torch.ones(2)),
-        losses=mse[:2], model=None, diffusion=diffusion("linear", T), generator=torch.Generator(),
+        losses=mse[:2], model=None, process=diffusion("linear", T), generator=torch.Generator(),
         reduce=lambda x: x + g_rank1, rank=0, world_size=2)
     two.before_update(ctx)
     close(two.head.detach(), one.head.detach(), rtol=1e-5, atol=1e-7)

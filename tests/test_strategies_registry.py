@@ -22,10 +22,11 @@ import torch
 import strategies
 from bench import config as C
 from bench.data.datasets import toy_points
-from bench.core.diffusion import Diffusion
+from bench.core.ddpm import DDPM
 from bench.experiment import run
 from bench.train.trainer import Trainer
-from strategies.base import Draw, Strategy, register, unregister
+from strategies.base import Draw, Strategy
+from strategies.registry import register, unregister
 
 T = 50
 SCHEDULE = "linear"
@@ -79,7 +80,7 @@ def toy_x0(n: int, seed: int = 0) -> torch.Tensor:
 
 
 def build(name: str, params: dict) -> Strategy:
-    return strategies.build(name, Diffusion(SCHEDULE, T), params)
+    return strategies.build(name, DDPM(SCHEDULE, T), params)
 
 
 def tiny_config(name: str, params: dict, iterations: int = 20) -> dict:

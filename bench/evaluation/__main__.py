@@ -21,8 +21,10 @@ from pathlib import Path
 
 import torch
 
-from bench import config as C
 from bench import rundir
+from bench.config.fields import ConfigError
+from bench.config.files import parse_set, resolve
+from bench.config.sections import Config, deep_update
 from bench.core.io import pick_device
 from bench.evaluation.callbacks import Evaluator, stamp
 from bench.train.components import build_components
@@ -45,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.run_dir)
     try:
         cfg = rundir.read_config(run_dir)
-        sets = C.parse_set(args.set)
+        sets = parse_set(args.set)
         if set(sets) - {"eval"}:
-            raise C.ConfigError("--set may only change eval.* settings here")
-        cfg = C.Config.of(C.resolve(C.deep_update(cfg, sets)))
+            raise ConfigError("--set may only change eval.* settings here")
+        cfg = Config.of(resolve(deep_update(cfg, sets)))
         holder = rundir.lock_holder(run_dir)
         if holder:          # evals.csv is the trainer's while it runs (and a resume truncates it)
             raise ValueError(f"{run_dir} is training ({holder}); evaluate it when that process "
@@ -65,13 +67,13 @@ def main(argv: list[str] | None = None) -> int:
             st = torch.load(ckpt, map_location="cpu", weights_only=False)
             weights = st["ema"] if cfg.eval.use_ema else st["model"]
         device = pick_device(cfg.train.device)
-        data, model, diffusion, _ = build_components(cfg, device)
+        data, model, process, _ = build_components(cfg, device)
         model.load_state_dict(weights)
-        rows = Evaluator(cfg).evaluate(model.eval(), diffusion, data, st["step"], device,
+        rows = Evaluator(cfg).evaluate(model.eval(), process, data, st["step"], device,
                                        progress=not args.no_progress)
         stamp(rows, st["step"] * cfg.train.batch_size, st["wall_s_train"], st.get("cost"))
         rundir.append_evals(run_dir, rows)
-    except (C.ConfigError, ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for r in rows:

@@ -107,7 +107,7 @@ class Adaptation:
         if not self.active:
             return
         s = tr.cfg.strategy
-        fresh = strategies.build(s.name, tr.diffusion, s.params)
+        fresh = strategies.build(s.name, tr.process, s.params)
         self.p0, self.w0 = fresh.probabilities(), fresh.loss_weights()
 
     def on_adapt(self, tr, ctx) -> None:
@@ -132,7 +132,7 @@ class Adaptation:
             return
         if not rundir.has_timesteps_at(tr.run_dir, "adaptation", tr.step):
             self._record(tr, "end", {})
-        e = bin_edges(tr.diffusion.T, DRAWN_BINS)
+        e = bin_edges(tr.process.grid.size, DRAWN_BINS)
         rundir.append_timesteps(tr.run_dir, "t_drawn", pd.DataFrame({
             "step": tr.step, "t_bin": range(len(e) - 1), "t_lo": e[:-1].numpy(),
             "t_hi": e[1:].numpy(), "count": binned(tr.t_counts, DRAWN_BINS).numpy()}))

@@ -1,16 +1,17 @@
-"""Per-timestep diagnostics (Kim et al. 2025, Fig. 2, 5 and 6), written under RUN/timesteps/.
+"""Per-timestep diagnostics (Kim et al. 2025, Fig. 2, 5 and 6) of the DDPM process, written under
+RUN/timesteps/.
 
 At configured iterations, on the live (training) weights in eval mode:
 
 * **loss per timestep bin** — [0, T) in K contiguous bins
-  (``strategies.grad_variance.timestep_bins``); per bin ``loss_per_bin`` train images with t
+  (``bench.core.grad_variance.timestep_bins``); per bin ``loss_per_bin`` train images with t
   uniform in the bin and fresh ε; the mean of w_t·mean_dims((ε − ε_θ(x_t, t))²) for two
   weightings: ``ddpm`` (w_t = 1, L_DDPM, paper eq. 5) and ``vlb`` (w_t = c_t =
   β_t²/(2σ_t²α_t(1 − ᾱ_t)), paper eq. 7, with σ_t² the model variance; for fixed-large σ_t² = β_t
   (t ≥ 1) this is β_t/(2α_t(1 − ᾱ_t))). The vlb loss is the KL term of L_VLB in nats/dim up to
   its θ-free constant.
 * **stochastic-gradient variance per bin** — tr Cov(∇_θ w_t·ℓ_t) by
-  ``strategies.grad_variance.bin_gradient_variance`` (the same estimator as the ``grad_variance``
+  ``bench.core.grad_variance.bin_gradient_variance`` (the same estimator as the ``grad_variance``
   strategy; ``per_bin`` examples, two-half or per-sample). For the vlb weighting the model is
   wrapped so that the backward pass through its output is scaled by c_t per example (the forward
   value is unchanged), which makes the estimator differentiate c_t·ℓ_t exactly. Both weightings
@@ -40,24 +41,23 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from bench.core.diffusion import Diffusion, mean_flat
+from bench.core.ddpm import DDPM
+from bench.core.grad_variance import bin_gradient_variance, timestep_bins
 from bench.core.rng import generator
-from strategies.grad_variance import bin_gradient_variance, timestep_bins
 
 WEIGHTINGS = ("ddpm", "vlb")
 
 
-def vlb_weights(diffusion: Diffusion) -> Tensor:
+def vlb_weights(d: DDPM) -> Tensor:
     """c_t of Kim et al. eq. 7 with σ_t² = the model variance, float64 [T]."""
-    d = diffusion
     return d.betas**2 / (2.0 * d.model_variance * d.alphas * (1.0 - d.alphas_cumprod))
 
 
-def weights(diffusion: Diffusion, weighting: str) -> Tensor:
+def weights(process: DDPM, weighting: str) -> Tensor:
     if weighting == "ddpm":
-        return torch.ones(diffusion.T, dtype=torch.float64)
+        return torch.ones(process.T, dtype=torch.float64)
     if weighting == "vlb":
-        return vlb_weights(diffusion)
+        return vlb_weights(process)
     raise ValueError(f"unknown weighting {weighting!r}; valid: {', '.join(WEIGHTINGS)}")
 
 
@@ -93,10 +93,10 @@ class WeightedGrad(nn.Module):
 
 
 @torch.no_grad()
-def bin_losses(model: nn.Module, diffusion: Diffusion, x0: Tensor, edges: Tensor, n: int,
+def bin_losses(model: nn.Module, process: DDPM, x0: Tensor, edges: Tensor, n: int,
                gen: torch.Generator) -> Tensor:
     """Per-bin mean ε-MSE and c_t·ε-MSE, float64 [K, 2] (columns: ddpm, vlb)."""
-    c = vlb_weights(diffusion)
+    c = vlb_weights(process)
     out = torch.zeros(len(edges) - 1, 2, dtype=torch.float64)
     for k in range(len(edges) - 1):
         lo, hi = int(edges[k]), int(edges[k + 1])
@@ -104,25 +104,24 @@ def bin_losses(model: nn.Module, diffusion: Diffusion, x0: Tensor, edges: Tensor
         t = torch.randint(lo, hi, (n,), generator=gen)
         noise = torch.randn((n, *x0.shape[1:]), generator=gen).to(x0.device)
         xb, td = x0[idx.to(x0.device)], t.to(x0.device)
-        mse = mean_flat((noise - model(diffusion.q_sample(xb, td, noise), td).float()) ** 2)
-        mse = mse.double().cpu()
+        mse = process.losses(model, xb, td, noise).double().cpu()
         out[k, 0] = mse.mean()
         out[k, 1] = (c[t] * mse).mean()
     return out
 
 
-def snapshot(model: nn.Module, diffusion: Diffusion, x0: Tensor, *, seed: int, step: int,
+def snapshot(model: nn.Module, process: DDPM, x0: Tensor, *, seed: int, step: int,
              bins: int = 20, loss_per_bin: int = 128, per_bin: int = 32,
              estimator: str = "two_half", param_subset: int = 0) -> pd.DataFrame:
     """One diagnostics snapshot as rows of diagnostics.csv (without ``nimg``)."""
     import time
 
     t0 = time.perf_counter()
-    edges = timestep_bins(diffusion.T, bins)
+    edges = timestep_bins(process.T, bins)
     was_training = model.training
     model.eval()
     try:
-        losses = bin_losses(model, diffusion, x0, edges, loss_per_bin,
+        losses = bin_losses(model, process, x0, edges, loss_per_bin,
                             generator(seed, "diag_loss", step))
     finally:
         model.train(was_training)
@@ -131,9 +130,9 @@ def snapshot(model: nn.Module, diffusion: Diffusion, x0: Tensor, *, seed: int, s
         if per_bin <= 0:
             gv[w] = [math.nan] * bins
             continue
-        m = model if w == "ddpm" else WeightedGrad(model, weights(diffusion, w))
+        m = model if w == "ddpm" else WeightedGrad(model, weights(process, w))
         gv[w] = bin_gradient_variance(
-            m, diffusion, x0, edges, per_bin=per_bin, estimator=estimator,
+            m, process, x0, edges, per_bin=per_bin, estimator=estimator,
             param_subset=param_subset, generator=generator(seed, "diag_grad", step),
             train_mode=False).tolist()
     rows = []

@@ -4,7 +4,7 @@
 
 L_t (t ≥ 1) = KL(q(x_{t−1}|x_t, x0) ‖ p_θ(x_{t−1}|x_t)) with one fresh ε per (image, t); L_0 is the
 decoder NLL −log p_θ(x0|x_1); L_prior = KL(q(x_T|x0) ‖ N(0, I)); everything a mean over dimensions
-divided by ln 2 (``Diffusion.vb_terms_bpd`` / ``prior_bpd``). Decoders:
+divided by ln 2 (the process's ``likelihood_terms`` / ``prior_bpd``, bench.core.ddpm). Decoders:
 
 * ``discretized`` — IDDPM's discretised Gaussian over 256 bins of [−1, 1] (8-bit images): a
   discrete NLL upper bound, ≥ 0;
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench.core.diffusion import Diffusion, mean_flat
+from bench.core.process import Process
 
 DECODERS = ("auto", "discretized", "gaussian")
 
@@ -44,37 +44,24 @@ def strata(T: int, K: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def gaussian_decoder_bpd(mean: Tensor, logvar: Tensor, x0: Tensor) -> Tensor:
-    """−log N(x0; mean, e^logvar), mean over dims, in bits."""
-    nll = 0.5 * (math.log(2 * math.pi) + logvar + (x0 - mean) ** 2 * torch.exp(-logvar))
-    return mean_flat(nll) / math.log(2.0)
-
-
-def term_bpd(model, diffusion: Diffusion, x0: Tensor, t: Tensor, noise: Tensor, decoder: str,
+def term_bpd(model, process: Process, x0: Tensor, t: Tensor, noise: Tensor, decoder: str,
              clip: bool) -> Tensor:
     """L_t per example in bits/dim for (possibly different) timesteps t [B]."""
-    x_t = diffusion.q_sample(x0, t, noise)
-    eps = model(x_t, t).float()
-    if decoder == "discretized":
-        return diffusion.vb_terms_bpd(eps, x0, x_t, t, clip=clip, decoder_at_zero=True)
-    kl = diffusion.vb_terms_bpd(eps, x0, x_t, t, clip=clip, decoder_at_zero=False)
-    if not bool((t == 0).any()):
-        return kl
-    mean, logvar, _ = diffusion.p_mean_var(eps, x_t, t, clip=clip)
-    dec = gaussian_decoder_bpd(mean, logvar.expand_as(x0), x0)
-    return torch.where(t == 0, dec, kl)
+    x_t = process.noised(x0, t, noise)
+    pred = model(x_t, process.model_time(t)).float()
+    return process.likelihood_terms(pred, x0, x_t, t, decoder=decoder, clip=clip)
 
 
 @torch.no_grad()
-def bpd_batch(model, diffusion: Diffusion, x0: Tensor, generator: torch.Generator,
+def bpd_batch(model, process: Process, x0: Tensor, generator: torch.Generator,
               timesteps: int = 0, decoder: str = "discretized", clip: bool = True,
               progress=None) -> dict[str, Tensor]:
     """Per-image bound of a batch: {"total", "prior", "terms"} (terms [B, T] for the full loop).
 
     ``generator`` is a CPU generator; noise is drawn on the CPU and moved (device-independent).
     """
-    T, B, dev = diffusion.T, x0.shape[0], x0.device
-    total = diffusion.prior_bpd(x0).float()
+    T, B, dev = process.T, x0.shape[0], x0.device
+    total = process.prior_bpd(x0).float()
     prior = total.clone()
     full = timesteps <= 0 or timesteps >= T - 1
     terms = torch.zeros(B, T, device=dev) if full else None
@@ -88,7 +75,7 @@ def bpd_batch(model, diffusion: Diffusion, x0: Tensor, generator: torch.Generato
         else:
             t = torch.randint(lo, hi, (B,), generator=generator)
         noise = torch.randn(x0.shape, generator=generator).to(dev)
-        vb = term_bpd(model, diffusion, x0, t.to(dev), noise, decoder, clip)
+        vb = term_bpd(model, process, x0, t.to(dev), noise, decoder, clip)
         total = total + weight * vb
         if terms is not None:
             terms[:, lo] = vb
@@ -105,15 +92,14 @@ def resolve_decoder(decoder: str, is_image: bool) -> str:
     return decoder
 
 
-def evaluate_nll(model, diffusion: Diffusion, split, n_images: int, generator: torch.Generator,
+def evaluate_nll(model, process: Process, split, n_images: int, generator: torch.Generator,
              device: torch.device, timesteps: int = 0, batch_size: int = 256,
              decoder: str = "discretized", clip: bool = True, progress: bool = False) -> dict:
     """Mean bound over the first ``n_images`` of ``split`` (len/get): bpd, its standard error."""
     n = len(split) if n_images <= 0 else min(n_images, len(split))
     was_training = model.training
     model.eval()
-    full = timesteps <= 0 or timesteps >= diffusion.T - 1
-    calls = diffusion.T if full else timesteps + 1
+    calls = process.likelihood_passes(timesteps)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -124,7 +110,7 @@ def evaluate_nll(model, diffusion: Diffusion, split, n_images: int, generator: t
     try:
         for i in range(0, n, batch_size):
             x0 = split.get(torch.arange(i, min(i + batch_size, n))).to(device)
-            totals.append(bpd_batch(model, diffusion, x0, generator, timesteps, decoder, clip,
+            totals.append(bpd_batch(model, process, x0, generator, timesteps, decoder, clip,
                                     bar)["total"].double().cpu())
     finally:
         model.train(was_training)
@@ -133,4 +119,4 @@ def evaluate_nll(model, diffusion: Diffusion, split, n_images: int, generator: t
     tot = torch.cat(totals)
     return {"bpd": float(tot.mean()),
             "se": float(tot.std() / math.sqrt(len(tot))) if len(tot) > 1 else float("nan"),
-            "n": len(tot), "estimator": estimator_name(diffusion.T, timesteps)}
+            "n": len(tot), "estimator": estimator_name(process.T, timesteps)}

@@ -1,4 +1,5 @@
-"""Drawing samples from a model for evaluation (DDPM or DDIM), and decoding latent samples."""
+"""Drawing samples from a model for evaluation (the process's samplers: DDPM or DDIM), and
+decoding latent samples."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import torch
 from torch import Tensor
 
-from bench.core.diffusion import Diffusion
+from bench.core.process import Process
 from bench.core.rng import generator
 
 
@@ -19,11 +20,11 @@ def sampler_name(e, T: int) -> str:
 
 
 @torch.no_grad()
-def generate(model, diffusion: Diffusion, shape: tuple[int, ...], n: int, *, sampler: str,
+def generate(model, process: Process, shape: tuple[int, ...], n: int, *, sampler: str,
              ddim_steps: int, eta: float, batch_size: int, seed: int, device: torch.device,
              clip: bool, progress: bool = False) -> Tensor:
     """n samples (CPU float32) from ``model``; batch b from generator(seed, "eval_sample", b)."""
-    steps = diffusion.T if sampler == "ddpm" else len(diffusion.ddim_timesteps(ddim_steps))
+    steps = process.sample_passes(sampler, ddim_steps)
     n_batches = math.ceil(n / batch_size)
     bar = None
     if progress:
@@ -38,12 +39,8 @@ def generate(model, diffusion: Diffusion, shape: tuple[int, ...], n: int, *, sam
         for b in range(n_batches):
             m = min(batch_size, n - b * batch_size)
             g = generator(seed, "eval_sample", b, device=device)
-            if sampler == "ddpm":
-                x = diffusion.sample_ddpm(model, (m, *shape), g, device=device, clip=clip,
-                                          progress=bar)
-            else:
-                x = diffusion.sample_ddim(model, (m, *shape), g, steps=ddim_steps, eta=eta,
-                                          device=device, clip=clip, progress=bar)
+            x = process.sample(model, (m, *shape), g, sampler=sampler, steps=ddim_steps,
+                               eta=eta, device=device, clip=clip, progress=bar)
             out.append(x.float().cpu())
     finally:
         model.train(was_training)

@@ -43,16 +43,15 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 import yaml
 
 import backbones
 import strategies
 from backbones.unet import CIFAR10
-from bench import config as C
-from bench import analysis
+from bench.analysis import load as results_tree
+from bench.config.files import resolve, yaml_load
 from bench.core.cost import forward_equivalents
-from bench.core.diffusion import Diffusion
+from bench.core import processes
 from bench.data import datasets
 from bench.tools import cost_table
 from bench.train.trainer import Trainer
@@ -95,7 +94,7 @@ def period_of(label: str) -> tuple[int, int] | None:
 
 
 def run_config(setup: dict, strategy: dict, T: int, device: str, opts: dict) -> dict:
-    return C.resolve({
+    return resolve({
         "name": "perf", "seed": 0, "dataset": setup["dataset"], "backbone": setup["backbone"],
         "strategy": strategy, "diffusion": {"schedule": "linear", "timesteps": T},
         "train": {"iterations": 10**9, "batch_size": setup["batch_size"], "lr": 2e-4,
@@ -116,8 +115,7 @@ class BareLoop:
         self.cl = opts["channels_last"] and self.data.is_image
         if self.cl:
             self.model = self.model.to(memory_format=torch.channels_last)
-        d = cfg["diffusion"]
-        self.diffusion = Diffusion(d["schedule"], d["timesteps"], d["variance"])
+        self.process = processes.build(cfg["diffusion"])
         kw = {"fused": True} if opts["fused_adam"] and device.type == "cuda" else {}
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg["train"]["lr"], **kw)
         self.net = torch.compile(self.model) if opts["compile"] else self.model
@@ -131,14 +129,15 @@ class BareLoop:
             self.perm, self.pos = torch.randperm(n, generator=self.g), 0
         x0 = self.data.train.get(self.perm[self.pos:self.pos + self.B]).to(self.device)
         self.pos += self.B
-        t = torch.randint(0, self.diffusion.T, (self.B,), device=self.device)
+        pr = self.process
+        t = torch.randint(0, pr.grid.size, (self.B,), device=self.device)
         noise = torch.randn_like(x0)
-        x_t = self.diffusion.q_sample(x0, t, noise)
+        x_t = pr.noised(x0, t, noise)
         if self.cl:
             x_t = x_t.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            eps = self.net(x_t, t)
-        loss = F.mse_loss(eps.float(), noise)
+            pred = self.net(x_t, pr.model_time(t))
+        loss = pr.loss(pred, pr.target(x0, noise)).mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -276,7 +275,7 @@ def eval_share(root: str | Path) -> dict:
     wall_s_train), over the runs of a results tree (bench.analysis.load). Sample metrics computed
     from one batch of samples carry the whole group's time on each of their rows, so those rows
     count once per (run, step, sampler)."""
-    res = analysis.load(root)
+    res = results_tree.load(root)
     ev, mt = res.evals, res.metrics
     eval_s = 0.0
     if len(ev):
@@ -360,7 +359,7 @@ def _run(args) -> int:
     if args.backbone_config:
         p = Path(args.backbone_config)
         try:
-            setup["backbone"] = C.yaml_load(p.read_text() if p.exists() else args.backbone_config)
+            setup["backbone"] = yaml_load(p.read_text() if p.exists() else args.backbone_config)
         except yaml.YAMLError as e:
             raise ValueError(f"--backbone-config: not YAML ({e})") from e
         if not isinstance(setup["backbone"], dict) or "name" not in setup["backbone"]:

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from bench import rundir
-from bench.config import Config
-from bench.core.diffusion import Diffusion
+from bench.config.sections import Config
+from bench.core.process import Process
 from bench.evaluation.sampling import decode, generate
 from bench.train.components import build_components
 
@@ -26,22 +26,22 @@ class LoadedRun:
     cfg: Config
     data: object
     ema: torch.nn.Module
-    diffusion: Diffusion
+    process: Process
     step: int
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
-    """The config, data source, EMA model and diffusion of a run with a checkpoint."""
+    """The config, data source, EMA model and diffusion process of a run with a checkpoint."""
     run_dir = Path(run_dir)
     ckpt = rundir.ckpt_path(run_dir)
     if not rundir.config_path(run_dir).exists() or not ckpt.exists():
         raise FileNotFoundError(f"{run_dir} is not a run with a checkpoint "
                                 f"(needs {rundir.CONFIG} and {rundir.CKPT_DIR}/{rundir.CKPT})")
     cfg = Config.of(rundir.read_config(run_dir))
-    data, model, diffusion, _ = build_components(cfg, torch.device(device))
+    data, model, process, _ = build_components(cfg, torch.device(device))
     st = torch.load(ckpt, map_location=device, weights_only=False)
     model.load_state_dict(st["ema"])
-    return LoadedRun(cfg, data, model.eval(), diffusion, st["step"])
+    return LoadedRun(cfg, data, model.eval(), process, st["step"])
 
 
 def draw_samples(run: LoadedRun, n: int, sampler: str = "ddim", steps: int = 100,
@@ -49,9 +49,8 @@ def draw_samples(run: LoadedRun, n: int, sampler: str = "ddim", steps: int = 100
                  progress: bool = False) -> torch.Tensor:
     """n samples from the EMA model (``bench.evaluation.sampling.generate``; x̂0 clipped for pixel images
     only); latent data is decoded to images."""
-    if sampler not in ("ddpm", "ddim"):
-        raise ValueError(f"unknown sampler {sampler!r}; valid: ddpm, ddim")
-    x = generate(run.ema, run.diffusion, run.data.shape, n, sampler=sampler, ddim_steps=steps,
+    run.process.check_sampler(sampler)
+    x = generate(run.ema, run.process, run.data.shape, n, sampler=sampler, ddim_steps=steps,
                  eta=0.0, batch_size=batch_size, seed=seed, device=torch.device(device),
                  clip=run.data.clip, progress=progress)
     if run.data.decode is not None:                 # latent data: decode to images

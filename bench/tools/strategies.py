@@ -54,9 +54,12 @@ import strategies
 from bench import rundir
 from bench.analysis import adaptation
 from bench.analysis.style import plain_log_axis, style
-from bench.config import ConfigError, parse_set
+from bench.config.fields import ConfigError
+from bench.config.files import parse_set
 from bench.core.checks import check_keys
-from bench.core.diffusion import SCHEDULES, Diffusion
+from bench.core import processes
+from bench.core.ddpm import SCHEDULES
+from bench.core.process import Process
 from bench.labels import strategy_label
 
 if TYPE_CHECKING:
@@ -122,9 +125,9 @@ class Table:
         return len(self.prob) * self.prob * self.loss_weight * self.importance
 
 
-def table(spec: dict, diffusion: Diffusion) -> Table:
+def table(spec: dict, process: Process) -> Table:
     name = spec["name"]
-    strategy = strategies.build(name, diffusion, {k: v for k, v in spec.items() if k != "name"})
+    strategy = strategies.build(name, process, {k: v for k, v in spec.items() if k != "name"})
     prob = strategy.probabilities()
     if prob is None:
         raise ValueError(f"strategy {name!r} has no tabulable p(t) (probabilities() is None); "
@@ -135,10 +138,10 @@ def table(spec: dict, diffusion: Diffusion) -> Table:
 
 
 def _tabulable() -> list[str]:
-    ok = []
+    ok, process = [], processes.build({"schedule": "linear", "timesteps": 50})
     for n in strategies.names():
         try:
-            if strategies.build(n, Diffusion("linear", 50)).probabilities() is not None:
+            if strategies.build(n, process).probabilities() is not None:
                 ok.append(n)
         except Exception:      # a strategy that cannot be built with defaults is just not listed
             pass
@@ -172,12 +175,12 @@ def log_limits(curves: list[Tensor], decades: float = 1.0) -> tuple[float, float
     return 10 ** (lo - pad), 10 ** (hi + pad)
 
 
-def figure(tables: list[Table], diffusion: Diffusion, x: str = "t") -> Figure:
+def figure(tables: list[Table], process: Process, x: str = "t") -> Figure:
     """The ``--plot`` figure (a matplotlib Figure, see the module docstring)."""
     from matplotlib.figure import Figure
 
-    T = diffusion.T
-    xs = np.arange(T) if x == "t" else torch.log(diffusion.snr).numpy()
+    T = process.grid.size
+    xs = np.arange(T) if x == "t" else torch.log(process.snr).numpy()
     fig = Figure(figsize=(7, 8.5), layout="constrained")
     axes = fig.subplots(3, 1, sharex=True)
     curves = ([T * tb.prob for tb in tables], [tb.loss_weight for tb in tables],
@@ -195,7 +198,7 @@ def figure(tables: list[Table], diffusion: Diffusion, x: str = "t") -> Figure:
     axes[0].set_ylim(0, 1.1 * max(1.0, *(float(y.max()) for y in curves[0])))
     axes[0].legend(fontsize="small")
     axes[-1].set_xlabel(X_AXES[x])
-    fig.suptitle(textwrap.fill(f"{diffusion.schedule} schedule, T = {T}: "
+    fig.suptitle(textwrap.fill(f"{process.schedule} schedule, T = {T}: "
                                + "; ".join(tb.label for tb in tables), 80), fontsize="medium")
     return fig
 
@@ -224,10 +227,10 @@ def show(args: argparse.Namespace, out: TextIO) -> None:
     if args.plot:
         check_plot_path(args.plot)
     named = specs(args.names, args.set, args.batch_size)
-    diffusion = Diffusion(args.schedule, args.timesteps)
-    tables = [table(s, diffusion) for s in named]
+    process = processes.build({"schedule": args.schedule, "timesteps": args.timesteps})
+    tables = [table(s, process) for s in named]
     if args.plot:
-        figure(tables, diffusion, args.x).savefig(args.plot)
+        figure(tables, process, args.x).savefig(args.plot)
     write_csv(tables, out)
 
 

@@ -9,19 +9,18 @@ import torch
 
 import backbones
 import strategies
-from bench.config import Config
-from bench.core.diffusion import Diffusion
+from bench.config.sections import Config
+from bench.core import processes
 from bench.data import datasets
 
 
 def build_components(cfg: Mapping | Config, device: torch.device | None = None):
-    """(data, model, diffusion, strategy) from a resolved config; raises on bad names/params."""
+    """(data, model, process, strategy) from a resolved config; raises on bad names/params."""
     cfg = Config.of(cfg)
     data = datasets.build(cfg.dataset.name, cfg.dataset.params)
     model = backbones.build(cfg.backbone.name, data.shape, cfg.backbone.params)
-    d = cfg.diffusion
-    diffusion = Diffusion(d.schedule, d.timesteps, d.variance)
-    strategy = strategies.build(cfg.strategy.name, diffusion, cfg.strategy.params)
+    process = processes.build(cfg.diffusion)
+    strategy = strategies.build(cfg.strategy.name, process, cfg.strategy.params)
     if device is not None:
         model.to(device)
-    return data, model, diffusion, strategy
+    return data, model, process, strategy

@@ -1,8 +1,10 @@
-"""One trainer for every strategy.
+"""One trainer for every strategy: setup, the data order, one training step, and the loop as
+EDM2-style phases (step → tally → callbacks → snapshot → checkpoint → stop?). Checkpoint I/O is
+``bench.train.checkpoint``; the tally, rows, job log and trackers are ``bench.train.runlog``.
 
-Each iteration: draw the global batch → strategy.sample → per-example ε-MSE → loss = mean(weight ×
-ε-MSE) → before_update → backward, clip, optimizer step, EMA → after_update → log / callbacks /
-checkpoint. Randomness comes only from generators derived from (seed, purpose, step), plus the
+Each iteration: draw the global batch → strategy.sample → the process's per-example loss
+(ε-MSE for DDPM) → loss = mean(weight × loss) → before_update → backward, clip, optimizer step,
+EMA → after_update → log / callbacks / checkpoint. Randomness comes only from generators derived from (seed, purpose, step), plus the
 global torch RNG for dropout, whose state is checkpointed; so resume = rerun the same command, and a
 resumed run ends bit-identical (CPU) to an uninterrupted one.
 
@@ -16,7 +18,6 @@ from __future__ import annotations
 import copy
 import math
 import random
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,15 +29,15 @@ from torch import Tensor
 
 import strategies
 from bench import rundir
-from bench.config import Config
+from bench.config.sections import Config
 from bench.core import dist
-from bench.core.cost import TRAIN_COUNTERS, Counted
-from bench.core.diffusion import mean_flat
-from bench.core.io import atomic_save, pick_device
+from bench.core.cost import TRAIN_COUNTERS
+from bench.core.counted import Counted
+from bench.core.io import pick_device
 from bench.core.rng import derive_seed, generator
-from bench.labels import duration_text
-from bench.train import loggers
+from bench.train import checkpoint, loggers
 from bench.train.components import build_components
+from bench.train.runlog import RunLog, add_to_tally, fresh_tally, tally_row
 
 
 class Interrupted(Exception):
@@ -98,15 +99,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.rank, self.world_size = rank, world_size
         self.reduce = reduce or _default_reduce(world_size)
-        # A progress bar only on a terminal (rank 0): in captured logs (SLURM, a redirect) its
-        # control codes are noise, and a plain line every log_every says the same (``say``).
-        self.progress = progress and rank == 0 and sys.stderr.isatty()
-        self.log_lines = log_lines
         loggers.check(self.tr.loggers)          # a missing tracker package: before any work
-        self._loggers: list = []
         self.keep = kept_steps(self.cfg)
-        self._bar = None
-        self._last_eval = ""
         self.callbacks = list(callbacks or [])
         self.stop_requested = False
         self.seed = self.cfg.seed
@@ -119,7 +113,9 @@ class Trainer:
         torch.manual_seed(derive_seed(self.seed, "global"))
         np.random.seed(derive_seed(self.seed, "numpy") % 2**32)
         random.seed(derive_seed(self.seed, "python"))
-        self.data, model, self.diffusion, self.strategy = build_components(self.cfg, self.device)
+        self.data, model, self.process, self.strategy = build_components(self.cfg, self.device)
+        self.log = RunLog(self.cfg.name, self.tr.iterations, rank, progress, log_lines,
+                          self.process.grid.size)
         if len(self.data.train) < B:
             raise ValueError(f"train.batch_size={B} exceeds the {len(self.data.train)} training "
                              f"examples of {self.data.name!r}")
@@ -149,7 +145,7 @@ class Trainer:
         # Cumulative per-example passes through the network by purpose (bench.core.cost), over
         # all ranks, and the histogram of every t drawn (what the model trained on).
         self.cost = dict.fromkeys(TRAIN_COUNTERS, 0)
-        self.t_counts = torch.zeros(self.diffusion.T, dtype=torch.long)
+        self.t_counts = torch.zeros(self.process.grid.size, dtype=torch.long)
         self._acc = self._fresh_acc()
         self._perm_epoch, self._perm = -1, None
 
@@ -162,9 +158,7 @@ class Trainer:
         return ema
 
     def _fresh_acc(self) -> dict:
-        k = self.tr.loss_bins
-        return {"loss": 0.0, "n": 0, "grad_norm": 0.0, "steps": 0,
-                "bin_sum": [0.0] * k, "bin_n": [0] * k}
+        return fresh_tally(self.tr.loss_bins)
 
     def lr_at(self, step: int) -> float:
         w = self.tr.warmup
@@ -199,24 +193,25 @@ class Trainer:
         x0_global = self.batch(step)
         draw = self.strategy.sample(x0_global.to(self.device),
                                     generator(self.seed, "t", step))
-        self.t_counts += torch.bincount(draw.t.detach().cpu().long(),
-                                        minlength=self.diffusion.T)
+        grid = self.process.grid
+        self.t_counts += torch.bincount(grid.cell(draw.t.detach().cpu()), minlength=grid.size)
         self._emit("on_draw", draw)
         noise = torch.randn(x0_global.shape, generator=generator(self.seed, "noise", step))
         sl = slice(self.rank * (B // W), (self.rank + 1) * (B // W))
         x0, noise = x0_global[sl].to(self.device), noise[sl].to(self.device)
         local = draw.select(sl, self.device)
         t = local.t
-        x_t = self.diffusion.q_sample(x0, t, noise)
+        pr = self.process
+        x_t = pr.noised(x0, t, noise)
         if self.tr.channels_last and x_t.dim() == 4:
             x_t = x_t.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.tr.bf16):
-            eps = self.net(x_t, t)
-        losses = mean_flat((noise - eps.float()) ** 2)
+            pred = self.net(x_t, pr.model_time(t))
+        losses = pr.loss(pred, pr.target(x0, noise))
         loss = (local.weight * losses).mean()
         ctx = strategies.StepContext(
             step=step, x0=x0, draw=local, losses=losses.detach(), model=self.strategy_net,
-            diffusion=self.diffusion, generator=generator(self.seed, "strategy", self.rank, step),
+            process=pr, generator=generator(self.seed, "strategy", self.rank, step),
             reduce=self.reduce, rank=self.rank, world_size=W)
         counted0 = self.strategy_net.counts()
         self.strategy.before_update(ctx)
@@ -271,18 +266,11 @@ class Trainer:
         dist.average_gradients(self.model.parameters(), self.world_size)
 
     def _accumulate(self, out: dict) -> None:
-        acc, k, T = self._acc, self.tr.loss_bins, self.diffusion.T
+        """The step into the tally of this log interval (the loss bins of the process's grid)."""
         losses = self.reduce_cat(out["losses"]).cpu().double()
         t = self.reduce_cat(out["t"]).cpu()
-        acc["loss"] += float(losses.sum())
-        acc["n"] += losses.numel()
-        acc["grad_norm"] += out["grad_norm"]
-        acc["steps"] += 1
-        bins = torch.div(t * k, T, rounding_mode="floor")
-        for b in range(k):
-            m = bins == b
-            acc["bin_sum"][b] += float(losses[m].sum())
-            acc["bin_n"][b] += int(m.sum())
+        add_to_tally(self._acc, losses, self.process.grid.bins(t, self.tr.loss_bins),
+                     out["grad_norm"])
 
     def reduce_cat(self, x: Tensor) -> Tensor:
         """Per-example values of all ranks (for logging); identity on one process."""
@@ -293,15 +281,8 @@ class Trainer:
         return torch.cat(parts)
 
     def _log_row(self) -> dict:
-        acc = self._acc
-        row = {
-            "step": self.step, "nimg": self.step * self.tr.batch_size,
-            "loss": acc["loss"] / max(acc["n"], 1),
-            "loss_bins": [s / n if n else None for s, n in zip(acc["bin_sum"], acc["bin_n"])],
-            "grad_norm": acc["grad_norm"] / max(acc["steps"], 1),
-            "lr": self.lr_at(self.step - 1), "wall_s_train": round(self.wall_s_train, 4),
-            **self.cost,
-        }
+        row = tally_row(self._acc, self.step, self.tr.batch_size, self.lr_at(self.step - 1),
+                        self.wall_s_train, self.cost)
         self._acc = self._fresh_acc()
         return row
 
@@ -311,72 +292,13 @@ class Trainer:
         return rundir.ckpt_path(self.run_dir)
 
     def state(self) -> dict:
-        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-               "python": random.getstate()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        return {"step": self.step, "wall_s_train": self.wall_s_train, "acc": self._acc,
-                "cost": dict(self.cost), "t_counts": self.t_counts.clone(),
-                "model": self.model.state_dict(), "ema": self.ema.state_dict(),
-                "opt": self.opt.state_dict(), "strategy": self.strategy.state_dict(), "rng": rng}
+        return checkpoint.state(self)
 
     def save_checkpoint(self) -> None:
-        if self.rank != 0:
-            return
-        self.ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_save(self.state(), self.ckpt_path)
-        self._ckpt_step = self.step
-
-    def _snapshot(self) -> None:
-        """Keep the evaluated weights of this step (train.keep) for a later re-evaluation."""
-        if self.rank != 0:
-            return
-        weights = self.ema if self.cfg.eval.use_ema else self.model
-        rundir.write_snapshot(self.run_dir, self.step, weights.state_dict(), {
-            "step": self.step, "nimg": self.step * self.tr.batch_size,
-            "weights": "ema" if self.cfg.eval.use_ema else "model",
-            "wall_s_train": self.wall_s_train, "cost": dict(self.cost)})
+        checkpoint.save(self)
 
     def load_checkpoint(self) -> bool:
-        if not self.ckpt_path.exists():
-            return False
-        try:
-            st = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
-            if not isinstance(st, dict) or not {"model", "step", "rng"} <= set(st):
-                raise ValueError("not a checkpoint of this trainer")
-        except Exception as e:  # noqa: BLE001  (empty, truncated or foreign files alike)
-            raise rundir.RunFileError(
-                f"{self.ckpt_path}: not a readable checkpoint ({type(e).__name__}: {e}); delete "
-                f"it to restart the run from step 0, or restore it from a copy") from e
-        self.model.load_state_dict(st["model"])
-        self.ema.load_state_dict(st["ema"])
-        self.opt.load_state_dict(st["opt"])
-        self.strategy.load_state_dict(st["strategy"])
-        self.step, self.wall_s_train, self._acc = st["step"], st["wall_s_train"], st["acc"]
-        if "cost" in st:
-            self.cost, self.t_counts = dict(st["cost"]), st["t_counts"].cpu().long().clone()
-        else:    # a checkpoint older than the counters: the strategy's passes are unknown (NaN)
-            B = self.tr.batch_size
-            self.cost = {"fwd_train": self.step * B, "bwd_train": self.step * B,
-                         "fwd_strategy": math.nan, "bwd_strategy": math.nan}
-            print(f"warning: {self.ckpt_path} predates the cost counters: this run's strategy "
-                  f"passes are unknown (it has no place on the compute axis) and its drawn-t "
-                  f"histogram counts from step {self.step}", file=sys.stderr, flush=True)
-        torch.set_rng_state(st["rng"]["torch"].cpu())
-        np.random.set_state(st["rng"]["numpy"])
-        random.setstate(st["rng"]["python"])
-        if "cuda" in st["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in st["rng"]["cuda"]])
-        self._ckpt_step = self.step
-        return True
-
-    def _truncate_logs(self) -> None:
-        """Drop the rows of metrics.jsonl, evals.csv and timesteps/*.csv written after the
-        checkpoint we resume from (a hard kill leaves them)."""
-        if self.rank == 0:
-            rundir.truncate_metrics(self.run_dir, self.step)
-            rundir.truncate_evals(self.run_dir, self.step)
-            rundir.truncate_timesteps(self.run_dir, self.step)
+        return checkpoint.load(self)
 
     def _emit(self, hook: str, *args) -> None:
         for cb in self.callbacks:
@@ -387,57 +309,16 @@ class Trainer:
     # ------------------------------------------------------------------ job log and trackers
     def say(self, text: str) -> None:
         """One line for the job log (rank 0): above the progress bar when there is one."""
-        if self.rank != 0:
-            return
-        if self._bar is not None:
-            self._bar.write(text, file=sys.stderr)
-        else:
-            print(text, file=sys.stderr, flush=True)
+        self.log.say(text)
 
     def log_scalars(self, step: int, values: dict) -> None:
         """Send the finite numbers of ``values`` to the configured trackers (train.loggers)."""
-        if not self._loggers:
-            return
-        clean = {k: float(v) for k, v in values.items()
-                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
-        for lg in self._loggers:
-            lg.scalars(step, clean)
-
-    def _track(self, row: dict) -> None:
-        """A metrics.jsonl row to the trackers, with the histogram of the t drawn since the
-        previous row."""
-        if not self._loggers:
-            return
-        bins = {f"train/loss_bin_{i}": v for i, v in enumerate(row["loss_bins"])
-                if v is not None}
-        self.log_scalars(row["step"], {"train/loss": row["loss"],
-                                       "train/grad_norm": row["grad_norm"],
-                                       "train/lr": row["lr"], **bins,
-                                       **{f"cost/{k}": row[k] for k in TRAIN_COUNTERS}})
-        drawn = (self.t_counts - self._t_logged).tolist()
-        self._t_logged = self.t_counts.clone()
-        for lg in self._loggers:
-            lg.histogram(row["step"], "t_drawn", list(range(self.diffusion.T + 1)), drawn)
+        self.log.scalars(step, values)
 
     def note_eval(self, rows: list[dict]) -> None:
         """Print an evaluation's results (bench.evaluation calls it) and keep them for the plain
         log line."""
-        text = ", ".join(f"{r['metric']}={r['value']:.4g}" for r in rows)
-        self._last_eval = f"{text} @ {self.step}"
-        self.log_scalars(self.step, {f"eval/{r['metric']}": r["value"] for r in rows})
-        if self.log_lines or self._bar is not None:
-            self.say(f"[{self.cfg.name}] eval at step {self.step}: {text}")
-
-    def _log_line(self, row: dict, t_start: float, step_start: int) -> str:
-        """``[name] step 400/1000 (40%) · loss 0.2238 · 37.5 it/s · ETA 16 s · eval ...``."""
-        total = self.tr.iterations
-        rate = (self.step - step_start) / max(time.perf_counter() - t_start, 1e-9)
-        eta = (total - self.step) / rate if rate > 0 else math.inf
-        parts = [f"[{self.cfg.name}] step {self.step}/{total} ({100 * self.step // total}%)",
-                 f"loss {row['loss']:.4g}", f"{rate:.3g} it/s", f"ETA {duration_text(eta)}"]
-        if self._last_eval:
-            parts.append(f"eval {self._last_eval}")
-        return " · ".join(parts)
+        self.log.note_eval(rows, self.step)
 
     # ------------------------------------------------------------------ the loop
     def run(self, resumed: bool | None = None) -> dict:
@@ -447,64 +328,49 @@ class Trainer:
         tick goes to stderr (step/budget, loss, it/s, ETA, the latest evaluation)."""
         if resumed is None:
             resumed = self.load_checkpoint()
-        self._truncate_logs()
-        total = self.tr.iterations
-        if self.progress:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, initial=self.step, desc=self.cfg.name,
-                             unit="it", dynamic_ncols=True, mininterval=1.0)
-        bar, last = self._bar, {}
+        checkpoint.truncate_logs(self)
+        total, last = self.tr.iterations, {}
+        cfg = {}
         if self.rank == 0 and self.tr.loggers:
             cfg = (rundir.read_config(self.run_dir) if rundir.config_path(self.run_dir).exists()
                    else self.raw_cfg)
-            self._loggers = loggers.build(self.tr.loggers, self.run_dir, cfg, self.step)
-            self._t_logged = self.t_counts.clone()
+        self.log.open(self.step, self.tr.loggers, self.run_dir, cfg, self.t_counts)
         if resumed:
             self.say(f"resumed from step {self.step}")
-        t_start, step_start = time.perf_counter(), self.step
         self._emit("on_start")
         try:
             while self.step < total:
-                t0 = time.perf_counter()
-                out = self.train_step()
-                self._accumulate(out)
-                self.wall_s_train += time.perf_counter() - t0
-                if out["ctx"].adapted is not None:       # outside the training clock
-                    self._emit("on_adapt", out["ctx"])
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{self._acc['loss'] / max(self._acc['n'], 1):.4f}",
-                                    refresh=False)       # the running loss of this interval
-                if self.step % self.tr.log_every == 0 or self.step == total:
-                    last = self._log_row()
-                    self._append_metrics(last)
-                    if bar is None and self.log_lines:
-                        self.say(self._log_line(last, t_start, step_start))
-                self._emit("on_step_end")
-                if self.step in self.keep:
-                    self._snapshot()
-                if self.step % self.tr.ckpt_every == 0 or self.step == total:
-                    self.save_checkpoint()
-                if self.stop_requested and self.step < total:
-                    self.save_checkpoint()
-                    raise Interrupted(f"stopped at step {self.step}; checkpoint written")
+                last = self._phases(total) or last
             self._emit("on_end")
         finally:
-            if bar is not None:
-                bar.close()
-            self._bar = None
-            for lg in self._loggers:
-                lg.close()
-            self._loggers = []
-        if not last:
-            last = self.last_logged()
-        return last
+            self.log.close()
+        return last or self.last_logged()
 
-    def _append_metrics(self, row: dict) -> None:
-        if self.rank == 0:
-            rundir.append_metrics(self.run_dir, row)
-            self._track(row)
+    def _phases(self, total: int) -> dict | None:
+        """One iteration: step → tally → callbacks → snapshot → checkpoint → stop?; the
+        metrics.jsonl row when this step wrote one."""
+        t0 = time.perf_counter()
+        out = self.train_step()
+        self._accumulate(out)
+        self.wall_s_train += time.perf_counter() - t0
+        if out["ctx"].adapted is not None:       # outside the training clock
+            self._emit("on_adapt", out["ctx"])
+        self.log.tick(self._acc)
+        row = None
+        if self.step % self.tr.log_every == 0 or self.step == total:
+            row = self._log_row()
+            if self.rank == 0:
+                rundir.append_metrics(self.run_dir, row)
+                self.log.row_written(row, self.step, self.t_counts)
+        self._emit("on_step_end")
+        if self.step in self.keep:
+            checkpoint.snapshot(self)
+        if self.step % self.tr.ckpt_every == 0 or self.step == total:
+            self.save_checkpoint()
+        if self.stop_requested and self.step < total:
+            self.save_checkpoint()
+            raise Interrupted(f"stopped at step {self.step}; checkpoint written")
+        return row
 
     def last_logged(self) -> dict:
         return rundir.last_metrics(self.run_dir)

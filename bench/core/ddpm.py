@@ -1,9 +1,10 @@
-"""The discrete DDPM process (Ho et al. 2020; Nichol & Dhariwal 2021), ε-prediction.
+"""The discrete DDPM process (Ho et al. 2020; Nichol & Dhariwal 2021), ε-prediction: the
+``Process`` (bench.core.process) the suite trains by default.
 
 Index convention (docs/official_code.md#index-convention): arrays are 0-indexed, index i is DDPM
-step i + 1; ``abar_prev[0] = 1``; the model is fed the integer index i. The process knows nothing
-about strategies: strategies read the schedule tensors (``alphas_cumprod``, ``snr``) at
-construction.
+step i + 1; ``abar_prev[0] = 1``; the model is fed the integer index i (``model_time`` is the
+identity) and the time grid is the T indices. The process knows nothing about strategies:
+strategies read the schedule tensors (``alphas_cumprod``, ``snr``) at construction.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import math
 import numpy as np
 import torch
 from torch import Tensor
+
+from bench.core.process import Process, TimeGrid, mean_flat
 
 SCHEDULES = ("linear", "cosine", "quad")
 VARIANCES = ("fixed_large", "fixed_small")
@@ -66,13 +69,20 @@ def discretized_gaussian_log_likelihood(x: Tensor, means: Tensor, log_scales: Te
     return log_probs
 
 
-def mean_flat(x: Tensor) -> Tensor:
-    """Mean over every dimension but the batch."""
-    return x.reshape(x.shape[0], -1).mean(dim=1)
+def gaussian_decoder_bpd(mean: Tensor, logvar: Tensor, x0: Tensor) -> Tensor:
+    """−log N(x0; mean, e^logvar), mean over dims, in bits."""
+    nll = 0.5 * (math.log(2 * math.pi) + logvar + (x0 - mean) ** 2 * torch.exp(-logvar))
+    return mean_flat(nll) / math.log(2.0)
 
 
-class Diffusion:
+DECODERS = ("discretized", "gaussian", "kl")
+
+
+class DDPM(Process):
     """Schedule tensors and the closed forms of the forward/reverse process."""
+
+    name = "ddpm"
+    SAMPLERS = ("ddpm", "ddim")
 
     def __init__(self, schedule: str = "linear", timesteps: int = 1000,
                  variance: str = "fixed_large"):
@@ -103,6 +113,7 @@ class Diffusion:
             t = torch.from_numpy(np.ascontiguousarray(arr))
             t.requires_grad_(False)
             setattr(self, name, t)
+        self.grid = TimeGrid(timesteps)
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -110,6 +121,56 @@ class Diffusion:
         """arr[t] as ``like``'s dtype/device, broadcastable against ``like`` (shape [B, 1, ...])."""
         out = arr.to(like.device)[t.to(like.device)].to(like.dtype)
         return out.reshape(-1, *([1] * (like.dim() - 1)))
+
+    # ------------------------------------------------------------------ the Process contract
+    def noised(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        return self.q_sample(x0, t, noise)
+
+    def target(self, x0: Tensor, noise: Tensor) -> Tensor:
+        """ε: the network predicts the noise."""
+        return noise
+
+    def model_time(self, t: Tensor) -> Tensor:
+        """The integer index itself."""
+        return t
+
+    def log_snr(self, t: Tensor) -> Tensor:
+        return torch.log(self.snr[t.long().cpu()])
+
+    def sample_passes(self, sampler: str, steps: int) -> int:
+        """ddpm: T passes; ddim: one per distinct index of ``ddim_timesteps(steps)``."""
+        self.check_sampler(sampler)
+        return self.T if sampler == "ddpm" else len(self.ddim_timesteps(steps))
+
+    def sample(self, model, shape, generator: torch.Generator, *, sampler: str, steps: int,
+               eta: float = 0.0, device="cpu", clip: bool = True, progress=None) -> Tensor:
+        self.check_sampler(sampler)
+        if sampler == "ddpm":
+            return self.sample_ddpm(model, shape, generator, device=device, clip=clip,
+                                    progress=progress)
+        return self.sample_ddim(model, shape, generator, steps=steps, eta=eta, device=device,
+                                clip=clip, progress=progress)
+
+    def likelihood_passes(self, timesteps: int) -> int:
+        """Network passes per image of the VLB: all T terms (``timesteps`` <= 0 or >= T − 1) or
+        the stratified estimate's K + 1 (bench.evaluation.nll)."""
+        return self.T if timesteps <= 0 or timesteps >= self.T - 1 else timesteps + 1
+
+    def likelihood_terms(self, pred: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, *,
+                         decoder: str = "discretized", clip: bool = False) -> Tensor:
+        """L_t per example in bits/dim: the KL terms at t ≥ 1 and, at t = 0, the decoder NLL —
+        ``discretized`` (8-bit data), ``gaussian`` (continuous data: N(x0; μ_θ, σ_1²)) — or
+        ``kl``: the same KL formula at t = 0 (what the ATS code evaluates)."""
+        if decoder == "discretized":
+            return self.vb_terms_bpd(pred, x0, x_t, t, clip=clip, decoder_at_zero=True)
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}; valid: {', '.join(DECODERS)}")
+        kl = self.vb_terms_bpd(pred, x0, x_t, t, clip=clip, decoder_at_zero=False)
+        if decoder == "kl" or not bool((t == 0).any()):
+            return kl
+        mean, logvar, _ = self.p_mean_var(pred, x_t, t, clip=clip)
+        dec = gaussian_decoder_bpd(mean, logvar.expand_as(x0), x0)
+        return torch.where(t == 0, dec, kl)
 
     # ------------------------------------------------------------------ forward process
     def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:

@@ -1,0 +1,95 @@
+"""Checkpoint I/O of the trainer: what a checkpoint holds (``state``: model, EMA, optimizer,
+strategy, cost counters, drawn-t histogram, the log tally and every RNG), writing it atomically
+(``save``), restoring it (``load``: resume = rerun the same command), and the snapshot of the
+evaluated weights that ``train.keep`` asks for."""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+
+import numpy as np
+import torch
+
+from bench import rundir
+from bench.core.io import atomic_save
+
+
+def state(tr) -> dict:
+    """Everything a resumed run needs to continue bit-identically."""
+    rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+           "python": random.getstate()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {"step": tr.step, "wall_s_train": tr.wall_s_train, "acc": tr._acc,
+            "cost": dict(tr.cost), "t_counts": tr.t_counts.clone(),
+            "model": tr.model.state_dict(), "ema": tr.ema.state_dict(),
+            "opt": tr.opt.state_dict(), "strategy": tr.strategy.state_dict(), "rng": rng}
+
+
+def save(tr) -> None:
+    """Write ``state(tr)`` to the run's checkpoint (rank 0, atomically)."""
+    if tr.rank != 0:
+        return
+    path = rundir.ckpt_path(tr.run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save(state(tr), path)
+    tr._ckpt_step = tr.step
+
+
+def load(tr) -> bool:
+    """Restore the trainer from the run's checkpoint; False when there is none."""
+    path = rundir.ckpt_path(tr.run_dir)
+    if not path.exists():
+        return False
+    try:
+        st = torch.load(path, map_location=tr.device, weights_only=False)
+        if not isinstance(st, dict) or not {"model", "step", "rng"} <= set(st):
+            raise ValueError("not a checkpoint of this trainer")
+    except Exception as e:  # noqa: BLE001  (empty, truncated or foreign files alike)
+        raise rundir.RunFileError(
+            f"{path}: not a readable checkpoint ({type(e).__name__}: {e}); delete "
+            f"it to restart the run from step 0, or restore it from a copy") from e
+    tr.model.load_state_dict(st["model"])
+    tr.ema.load_state_dict(st["ema"])
+    tr.opt.load_state_dict(st["opt"])
+    tr.strategy.load_state_dict(st["strategy"])
+    tr.step, tr.wall_s_train, tr._acc = st["step"], st["wall_s_train"], st["acc"]
+    if "cost" in st:
+        tr.cost, tr.t_counts = dict(st["cost"]), st["t_counts"].cpu().long().clone()
+    else:    # a checkpoint older than the counters: the strategy's passes are unknown (NaN)
+        B = tr.tr.batch_size
+        tr.cost = {"fwd_train": tr.step * B, "bwd_train": tr.step * B,
+                   "fwd_strategy": math.nan, "bwd_strategy": math.nan}
+        print(f"warning: {path} predates the cost counters: this run's strategy "
+              f"passes are unknown (it has no place on the compute axis) and its drawn-t "
+              f"histogram counts from step {tr.step}", file=sys.stderr, flush=True)
+    torch.set_rng_state(st["rng"]["torch"].cpu())
+    np.random.set_state(st["rng"]["numpy"])
+    random.setstate(st["rng"]["python"])
+    if "cuda" in st["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in st["rng"]["cuda"]])
+    tr._ckpt_step = tr.step
+    return True
+
+
+def snapshot(tr) -> None:
+    """Keep the evaluated weights of this step (train.keep) for a later re-evaluation."""
+    if tr.rank != 0:
+        return
+    use_ema = tr.cfg.eval.use_ema
+    weights = tr.ema if use_ema else tr.model
+    rundir.write_snapshot(tr.run_dir, tr.step, weights.state_dict(), {
+        "step": tr.step, "nimg": tr.step * tr.tr.batch_size,
+        "weights": "ema" if use_ema else "model",
+        "wall_s_train": tr.wall_s_train, "cost": dict(tr.cost)})
+
+
+def truncate_logs(tr) -> None:
+    """Drop the rows of metrics.jsonl, evals.csv and timesteps/*.csv written after the
+    checkpoint we resume from (a hard kill leaves them)."""
+    if tr.rank == 0:
+        rundir.truncate_metrics(tr.run_dir, tr.step)
+        rundir.truncate_evals(tr.run_dir, tr.step)
+        rundir.truncate_timesteps(tr.run_dir, tr.step)
