@@ -16,15 +16,17 @@ import sys
 
 import pandas as pd
 
-from bench import analysis as A
+from bench.analysis.adaptation import summary
+from bench.analysis.load import ReportError, Results, load
+from bench.analysis.stats import mean_ci
 
 
-def per_run(R: A.Results) -> pd.DataFrame:
+def per_run(R: Results) -> pd.DataFrame:
     ad = R.counted(R.timesteps["adaptation"])
     rows = []
     for run, g in ad.groupby("run", sort=False):
         upd = g[g["event"] == "update"]
-        s = A.summary(g)
+        s = summary(g)
         zero = upd["s_set"].astype(str).str.split().map(lambda xs: "0" in xs)
         ev = R.evals[(R.evals["run"] == run)]
         final = ev[ev["step"] == ev["step"].max()].set_index("metric")["value"].to_dict()
@@ -42,7 +44,7 @@ def table(df: pd.DataFrame) -> str:
     for cond, g in df.groupby("condition", sort=False):
         cells = []
         for c in cols:
-            m, half, _, n = A.mean_ci(g[c].dropna())
+            m, half, _, n = mean_ci(g[c].dropna())
             cells.append(f"{m:.4g} ± {half:.2g}" if n >= 2 else f"{m:.4g}")
         out.append(f"| {cond} | {len(g)} | " + " | ".join(cells) + " |")
     return "\n".join(out)
@@ -54,8 +56,8 @@ def main(argv=None) -> int:
     ap.add_argument("results_dir")
     args = ap.parse_args(argv)
     try:
-        df = per_run(A.load(args.results_dir))
-    except A.ReportError as e:
+        df = per_run(load(args.results_dir))
+    except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if df.empty:

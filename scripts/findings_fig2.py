@@ -20,7 +20,8 @@ import sys
 import numpy as np
 import pandas as pd
 
-from bench import analysis as A
+from bench.analysis.load import load
+from bench.analysis.stats import mean_ci
 
 
 def ratios(diag: pd.DataFrame, early: int, late: int) -> pd.DataFrame:
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
     ap.add_argument("--early", type=int, default=250)
     ap.add_argument("--late", type=int, default=750)
     args = ap.parse_args(argv)
-    R = A.load(args.results_dir)
+    R = load(args.results_dir)
     diag = R.counted(R.timesteps["diagnostics"]).dropna(subset=["grad_var"])
     r = ratios(diag[diag["step"] > 0], args.early, args.late)
     for w, gw in r.groupby("weighting"):
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
         for sched, g in gw.groupby("schedule"):
             cells, lo, hi = [], [], []
             for s in steps:
-                m, h, _, n = A.mean_ci(np.log10(g.loc[g["step"] == s, "rho"]))
+                m, h, _, n = mean_ci(np.log10(g.loc[g["step"] == s, "rho"]))
                 cells.append(f"{m:.2f} ± {h:.2f}")
                 lo.append(m - h if math.isfinite(h) else -math.inf)
                 hi.append(m + h if math.isfinite(h) else math.inf)
@@ -96,9 +97,9 @@ def main(argv=None) -> int:
     for sched, g in le.groupby("schedule"):
         cells = []
         for c in ("late_drop", "early_drop", "difference"):
-            m, h, _, _ = A.mean_ci(g[c])
+            m, h, _, _ = mean_ci(g[c])
             cells.append(f"{m:.3f} ± {h:.3f}")
-        m, h, _, _ = A.mean_ci(g["difference"])
+        m, h, _, _ = mean_ci(g["difference"])
         v = "reproduced" if m - h > 0 else "not reproduced" if m + h < 0 else "inconclusive"
         print(f"| {sched} | " + " | ".join(cells) + f" | {v} |")
     print(f"\n(loss from iteration {int(le['from'].min())} to {int(le['to'].max())})")

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import analysis as A
+from bench.analysis.load import Results, load, read_config
+from bench.analysis.stats import mean_ci
 
 
-def deltas(R: A.Results) -> tuple[pd.DataFrame, float]:
+def deltas(R: Results) -> tuple[pd.DataFrame, float]:
     """Rows (run kind, seed, t_lo, t_hi, delta) and the range's upper edge (fraction of T)."""
     d = R.counted(R.timesteps["diagnostics"])
     d = d[d["weighting"] == "ddpm"]
@@ -29,7 +30,7 @@ def deltas(R: A.Results) -> tuple[pd.DataFrame, float]:
     if len(steps) != 2:
         raise SystemExit(f"error: expected diagnostics at two steps, found {steps}")
     before, after = steps
-    cfgs = {r: A.read_config(Path(p)) for r, p in zip(R.runs["run"], R.runs["path"])}
+    cfgs = {r: read_config(Path(p)) for r, p in zip(R.runs["run"], R.runs["path"])}
     rows, high = [], None
     for run, g in d.groupby("run"):
         s = cfgs[run]["strategy"]
@@ -64,7 +65,7 @@ def figure(df: pd.DataFrame, T_cut: int, path: Path) -> None:
     ax = fig.subplots()
     for kind, color in (("range", "tab:red"), ("control", "tab:blue")):
         g = df[df["kind"] == kind]
-        stats = [(t_lo, t_hi, *A.mean_ci(v["delta"])[:2])
+        stats = [(t_lo, t_hi, *mean_ci(v["delta"])[:2])
                  for (t_lo, t_hi), v in g.groupby(["t_lo", "t_hi"])]
         mid = np.array([(a + b) / 2 for a, b, _, _ in stats])
         m = np.array([s[2] for s in stats])
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
     ap.add_argument("results_dir")
     ap.add_argument("--out", help="figure path (default RESULTS_DIR/fig4.png)")
     args = ap.parse_args(argv)
-    R = A.load(args.results_dir)
+    R = load(args.results_dir)
     df, high = deltas(R)
     T = int(df["t_hi"].max())
     cut = round(high * T)
@@ -99,7 +100,7 @@ def main(argv=None) -> int:
     for kind, g in ep.groupby("kind", sort=False):
         cells = []
         for c in ("R", "F", "R_minus_F"):
-            m, h, _, n = A.mean_ci(g[c])
+            m, h, _, n = mean_ci(g[c])
             cells.append(f"{m:+.5f} ± {h:.5f} (n={n})")
         print(f"| {kind} | " + " | ".join(cells) + " |")
     figure(df, cut, Path(args.out) if args.out else Path(args.results_dir) / "fig4.png")

@@ -3,7 +3,7 @@
     python scripts/findings_main.py results/findings_main [--budget 4000]
 
 Per arm against uniform (5 seeds): the paired difference of the lowest NLL (bits/dim) and fd_cnn
-reached up to the budget (bench.analysis.pair_table), the compute speed-up to uniform's final NLL
+reached up to the budget (bench.analysis.tables.pair_table), the compute speed-up to uniform's final NLL
 (time_to_target on counted forward-equivalents, all seeds must reach it), how many seeds adapted
 (learned arms), and the pre-registered verdict for the adaptive arms.
 """
@@ -14,11 +14,15 @@ import argparse
 import math
 import sys
 
-from bench import analysis as A
+from bench.analysis.adaptation import summaries
+from bench.analysis.cost import training_cost
+from bench.analysis.load import load
+from bench.analysis.plotting import ordered_conditions
+from bench.analysis.tables import pair_table, time_to_target, units
 
 
 def unit_of(ev, metric):
-    us = [u for u in A.units(ev) if u.metric == metric]
+    us = [u for u in units(ev) if u.metric == metric]
     if len(us) != 1:
         raise SystemExit(f"error: expected one {metric} protocol, found {len(us)}")
     return us[0]
@@ -36,15 +40,15 @@ def main(argv=None) -> int:
     ap.add_argument("results_dir")
     ap.add_argument("--budget", type=int, default=4000)
     args = ap.parse_args(argv)
-    R = A.load(args.results_dir)
+    R = load(args.results_dir)
     ev = R.counted(R.evals)
-    ev = ev.assign(cost=A.training_cost(ev))
+    ev = ev.assign(cost=training_cost(ev))
     nll, fd = unit_of(ev, "nll_bpd"), unit_of(ev, "fd_cnn")
-    summ = A.summaries(R.counted(R.timesteps["adaptation"]))
+    summ = summaries(R.counted(R.timesteps["adaptation"]))
     summ = summ[summ["setting"] == nll.setting]
     adapted = {c: (int(g["adapted"].sum()), len(g)) for c, g in summ.groupby("condition")}
-    ttt = A.time_to_target(ev, nll).set_index("condition")
-    arms = [c for c in A.ordered_conditions(ev, "uniform") if c != "uniform"]
+    ttt = time_to_target(ev, nll).set_index("condition")
+    arms = [c for c in ordered_conditions(ev, "uniform") if c != "uniform"]
     print(f"| arm | Δ NLL vs uniform (bits/dim, ≤ {args.budget} it) | Δ fd_cnn vs uniform | "
           f"compute speed-up to uniform's final NLL | adapted seeds | verdict |")
     print("|---|---|---|---|---|---|")
@@ -53,7 +57,7 @@ def main(argv=None) -> int:
         cells = []
         diffs = {}
         for u in (nll, fd):
-            p = A.pair_table(ev, u, "uniform", strat, [args.budget])
+            p = pair_table(ev, u, "uniform", strat, [args.budget])
             p = p[p["budget"] == args.budget]
             row = p.iloc[0] if len(p) else None
             diffs[u.metric] = (row["diff"], row["diff_ci95"]) if row is not None else (None, None)

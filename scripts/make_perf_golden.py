@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import config as C  # noqa: E402
-from bench import rundir  # noqa: E402
+from bench.rundir import runtables  # noqa: E402
 from bench.train.trainer import Trainer  # noqa: E402
 
 SMALL = 512          # tensors with more elements are recorded by hash
@@ -67,7 +67,7 @@ def run_one(strategy: dict) -> dict:
     with tempfile.TemporaryDirectory() as d:
         tr = Trainer(make_cfg(strategy), Path(d), progress=False)
         tr.run()
-        rows, _ = rundir.metric_rows(Path(d))
+        rows, _ = runtables.metric_rows(Path(d))
     for r in rows:
         r.pop("wall_s_train", None)
     rec = {"metrics": rows, "strategy_state": jsonable(tr.strategy.state_dict()),

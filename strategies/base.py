@@ -62,7 +62,7 @@ class StepContext:
     ``scratch`` is a per-step dict a strategy uses to carry values from before_update to after_update.
 
     ``model`` counts every per-example forward and backward pass made through it
-    (``bench.core.cost.Counted``): a strategy evaluates the network only through ``model``,
+    (``bench.core.counted.Counted``): a strategy evaluates the network only through ``model``,
     ``losses_at`` or ``likelihood_at`` and never counts by hand. A learned strategy that updated its
     distribution at this step sets ``adapted`` to a dict of its own diagnostics of that update
     (``{}`` when it has none): the trainer then records an adaptation row

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bench.data import datasets
-from bench.evaluation import fid
+from bench.evaluation import small_cnn
 
 
 @pytest.fixture(scope="module")
@@ -31,4 +31,4 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cnn(digits, cache):
     x = digits.train.get(torch.arange(len(digits.train)))
-    return fid.cnn_extractor("digits", {}, x, cache, torch.device("cpu"))
+    return small_cnn.cnn_extractor("digits", {}, x, cache, torch.device("cpu"))

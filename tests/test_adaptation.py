@@ -14,7 +14,8 @@ import strategies
 from bench.analysis.adaptation import MARK, THRESHOLD, summary
 from bench.analysis.load import load
 from bench import config as C
-from bench import experiment, rundir
+from bench import experiment
+from bench.rundir import runpaths, runtables
 from bench.evaluation import adaptation as ev_adapt
 from bench.report.build import build
 from bench.tools import strategies as strategies_cli
@@ -111,13 +112,13 @@ def test_total_variation_entropy_and_quarters():
 # ---------------------------------------------------------------------------- the verdict
 def test_a_short_jump_of_p_t_is_labelled_did_not_adapt(tmp_path, scripted):
     jump = _run(tmp_path, "jump", _cfg({"name": "test_scripted"}))
-    rows = rundir.read_timesteps(jump)["adaptation"]
+    rows = runtables.read_timesteps(jump)["adaptation"]
     assert rows["tv_uniform"].max() > 0.9                        # the jump is in the file...
     s = summary(rows)
     assert s["drawn_tv"] < THRESHOLD and not s["adapted"]       # ...but is not adaptation
     stay = _run(tmp_path, "stay", _cfg({"name": "test_scripted", "jump_from": 10,
                                         "jump_to": 10**6}))
-    assert summary(rundir.read_timesteps(stay)["adaptation"])["adapted"]
+    assert summary(runtables.read_timesteps(stay)["adaptation"])["adapted"]
     rep = build(load(tmp_path / "res"), baseline="test_scripted")
     text = "\n".join(t.md for t in rep.tables)
     assert f"test_scripted [{MARK}]" in text                   # in the table rows
@@ -131,7 +132,7 @@ def test_a_short_jump_of_p_t_is_labelled_did_not_adapt(tmp_path, scripted):
 def test_adaptation_rows_of_adaptive_beta_and_resume_identity(tmp_path):
     cfg = _cfg({"name": "adaptive_beta", "update_every": 5}, iterations=40)
     straight = _run(tmp_path, "a", cfg)
-    rows = rundir.read_timesteps(straight)["adaptation"]
+    rows = runtables.read_timesteps(straight)["adaptation"]
     upd = rows[rows["event"] == "update"]
     assert list(upd["step"]) == list(range(1, 40, 5))           # after steps 0, 5, 10, ...
     assert list(rows["event"])[-1] == "end" and rows["step"].max() == 40
@@ -140,21 +141,21 @@ def test_adaptation_rows_of_adaptive_beta_and_resume_identity(tmp_path):
     assert upd["tv_uniform"].between(0, 1).all() and upd["reward_std"].gt(0).all()
     assert upd["s_set"].astype(str).str.split().map(len).eq(3).all()
     assert (upd["alpha_min"] <= upd["alpha_mean"]).all()
-    drawn = rundir.read_timesteps(straight)["t_drawn"]
+    drawn = runtables.read_timesteps(straight)["t_drawn"]
     assert int(drawn["count"].sum()) == 40 * B
     # a run stopped at a checkpoint (as SIGTERM does) and resumed writes the same rows
     split = tmp_path / "res" / "sweep" / "b"
     with pytest.raises(Interrupted):
         experiment.run(cfg, split, progress=False, extra_callbacks=[StopAt(23)])
     experiment.run(cfg, split, progress=False)
-    pd.testing.assert_frame_equal(rundir.read_timesteps(split)["adaptation"], rows)
+    pd.testing.assert_frame_equal(runtables.read_timesteps(split)["adaptation"], rows)
 
 
 def test_a_sampler_that_starts_away_from_uniform_and_stays_did_not_adapt(tmp_path):
     frozen = {"name": "adaptive_beta", "update_every": 5, "init_alpha": 2.0, "init_beta": 5.0,
               "lr": 1e-12}
     d = _run(tmp_path, "frozen", _cfg(frozen, iterations=40))
-    rows = rundir.read_timesteps(d)["adaptation"]
+    rows = runtables.read_timesteps(d)["adaptation"]
     s = summary(rows)
     assert s["drawn_tv"] > 0.3                       # far from uniform, as it started
     assert s["drawn_tv_initial"] < THRESHOLD and not s["adapted"]
@@ -163,13 +164,13 @@ def test_a_sampler_that_starts_away_from_uniform_and_stays_did_not_adapt(tmp_pat
 
 def test_every_step_updaters_get_a_row_per_log_tick(tmp_path):
     d = _run(tmp_path, "lsm", _cfg({"name": "loss_second_moment"}, iterations=30))
-    rows = rundir.read_timesteps(d)["adaptation"]
+    rows = runtables.read_timesteps(d)["adaptation"]
     assert list(rows["step"]) == [1, 10, 20, 30]
 
 
 def test_fixed_strategies_write_no_adaptation_file(tmp_path):
     d = _run(tmp_path, "u", _cfg({"name": "uniform"}, iterations=10))
-    assert not rundir.timesteps_path(d, "adaptation").exists()
+    assert not runpaths.timesteps_path(d, "adaptation").exists()
 
 
 # ---------------------------------------------------------------------------- trace

@@ -6,7 +6,12 @@
 * ``strategies/`` and ``backbones/`` import nothing of ``bench`` beyond the kernel ``bench.core``;
 * every import goes down (or sideways) the layers of docs/architecture.md, never up;
 * ``bench/__init__.py`` imports nothing; every sub-package of ``bench`` says what it owns;
-* no file of the project refers to the shared folder of the team's development workplace.
+* no file of the project refers to the shared folder of the team's development workplace;
+* every room one job: no module over 400 lines (the adaptive sampler's file: 400 lines of code,
+  its long module docstring not counted), every module says its job in a docstring;
+* the report and the analysis import no training, evaluation or experiment code;
+* one owner: the training loss (the MSE of the prediction) is written once, in
+  ``bench.core.process``, and the process is constructed once, in ``bench.core.processes``.
 
 The rules are documented in docs/architecture.md.
 """
@@ -14,7 +19,11 @@ The rules are documented in docs/architecture.md.
 from __future__ import annotations
 
 import ast
+import io
+import re
 import subprocess
+import sys
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -31,7 +40,7 @@ LAYERS = (
     ("bench.train",),
     ("bench.evaluation",),
     ("bench.experiment",),
-    ("bench.sweep.spec", "bench.launch"),
+    ("bench.sweep.spec", "bench.sweep.check", "bench.launch"),
     ("bench.analysis",),
     ("bench.report",),
     ("bench.tools", "bench.perf", "bench.sample", "bench.strategies", "bench.latent",
@@ -182,6 +191,108 @@ def test_no_reference_to_the_workplace_shared_folder():
                 continue
             hits += [f"{name}:{i}" for i, ln in enumerate(text.splitlines(), 1) if needle in ln]
     assert hits == []
+
+
+MAX_LINES = 400
+DOCSTRING_EXEMPT = {"strategies.adaptive_beta"}     # its long docstring is the method's record
+
+
+def code_lines(path: Path) -> int:
+    """Lines of the file without its module docstring."""
+    text = path.read_text()
+    tree = ast.parse(text)
+    doc = tree.body[0] if tree.body and isinstance(tree.body[0], ast.Expr) and isinstance(
+        getattr(tree.body[0], "value", None), ast.Constant) else None
+    n = len(text.splitlines())
+    return n - (doc.end_lineno - doc.lineno + 1 if doc else 0)
+
+
+def test_no_module_over_400_lines_and_each_says_its_job():
+    too_long, silent = [], []
+    for mod, path in module_files(REPO).items():
+        n = code_lines(path) if mod in DOCSTRING_EXEMPT else len(path.read_text().splitlines())
+        if n > MAX_LINES:
+            too_long.append(f"{mod}: {n} lines")
+        if path.read_text().strip() and not ast.get_docstring(ast.parse(path.read_text())):
+            silent.append(mod)
+    assert too_long == [], "split these along their seams:\n" + "\n".join(too_long)
+    assert silent == [], "say the module's one job in a docstring:\n" + "\n".join(silent)
+
+
+def reachable(edges, roots: list[str]) -> set[str]:
+    """Every project module the ``roots`` import, directly or through others."""
+    graph: dict[str, set[str]] = {}
+    for a, b, *_ in edges:
+        graph.setdefault(a, set()).add(b)
+    seen, todo = set(), list(roots)
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo += graph.get(m, ())
+    return seen
+
+
+TRAINING_STACK = ("bench.train", "bench.evaluation", "bench.experiment")
+
+
+def test_the_report_and_the_analysis_import_no_training_code(edges):
+    roots = [m for m in module_files(REPO) if m.split(".")[:2] in (["bench", "report"],
+                                                                  ["bench", "analysis"])]
+    assert "bench.report.__main__" in roots and "bench.analysis.load" in roots
+    bad = sorted(m for m in reachable(edges, roots)
+                 if any(m == p or m.startswith(p + ".") for p in TRAINING_STACK))
+    assert bad == []
+
+
+def test_the_report_imports_no_training_code_when_run():
+    """The same, as Python sees it: what ``import bench.report.build, bench.analysis.load``
+    loads."""
+    code = ("import sys, bench.report.build, bench.report.__main__, bench.analysis.load; "
+            "print(sorted(m for m in sys.modules if m.startswith(%r)))" % (TRAINING_STACK,))
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+# The training loss written out (an MSE of prediction and target): only bench.core.process.
+LOSS_FORMS = re.compile(r"mse_loss|mean_flat\(\s*\(|\*\*\s*2\s*\)\.mean\(\)")
+
+
+def code_only(text: str) -> list[str]:
+    """The lines of ``text`` with strings, docstrings and comments blanked out."""
+    lines = text.splitlines()
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type in (tokenize.STRING, tokenize.COMMENT):
+            (r0, c0), (r1, c1) = tok.start, tok.end
+            for r in range(r0, r1 + 1):
+                a = c0 if r == r0 else 0
+                b = c1 if r == r1 else len(lines[r - 1])
+                lines[r - 1] = lines[r - 1][:a] + " " * (b - a) + lines[r - 1][b:]
+    return lines
+
+
+def test_the_training_loss_and_the_process_construction_each_exist_once():
+    loss_sites, built = [], []
+    for mod, path in module_files(REPO).items():
+        for i, code in enumerate(code_only(path.read_text()), 1):
+            if LOSS_FORMS.search(code):
+                loss_sites.append(f"{mod}:{i}")
+            if re.search(r"(?<!class )\bDDPM\(|PROCESSES\[", code):
+                built.append(mod)
+    assert [s.split(":")[0] for s in loss_sites] == ["bench.core.process"], loss_sites
+    assert built == ["bench.core.processes"], built
+
+
+def test_a_second_loss_or_construction_is_found(tmp_path):
+    pkg = tmp_path / "bench"
+    pkg.mkdir()
+    (pkg / "x.py").write_text('"""mean_flat((a - b) ** 2)"""\n'
+                              "loss = mean_flat((noise - eps) ** 2)\nd = DDPM('linear', 10)\n")
+    lines = code_only((pkg / "x.py").read_text())
+    assert not LOSS_FORMS.search(lines[0])               # a docstring names it: not a second
+    assert LOSS_FORMS.search(lines[1]) and re.search(r"(?<!class )\bDDPM\(", lines[2])
+    assert not re.search(r"(?<!class )\bDDPM\(", "class DDPM(Process):")
 
 
 # ---------------------------------------------------------------------------- the checker bites

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from bench import config as C
-from bench import experiment, rundir
+from bench import experiment
+from bench.rundir import runpaths
 from bench.report import __main__ as report_cli
 from bench.sweep import __main__ as sweep_cli
 from bench.tools import latent as latent_cli
@@ -40,7 +41,7 @@ def run_cli(main, argv, capsys) -> tuple[int, str, str]:
 def snapshot(root: Path) -> dict:
     """Every file's size and time, but the run lock's (each attempt writes its holder there)."""
     return {p: (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != rundir.LOCK}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != runpaths.LOCK}
 
 
 def check(rc, out, err, code, message):
@@ -131,23 +132,23 @@ def finished(tmp_path):
 @pytest.mark.parametrize("content", [b"", b"\x80not a checkpoint", b"PK\x03\x04truncated"])
 def test_a_corrupt_checkpoint_is_named_and_nothing_else_changes(finished, content, capsys):
     cfg_file, out_dir, run_dir = finished
-    rundir.done_path(run_dir).unlink()                  # so that the run resumes
-    rundir.ckpt_path(run_dir).write_bytes(content)
+    runpaths.done_path(run_dir).unlink()                  # so that the run resumes
+    runpaths.ckpt_path(run_dir).write_bytes(content)
     before = snapshot(run_dir)
     rc, out, err = run_cli(train_cli.main, [str(cfg_file), "--results-dir", str(out_dir),
                                             "--no-progress"], capsys)
-    check(rc, out, err, 2, f"{rundir.ckpt_path(run_dir)}: not a readable checkpoint")
+    check(rc, out, err, 2, f"{runpaths.ckpt_path(run_dir)}: not a readable checkpoint")
     assert "delete it to restart the run from step 0" in err
-    assert snapshot(run_dir) == before and not (run_dir / rundir.FAILED).exists()
+    assert snapshot(run_dir) == before and not (run_dir / runpaths.FAILED).exists()
 
 
 def test_a_corrupt_done_file_is_named(finished, capsys):
     cfg_file, out_dir, run_dir = finished
-    rundir.done_path(run_dir).write_text("{half")
+    runpaths.done_path(run_dir).write_text("{half")
     before = snapshot(run_dir)
     rc, out, err = run_cli(train_cli.main, [str(cfg_file), "--results-dir", str(out_dir)],
                            capsys)
-    check(rc, out, err, 2, f"{rundir.done_path(run_dir)}: unreadable")
+    check(rc, out, err, 2, f"{runpaths.done_path(run_dir)}: unreadable")
     assert snapshot(run_dir) == before
 
 
@@ -214,7 +215,7 @@ def test_report_refuses_bad_arguments(case, tree, capsys):
 
 
 def test_report_refuses_a_short_evals_row(tree, capsys):
-    evals = tree / "fx" / "u-lin-s0" / rundir.EVALS
+    evals = tree / "fx" / "u-lin-s0" / runpaths.EVALS
     evals.write_text(evals.read_text().splitlines()[0] + "\n10,320,fd_cnn\n")
     rc, out, err = run_cli(report_cli.main, [str(tree)], capsys)
     check(rc, out, err, 2, f"{evals}, row 2: no value in column 'value'")
@@ -222,10 +223,10 @@ def test_report_refuses_a_short_evals_row(tree, capsys):
 
 
 def test_report_refuses_a_run_without_its_config(tree, capsys):
-    (tree / "fx" / "u-lin-s0" / rundir.CONFIG).unlink()
+    (tree / "fx" / "u-lin-s0" / runpaths.CONFIG).unlink()
     rc, out, err = run_cli(report_cli.main, [str(tree)], capsys)
-    check(rc, out, err, 2, f"u-lin-s0: holds {rundir.METRICS}")
-    assert f"but no {rundir.CONFIG}" in err and not (tree / "report").exists()
+    check(rc, out, err, 2, f"u-lin-s0: holds {runpaths.METRICS}")
+    assert f"but no {runpaths.CONFIG}" in err and not (tree / "report").exists()
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from bench import config as C
-from bench import rundir
+from bench.rundir import runfiles
+from bench.config.docs import docs_markdown
+from bench.experiment import validate
 from bench.sweep import spec as S
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,7 +26,7 @@ FIXTURE_IDS = {"fx/c-lin-s0": "5318acd536", "fx/c-lin-s1": "147f387eba",
 
 def test_docs_config_md_is_generated_from_the_sections():
     on_disk = (REPO / "docs" / "config.md").read_text()
-    assert on_disk == C.docs_markdown(), \
+    assert on_disk == docs_markdown(), \
         "docs/config.md is stale: regenerate with  python -m bench.config > docs/config.md"
 
 
@@ -61,7 +63,7 @@ def test_bad_values_name_the_key_and_the_valid_choices(override, message):
 
 def test_run_ids_of_the_committed_fixture_are_pinned():
     for rel, rid in FIXTURE_IDS.items():
-        assert C.run_id(C.resolve(rundir.read_config(FIXTURE / rel))) == rid, rel
+        assert C.run_id(C.resolve(runfiles.read_config(FIXTURE / rel))) == rid, rel
 
 
 def test_run_ids_of_the_quickstart_are_pinned():
@@ -73,7 +75,7 @@ def test_run_ids_of_the_quickstart_are_pinned():
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_config_file_resolves_and_its_components_validate(path):
     cfg = C.load(path)
-    S.validate(cfg)
+    validate(cfg)
     assert C.Config.of(cfg).train.iterations > 0
 
 

@@ -11,7 +11,8 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from bench import config as C
-from bench import experiment, rundir
+from bench import experiment
+from bench.rundir import runpaths
 from bench.core.cost import forward_equivalents
 from bench.core.counted import Counted, examples
 from bench.core.ddpm import DDPM
@@ -43,7 +44,7 @@ def _trained(cfg: dict, run_dir) -> Trainer:
 
 
 def _rows(run_dir) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / rundir.METRICS).read_text().splitlines()]
+    return [json.loads(line) for line in (run_dir / runpaths.METRICS).read_text().splitlines()]
 
 
 # ---------------------------------------------------------------------------- the wrapper
@@ -174,7 +175,7 @@ def test_evals_csv_rows_carry_the_eval_passes_and_the_training_cost(tmp_path):
     cfg = _cfg({"name": "uniform"}, iterations=10, at=[10], metrics=["swd", "nll"],
                n_samples=20, ddim_steps=5, nll={"n_images": 8, "timesteps": 4})
     experiment.run(cfg, tmp_path / "r", progress=False)
-    ev = pd.read_csv(tmp_path / "r" / rundir.EVALS).set_index("metric")
+    ev = pd.read_csv(tmp_path / "r" / runpaths.EVALS).set_index("metric")
     assert ev.loc["swd", "fwd_eval"] == 20 * 5
     assert ev.loc["nll_bpd", "fwd_eval"] == 8 * (4 + 1)      # K strata + the t = 0 term
     assert (ev["fwd_train"] == 10 * B).all() and (ev["fwd_strategy"] == 0).all()

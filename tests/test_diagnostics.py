@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bench import config as C
-from bench import rundir
+from bench.rundir import runpaths, runtables
 from bench.evaluation import diagnostics as D
 from bench import experiment
 from bench.core.ddpm import DDPM
@@ -114,15 +114,15 @@ def _toy_cfg(**eval_overrides):
 def test_short_run_diagnostics_load_with_one_call_and_documented_shapes(tmp_path):
     cfg = _toy_cfg()
     experiment.run(cfg, tmp_path / "r", progress=False)
-    tabs = rundir.read_timesteps(tmp_path / "r")
-    assert set(tabs) == set(rundir.TIMESTEP_FILES)
+    tabs = runtables.read_timesteps(tmp_path / "r")
+    assert set(tabs) == set(runpaths.TIMESTEP_FILES)
     # a non-learned strategy writes no adaptation files: their frames are empty
     assert tabs["adaptation"].empty and tabs["t_drawn"].empty
     for kind, df in tabs.items():
-        assert isinstance(df, pd.DataFrame) and list(df.columns) == rundir.TIMESTEP_COLUMNS[kind]
+        assert isinstance(df, pd.DataFrame) and tuple(df.columns) == runtables.timestep_table(kind).columns
     snaps, bins, T, hb = [0, 20, 40], 5, 100, 10
     dg = tabs["diagnostics"]
-    assert dg.shape == (len(snaps) * bins * 2, len(rundir.TIMESTEP_COLUMNS["diagnostics"]))
+    assert dg.shape == (len(snaps) * bins * 2, len(runtables.timestep_table("diagnostics").columns))
     assert sorted(dg["step"].unique()) == snaps
     assert (dg.groupby(["step", "weighting"]).size() == bins).all()
     assert np.isfinite(dg["grad_var"]).all() and (dg["grad_var"] > 0).all()
@@ -138,12 +138,12 @@ def test_short_run_diagnostics_load_with_one_call_and_documented_shapes(tmp_path
 
 def test_truncate_drops_rows_after_the_resume_step(tmp_path):
     for step in (0, 20, 40):
-        rundir.append_timesteps(tmp_path, "p_t", D.p_t_frame(step, torch.full((4,), 0.25)))
-    rundir.append_timesteps(tmp_path, "p_t", D.p_t_frame(20, torch.full((4,), 0.25)))    # re-written: replaced
-    assert len(rundir.read_timesteps(tmp_path)["p_t"]) == 12
-    rundir.truncate_timesteps(tmp_path, 20)
-    assert sorted(rundir.read_timesteps(tmp_path)["p_t"]["step"].unique()) == [0, 20]
-    empty = rundir.read_timesteps(tmp_path / "nothing")
+        runtables.append_timesteps(tmp_path, "p_t", D.p_t_frame(step, torch.full((4,), 0.25)))
+    runtables.append_timesteps(tmp_path, "p_t", D.p_t_frame(20, torch.full((4,), 0.25)))    # re-written: replaced
+    assert len(runtables.read_timesteps(tmp_path)["p_t"]) == 12
+    runtables.truncate_timesteps(tmp_path, 20)
+    assert sorted(runtables.read_timesteps(tmp_path)["p_t"]["step"].unique()) == [0, 20]
+    empty = runtables.read_timesteps(tmp_path / "nothing")
     assert all(len(df) == 0 for df in empty.values())
 
 

@@ -1,4 +1,4 @@
-"""The diffusion process against closed forms computed here, independently of bench.core.diffusion."""
+"""The diffusion process against closed forms computed here, independently of bench.core.ddpm."""
 
 import math
 

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import rundir
+from bench.rundir import runfiles, runtables
 from bench import config as C
 from bench.evaluation import callbacks as E
 from bench.evaluation import __main__ as eval_cli
 from bench import experiment
-from bench.evaluation import fid
+from bench.evaluation import inception, reference, small_cnn
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -53,7 +53,7 @@ def test_toy_run_writes_evals_csv_in_the_documented_format(tmp_path):
     assert kinds == ["Adaptation", "Evaluator"]
     experiment.run(cfg, tmp_path / "r", progress=False)
     ev = pd.read_csv(tmp_path / "r" / "evals.csv")
-    assert list(ev.columns) == rundir.EVAL_COLUMNS
+    assert list(ev.columns) == runtables.EVAL_COLUMNS
     assert sorted(ev["step"].unique()) == [20, 40]                # at + final
     assert set(ev["metric"]) == {"swd", "mmd2_rbf", "nll_bpd"}
     assert (ev.groupby("step").size() == 3).all()
@@ -101,7 +101,7 @@ def test_resume_drops_later_rows_and_reevaluation_is_idempotent(tmp_path):
     assert sorted(ev["step"].unique()) == [20, 40] and (ev["value"] != -1.0).all()
     assert len(ev) == 6
     # re-evaluating the same step replaces its rows instead of duplicating them
-    rundir.append_evals(run, ev[ev.step == 40].to_dict("records"))
+    runtables.append_evals(run, ev[ev.step == 40].to_dict("records"))
     assert len(pd.read_csv(run / "evals.csv")) == 6
 
 
@@ -144,7 +144,7 @@ def _components(cfg):
 
 
 def test_fd_cnn_through_the_evaluator(tmp_path, monkeypatch):
-    monkeypatch.setitem(fid.CNN_HPARAMS, "steps", 60)              # a quick, still-cached extractor
+    monkeypatch.setitem(small_cnn.CNN_HPARAMS, "steps", 60)              # a quick, still-cached extractor
     cfg = _digits(tmp_path)
     data, model, diffusion, _ = _components(cfg)
     rows = E.Evaluator(cfg).evaluate(model, diffusion, data, 0, torch.device("cpu"))
@@ -155,24 +155,24 @@ def test_fd_cnn_through_the_evaluator(tmp_path, monkeypatch):
 
 
 def test_resolution_mismatch_with_reference_stats_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setitem(fid.CNN_HPARAMS, "steps", 20)
+    monkeypatch.setitem(small_cnn.CNN_HPARAMS, "steps", 20)
     cfg = _digits(tmp_path)
     data, model, diffusion, _ = _components(cfg)
     ev = E.Evaluator(cfg)
     ex = ev.extractor(data, torch.device("cpu"))
-    other = fid.RefStats(np.zeros(ex.dim), np.eye(ex.dim), (1, 28, 28), ex.ident, 10)
+    other = reference.RefStats(np.zeros(ex.dim), np.eye(ex.dim), (1, 28, 28), ex.ident, 10)
     path = tmp_path / "fashion_stats.npz"
-    fid.save_ref_stats(path, other)
+    reference.save_ref_stats(path, other)
     cfg2 = _digits(tmp_path, ref_stats=str(path))
     with pytest.raises(ValueError, match=r"resolution mismatch: model samples are 1×8×8.*1×28×28"):
         E.Evaluator(cfg2).evaluate(model, diffusion, data, 0, torch.device("cpu"))
 
 
 def test_inception_without_weights_offline_says_how_to_fix(tmp_path, monkeypatch):
-    monkeypatch.setattr(fid, "CLEANFID_DEFAULT_DIR", tmp_path / "nothing")
+    monkeypatch.setattr(inception, "CLEANFID_DEFAULT_DIR", tmp_path / "nothing")
     cfg = _digits(tmp_path, extractor="inception", inception_download=False)
     data, model, diffusion, _ = _components(cfg)
-    with pytest.raises(fid.InceptionUnavailable,
+    with pytest.raises(inception.InceptionUnavailable,
                        match=r"eval.inception_weights=.*eval.extractor=cnn"):
         E.Evaluator(cfg).evaluate(model, diffusion, data, 0, torch.device("cpu"))
 
@@ -192,7 +192,7 @@ def test_a_kept_snapshot_re_evaluated_reproduces_the_in_run_evaluation(tmp_path,
     cfg = _toy(iterations=40, at=[20], final=True)
     cfg["train"]["keep"] = "at_evals"
     experiment.run(cfg, run, progress=False)
-    assert rundir.snapshot_steps(run) == [20, 40]
+    assert runfiles.snapshot_steps(run) == [20, 40]
     before = pd.read_csv(run / "evals.csv")
     assert eval_cli.main([str(run), "--step", "20", "--no-progress"]) == 0
     after = pd.read_csv(run / "evals.csv")

@@ -14,9 +14,11 @@ import pytest
 import torch
 import yaml
 
-from bench import analysis
+from bench.analysis import load as results_tree
 from bench import config as C
-from bench import experiment, rundir
+from bench import experiment
+from bench.rundir import runpaths, runstate, runtables
+from bench.rundir.runstate import RunState
 from bench.launch import launcher
 from bench.sweep import spec as S
 from bench.train import __main__ as train_cli
@@ -37,7 +39,7 @@ def _without_wall(rows):
 
 
 def _rows(run_dir):
-    return rundir.metric_rows(run_dir)[0]
+    return runtables.metric_rows(run_dir)[0]
 
 
 def test_a_diverged_run_fails_and_is_never_a_data_point(tmp_path, capsys):
@@ -48,12 +50,12 @@ def test_a_diverged_run_fails_and_is_never_a_data_point(tmp_path, capsys):
     run_dir = tmp_path / "res" / "s" / C.run_id(C.resolve(DIVERGES))
     assert rc == 1 and "diverged at step" in err and "Traceback" not in err
     assert "no checkpoint was written yet" in err or "last good checkpoint" in err
-    assert not rundir.is_done(run_dir) and rundir.state(run_dir) == rundir.FAILED_STATE
-    assert rundir.diverged(run_dir) and "diverged at step" in rundir.failure(run_dir)
-    for line in (rundir.metrics_path(run_dir).read_text().splitlines()
-                 if rundir.metrics_path(run_dir).exists() else []):
+    assert not runstate.is_done(run_dir) and runstate.state(run_dir) == RunState.FAILED
+    assert runstate.diverged(run_dir) and "diverged at step" in runstate.failure(run_dir)
+    for line in (runpaths.metrics_path(run_dir).read_text().splitlines()
+                 if runpaths.metrics_path(run_dir).exists() else []):
         json.loads(line, parse_constant=lambda c: pytest.fail(f"non-finite {c} in JSON"))
-    R = analysis.load(tmp_path / "res")
+    R = results_tree.load(tmp_path / "res")
     (row,) = R.runs.itertuples()
     assert row.status == "failed" and "diverged" in row.note and R.counted(R.runs).empty
     # a sweep rerun skips it (and says so) unless asked to retry
@@ -89,14 +91,14 @@ def test_a_second_trainer_on_the_same_run_is_refused_at_once(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     run_dir = tmp_path / "res" / C.run_id(C.resolve(cfg))
     first = _cli(tmp_path / "c.yaml", tmp_path / "res")
-    _wait_for(lambda: rundir.lock_holder(run_dir) and rundir.metrics_path(run_dir).exists(),
+    _wait_for(lambda: runstate.lock_holder(run_dir) and runpaths.metrics_path(run_dir).exists(),
               "the first trainer to start")
-    meta = (run_dir / rundir.META).read_text()
+    meta = (run_dir / runpaths.META).read_text()
     rc = train_cli.main([str(tmp_path / "c.yaml"), "--results-dir", str(tmp_path / "res"),
                          "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 1 and "is being trained by pid" in err and " since " in err, err
-    assert (run_dir / rundir.META).read_text() == meta          # the refused attempt left no trace
+    assert (run_dir / runpaths.META).read_text() == meta          # the refused attempt left no trace
     assert first.wait(timeout=600) == 0, first.stderr.read()
     steps = [r["step"] for r in _rows(run_dir)]
     assert steps == list(range(50, 1501, 50))
@@ -109,7 +111,7 @@ def test_a_half_written_last_line_is_dropped_and_the_run_ends_as_if_uninterrupte
     cut = tmp_path / "cut"
     with pytest.raises(Interrupted):
         experiment.run(cfg, cut, progress=False, extra_callbacks=[StopAt(20)])
-    with open(rundir.metrics_path(cut), "a") as f:
+    with open(runpaths.metrics_path(cut), "a") as f:
         f.write('{"step": 25, "nimg": 16')            # the crash mid-write
     experiment.run(cfg, cut, progress=False)
     assert _without_wall(_rows(cut)) == _without_wall(_rows(tmp_path / "ref"))
@@ -122,15 +124,15 @@ def test_ctrl_c_checkpoints_exits_130_and_resumes_bit_identical(tmp_path):
     assert ref.wait(timeout=600) == 0, ref.stderr.read()
     run_dir = tmp_path / "cut" / C.run_id(C.resolve(cfg))
     proc = _cli(tmp_path / "c.yaml", tmp_path / "cut")
-    _wait_for(lambda: rundir.ckpt_path(run_dir).exists() and rundir.metrics_path(run_dir).exists()
+    _wait_for(lambda: runpaths.ckpt_path(run_dir).exists() and runpaths.metrics_path(run_dir).exists()
               and len(_rows(run_dir)) >= 3, "a checkpoint")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    assert not rundir.is_done(run_dir), "the run finished before Ctrl-C; make it longer"
+    assert not runstate.is_done(run_dir), "the run finished before Ctrl-C; make it longer"
     assert proc.returncode == 130, err
     lines = err.strip().splitlines()             # the job log's plain lines, then one message
     assert "Traceback" not in err and all(ln.startswith("[toy] step") for ln in lines[:-1]), err
-    assert lines[-1].startswith("interrupted: stopped at step") and rundir.ckpt_path(run_dir).exists()
+    assert lines[-1].startswith("interrupted: stopped at step") and runpaths.ckpt_path(run_dir).exists()
     again = _cli(tmp_path / "c.yaml", tmp_path / "cut")
     assert again.wait(timeout=600) == 0, again.stderr.read()
     ref_dir = tmp_path / "ref" / run_dir.name
@@ -156,7 +158,7 @@ def test_ctrl_c_in_a_local_sweep_stops_every_worker_cleanly_and_the_rerun_resume
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     proc = launch()
-    _wait_for(lambda: all(rundir.metrics_path(d).exists() and len(_rows(d)) >= 2 for d in runs),
+    _wait_for(lambda: all(runpaths.metrics_path(d).exists() and len(_rows(d)) >= 2 for d in runs),
               "both runs to train")
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=300)
@@ -164,9 +166,9 @@ def test_ctrl_c_in_a_local_sweep_stops_every_worker_cleanly_and_the_rerun_resume
     assert "terminate called" not in err and "Traceback" not in err, err
     assert err.strip() == "interrupted; rerun the same command to resume", err
     for d in runs:
-        assert not rundir.is_done(d), "a run finished before Ctrl-C; make it longer"
-        st = torch.load(rundir.ckpt_path(d), weights_only=False)
-        assert st["step"] >= rundir.last_step(d)          # stopped at a step, not killed
+        assert not runstate.is_done(d), "a run finished before Ctrl-C; make it longer"
+        st = torch.load(runpaths.ckpt_path(d), weights_only=False)
+        assert st["step"] >= runtables.last_step(d)          # stopped at a step, not killed
     again = launch()
     out, err = again.communicate(timeout=600)
     assert again.returncode == 0 and "resumed 2" in out, (out, err)

@@ -11,7 +11,7 @@ import torch
 
 from bench.data import datasets
 
-from bench.evaluation import fid
+from bench.evaluation import extractor, fid, inception, reference, small_cnn
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 @pytest.fixture(scope="module")
 def ref(digits, cnn, cache):
-    return fid.reference_stats(digits.train, "digits", {}, "train", cnn, cache)
+    return reference.reference_stats(digits.train, "digits", {}, "train", cnn, cache)
 
 
 def _all(split):
@@ -31,15 +31,15 @@ def test_extractor_is_a_real_classifier_and_cached(digits, cnn, cache):
     files = list((cache / "extractors").glob("cnn_digits_1×8×8_*.pt"))
     assert len(files) == 1
     st = torch.load(files[0], weights_only=True)
-    model = fid.SmallCNN(1, st["n_classes"])
+    model = small_cnn.SmallCNN(1, st["n_classes"])
     model.load_state_dict(st["model"])
     _, y_test = datasets.labels("digits")
-    assert fid.cnn_accuracy(model.eval(), _all(digits.test), y_test) > 0.9
+    assert small_cnn.cnn_accuracy(model.eval(), _all(digits.test), y_test) > 0.9
     mtime = files[0].stat().st_mtime_ns
-    again = fid.cnn_extractor("digits", {}, _all(digits.train), cache, torch.device("cpu"))
+    again = small_cnn.cnn_extractor("digits", {}, _all(digits.train), cache, torch.device("cpu"))
     assert again.ident == cnn.ident and files[0].stat().st_mtime_ns == mtime
     x = _all(digits.test)[:16]
-    np.testing.assert_array_equal(again.fn(fid.to_uint8(x)), cnn.fn(fid.to_uint8(x)))
+    np.testing.assert_array_equal(again.fn(extractor.to_uint8(x)), cnn.fn(extractor.to_uint8(x)))
 
 
 def test_train_vs_test_small_and_corruption_monotone(digits, cnn, ref):
@@ -68,17 +68,17 @@ def test_frechet_distance_matches_independent_formula():
     r1 = scipy.linalg.sqrtm(s1)
     cross = scipy.linalg.sqrtm(r1 @ s2 @ r1).real       # tr √(Σ1Σ2) = tr √(Σ1^½ Σ2 Σ1^½)
     expected = ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(cross)
-    assert fid.frechet_distance(*fid.stats(f1), *fid.stats(f2)) == pytest.approx(expected, rel=1e-6)
+    assert fid.frechet_distance(*extractor.stats(f1), *extractor.stats(f2)) == pytest.approx(expected, rel=1e-6)
     assert fid.frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_reference_stats_cached_and_equal_to_direct_features(digits, cnn, ref, cache):
-    path = fid.ref_stats_path(cache, "digits", {}, (1, 8, 8), cnn, "train", len(digits.train))
+    path = reference.ref_stats_path(cache, "digits", {}, (1, 8, 8), cnn, "train", len(digits.train))
     assert path.is_file() and ref.path == path and ref.shape == (1, 8, 8)
-    mu, sigma = fid.stats(fid.features(cnn, _all(digits.train)))
+    mu, sigma = extractor.stats(extractor.features(cnn, _all(digits.train)))
     np.testing.assert_allclose(ref.mu, mu, rtol=1e-10)
     np.testing.assert_allclose(ref.sigma, sigma, rtol=1e-10)
-    loaded = fid.reference_stats(digits.train, "digits", {}, "train", cnn, cache)
+    loaded = reference.reference_stats(digits.train, "digits", {}, "train", cnn, cache)
     np.testing.assert_array_equal(loaded.sigma, ref.sigma)
     assert "site-packages" not in str(path)
 
@@ -88,17 +88,17 @@ def test_resolution_mismatch_is_a_clear_error(digits, cnn, ref):
     with pytest.raises(ValueError, match=r"resolution mismatch.*1×16×16.*1×8×8"):
         fid.fd_against(ref, cnn, big)
     with pytest.raises(ValueError, match="resolution mismatch"):
-        fid.features(cnn, big)
+        extractor.features(cnn, big)
 
 
 def test_no_inception_weights_offline_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setattr(fid, "CLEANFID_DEFAULT_DIR", tmp_path / "tmp")
-    with pytest.raises(fid.InceptionUnavailable) as e:
-        fid.find_inception("", tmp_path / "cache", download=False)
+    monkeypatch.setattr(inception, "CLEANFID_DEFAULT_DIR", tmp_path / "tmp")
+    with pytest.raises(inception.InceptionUnavailable) as e:
+        inception.find_inception("", tmp_path / "cache", download=False)
     msg = str(e.value)
     assert "eval.inception_weights" in msg and "eval.extractor=cnn" in msg
-    with pytest.raises(fid.InceptionUnavailable, match="eval.inception_weights"):
-        fid.find_inception(str(tmp_path / "nowhere" / fid.INCEPTION_FILE), tmp_path, download=False)
+    with pytest.raises(inception.InceptionUnavailable, match="eval.inception_weights"):
+        inception.find_inception(str(tmp_path / "nowhere" / inception.INCEPTION_FILE), tmp_path, download=False)
 
     # a download that fails (as offline: URLError) ends in the same advice, not a traceback
     import cleanfid.downloads_helper as dh
@@ -108,18 +108,18 @@ def test_no_inception_weights_offline_says_what_to_do(tmp_path, monkeypatch):
         raise URLError("no network")
 
     monkeypatch.setattr(dh, "check_download_inception", offline)
-    with pytest.raises(fid.InceptionUnavailable, match="download failed.*eval.extractor=cnn"):
-        fid.find_inception("", tmp_path / "cache", download=True)
+    with pytest.raises(inception.InceptionUnavailable, match="download failed.*eval.extractor=cnn"):
+        inception.find_inception("", tmp_path / "cache", download=True)
 
 
 def test_inception_weights_found_in_configured_place(tmp_path, monkeypatch):
-    monkeypatch.setattr(fid, "CLEANFID_DEFAULT_DIR", tmp_path / "tmp")
+    monkeypatch.setattr(inception, "CLEANFID_DEFAULT_DIR", tmp_path / "tmp")
     (tmp_path / "w").mkdir()
-    (tmp_path / "w" / fid.INCEPTION_FILE).write_bytes(b"stub")
-    assert fid.find_inception(str(tmp_path / "w" / fid.INCEPTION_FILE), tmp_path, False) == \
+    (tmp_path / "w" / inception.INCEPTION_FILE).write_bytes(b"stub")
+    assert inception.find_inception(str(tmp_path / "w" / inception.INCEPTION_FILE), tmp_path, False) == \
         tmp_path / "w"
-    assert fid.find_inception(str(tmp_path / "w"), tmp_path, False) == tmp_path / "w"
-    assert fid.find_inception("", tmp_path / "w", False) == tmp_path / "w"   # the cache dir
+    assert inception.find_inception(str(tmp_path / "w"), tmp_path, False) == tmp_path / "w"
+    assert inception.find_inception("", tmp_path / "w", False) == tmp_path / "w"   # the cache dir
 
 
 def test_metric_names_record_the_extractor():
@@ -153,15 +153,15 @@ def test_inception_path_runs_clean_fid_preprocessing_offline(tmp_path, monkeypat
     uint8 → RGB → clean-fid's PIL-bicubic 299×299 resizer → (x − 128)/128 (on a stub network)."""
     from cleanfid.resize import build_resizer
 
-    monkeypatch.setattr(fid, "CLEANFID_DEFAULT_DIR", tmp_path / "nothing")
+    monkeypatch.setattr(inception, "CLEANFID_DEFAULT_DIR", tmp_path / "nothing")
     torch.manual_seed(0)
     stub = torch.jit.script(_StubInception())
-    stub.save(str(tmp_path / fid.INCEPTION_FILE))
-    ex = fid.inception_extractor(str(tmp_path / fid.INCEPTION_FILE), tmp_path / "cache", False,
+    stub.save(str(tmp_path / inception.INCEPTION_FILE))
+    ex = inception.inception_extractor(str(tmp_path / inception.INCEPTION_FILE), tmp_path / "cache", False,
                                  torch.device("cpu"))
     assert ex.name == "inception" and ex.dim == 2048 and fid.metric_name(ex.name) == "fid_inception"
-    x = fid.to_uint8(digits.test.get(torch.arange(3)))
-    got = fid.features(ex, x)
+    x = extractor.to_uint8(digits.test.get(torch.arange(3)))
+    got = extractor.features(ex, x)
     resize = build_resizer("clean")
     imgs = np.stack([resize(im.repeat(3, 1, 1).permute(1, 2, 0).numpy()) for im in x])
     assert imgs.shape == (3, 299, 299, 3)

@@ -14,9 +14,10 @@ import torch
 
 from bench import config as C
 from bench import experiment
+from bench.config.sections import EVAL_METRICS
 from bench.core.rng import derive_seed
 from bench.evaluation import callbacks as E
-from bench.evaluation import fid
+from bench.evaluation import extractor, fid, reference, small_cnn
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -95,38 +96,38 @@ def test_reference_features_cached_beside_the_statistics(digits, cnn, tmp_path):
     """Stats first (an FD-only run), then KID: the features are computed once more and cached
     beside the untouched statistics; the next call loads both."""
     cache = tmp_path
-    rs = fid.reference_stats(digits.train, "digits", {}, "train", cnn, cache)
-    assert rs.feats is None and not fid.ref_feats_path(rs.path).exists()
+    rs = reference.reference_stats(digits.train, "digits", {}, "train", cnn, cache)
+    assert rs.feats is None and not reference.ref_feats_path(rs.path).exists()
     mtime = rs.path.stat().st_mtime_ns
-    with_f = fid.reference_stats(digits.train, "digits", {}, "train", cnn, cache, with_feats=True)
-    fpath = fid.ref_feats_path(rs.path)
+    with_f = reference.reference_stats(digits.train, "digits", {}, "train", cnn, cache, with_feats=True)
+    fpath = reference.ref_feats_path(rs.path)
     assert fpath.is_file() and fpath.name == rs.path.stem + "_feats.npz"
     assert rs.path.stat().st_mtime_ns == mtime
-    direct = fid.features(cnn, digits.train.get(torch.arange(len(digits.train))))
+    direct = extractor.features(cnn, digits.train.get(torch.arange(len(digits.train))))
     np.testing.assert_array_equal(with_f.feats, direct.astype(np.float32))
     np.testing.assert_array_equal(with_f.feats.astype(np.float64), direct)    # float32 is lossless
     np.testing.assert_array_equal(with_f.mu, rs.mu)
     fmtime = fpath.stat().st_mtime_ns
-    again = fid.reference_stats(digits.train, "digits", {}, "train", cnn, cache, with_feats=True)
+    again = reference.reference_stats(digits.train, "digits", {}, "train", cnn, cache, with_feats=True)
     assert fpath.stat().st_mtime_ns == fmtime and rs.path.stat().st_mtime_ns == mtime
     np.testing.assert_array_equal(again.feats, with_f.feats)
 
 
 def test_reference_features_of_other_statistics_are_refused(digits, cnn, cache, tmp_path):
-    rs = fid.reference_stats(digits.train, "digits", {}, "train", cnn, cache, with_feats=True)
-    other = fid.RefStats(rs.mu, rs.sigma, rs.shape, rs.extractor, 100, tmp_path / "s.npz",
+    rs = reference.reference_stats(digits.train, "digits", {}, "train", cnn, cache, with_feats=True)
+    other = reference.RefStats(rs.mu, rs.sigma, rs.shape, rs.extractor, 100, tmp_path / "s.npz",
                          rs.feats[:100])
-    fid.save_ref_stats(other.path, other)
-    fid.save_ref_feats(fid.ref_feats_path(other.path), other)
-    wrong = fid.RefStats(rs.mu, rs.sigma, rs.shape, rs.extractor, len(rs.feats), other.path)
+    reference.save_ref_stats(other.path, other)
+    reference.save_ref_feats(reference.ref_feats_path(other.path), other)
+    wrong = reference.RefStats(rs.mu, rs.sigma, rs.shape, rs.extractor, len(rs.feats), other.path)
     with pytest.raises(ValueError, match="do not belong to the statistics"):
-        fid.load_ref_feats(wrong)
-    np.testing.assert_array_equal(fid.load_ref_feats(fid.load_ref_stats(other.path)),
+        reference.load_ref_feats(wrong)
+    np.testing.assert_array_equal(reference.load_ref_feats(reference.load_ref_stats(other.path)),
                                   rs.feats[:100])
 
 
 def test_kid_of_digits_test_split_small_and_corruption_larger(digits, cnn, cache):
-    ref = fid.reference_stats(digits.train, "digits", {}, "train", cnn, cache, with_feats=True)
+    ref = reference.reference_stats(digits.train, "digits", {}, "train", cnn, cache, with_feats=True)
     x = digits.test.get(torch.arange(len(digits.test)))
     g = torch.Generator().manual_seed(0)
     clean, mild, heavy = (fid.kid_against(ref, cnn, (x + s * torch.randn(x.shape, generator=g))
@@ -158,7 +159,7 @@ def _components(cfg):
 
 
 def test_fd_and_kid_share_one_set_of_sample_features(tmp_path, monkeypatch):
-    monkeypatch.setitem(fid.CNN_HPARAMS, "steps", 60)
+    monkeypatch.setitem(small_cnn.CNN_HPARAMS, "steps", 60)
     cfg = _digits_cfg(tmp_path)
     data, model, diffusion, _ = _components(cfg)
     ev, cpu = E.Evaluator(cfg), torch.device("cpu")
@@ -175,7 +176,7 @@ def test_fd_and_kid_share_one_set_of_sample_features(tmp_path, monkeypatch):
         assert fd[col] == kid[col], col
     assert (kid["n_samples"], kid["sampler"]) == (64, "ddim5_eta0")
     f = fn(seen[0])
-    assert fd["value"] == pytest.approx(fid.frechet_distance(*fid.stats(f), ref.mu, ref.sigma))
+    assert fd["value"] == pytest.approx(fid.frechet_distance(*extractor.stats(f), ref.mu, ref.sigma))
     assert kid["value"] == fid.kernel_distance(ref.feats, f, derive_seed(ev.seed, "eval_kid"))
     # kid alone: the same samples, features computed once, the same value, no FD row
     ev2 = E.Evaluator(_digits_cfg(tmp_path, metrics=["kid"]))
@@ -191,7 +192,7 @@ def test_fd_and_kid_share_one_set_of_sample_features(tmp_path, monkeypatch):
 
 
 def test_a_run_writes_fd_cnn_and_kid_cnn_rows(tmp_path, monkeypatch):
-    monkeypatch.setitem(fid.CNN_HPARAMS, "steps", 60)
+    monkeypatch.setitem(small_cnn.CNN_HPARAMS, "steps", 60)
     cfg = _digits_cfg(tmp_path, at=[2], metrics=["fid", "kid", "nll"],
                       nll={"n_images": 16, "timesteps": 4, "batch_size": 16})
     experiment.run(cfg, tmp_path / "r", progress=False)
@@ -205,7 +206,7 @@ def test_a_run_writes_fd_cnn_and_kid_cnn_rows(tmp_path, monkeypatch):
 
 
 def test_kid_bad_inputs_are_clear_errors(tmp_path, monkeypatch):
-    assert "kid" in C.EVAL_METRICS and E.resolve_metrics(["auto"], True) == ["fid", "nll"]
+    assert "kid" in EVAL_METRICS and E.resolve_metrics(["auto"], True) == ["fid", "nll"]
     assert E.resolve_metrics(["kid", "auto"], True) == ["kid", "fid", "nll"]
     with pytest.raises(C.ConfigError, match="eval.metrics"):
         C.resolve({"eval": {"metrics": ["kids"]}})
@@ -219,7 +220,7 @@ def test_kid_bad_inputs_are_clear_errors(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="kid needs image data"):
         E.Evaluator(toy).evaluate(model, diffusion, data, 0, torch.device("cpu"))
 
-    monkeypatch.setitem(fid.CNN_HPARAMS, "steps", 20)
+    monkeypatch.setitem(small_cnn.CNN_HPARAMS, "steps", 20)
     cfg = _digits_cfg(tmp_path, n_samples=1)
     data, model, diffusion, _ = _components(cfg)
     with pytest.raises(ValueError, match="kid .*needs eval.n_samples >= 2"):
@@ -228,7 +229,7 @@ def test_kid_bad_inputs_are_clear_errors(tmp_path, monkeypatch):
     ev = E.Evaluator(_digits_cfg(tmp_path))
     ref = ev.reference(data, torch.device("cpu"))
     path = tmp_path / "stats.npz"
-    fid.save_ref_stats(path, ref)
+    reference.save_ref_stats(path, ref)
     cfg2 = _digits_cfg(tmp_path, ref_stats=str(path), metrics=["fid"], n_samples=8,
                        batch_size=8)
     assert [r["metric"] for r in E.Evaluator(cfg2).evaluate(model, diffusion, data, 0,

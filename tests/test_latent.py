@@ -15,7 +15,7 @@ from bench import config as C
 from bench import experiment
 from bench.data import datasets, latent
 from bench.tools import latent as latent_cli
-from bench.evaluation import fid
+from bench.evaluation import small_cnn
 from bench.evaluation import callbacks as E
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -179,7 +179,7 @@ def test_vq_latents_are_the_pre_quantisation_encoding_and_decode_quantises(tmp_p
 
 # ---------------------------------------------------------------------------- end to end
 def test_a_latent_run_trains_and_is_evaluated_on_decoded_pixels(tmp_path, monkeypatch):
-    monkeypatch.setitem(fid.CNN_HPARAMS, "steps", 60)
+    monkeypatch.setitem(small_cnn.CNN_HPARAMS, "steps", 60)
     ckpt = _save(_autoencoder("kl"), tmp_path / "ae.ckpt")
     cfg = C.resolve({
         "name": "latent_digits", "dataset": {"name": "latent", **_params(ckpt, tmp_path)},

@@ -9,7 +9,8 @@ import json
 import pytest
 
 from bench import config as C
-from bench import experiment, rundir
+from bench import experiment
+from bench.rundir import runpaths
 from bench.train import loggers
 
 TOY = {
@@ -25,7 +26,7 @@ TOY = {
 def scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    acc = EventAccumulator(str(rundir.tensorboard_dir(run_dir)), size_guidance={"scalars": 0, "histograms": 0})
+    acc = EventAccumulator(str(runpaths.tensorboard_dir(run_dir)), size_guidance={"scalars": 0, "histograms": 0})
     acc.Reload()
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)]
             for tag in acc.Tags()["scalars"]}, acc
@@ -95,5 +96,5 @@ def test_wandb_offline_run(tmp_path, monkeypatch):
     cfg = C.resolve({**TOY, "eval": {"every": 0},
                      "train": {**TOY["train"], "loggers": ["wandb"]}})
     experiment.run(cfg, tmp_path / "run", progress=False)
-    runs = list(rundir.wandb_dir(tmp_path / "run").rglob("*.wandb"))
+    runs = list(runpaths.wandb_dir(tmp_path / "run").rglob("*.wandb"))
     assert runs and runs[0].stat().st_size > 0

@@ -9,7 +9,7 @@ and the posterior mean differ by coef1_t·(x0 − x̂0), so per dimension (nats)
 
 at t = 0 (coef1 = 1, coef2 = 0; Gaussian decoder) E L_0 = ½ ln(2πσ_0²) + Var(x0|x_1)/(2σ_0²), and
 the prior E KL(N(a x0, b²) ‖ N(0, 1)) = ½(−1 − ln b² + b² + a²(μ² + s²)). The schedule is rebuilt
-here from its definition, not read from bench.core.diffusion.
+here from its definition, not read from bench.core.ddpm.
 """
 
 from __future__ import annotations

@@ -24,11 +24,22 @@ import pytest
 from scipy import stats
 
 from bench import config as C
-from bench import rundir
-from bench.core.diffusion import Diffusion
-from bench import analysis as A
+from bench.rundir import runfiles, runpaths, runtables
+from bench.core.ddpm import DDPM
+from bench.analysis import ranking
+from bench.analysis.load import Results, fixed_loss_weights, load, load_results
+from bench.analysis.metric_figures import fig_metric_vs_iteration
+from bench.analysis.plotting import curve
+from bench.analysis.stats import diff_ci, known_direction, lower_is_better, mean_ci, valid_range
+from bench.analysis.style import metric_label, protocol_text, step_text, tick_steps
+from bench.analysis.tables import (Unit, pair_table, table1, time_to_target, units, verdict,
+                                   vs_baseline)
+from bench.analysis.timestep_figures import effective_p_t, t_hist_density
+from bench.rundir.runpaths import TIMESTEP_FILES
+from bench.rundir.runtables import EVAL_COLUMNS, TIMESTEP_REQUIRED
 from bench.report import __main__ as report
 from bench.report import build as report_build
+from bench.report import renderers
 
 
 
@@ -71,13 +82,13 @@ def half(values) -> float:
 
 
 @pytest.fixture(scope="module")
-def R() -> A.Results:
-    return A.load(FIX)
+def R() -> Results:
+    return load(FIX)
 
 
 @pytest.fixture(scope="module")
-def fd(R) -> A.Unit:
-    (u,) = [u for u in A.units(R.evals) if u.metric == "fd_cnn"]
+def fd(R) -> Unit:
+    (u,) = [u for u in units(R.evals) if u.metric == "fd_cnn"]
     return u
 
 
@@ -119,7 +130,7 @@ def test_tidy_frame_one_row_per_run_eval_metric(R):
     r = ev[(ev["run"] == "fx/m-lin-s1") & (ev["step"] == 40) & (ev["metric"] == "fd_cnn")]
     assert r["value"].tolist() == [24.0] and r["wall_s_train"].tolist() == [21.0]
     assert ev["lower_is_better"].all()
-    assert A.load_results(FIX).shape == ev.shape
+    assert load_results(FIX).shape == ev.shape
 
 
 def test_training_log_and_timestep_loaders(R):
@@ -129,21 +140,21 @@ def test_training_log_and_timestep_loaders(R):
     assert set(d["run"]) == {"fx/u-lin-s0"} and len(d) == 8
     assert set(d["weighting"]) == {"ddpm", "vlb"}
     assert len(R.timesteps["p_t"]) == 60 and set(R.timesteps["t_hist"]["run"]) == {"fx/m-lin-s0"}
-    dens = A.t_hist_density(R.timesteps["t_hist"])
+    dens = t_hist_density(R.timesteps["t_hist"])
     assert dens.loc[0, "p"] == pytest.approx(150 / (320 * 15))   # count / (total × width)
 
 
 def test_column_lists_match_the_writers():
 
-    assert A.EVAL_COLUMNS == rundir.EVAL_COLUMNS
-    assert A.TIMESTEP_FILES == rundir.TIMESTEP_FILES
-    for kind, cols in A.TIMESTEP_REQUIRED.items():
-        assert set(cols) <= set(rundir.TIMESTEP_COLUMNS[kind])
+    assert EVAL_COLUMNS == runtables.EVAL_COLUMNS
+    assert TIMESTEP_FILES == runpaths.TIMESTEP_FILES
+    for kind, cols in TIMESTEP_REQUIRED.items():
+        assert set(cols) <= set(runtables.timestep_table(kind).columns)
 
 
 # ---------------------------------------------------------------------------- Table 1
 def test_table1_equals_hand_computed_values(R, fd):
-    t = A.table1(R.evals, fd)
+    t = table1(R.evals, fd)
     assert sorted(t["budget"].unique()) == [20, 40]
     c = cell(t, LIN, U, 20)
     assert (c["mean"], c["n"]) == (29.0, 2)
@@ -175,14 +186,14 @@ def test_table1_equals_hand_computed_values(R, fd):
 
 
 def test_table1_given_budgets(R, fd):
-    t = A.table1(R.evals, fd, budgets=[30, 50])
+    t = table1(R.evals, fd, budgets=[30, 50])
     assert cell(t, LIN, U, 30)["mean"] == 29.0                   # only step 20 is ≤ 30
     assert cell(t, LIN, CO, 30)["n"] == 1                        # the partial run stopped at 20
     assert (t[t["budget"] == 50]["n"] == 0).all()                # nobody trained to 50
 
 
 def test_table1_markdown_and_latex(R, fd):
-    md, tex, csv = report_build.render_table1(A.table1(R.evals, fd), fd)
+    md, tex, csv = renderers.render_table1(table1(R.evals, fd), fd)
     # ≤ 20: uniform is tied with the best (min_snr); ≤ 40: min_snr is separated, in bold
     assert "| linear | uniform | ≈ 29.0 ± 12.7 (30.0, 28.0) | 21.0 ± 12.7 (20.0, 22.0) |" in md
     assert "**19.0 ± 12.7** (18.0, 20.0)" in md
@@ -195,24 +206,24 @@ def test_table1_markdown_and_latex(R, fd):
 
 
 def test_extractors_never_share_a_table(R, fd):
-    us = {u.metric: u for u in A.units(R.evals)}
+    us = {u.metric: u for u in units(R.evals)}
     assert set(us) == {"fd_cnn", "fid_inception", "nll_bpd", "swd"}
-    t = A.table1(R.evals, fd)
+    t = table1(R.evals, fd)
     assert not {40.0, 50.0} & set(cell(t, LIN, CO, 20)["values"] + cell(t, LIN, CO, 40)["values"])
-    fi = A.table1(R.evals, us["fid_inception"])
+    fi = table1(R.evals, us["fid_inception"])
     assert set(fi["condition"]) == {CO} and fi["mean"].tolist() == [50.0, 40.0]
     assert us["swd"].setting != fd.setting
 
 
 def test_lower_is_better_directions():
     for m in ("fd_cnn", "fid_inception", "nll_bpd", "swd", "mmd2_rbf"):
-        assert A.lower_is_better(m) and A.known_direction(m)
-    assert not A.lower_is_better("precision") and not A.known_direction("foo")
+        assert lower_is_better(m) and known_direction(m)
+    assert not lower_is_better("precision") and not known_direction("foo")
 
 
 # ---------------------------------------------------------------------------- time to target
 def test_time_to_target_hand_computed(R, fd):
-    t = A.time_to_target(R.evals, fd).set_index(["schedule", "condition"])
+    t = time_to_target(R.evals, fd).set_index(["schedule", "condition"])
     m = t.loc[(LIN, M)]
     assert m["target"] == 21.0                                   # mean(20, 22)
     assert (m["ref_iter"], m["ref_wall"]) == (40.0, 21.0)        # 1D
@@ -230,7 +241,7 @@ def test_time_to_target_hand_computed(R, fd):
 
 # ---------------------------------------------------------------------------- Table 4
 def test_pair_table_paired_difference(R, fd):
-    p = A.pair_table(R.evals, fd, U, M).set_index(["schedule", "budget"])
+    p = pair_table(R.evals, fd, U, M).set_index(["schedule", "budget"])
     r = p.loc[(LIN, 20)]
     assert (r["a_mean"], r["b_mean"], r["diff"]) == (29.0, 22.0, -7.0)
     assert r["diff_ci95"] == pytest.approx(half([24 - 30, 20 - 28]))
@@ -238,13 +249,13 @@ def test_pair_table_paired_difference(R, fd):
     assert r["test"] == "paired, n=2" and r["best"] == "tie"
     assert p.loc[(LIN, 40)]["best"] == "b"                       # −2, −2: half-width 0
     assert p.loc[(COS, 40)]["best"] == "tie" and p.loc[(COS, 40)]["test"] == "n=1 vs 1"
-    q = A.pair_table(R.evals, fd, U, CO).set_index(["schedule", "budget"])
+    q = pair_table(R.evals, fd, U, CO).set_index(["schedule", "budget"])
     assert q.loc[(LIN, 40)]["best"] == ""                        # compose lacks a seed there
 
 
 def test_welch_interval_by_hand():
     a, b = {0: 1.0, 1: 2.0, 2: 3.0}, {5: 2.0, 6: 4.0}            # no common seed
-    d, h, test = A.diff_ci(a, b)
+    d, h, test = diff_ci(a, b)
     va, vb = 1.0 / 3, 2.0 / 2                                    # s²/n
     df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 1)                # = 32/19
     assert df == pytest.approx(32 / 19)
@@ -253,9 +264,9 @@ def test_welch_interval_by_hand():
 
 
 def test_mean_ci():
-    m, h, s, n = A.mean_ci([1.0, 2.0, 4.0, float("nan")])
+    m, h, s, n = mean_ci([1.0, 2.0, 4.0, float("nan")])
     assert (m, n) == (7 / 3, 3) and h == pytest.approx(half([1, 2, 4]))
-    assert math.isnan(A.mean_ci([5.0])[1]) and A.mean_ci([])[3] == 0
+    assert math.isnan(mean_ci([5.0])[1]) and mean_ci([])[3] == 0
 
 
 # ---------------------------------------------------------------------------- the CLI
@@ -366,7 +377,7 @@ def test_half_written_last_line_of_a_running_run_is_tolerated(one_run):
     (run / "DONE").unlink()
     with open(run / "metrics.jsonl", "a") as f:
         f.write('{"step": 50, "lo')                                # no newline yet
-    r = A.load(one_run).runs.iloc[0]
+    r = load(one_run).runs.iloc[0]
     assert r["status"] == "partial" and "incomplete" in r["note"]
 
 
@@ -384,7 +395,7 @@ def test_duplicates_and_variants_are_explicit(one_run):
     shutil.copytree(src, lr)
     (lr / "config.yaml").write_text((lr / "config.yaml").read_text().replace(
         "train: {iterations: 40,", "train: {iterations: 40, lr: 0.001,"))
-    runs = A.load(one_run).runs.set_index("run")
+    runs = load(one_run).runs.set_index("run")
     # both done: the first by path is kept, the other is reported and not counted
     assert runs.loc["other_sweep/r0", "status"] == "done"
     assert runs.loc["sw/r0", "status"] == "duplicate"
@@ -423,7 +434,7 @@ def test_twelve_strategies_get_distinct_styles_fixed_by_the_registry():
 def test_fig5_converts_fixed_weights_to_probabilities():
     p_t = pd.DataFrame({"run": ["a"] * 4 + ["b"] * 4, "step": [10] * 8, "t": [0, 1, 2, 3] * 2,
                         "p": [0.25] * 8})
-    out = A.effective_p_t(p_t, {"a": np.array([1.0, 1.0, 2.0, 4.0])})
+    out = effective_p_t(p_t, {"a": np.array([1.0, 1.0, 2.0, 4.0])})
     np.testing.assert_allclose(out.loc[out["run"] == "a", "p"], [1 / 8, 1 / 8, 2 / 8, 4 / 8])
     np.testing.assert_allclose(out.loc[out["run"] == "b", "p"], [0.25] * 4)   # no weights: p
 
@@ -434,11 +445,11 @@ def test_fixed_loss_weights_are_those_of_fixed_weightings_only(tmp_path):
                         ("e", {"name": "edm2_uncertainty"})):
         d = tmp_path / name
         d.mkdir()
-        rundir.write_config(d, C.resolve({"strategy": strat, "diffusion": {"timesteps": 50}}))
+        runfiles.write_config(d, C.resolve({"strategy": strat, "diffusion": {"timesteps": 50}}))
         runs.append({"run": name, "status": "done", "path": str(d)})
-    w = A.fixed_loss_weights(pd.DataFrame(runs))
+    w = fixed_loss_weights(pd.DataFrame(runs))
     assert set(w) == {"m"}                       # uniform: constant; edm2: learned (starts at 1)
-    snr = Diffusion("linear", 50).snr.double().numpy()
+    snr = DDPM("linear", 50).snr.double().numpy()
     np.testing.assert_allclose(w["m"], np.minimum(snr, 5) / snr)
 
 
@@ -466,7 +477,7 @@ def test_a_strategy_has_one_colour_in_every_figure_and_report(R, tmp_path):
     shutil.copytree(FIX / "fx", sub / "fx")
     for d in (sub / "fx").glob("u-*"):
         shutil.rmtree(d)
-    rep2 = report_build.build(A.load(sub), metrics=["fd_cnn"], baseline=M)
+    rep2 = report_build.build(load(sub), metrics=["fd_cnn"], baseline=M)
     c = _line_colors({f.slug: f.figure for f in rep2.figures}["fd_cnn_vs_iteration"])
     assert U not in c and c[M] == a[M] and c[CO] == a[CO]
 
@@ -474,35 +485,35 @@ def test_a_strategy_has_one_colour_in_every_figure_and_report(R, tmp_path):
 def test_bands_stay_in_the_metric_range_and_ticks_at_evaluated_steps(R, fd):
     ev = R.counted(R.evals)
     # linear, min_snr ≤ 20: 22 ± 25.4 — an unclipped band would reach −3.4
-    c = A.curve(ev[(ev["metric"] == "fd_cnn") & (ev["condition"] == M)
+    c = curve(ev[(ev["metric"] == "fd_cnn") & (ev["condition"] == M)
                    & (ev["schedule"] == LIN)], "value")
     assert (c["mean"] - c["ci95"]).min() < 0
-    fig = A.fig_metric_vs_iteration(ev, fd)
+    fig = fig_metric_vs_iteration(ev, fd)
     polys = [p for ax in fig.axes for p in ax.collections]
     assert polys and all(p.get_paths()[0].vertices[:, 1].min() >= 0 for p in polys)
     steps = set(fd.select(ev)["step"])
     for ax in fig.axes:
         if ax.get_xlabel():
             assert set(ax.get_xticks()) <= steps
-    assert fig.axes[0].get_ylabel() == "fd_cnn ↓" and A.metric_label("nll_bpd") == \
+    assert fig.axes[0].get_ylabel() == "fd_cnn ↓" and metric_label("nll_bpd") == \
         "NLL (bits/dim) ↓"
     panels = [ax for ax in fig.axes if ax.get_xlabel()]
     assert len(panels) == 2 and panels[0].get_shared_y_axes().joined(*panels)
-    assert A.valid_range("foo") == (-math.inf, math.inf)          # unknown: not clipped
-    assert not A.ranking.rankable("mmd2_rbf") and A.ranking.rankable("fd_cnn")
+    assert valid_range("foo") == (-math.inf, math.inf)          # unknown: not clipped
+    assert not ranking.rankable("mmd2_rbf") and ranking.rankable("fd_cnn")
 
 
 def test_tick_steps_are_a_subset_of_the_steps():
     steps = list(range(0, 200_001, 10_000))
-    ticks = A.tick_steps(steps, 7)
+    ticks = tick_steps(steps, 7)
     assert set(ticks) <= set(steps) and len(ticks) <= 7 and ticks[0] == 0 and ticks[-1] == 2e5
-    assert [A.step_text(s) for s in (400, 2000, 2500, 20_000, 200_000, 1_000_000)] == [
+    assert [step_text(s) for s in (400, 2000, 2500, 20_000, 200_000, 1_000_000)] == [
         "400", "2k", "2.5k", "20k", "0.2M", "1M"]
-    assert A.protocol_text("ddim10_eta0", 100) == "DDIM sampler, 10 steps, η = 0; 100 samples"
+    assert protocol_text("ddim10_eta0", 100) == "DDIM sampler, 10 steps, η = 0; 100 samples"
 
 
 def test_vs_baseline_hand_computed(R, fd):
-    t = A.vs_baseline(R.evals, fd).set_index(["schedule", "condition", "budget"])
+    t = vs_baseline(R.evals, fd).set_index(["schedule", "condition", "budget"])
     r = t.loc[(LIN, M, 40)]             # best-up-to 40: min_snr (18, 20), uniform (20, 22)
     assert (r["diff"], r["diff_ci95"], r["test"], r["verdict"]) == (-2.0, 0.0, "paired, n=2",
                                                                     "better")
@@ -511,8 +522,8 @@ def test_vs_baseline_hand_computed(R, fd):
     assert r["verdict"] == "tie"
     r = t.loc[(COS, M, 40)]             # one seed each: no interval
     assert r["diff"] == 2.0 and r["verdict"] == "no interval"
-    assert A.verdict(1.0, 0.5, lower=True) == "worse" and A.verdict(1.0, 0.5, False) == "better"
-    md, tex, _ = report_build.render_vs_baseline(t.reset_index(), fd, U)
+    assert verdict(1.0, 0.5, lower=True) == "worse" and verdict(1.0, 0.5, False) == "better"
+    md, tex, _ = renderers.render_vs_baseline(t.reset_index(), fd, U)
     assert "| ≤ 40 it | min_snr(gamma=1) | 21.0 | 19.0 | −2.0 | [−2.0, −2.0] | 2 vs 2 | paired " \
            "| better |" in md
     assert r"\num{-2.0}" in tex
@@ -521,19 +532,19 @@ def test_vs_baseline_hand_computed(R, fd):
 def test_ranking_uses_rliables_estimators_reproducibly(R):
     from rliable import metrics
 
-    us = A.units(R.evals)
-    scores = A.ranking.task_scores(R.evals, us)
+    us = units(R.evals)
+    scores = ranking.task_scores(R.evals, us)
     # fd_cnn linear/cosine, nll_bpd linear, swd (toy): the tasks with a uniform run
     assert scores["task"].nunique() == 4
     u = scores[(scores["task"] == "fd_cnn_digits_unet/linear") & (scores["strategy"] == U)]
     assert u["score"].sum() == pytest.approx(0.0)                  # 0 = the baseline's mean
     rng = np.random.default_rng(0)
     x, y = rng.random((3, 4)), rng.random((2, 4))
-    assert A.ranking.iqm(x) == pytest.approx(metrics.aggregate_iqm(x))
-    assert A.ranking.probability_of_improvement(x, y) == pytest.approx(
+    assert ranking.iqm(x) == pytest.approx(metrics.aggregate_iqm(x))
+    assert ranking.probability_of_improvement(x, y) == pytest.approx(
         metrics.probability_of_improvement(x, y))
-    t1, p1 = A.ranking.aggregate(scores, reps=200)
-    t2, _ = A.ranking.aggregate(scores, reps=200)
+    t1, p1 = ranking.aggregate(scores, reps=200)
+    t2, _ = ranking.aggregate(scores, reps=200)
     pd.testing.assert_frame_equal(t1, t2)                          # fixed seed
     m = t1.set_index("condition").loc[M]
     # min_snr has one seed on cosine: one run per task everywhere, so no bootstrap interval

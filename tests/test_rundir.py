@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from bench import config as C
-from bench import rundir
+from bench.rundir import runfiles, runpaths, runstate, runtables
+from bench.rundir.runstate import RunState
 from bench.train import run as train_run
 
 TOY = {"name": "t", "seed": 0, "dataset": {"name": "toy2d", "n_train": 512, "n_test": 64},
@@ -24,36 +25,36 @@ class _Boom:
 
 def test_run_states_from_disk(tmp_path):
     d = tmp_path / "r"
-    assert rundir.state(d) == rundir.NEW
+    assert runstate.state(d) == RunState.NEW
     cfg = C.resolve(TOY)
     with pytest.raises(RuntimeError, match="boom"):
         train_run.run(cfg, d, callbacks=[_Boom()], progress=False)
-    assert rundir.state(d) == rundir.FAILED_STATE
-    assert rundir.failure(d) == "RuntimeError: boom at step 4"
-    with rundir.run_lock(d):
-        assert rundir.state(d) == rundir.RUNNING
-        with pytest.raises(rundir.RunBusy, match="being trained by pid"):
-            with rundir.run_lock(d):
+    assert runstate.state(d) == RunState.FAILED
+    assert runstate.failure(d) == "RuntimeError: boom at step 4"
+    with runstate.run_lock(d):
+        assert runstate.state(d) == RunState.RUNNING
+        with pytest.raises(runstate.RunBusy, match="being trained by pid"):
+            with runstate.run_lock(d):
                 pass
-    rundir.clear_failed(d)
-    assert rundir.state(d) == rundir.CHECKPOINTED and rundir.last_step(d) == 4
+    runstate.clear_failed(d)
+    assert runstate.state(d) == RunState.CHECKPOINTED and runtables.last_step(d) == 4
     final = train_run.run(cfg, d, progress=False)
-    assert rundir.state(d) == rundir.DONE_STATE and rundir.read_done(d) == final
-    assert not (d / rundir.FAILED).exists() and final["step"] == 6
+    assert runstate.state(d) == RunState.DONE and runfiles.read_done(d) == final
+    assert not (d / runpaths.FAILED).exists() and final["step"] == 6
 
 
 def test_a_corrupt_metrics_line_names_the_file_and_line(tmp_path):
     d = tmp_path / "r"
     d.mkdir()
-    rundir.append_metrics(d, {"step": 1, "loss": 0.5})
-    with open(rundir.metrics_path(d), "a") as f:
+    runtables.append_metrics(d, {"step": 1, "loss": 0.5})
+    with open(runpaths.metrics_path(d), "a") as f:
         f.write('{"step": 2, "lo')                    # a crash mid-write
-    rows, note = rundir.metric_rows(d, done=True)
+    rows, note = runtables.metric_rows(d, done=True)
     assert [r["step"] for r in rows] == [1] and "incomplete" in note
-    with open(rundir.metrics_path(d), "a") as f:
+    with open(runpaths.metrics_path(d), "a") as f:
         f.write('\n{"step": 3}\n')               # now line 2 is corrupt in the middle
-    with pytest.raises(rundir.RunFileError, match=r"metrics.jsonl, line 2: corrupt"):
-        rundir.metric_rows(d, done=False)
+    with pytest.raises(runpaths.RunFileError, match=r"metrics.jsonl, line 2: corrupt"):
+        runtables.metric_rows(d, done=False)
 
 
 def test_evals_rows_replace_the_same_key_and_the_reader_is_strict(tmp_path):
@@ -61,15 +62,15 @@ def test_evals_rows_replace_the_same_key_and_the_reader_is_strict(tmp_path):
     row = dict(step=10, nimg=320, metric="swd", value=0.5, n_samples=100, sampler="ddim10_eta0",
                wall_s_train=1.0, wall_s_eval=0.1, fwd_eval=1000, fwd_train=320, bwd_train=320,
                fwd_strategy=0, bwd_strategy=0)
-    rundir.append_evals(d, [row])
-    rundir.append_evals(d, [{**row, "value": 0.25}, {**row, "step": 20, "value": 0.2}])
-    ev = rundir.read_evals(d)
-    assert list(ev.columns) == rundir.EVAL_COLUMNS and list(ev["value"]) == [0.25, 0.2]
-    rundir.truncate_evals(d, 10)
-    assert list(rundir.read_evals(d)["step"]) == [10]
-    rundir.evals_path(d).write_text("step,metric,value\n10,swd,abc\n")
-    with pytest.raises(rundir.RunFileError, match=r"evals.csv, row 2: column 'value'"):
-        rundir.read_evals(d)
+    runtables.append_evals(d, [row])
+    runtables.append_evals(d, [{**row, "value": 0.25}, {**row, "step": 20, "value": 0.2}])
+    ev = runtables.read_evals(d)
+    assert list(ev.columns) == runtables.EVAL_COLUMNS and list(ev["value"]) == [0.25, 0.2]
+    runtables.truncate_evals(d, 10)
+    assert list(runtables.read_evals(d)["step"]) == [10]
+    runpaths.evals_path(d).write_text("step,metric,value\n10,swd,abc\n")
+    with pytest.raises(runpaths.RunFileError, match=r"evals.csv, row 2: column 'value'"):
+        runtables.read_evals(d)
 
 
 def test_writers_refuse_rows_outside_the_schema(tmp_path):
@@ -77,14 +78,14 @@ def test_writers_refuse_rows_outside_the_schema(tmp_path):
     row = dict(step=10, nimg=320, metric="swd", value=0.5, n_samples=100, sampler="ddim10_eta0",
                wall_s_train=1.0, wall_s_eval=0.1)
     with pytest.raises(ValueError, match="evals.csv: missing column.s. fwd_eval"):
-        rundir.append_evals(d, [row])                    # a writer that forgot the counters
+        runtables.append_evals(d, [row])                    # a writer that forgot the counters
     with pytest.raises(ValueError, match="unknown column.s. my_stat.*schema: step, event"):
-        rundir.append_timesteps(d, "adaptation", pd.DataFrame(
+        runtables.append_timesteps(d, "adaptation", pd.DataFrame(
             [{"step": 1, "event": "update", "tv_uniform": 0.1, "eff_tv_initial": 0.1,
               "drawn_tv": 0.1, "my_stat": 3}]))
     with pytest.raises(ValueError, match="unknown timesteps file 'adapt'; valid: diagnostics"):
-        rundir.append_timesteps(d, "adapt", pd.DataFrame([{"step": 1}]))
-    assert not rundir.evals_path(d).exists()
+        runtables.append_timesteps(d, "adapt", pd.DataFrame([{"step": 1}]))
+    assert not runpaths.evals_path(d).exists()
 
 
 def test_a_launch_leaves_a_run_that_another_process_trains_alone(tmp_path):
@@ -95,25 +96,25 @@ def test_a_launch_leaves_a_run_that_another_process_trains_alone(tmp_path):
     runs = S.expand(sweep)
     busy = tmp_path / "t" / runs[0].run_id
     lines: list[str] = []
-    with rundir.run_lock(busy):
+    with runstate.run_lock(busy):
         summary = launcher.launch(sweep, runs, cluster="debug", sweep_dir=tmp_path / "t",
                                   ex=S.executor_params(sweep), out=lines.append)
     assert summary.exit_code == 0 and summary.count("completed") == 1, lines
-    assert summary.count("running") == 1 and not rundir.is_done(busy)
+    assert summary.count("running") == 1 and not runstate.is_done(busy)
     assert any(f"{runs[0].run_id}" in ln and "running (skipped): being trained by pid" in ln
                for ln in lines), lines
 
 
 def test_a_lock_left_by_a_dead_process_is_taken_over_with_a_warning(tmp_path, capsys):
     d = tmp_path / "r"
-    with rundir.run_lock(d):
+    with runstate.run_lock(d):
         pass
-    assert (d / rundir.LOCK).read_text().endswith(rundir.RELEASED)
-    with rundir.run_lock(d):                    # a clean release: no warning
+    assert (d / runpaths.LOCK).read_text().endswith(runstate.RELEASED)
+    with runstate.run_lock(d):                    # a clean release: no warning
         pass
     assert "taking over" not in capsys.readouterr().out
-    (d / rundir.LOCK).write_text("pid 999999 on elsewhere since 2026-01-01 00:00:00")  # killed
-    with rundir.run_lock(d):
+    (d / runpaths.LOCK).write_text("pid 999999 on elsewhere since 2026-01-01 00:00:00")  # killed
+    with runstate.run_lock(d):
         pass
     out = capsys.readouterr().out
     assert "taking over the lock of pid 999999 on elsewhere" in out and "died" in out

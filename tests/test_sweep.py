@@ -15,9 +15,10 @@ import pytest
 import yaml
 
 from bench import config as C
-from bench import rundir
+from bench.rundir import runfiles, runstate, runtables
 from bench.launch import launcher
 from bench.launch import task as launch_task
+from bench.experiment import validate
 from bench.sweep import spec as S
 from bench.sweep import __main__ as sweep_cli
 
@@ -59,6 +60,18 @@ def test_expand_is_pure_and_deterministic():
     cfg["train"]["lr"] = 123.0
     assert r.config["train"]["lr"] == 1e-3, "RunConfig.config must be a fresh copy"
     assert r.run_id == C.run_id(r.config) == C.run_id(C.resolve(r.config))
+
+
+def test_the_commands_expand_with_validation_the_pure_expansion_without():
+    """spec.expand imports no training code (the report expands committed sweeps with it);
+    check.expand, which the commands use, validates each run in grid order."""
+    from bench.sweep import check
+
+    s = spec(base={"train": {"iterations": 10}},
+             cells=[{"match": {"seed": 1}, "set": {"eval.at": [20]}}])
+    assert len(S.expand(s)) == 8
+    with pytest.raises(S.SweepError, match=r"run \[.*seed=1\]: eval.at: 20 beyond"):
+        check.expand(s)
 
 
 def test_axis_syntax_strategy_dicts_dotted_paths_and_seeds():
@@ -116,7 +129,7 @@ def test_every_sweep_file_expands_and_validates(path, capsys):
     runs = S.expand(sp)
     assert runs and sp["name"] == path.stem
     for r in runs:
-        S.validate(r.config)
+        validate(r.config)
         assert r.run_id == C.run_id(C.resolve(r.config))
     S.executor_params(sp)
     assert sweep_cli.main([str(path), "--dry-run", "--results-dir", "/nonexistent/never"]) == 0
@@ -307,7 +320,7 @@ def test_checkpoint_stops_the_trainer_and_the_relaunch_resumes_to_the_same_metri
     box: dict = {}
 
     def preempt():
-        while rundir.last_step(sweep_dir / run.run_id) < 30:
+        while runtables.last_step(sweep_dir / run.run_id) < 30:
             time.sleep(0.01)
         box["delayed"] = task.checkpoint()
 
@@ -380,11 +393,11 @@ def test_local_parallel_runs_side_by_side_in_subprocesses_with_in_process_result
 
 def test_a_run_is_never_trained_by_two_processes_at_once(tmp_path):
     run_dir = tmp_path / "run"
-    with rundir.run_lock(run_dir):
-        with pytest.raises(rundir.RunBusy, match="being trained by pid"):
-            with rundir.run_lock(run_dir):
+    with runstate.run_lock(run_dir):
+        with pytest.raises(runstate.RunBusy, match="being trained by pid"):
+            with runstate.run_lock(run_dir):
                 pass
-    with rundir.run_lock(run_dir):      # released
+    with runstate.run_lock(run_dir):      # released
         pass
 
 
@@ -420,17 +433,17 @@ def test_status_of_a_partly_finished_local_sweep(tmp_path, capsys, monkeypatch):
     first = (stopped / "metrics.jsonl").read_text().splitlines()[0]
     (stopped / "metrics.jsonl").write_text(first + '\n{"step": 20, "lo')
     (failed / "DONE").unlink()
-    rundir.mark_failed(failed, "RuntimeError: boom\nTraceback (most recent call last): ...")
+    runstate.mark_failed(failed, "RuntimeError: boom\nTraceback (most recent call last): ...")
     shutil.rmtree(absent)
     (running / "DONE").unlink()
     (queued / "DONE").unlink()
-    rundir.record_job(queued, {"cluster": "slurm", "job_id": "77_5", "folder": "x"})
+    runfiles.record_job(queued, {"cluster": "slurm", "job_id": "77_5", "folder": "x"})
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "sacct").write_text("#!/bin/sh\necho '77_[4-6%2]|PENDING'\n")
     (bin_dir / "sacct").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    with rundir.run_lock(running):
+    with runstate.run_lock(running):
         got = _status_lines(capsys, argv)
     rid = [r.run_id for r in runs]
     assert got[rid[0]].split()[1:3] == ["done", "20/20"]
@@ -506,7 +519,7 @@ def test_dry_run_evaluation_count_matches_what_a_run_evaluates(tmp_path, capsys)
     assert sweep_cli.main([str(path), "--cluster", "debug", "--results-dir", str(results)]) == 0
     capsys.readouterr()
     (run,) = S.expand(s)
-    ev = rundir.read_evals(results / "t" / run.run_id)
+    ev = runtables.read_evals(results / "t" / run.run_id)
     assert sorted(set(ev["step"])) == [0, 5, 10, 20]
     assert "1 run x 4 evaluations" in out
     total = int(ev["fwd_eval"].sum())             # one row per metric, swd's batch counted once

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench import rundir
+from bench.rundir import runtables
 
 from bench.launch import launcher
 from bench.launch import slurm as launch_slurm
@@ -107,7 +107,7 @@ def _wait_until(pred, timeout_s: float, what: str, poll_s: float = 0.2):
 
 
 def _last_step(run_dir: Path) -> int:
-    return rundir.last_step(run_dir)
+    return runtables.last_step(run_dir)
 
 
 def test_toy_sweep_runs_as_one_array_and_rerun_submits_nothing(slurm, tmp_path, capsys):

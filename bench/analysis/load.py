@@ -25,38 +25,45 @@ import numpy as np
 import pandas as pd
 
 import strategies
-from bench import config as C
-from bench import rundir
-from bench.core.diffusion import Diffusion
-from bench.labels import component_label, condition_label, setting_label, strategy_label, variants
-from bench.rundir import EVAL_COLUMNS, METRIC_COLUMNS, TIMESTEP_FILES, TIMESTEP_REQUIRED
 from bench.analysis.stats import lower_is_better
+from bench.config.fields import ConfigError
+from bench.config.files import load_yaml
+from bench.config.sections import DEFAULTS, deep_update, import_modules
+from bench.core import processes
+from bench.labels import component_label, condition_label, setting_label, strategy_label, variants
+from bench.rundir import runfiles, runpaths, runstate, runtables
+from bench.rundir.runpaths import TIMESTEP_FILES
+from bench.rundir.runstate import REPORT_WORDS, RunState
+from bench.rundir.runtables import EVAL_COLUMNS, METRIC_COLUMNS, TIMESTEP_REQUIRED
 from bench.sweep.spec import expand
 
 # ---------------------------------------------------------------------------- constants
 # A results tree the report cannot read; the message names the file and the problem.
-ReportError = rundir.RunFileError
+ReportError = runpaths.RunFileError
 
 RUN_COLUMNS = ["run", "sweep", "run_id", "setting", "dataset", "backbone", "strategy",
                "strategy_name", "variant", "condition", "schedule", "seed", "iterations",
                "status", "last_step", "note", "path"]
-COUNTED = ("done", "partial")          # statuses whose evaluations enter tables and figures
+# A run's "status" column holds the report's view of the run-state vocabulary
+# (bench.rundir.runstate.REPORT_WORDS): done, partial, failed, not_started, missing, duplicate.
+COUNTED = (REPORT_WORDS[RunState.DONE],     # statuses whose evaluations enter tables and figures
+           REPORT_WORDS[RunState.PARTIAL])
 SCHEDULE_ORDER = ("linear", "cosine", "quad")
 
 # ---------------------------------------------------------------------------- reading files
 def read_config(run_dir: Path) -> dict:
     """The run's config.yaml over bench.config.DEFAULTS (an older or hand-written config that
     lacks a key gets its default)."""
-    cfg = rundir.read_config(run_dir)
+    cfg = runfiles.read_config(run_dir)
     try:
-        C.import_modules(cfg.get("imports", []))      # a run's own strategies (labels, weights)
-    except C.ConfigError as e:
-        raise ReportError(f"{rundir.config_path(run_dir)}: {e}") from None
+        import_modules(cfg.get("imports", []))      # a run's own strategies (labels, weights)
+    except ConfigError as e:
+        raise ReportError(f"{runpaths.config_path(run_dir)}: {e}") from None
     for key in ("strategy", "dataset", "backbone"):
         if key in cfg and not (isinstance(cfg[key], dict) and "name" in cfg[key]):
-            raise ReportError(f"{rundir.config_path(run_dir)}: '{key}' must be a mapping with "
+            raise ReportError(f"{runpaths.config_path(run_dir)}: '{key}' must be a mapping with "
                               f"a 'name'")
-    return C.deep_update(C.DEFAULTS, cfg)
+    return deep_update(DEFAULTS, cfg)
 
 
 # ---------------------------------------------------------------------------- one run
@@ -76,16 +83,17 @@ def _status(run_dir: Path, cfg: dict, metrics: pd.DataFrame, evals: pd.DataFrame
     last = int(max(metrics["step"].max() if len(metrics) else 0,
                    evals["step"].max() if len(evals) else 0))
     iters = int(cfg["train"]["iterations"])
-    if rundir.is_done(run_dir):
-        return "done", last, "" if len(evals) else "no evaluations"
-    reason = rundir.failure(run_dir)
+    if runstate.is_done(run_dir):
+        return REPORT_WORDS[RunState.DONE], last, "" if len(evals) else "no evaluations"
+    reason = runstate.failure(run_dir)
     if reason:
-        return "failed", last, reason
+        return REPORT_WORDS[RunState.FAILED], last, reason
     if len(metrics):
-        newest = rundir.newest_write(run_dir)
-        return "partial", last, (f"no {rundir.DONE}: at step {last} of {iters}, last write "
-                                 f"{_age(newest)} ago (running or stopped)")
-    return "not_started", 0, f"{rundir.CONFIG} only: no training log yet"
+        newest = runpaths.newest_write(run_dir)
+        return REPORT_WORDS[RunState.PARTIAL], last, (
+            f"no {runpaths.DONE}: at step {last} of {iters}, last write {_age(newest)} ago "
+            f"(running or stopped)")
+    return REPORT_WORDS[RunState.NEW], 0, f"{runpaths.CONFIG} only: no training log yet"
 
 
 def run_info(root: Path, run_dir: Path, cfg: dict) -> dict:
@@ -105,7 +113,7 @@ def _expected_runs(sweep_file: Path, present: set[Path], notes: list[str]) -> li
     """(run dir, config) for runs that ``sweep.yaml`` (written by bench.launch) expects and that
     are absent on disk; a sweep file that no longer expands is a note, not an error."""
     try:
-        runs = expand(C.load_yaml(sweep_file))
+        runs = expand(load_yaml(sweep_file))
     except (ValueError, TypeError, KeyError) as e:
         notes.append(f"{sweep_file}: cannot expand the sweep to find missing runs ({e})")
         return []
@@ -118,7 +126,7 @@ def _expected_runs(sweep_file: Path, present: set[Path], notes: list[str]) -> li
 class Results:
     """Everything ``load`` read. ``runs``: one row per run (RUN_COLUMNS), also missing and
     duplicate runs; ``evals``: tidy, one row per run × evaluation × metric; ``metrics``: training
-    log rows; ``timesteps``: {kind: frame} for every ``bench.rundir.TIMESTEP_FILES`` kind
+    log rows; ``timesteps``: {kind: frame} for every ``bench.rundir.runpaths.TIMESTEP_FILES`` kind
     (diagnostics, p_t, t_hist, adaptation, t_drawn); all but ``runs`` carry the run
     columns. ``notes``: things the reader should know (unexpandable sweep files, ...)."""
 
@@ -145,18 +153,18 @@ def load(root: str | Path) -> Results:
     """Read the results tree below ``root`` (any depth, several sweeps, runs in progress)."""
     root = Path(root)
     _check_root(root)
-    run_dirs, sweep_files = rundir.find_run_dirs(root)
+    run_dirs, sweep_files = runpaths.find_run_dirs(root)
     if not run_dirs:
         what = "is empty" if not any(root.iterdir()) else "is not a results tree"
-        raise ReportError(f"{root} {what}: no run directory (a folder holding {rundir.CONFIG}, "
+        raise ReportError(f"{root} {what}: no run directory (a folder holding {runpaths.CONFIG}, "
                           f"as bench.train writes) below it")
     notes: list[str] = []
     infos, evals, metrics, ts = [], [], [], {k: [] for k in TIMESTEP_FILES}
     for d in run_dirs:
         cfg = read_config(d)
-        done = rundir.is_done(d)
-        m, note = rundir.read_metrics(d, done)
-        ev = rundir.read_evals(d)
+        done = runstate.is_done(d)
+        m, note = runtables.read_metrics(d, done)
+        ev = runtables.read_evals(d)
         info = run_info(root, d, cfg)
         status, last, snote = _status(d, cfg, m, ev)
         info.update(status=status, last_step=last, note="; ".join(x for x in (snote, note) if x),
@@ -164,12 +172,12 @@ def load(root: str | Path) -> Results:
         infos.append(info)
         evals.append(ev.assign(run=info["run"]))
         metrics.append(m.assign(run=info["run"]))
-        for kind, df in rundir.read_timesteps(d).items():
+        for kind, df in runtables.read_timesteps(d).items():
             ts[kind].append(df.assign(run=info["run"]))
     for sf in sweep_files:
         for d, cfg in _expected_runs(sf, set(run_dirs), notes):
             info = run_info(root, d, cfg)
-            info.update(status="missing", last_step=0, _config=cfg,
+            info.update(status=REPORT_WORDS[RunState.MISSING], last_step=0, _config=cfg,
                         note=f"expected by {sf.relative_to(root).as_posix()}, absent on disk")
             infos.append(info)
     runs = _finish_runs(pd.DataFrame(infos))
@@ -188,9 +196,7 @@ def fixed_loss_weights(runs: pd.DataFrame) -> dict[str, np.ndarray]:
         if r.status not in COUNTED:
             continue
         cfg = read_config(Path(r.path))
-        d = cfg["diffusion"]
-        s = strategies.build(cfg["strategy"]["name"], Diffusion(d["schedule"], d["timesteps"],
-                                                                  d["variance"]),
+        s = strategies.build(cfg["strategy"]["name"], processes.build(cfg["diffusion"]),
                              {k: v for k, v in cfg["strategy"].items() if k != "name"})
         w = s.loss_weights().double().numpy()    # a learned weighting starts constant: left out
         if not np.allclose(w, w[0]):
@@ -209,16 +215,19 @@ def _finish_runs(runs: pd.DataFrame) -> pd.DataFrame:
     runs["variant"] = variants(list(runs["_config"]))
     runs["condition"] = [condition_label(c["strategy"], v)
                          for c, v in zip(runs["_config"], runs["variant"])]
-    rank = {"done": 0, "partial": 1, "failed": 2, "not_started": 3, "missing": 4}
+    rank = {REPORT_WORDS[s]: i for i, s in enumerate((RunState.DONE, RunState.PARTIAL,
+                                                       RunState.FAILED, RunState.NEW,
+                                                       RunState.MISSING))}
     runs["_rank"] = runs["status"].map(rank)
     runs = runs.sort_values(["_rank", "run"], kind="stable")
     first: dict[tuple, str] = {}
+    missing = REPORT_WORDS[RunState.MISSING]
     for i, r in runs.iterrows():
         key = (r["setting"], r["condition"], r["schedule"], r["seed"])
-        if r["status"] != "missing" and key in first:
+        if r["status"] != missing and key in first:
             runs.at[i, "note"] = f"same condition and seed as {first[key]}; not counted"
-            runs.at[i, "status"] = "duplicate"
-        elif r["status"] != "missing":
+            runs.at[i, "status"] = REPORT_WORDS[RunState.DUPLICATE]
+        elif r["status"] != missing:
             first[key] = r["run"]
     runs = runs.drop(columns=["_config", "_rank"])
     return sort_runs(runs)[RUN_COLUMNS].reset_index(drop=True)

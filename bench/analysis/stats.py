@@ -7,7 +7,6 @@ import math
 from typing import Iterable
 
 import numpy as np
-from scipy import stats
 
 
 # ---------------------------------------------------------------------------- direction
@@ -56,9 +55,17 @@ def valid_range(metric: str) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------------------- statistics
+def _t_critical(level: float, df: float) -> float:
+    """t_{(1+level)/2, df}: the two-sided Student-t critical value with ``df`` degrees of
+    freedom (scipy is imported here, on first use: importing the report stays light)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + level / 2.0, df))
+
+
 def t_quantile(n: int, level: float = 0.95) -> float:
     """t_{(1+level)/2, n-1}: the two-sided Student-t critical value for n samples."""
-    return float(stats.t.ppf(0.5 + level / 2.0, n - 1))
+    return _t_critical(level, n - 1)
 
 
 def mean_ci(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float, int]:
@@ -94,6 +101,6 @@ def diff_ci(a: dict, b: dict, level: float = 0.95) -> tuple[float, float, str]:
     if se == 0:
         return mb - ma, 0.0, f"welch, n={na} vs {nb}"
     df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
-    return mb - ma, float(stats.t.ppf(0.5 + level / 2.0, df)) * se, f"welch, n={na} vs {nb}"
+    return mb - ma, _t_critical(level, df) * se, f"welch, n={na} vs {nb}"
 
 

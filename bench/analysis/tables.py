@@ -18,6 +18,7 @@ import pandas as pd
 from bench.analysis.adaptation import mark_of
 from bench.analysis.load import COUNTED, schedule_key, sort_runs
 from bench.analysis.stats import diff_ci, lower_is_better, mean_ci
+from bench.rundir.runstate import REPORT_WORDS, RunState
 
 # ---------------------------------------------------------------------------- evaluation units
 @dataclass(frozen=True)
@@ -196,7 +197,7 @@ def baseline_reference(ev: pd.DataFrame, lower: bool) -> dict | None:
     that final evaluation (the time the baseline takes to converge, Kim et al. Fig. 1). None
     without runs."""
     finals = []
-    done = ev[ev["status"] == "done"]
+    done = ev[ev["status"] == REPORT_WORDS[RunState.DONE]]
     for _, g in sorted(done.groupby("run"), key=lambda kv: (kv[1]["seed"].iloc[0], kv[0])):
         last = g[g["step"] == g["step"].max()].iloc[-1]    # seed order: sums independent of ids
         finals.append((last["value"], *_at(last)))
@@ -229,7 +230,7 @@ def time_to_target(ev: pd.DataFrame, unit: Unit, baseline: str = "uniform",
         for cond, c in g.groupby("condition", sort=False):
             is_base = c["strategy"].iloc[0] == baseline
             if is_base:
-                c = c[c["status"] == "done"]
+                c = c[c["status"] == REPORT_WORDS[RunState.DONE]]
             per = {r["seed"].iloc[0]: _final(r) if is_base else
                    _reaches(r, ref["target"], unit.lower_is_better) for _, r in c.groupby("run")}
             per = dict(sorted(per.items()))       # by seed, whatever the run ids

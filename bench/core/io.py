@@ -1,5 +1,6 @@
-"""Small I/O helpers every layer shares: atomic writes, an exclusive file lock, device picking and
-the default cache folder. No project imports."""
+"""Small I/O helpers every layer shares: the one atomic writer (``atomic_write`` and its text,
+``torch.save`` and ``np.savez`` forms), an exclusive file lock, device picking and the default
+cache folder. No project imports."""
 
 from __future__ import annotations
 
@@ -11,13 +12,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
 import torch
 
 
-def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    """``write(tmp)`` then rename onto ``path``: a reader never sees a half-written file."""
+def atomic_write(path: Path, write: Callable[[Path], Any], *, shared: bool = False) -> None:
+    """``write(tmp)`` then rename onto ``path``: a reader never sees a half-written file.
+
+    The temporary file sits beside ``path`` as ``<name>.tmp`` (a writer that dies leaves one file,
+    which the next write replaces); ``shared``: ``<name>.<pid>.tmp``, for files that several
+    processes may write at once (the caches of reference statistics and extractors), so that no
+    two writers share a temporary file.
+    """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp" if shared else f"{path.name}.tmp")
     write(tmp)
     os.replace(tmp, path)
 
@@ -26,9 +34,19 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` atomically (checkpoints)."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+def atomic_save(obj: Any, path: Path, *, shared: bool = False) -> None:
+    """``torch.save`` atomically (checkpoints; ``shared``: see ``atomic_write``)."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp), shared=shared)
+
+
+def atomic_savez(path: Path, *, shared: bool = False, **arrays: Any) -> None:
+    """``np.savez(path, **arrays)`` atomically (``shared``: see ``atomic_write``). NumPy writes
+    into an open file, so it appends no ``.npz`` to the temporary name."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    atomic_write(path, write, shared=shared)
 
 
 class LockBusy(RuntimeError):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from bench import rundir
+from bench.rundir import runfiles, runpaths, runstate, runtables
 from bench.config.fields import ConfigError
 from bench.config.files import parse_set, resolve
 from bench.config.sections import Config, deep_update
@@ -46,22 +46,22 @@ def main(argv: list[str] | None = None) -> int:
                                               ("extractor", args.extractor)) if v is not None]
     run_dir = Path(args.run_dir)
     try:
-        cfg = rundir.read_config(run_dir)
+        cfg = runfiles.read_config(run_dir)
         sets = parse_set(args.set)
         if set(sets) - {"eval"}:
             raise ConfigError("--set may only change eval.* settings here")
         cfg = Config.of(resolve(deep_update(cfg, sets)))
-        holder = rundir.lock_holder(run_dir)
+        holder = runstate.lock_holder(run_dir)
         if holder:          # evals.csv is the trainer's while it runs (and a resume truncates it)
             raise ValueError(f"{run_dir} is training ({holder}); evaluate it when that process "
                              f"has stopped")
         if args.step is not None:
-            weights, st = rundir.read_snapshot(run_dir, args.step)
+            weights, st = runfiles.read_snapshot(run_dir, args.step)
             if st.get("weights") != ("ema" if cfg.eval.use_ema else "model"):
                 raise ValueError(f"step {args.step} kept the {st.get('weights')} weights; "
                                  f"eval.use_ema={cfg.eval.use_ema} asks for the other ones")
         else:
-            ckpt = rundir.ckpt_path(run_dir)
+            ckpt = runpaths.ckpt_path(run_dir)
             if not ckpt.exists():
                 raise FileNotFoundError(f"{ckpt} does not exist")
             st = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = Evaluator(cfg).evaluate(model.eval(), process, data, st["step"], device,
                                        progress=not args.no_progress)
         stamp(rows, st["step"] * cfg.train.batch_size, st["wall_s_train"], st.get("cost"))
-        rundir.append_evals(run_dir, rows)
+        runtables.append_evals(run_dir, rows)
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

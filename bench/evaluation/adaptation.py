@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 import strategies
-from bench import rundir
+from bench.rundir import runtables
 from bench.evaluation.diagnostics import bin_edges, binned
 
 DRAWN_BINS = 20
@@ -122,7 +122,7 @@ class Adaptation:
         row = {"step": tr.step, "event": event,
                **distribution_row(st.probabilities(), self.p0, st.loss_weights(), self.w0,
                                   tr.t_counts), **(extra or {})}
-        rundir.append_timesteps(tr.run_dir, "adaptation", pd.DataFrame([row]))
+        runtables.append_timesteps(tr.run_dir, "adaptation", pd.DataFrame([row]))
         track = getattr(tr, "log_scalars", None)      # the trackers (bench.train.trainer)
         if track is not None:
             track(tr.step, {f"adapt/{k}": v for k, v in row.items() if k not in ("step", "event")})
@@ -130,9 +130,9 @@ class Adaptation:
     def on_end(self, tr) -> None:
         if not self.active:
             return
-        if not rundir.has_timesteps_at(tr.run_dir, "adaptation", tr.step):
+        if not runtables.has_timesteps_at(tr.run_dir, "adaptation", tr.step):
             self._record(tr, "end", {})
         e = bin_edges(tr.process.grid.size, DRAWN_BINS)
-        rundir.append_timesteps(tr.run_dir, "t_drawn", pd.DataFrame({
+        runtables.append_timesteps(tr.run_dir, "t_drawn", pd.DataFrame({
             "step": tr.step, "t_bin": range(len(e) - 1), "t_lo": e[:-1].numpy(),
             "t_hi": e[1:].numpy(), "count": binned(tr.t_counts, DRAWN_BINS).numpy()}))

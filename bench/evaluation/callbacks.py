@@ -8,7 +8,7 @@ to the trainer):
   (``kid`` in eval.metrics) ``kid_cnn`` / ``kid_inception`` from the same sample features,
   ``nll_bpd`` (bench.evaluation.nll), and for vector data ``swd`` and ``mmd2_rbf``
   (bench.evaluation.toy_metrics). One row per metric is appended to ``RUN/evals.csv``
-  (bench.rundir.EVAL_COLUMNS):
+  (bench.rundir.runtables.EVAL_COLUMNS):
 
       step, nimg, metric, value, n_samples, sampler, wall_s_train, wall_s_eval, fwd_eval,
       fwd_train, bwd_train, fwd_strategy, bwd_strategy
@@ -45,16 +45,21 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from bench import rundir
-from bench.config import Config
-from bench.core.cost import EVAL_COUNTER, TRAIN_COUNTERS, Counted
-from bench.core.diffusion import Diffusion
+from bench.rundir import runtables
+from bench.config.sections import Config
+from bench.core.cost import EVAL_COUNTER, TRAIN_COUNTERS
+from bench.core.counted import Counted
+from bench.core.process import Process
 from bench.core.io import default_cache_dir
 from bench.core.rng import derive_seed, generator
 from bench.data import datasets
 from bench.evaluation import diagnostics, fid, nll, toy_metrics
 from bench.evaluation.adaptation import Adaptation
+from bench.evaluation.extractor import Extractor
+from bench.evaluation.inception import inception_extractor
+from bench.evaluation.reference import RefStats, load_ref_feats, load_ref_stats, reference_stats
 from bench.evaluation.sampling import decode, generate, sampler_name
+from bench.evaluation.small_cnn import cnn_extractor
 
 IMAGE_METRICS, VECTOR_METRICS = ("fid", "nll"), ("swd", "mmd", "nll")   # what ``auto`` means
 FEATURE_METRICS = ("fid", "kid")        # from the extractor's features of one batch of samples
@@ -110,8 +115,8 @@ class Evaluator:
         self.cfg = Config.of(cfg)
         self.e = self.cfg.eval
         self.seed = self.cfg.seed
-        self._extractor: fid.Extractor | None = None
-        self._ref: fid.RefStats | None = None
+        self._extractor: Extractor | None = None
+        self._ref: RefStats | None = None
         self._true: Tensor | None = None
         self.evaluated: set[int] = set()
 
@@ -133,16 +138,16 @@ class Evaluator:
     def on_end(self, tr) -> None:
         if tr.rank != 0 or not self.e.final or tr.step in self.evaluated:
             return
-        if rundir.has_evals_at(tr.run_dir, tr.step):
+        if runtables.has_evals_at(tr.run_dir, tr.step):
             return
         self.run_eval(tr)
 
     def run_eval(self, tr) -> list[dict]:
         model = tr.ema if self.e.use_ema else tr.model
-        rows = self.evaluate(model, tr.diffusion, tr.data, tr.step, tr.device,
+        rows = self.evaluate(model, tr.process, tr.data, tr.step, tr.device,
                              progress=getattr(tr, "progress", False))
         stamp(rows, tr.step * tr.cfg.train.batch_size, tr.wall_s_train, tr.cost)
-        rundir.append_evals(tr.run_dir, rows)
+        runtables.append_evals(tr.run_dir, rows)
         self.evaluated.add(tr.step)
         note = getattr(tr, "note_eval", None)       # the job log (bench.train.trainer)
         if note is not None:
@@ -150,7 +155,7 @@ class Evaluator:
         return rows
 
     # --- the metrics ------------------------------------------------------------------
-    def evaluate(self, model, diffusion: Diffusion, data, step: int, device: torch.device,
+    def evaluate(self, model, process: Process, data, step: int, device: torch.device,
                  progress: bool = False) -> list[dict]:
         """Rows {step, metric, value, n_samples, sampler, wall_s_eval, fwd_eval} of the configured
         metrics."""
@@ -164,7 +169,7 @@ class Evaluator:
             check_samples(sample_metrics, e.n_samples)
             if set(FEATURE_METRICS) & set(sample_metrics):  # reference first: fail early
                 self.reference(data, device, progress, feats="kid" in sample_metrics)
-            x = generate(model, diffusion, data.shape, e.n_samples, sampler=e.sampler,
+            x = generate(model, process, data.shape, e.n_samples, sampler=e.sampler,
                          ddim_steps=e.ddim_steps, eta=float(e.eta),
                          batch_size=e.batch_size, seed=self.seed, device=device,
                          clip=data.clip, progress=progress)
@@ -174,32 +179,32 @@ class Evaluator:
             wall, fwd = time.perf_counter() - t0, model.fwd
             for name, v in vals.items():
                 rows.append({"step": step, "metric": name, "value": v, "n_samples": e.n_samples,
-                             "sampler": sampler_name(e, diffusion.T),
+                             "sampler": sampler_name(e, process.grid.size),
                              "wall_s_eval": round(wall, 4), EVAL_COUNTER: fwd})
         if "nll" in metrics:
             t0, fwd0 = time.perf_counter(), model.fwd
-            r = self.nll(model, diffusion, data, device, progress)
+            r = self.nll(model, process, data, device, progress)
             rows.append({"step": step, "metric": "nll_bpd", "value": r["bpd"], "n_samples": r["n"],
                          "sampler": r["estimator"],
                          "wall_s_eval": round(time.perf_counter() - t0, 4),
                          EVAL_COUNTER: model.fwd - fwd0})
         return rows
 
-    def extractor(self, data, device: torch.device, progress: bool = False) -> fid.Extractor:
+    def extractor(self, data, device: torch.device, progress: bool = False) -> Extractor:
         if self._extractor is None:
             e, (name, params) = self.e, datasets.pixel_config(self.cfg.dataset.to_dict())
             if e.extractor == "inception":
-                self._extractor = fid.inception_extractor(e.inception_weights, cache_dir(e),
-                                                          e.inception_download, device)
+                self._extractor = inception_extractor(e.inception_weights, cache_dir(e),
+                                                      e.inception_download, device)
             else:
                 px = data.pixels or data
                 x_train = px.train.get(torch.arange(len(px.train)))
-                self._extractor = fid.cnn_extractor(name, params, x_train, cache_dir(e), device,
-                                                    progress)
+                self._extractor = cnn_extractor(name, params, x_train, cache_dir(e), device,
+                                                progress)
         return self._extractor
 
     def reference(self, data, device: torch.device, progress: bool = False,
-                  feats: bool = False) -> fid.RefStats:
+                  feats: bool = False) -> RefStats:
         """The reference statistics (eval.ref_stats file, else the cache), shape-checked; with
         ``feats`` also the reference features (for KID: the file's ``_feats.npz`` companion, else
         the cache's)."""
@@ -207,14 +212,14 @@ class Evaluator:
             e, (name, params) = self.e, datasets.pixel_config(self.cfg.dataset.to_dict())
             ex, px = self.extractor(data, device, progress), data.pixels or data
             if e.ref_stats:
-                ref = fid.load_ref_stats(Path(e.ref_stats).expanduser())
+                ref = load_ref_stats(Path(e.ref_stats).expanduser())
             else:
                 split = px.train if e.ref_split == "train" else px.test
-                ref = fid.reference_stats(split, name, params, e.ref_split, ex, cache_dir(e),
-                                          e.ref_n, e.batch_size, progress, with_feats=feats)
+                ref = reference_stats(split, name, params, e.ref_split, ex, cache_dir(e),
+                                      e.ref_n, e.batch_size, progress, with_feats=feats)
             ref.check(tuple(px.shape), ex)
             if feats and ref.feats is None:         # an explicit file: its _feats.npz companion
-                ref.feats = fid.load_ref_feats(ref)
+                ref.feats = load_ref_feats(ref)
             self._ref = ref
         return self._ref
 
@@ -252,10 +257,10 @@ class Evaluator:
             self._true = datasets.toy_points(kind, n, generator(self.seed, "eval_true"))
         return self._true[:n]
 
-    def nll(self, model, diffusion: Diffusion, data, device: torch.device, progress: bool) -> dict:
+    def nll(self, model, process: Process, data, device: torch.device, progress: bool) -> dict:
         c = self.e.nll
         clip = data.is_image if c.clip == "auto" else bool(c.clip)
-        return nll.evaluate_nll(model, diffusion, data.test, c.n_images,
+        return nll.evaluate_nll(model, process, data.test, c.n_images,
                                 generator(self.seed, "eval_nll"), device, c.timesteps,
                                 c.batch_size, nll.resolve_decoder(c.decoder, data.is_image),
                                 clip, progress)
@@ -294,20 +299,20 @@ class Diagnostics:
         idx = torch.randperm(n, generator=g)[:d.pool]
         x0 = tr.data.train.get(idx, generator=generator(self.seed, "diag_latent", step))
         x0 = x0.to(tr.device)
-        df = diagnostics.snapshot(tr.model, tr.diffusion, x0, seed=self.seed, step=step,
+        df = diagnostics.snapshot(tr.model, tr.process, x0, seed=self.seed, step=step,
                                   bins=d.bins, loss_per_bin=d.loss_per_bin,
                                   per_bin=d.per_bin, estimator=d.estimator,
                                   param_subset=d.param_subset)
         df.insert(1, "nimg", nimg)
-        rundir.append_timesteps(tr.run_dir, "diagnostics", df)
+        runtables.append_timesteps(tr.run_dir, "diagnostics", df)
         if d.p_t:
             p = tr.strategy.probabilities()
             if p is not None:
-                rundir.append_timesteps(tr.run_dir, "p_t", diagnostics.p_t_frame(step, p))
+                runtables.append_timesteps(tr.run_dir, "p_t", diagnostics.p_t_frame(step, p))
         if d.hist_bins > 0 and step > self.since:
             drawn = diagnostics.binned(tr.t_counts - self.counts_since, d.hist_bins)
-            rundir.append_timesteps(tr.run_dir, "t_hist", diagnostics.hist_frame(
-                step, self.since, drawn, tr.diffusion.T))
+            runtables.append_timesteps(tr.run_dir, "t_hist", diagnostics.hist_frame(
+                step, self.since, drawn, tr.process.grid.size))
         self.since, self.counts_since = step, tr.t_counts.clone()
 
 

@@ -20,8 +20,8 @@ At configured iterations, on the live (training) weights in eval mode:
 * **the strategy's p(t)** — ``strategy.probabilities()`` at each snapshot (skipped when None), and a
   histogram of the t the strategy actually drew since the previous snapshot (Fig. 5).
 
-Files (CSV, long/tidy format; the schemas are ``bench.rundir.TIMESTEP_COLUMNS``,
-``bench.rundir.read_timesteps(run_dir)`` reads them all):
+Files (CSV, long/tidy format; the schemas are ``bench.rundir.runtables.timestep_table``,
+``bench.rundir.runtables.read_timesteps(run_dir)`` reads them all):
 
     timesteps/diagnostics.csv  step, nimg, t_bin, t_lo, t_hi, weighting, loss, grad_var, n_loss,
                                n_grad, estimator, wall_s_eval — snapshots × bins × 2 weightings

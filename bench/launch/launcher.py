@@ -7,10 +7,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import rundir
 from bench.launch.local import run_inline, run_local
 from bench.launch.outcomes import Outcome, Summary, plan
 from bench.launch.slurm import run_slurm, slurm_unreachable
+from bench.rundir import runfiles, runstate
+from bench.rundir.runstate import RunState
 from bench.sweep.spec import RunConfig, SweepError
 
 def launch(spec: dict, runs: list[RunConfig], *, cluster: str, sweep_dir: Path, ex: dict,
@@ -25,14 +26,14 @@ def launch(spec: dict, runs: list[RunConfig], *, cluster: str, sweep_dir: Path, 
             raise SweepError(f"--cluster slurm: {problem}. Nothing was submitted. Start the "
                              f"local SLURM with `bash scripts/slurm_local.sh start`, or use "
                              f"--cluster local")
-    outcomes = [Outcome(r, sweep_dir / r.run_id, rundir.state(sweep_dir / r.run_id))
+    outcomes = [Outcome(r, sweep_dir / r.run_id, runstate.state(sweep_dir / r.run_id))
                 for r in runs]
     ranks = ex["tasks_per_node"] * ex["nodes"]
     if cluster == "debug" and (ranks > 1 or ex["parallel"] > 1):
         raise SweepError("--cluster debug runs one run at a time in this process: it cannot run "
                          "tasks_per_node > 1 or parallel > 1; use --cluster local or slurm")
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    rundir.write_sweep(sweep_dir, spec)
+    runfiles.write_sweep(sweep_dir, spec)
     for o in outcomes:
         plan(o, retry_failed)
     if cluster == "debug" or (cluster == "local" and ranks == 1 and ex["parallel"] == 1):
@@ -48,7 +49,7 @@ def launch(spec: dict, runs: list[RunConfig], *, cluster: str, sweep_dir: Path, 
         run_slurm(spec["name"], outcomes, sweep_dir, ex, wait, wait_max_s, out)
     summary = Summary(outcomes)
     for o in outcomes:
-        if o.status == "failed":
+        if o.status == RunState.FAILED:
             out(f"FAILED {o.line()}")
     out(summary.format())
     return summary

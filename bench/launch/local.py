@@ -17,11 +17,13 @@ from pathlib import Path
 import submitit
 import torch
 
-from bench import rundir
 from bench.launch.outcomes import (Outcome, done_note, finish, progress_prefix, record_job,
                                    short_error, skip_text, skipped)
 from bench.launch.slurm import PYTHONPATH_SETUP
 from bench.launch.task import RunTask
+from bench.rundir import runpaths, runtables
+from bench.rundir.runstate import RunState
+
 
 def run_inline(outcomes: list[Outcome], ex: dict, out) -> None:
     """debug, or local with one rank and parallel 1: one run after another in this process."""
@@ -50,7 +52,8 @@ def _run_inline_loop(outcomes: list[Outcome], ex: dict, out) -> None:
         except Exception as e:  # noqa: BLE001  (one failing run never stops the others)
             error = f"{type(e).__name__}: {e}"
         finish(o, error)
-        note = done_note(o, time.perf_counter() - t0) if o.status == "completed" else o.note
+        note = (done_note(o, time.perf_counter() - t0) if o.status == RunState.COMPLETED
+                else o.note)
         out(f"{progress_prefix(i, n, o)}: {o.status} {note}")
 
 
@@ -81,7 +84,7 @@ def run_local(outcomes: list[Outcome], sweep_dir: Path, ex: dict, out) -> None:
             pool.shutdown(cancel_futures=True)
         return
 
-    folder = sweep_dir / rundir.SUBMITIT_DIR / "%j"
+    folder = sweep_dir / runpaths.SUBMITIT_DIR / "%j"
     executor = submitit.LocalExecutor(folder=folder, max_num_timeout=ex["max_num_timeout"])
     params = {"timeout_min": ex["timeout_min"], "tasks_per_node": ex["tasks_per_node"],
               "setup": [PYTHONPATH_SETUP, *ex["setup"]]}
@@ -138,7 +141,7 @@ def _run_at_most(outcomes: list[Outcome], parallel: int, submit: Callable, out) 
                 handle, prefix, o, t0 = r
                 exc = handle.exception()
                 finish(o, short_error(f"{type(exc).__name__}: {exc}") if exc else "")
-                note = (done_note(o, time.perf_counter() - t0) if o.status == "completed"
+                note = (done_note(o, time.perf_counter() - t0) if o.status == RunState.COMPLETED
                         else o.note)
                 out(f"{prefix}: {o.status} {note}")
     except KeyboardInterrupt:
@@ -155,7 +158,7 @@ def _show_steps(running: list[tuple]) -> None:
         print("\r\033[K", end="", flush=True)
         return
     text = f"{running[0][1]}: step" if len(running) == 1 else "steps:"
-    steps = ", ".join(f"{rundir.last_step(o.run_dir)}/{o.run.config['train']['iterations']}"
+    steps = ", ".join(f"{runtables.last_step(o.run_dir)}/{o.run.config['train']['iterations']}"
                       for _, _, o, _ in running)
     print(f"\r\033[K{text} {steps}", end="", flush=True)
 

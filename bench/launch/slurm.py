@@ -10,9 +10,10 @@ from pathlib import Path
 
 import submitit
 
-from bench import rundir
 from bench.launch.outcomes import Outcome, finish, record_job, short_error, skipped
 from bench.launch.task import RunTask
+from bench.rundir import runfiles, runpaths
+from bench.rundir.runstate import RunState
 
 REPO = Path(__file__).resolve().parents[2]
 # Jobs import bench/strategies/backbones from the checkout that launched them.
@@ -108,7 +109,7 @@ def _slurm_job(folder: Path, job_id: str, tasks: int):
 
 def run_slurm(name: str, outcomes: list[Outcome], sweep_dir: Path, ex: dict, wait: bool,
                wait_max_s: float | None, out) -> None:
-    folder = sweep_dir / rundir.SUBMITIT_DIR / "%j"
+    folder = sweep_dir / runpaths.SUBMITIT_DIR / "%j"
     ntasks = ex["tasks_per_node"] * ex["nodes"]
     jobs: dict[int, object] = {}
     _find_in_flight(outcomes, folder, ntasks, jobs)
@@ -123,7 +124,7 @@ def run_slurm(name: str, outcomes: list[Outcome], sweep_dir: Path, ex: dict, wai
                 submitted.append(executor.submit(RunTask(
                     o.run.config, o.run_dir, ex["stop_timeout_s"], ex["cpus_per_task"])))
         for o, job in zip(todo, submitted):
-            o.job_id, o.status, o.launched = str(job.job_id), "submitted", True
+            o.job_id, o.status, o.launched = str(job.job_id), RunState.SUBMITTED, True
             jobs[id(o)] = job
             record_job(o, "slurm", folder)
         first = str(submitted[0].job_id)
@@ -132,7 +133,7 @@ def run_slurm(name: str, outcomes: list[Outcome], sweep_dir: Path, ex: dict, wai
         out(f"submitted {len(todo)} run{'s' if len(todo) > 1 else ''} as SLURM {what} "
             f"(logs: {folder.parent}/{array}*)")
     for o in outcomes:
-        if o.status in ("submitted", "running"):
+        if o.status in (RunState.SUBMITTED, RunState.RUNNING):
             out(f"  {o.line()}")
     if wait and jobs:
         _wait_slurm(outcomes, jobs, ex["poll_s"], wait_max_s, out)
@@ -142,9 +143,9 @@ def _find_in_flight(outcomes: list[Outcome], folder: Path, ntasks: int, jobs: di
     """Runs whose recorded SLURM job is still queued or running are left alone (not resubmitted)."""
     candidates = []
     for o in outcomes:
-        if o.before == rundir.DONE_STATE:
+        if o.before == RunState.DONE:
             continue
-        rec = rundir.last_job(o.run_dir)
+        rec = runfiles.last_job(o.run_dir)
         if rec and rec.get("cluster") == "slurm" and rec.get("job_id"):
             job = _slurm_job(Path(rec.get("folder") or folder), str(rec["job_id"]), ntasks)
             candidates.append((o, job))
@@ -154,7 +155,7 @@ def _find_in_flight(outcomes: list[Outcome], folder: Path, ntasks: int, jobs: di
     for o, job in candidates:
         state = job.watcher.get_state(job.job_id, mode="cache").upper()
         if state.split()[0] in ACTIVE_STATES:
-            o.before, o.status, o.job_id = "in_flight", "running", job.job_id
+            o.before, o.status, o.job_id = RunState.IN_FLIGHT, RunState.RUNNING, job.job_id
             o.note = f"already {state.lower()} from an earlier launch; not resubmitted"
             jobs[id(o)] = job
 
@@ -196,7 +197,8 @@ def _wait_slurm(outcomes: list[Outcome], jobs: dict, poll_s: float, wait_max_s: 
             out(f"  {o.line()}")
         if pending and wait_max_s is not None and time.monotonic() - t0 > wait_max_s:
             for o in pending:
-                o.status, o.note = "running", f"still running after {wait_max_s:.0f} s of waiting"
+                o.status = RunState.RUNNING
+                o.note = f"still running after {wait_max_s:.0f} s of waiting"
             out(f"stopped waiting after {wait_max_s:.0f} s; {len(pending)} jobs still running")
             return
         if pending:

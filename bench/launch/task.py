@@ -17,8 +17,9 @@ from pathlib import Path
 import submitit
 import torch
 
-from bench import experiment, rundir
+from bench import experiment
 from bench.core import dist
+from bench.rundir import runstate
 from bench.train.trainer import Callback, Interrupted
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2}
@@ -105,7 +106,7 @@ class RunTask:
                 # More threads than CPUs makes OpenMP spin and slows small models many-fold.
                 torch.set_num_threads(self.num_threads)
             run_dir = Path(self.run_dir)
-            resumed = not rundir.is_done(run_dir) and rundir.has_checkpoint(run_dir)
+            resumed = not runstate.is_done(run_dir) and runstate.has_checkpoint(run_dir)
             dist.init(env)                  # the run lock: bench.train.run takes it (rank 0)
             try:
                 final = experiment.run(

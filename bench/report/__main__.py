@@ -30,12 +30,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import analysis as A
+from bench.analysis.adaptation import THRESHOLD
+from bench.analysis.cost import LOAD_TOLERANCE
+from bench.analysis.load import ReportError, Results, load
 from bench.core.cost import BWD_FACTOR
-from bench.report.build import FORMATS, Report, build, index_md
+from bench.report.build import FORMATS, Report, build
+from bench.report.index import index_md
 
 
-def write(rep: Report, R: A.Results, out: Path, formats: list[str], command: str) -> Path:
+def write(rep: Report, R: Results, out: Path, formats: list[str], command: str) -> Path:
     """Write tables, figures and index.md under ``out``; returns the index path."""
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -83,11 +86,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--bwd-factor", type=float, default=BWD_FACTOR,
                     help="forwards one backward pass costs on the compute axis: "
                          "forward-equivalents = fwd + F·bwd (default %(default)g)")
-    ap.add_argument("--adapt-threshold", type=float, default=A.THRESHOLD,
+    ap.add_argument("--adapt-threshold", type=float, default=THRESHOLD,
                     help="a learned run whose drawn-t total variation from uniform (and median "
                          "p·w change) stays below this is marked 'did not adapt' (default "
                          "%(default)g)")
-    ap.add_argument("--load-tolerance", type=float, default=A.LOAD_TOLERANCE,
+    ap.add_argument("--load-tolerance", type=float, default=LOAD_TOLERANCE,
                     help="warn when runs of equal counted cost per iteration differ by more "
                          "than this in measured wall-clock per iteration (default %(default)g)")
     args = ap.parse_args(argv)
@@ -107,14 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = "python -m bench.report " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
-        R = A.load(args.results_dir)
+        R = load(args.results_dir)
         rep = build(R, metrics=args.metrics, budgets=args.budget_list, baseline=args.baseline,
                     pairs=[tuple(p) for p in args.pair] if args.pair else None,
                     figures=not args.no_figures, bwd_factor=args.bwd_factor,
                     adapt_threshold=args.adapt_threshold, load_tolerance=args.load_tolerance)
         out = Path(args.out) if args.out else Path(args.results_dir) / "report"
         index = write(rep, R, out, args.formats, command)
-    except A.ReportError as e:
+    except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:

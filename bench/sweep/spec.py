@@ -23,9 +23,12 @@ A sweep file::
 ``grid`` may also be a list of such mappings: the runs are the union of their products. Values
 are merged into the base with ``bench.config.deep_update`` in axis order, so an axis value
 ``{name: p2, gamma: 1}`` replaces the base strategy (another name) and ``strategy.gamma: [1, 2]``
-changes one parameter of it. Every run is resolved through ``bench.config.resolve``; component
-names and parameters are validated (strategies through ``strategies.make_params``), so a bad sweep
-fails before anything is submitted. Run ids are ``bench.config.run_id`` of the resolved config.
+changes one parameter of it. Every run is resolved through ``bench.config.resolve``. The
+commands expand through ``bench.sweep.check.expand``, which also validates every run config
+(``bench.experiment.validate``: components and their parameters, trackers, metrics), so a bad
+sweep fails before anything is submitted; ``expand`` here stays pure (the report expands a
+committed sweep.yaml with it, without the training stack). Run ids are ``bench.config.run_id``
+of the resolved config.
 
 Launching (``bench.launch.launcher``) is idempotent: DONE runs are skipped, runs with a checkpoint
 resume, SLURM jobs still in flight from an earlier launch are not submitted again.
@@ -39,14 +42,16 @@ import fnmatch
 import itertools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import config as C
+from bench.config.fields import ConfigError
+from bench.config.files import load_yaml, resolve
+from bench.config.identity import canonical, run_id
+from bench.config.sections import DEFAULTS, OPEN_SECTIONS, Executor, deep_update
 from bench.core.checks import check_keys
-from bench.experiment import validate
 from bench.labels import conditions, value_label
 
 TOP_KEYS = ("name", "description", "base", "grid", "cells", "requires", "executor", "cluster")
@@ -55,7 +60,7 @@ REQUIRE_KEYS = ("path", "what", "how")
 CLUSTERS = ("local", "slurm", "debug")
 DEFAULT_CLUSTER = "local"
 
-class SweepError(C.ConfigError):
+class SweepError(ConfigError):
     """A bad sweep file or launch request; the message names the problem and the fix."""
 
 
@@ -90,7 +95,7 @@ def check_path(path: str, where: str) -> None:
     section (dataset/backbone/strategy) any parameter name (validated by its registry later)."""
     if not isinstance(path, str) or not path or any(not p for p in path.split(".")):
         raise SweepError(f"{where}: {path!r} is not a dotted config path (e.g. train.lr)")
-    node: Any = C.DEFAULTS
+    node: Any = DEFAULTS
     parts = path.split(".")
     for i, part in enumerate(parts):
         prefix = ".".join(parts[:i])
@@ -102,7 +107,7 @@ def check_path(path: str, where: str) -> None:
             valid = ", ".join(sorted(node))
             raise SweepError(f"{where}: unknown config key {part!r}"
                              f"{' in ' + prefix if prefix else ''} ({path!r}); valid: {valid}")
-        if i == 0 and part in C.OPEN_SECTIONS:
+        if i == 0 and part in OPEN_SECTIONS:
             return
         node = node[part]
 
@@ -142,7 +147,7 @@ def matches(actual: Any, wanted: Any) -> bool:
 # ---------------------------------------------------------------------------- the sweep file
 def load_sweep(path: str | Path) -> dict:
     """Read a sweep file (YAML); its structure is checked by ``expand``."""
-    spec = C.load_yaml(path, ("sweeps",))
+    spec = load_yaml(path, ("sweeps",))
     check_spec(spec)
     return spec
 
@@ -253,25 +258,29 @@ def executor_params(spec: Mapping, overrides: Mapping | None = None) -> dict:
     if isinstance(block.get("setup"), str):
         block["setup"] = [block["setup"]]
     try:
-        return C.Executor.from_dict(block).to_dict()
-    except C.ConfigError as e:
+        return Executor.from_dict(block).to_dict()
+    except ConfigError as e:
         raise SweepError(str(e)) from e
 
 
 # ---------------------------------------------------------------------------- expansion
-def _resolve_run(merged: dict, label: str) -> dict:
+def _resolve_run(merged: dict, label: str, check: Callable[[dict], None] | None) -> dict:
     try:
-        cfg = C.resolve(merged)
-        validate(cfg)
+        cfg = resolve(merged)
+        if check is not None:
+            check(cfg)
     except (ValueError, TypeError) as e:
         raise SweepError(f"run [{label}]: {e}") from e
     return cfg
 
 
-def expand(sweep: Mapping) -> list[RunConfig]:
+def expand(sweep: Mapping, check: Callable[[dict], None] | None = None) -> list[RunConfig]:
     """The runs of a sweep, in grid order (first axis slowest). Pure: reads no files, writes
-    nothing; raises SweepError on an unknown key or axis, an empty grid, a cell that matches no
-    run, duplicate runs, or an invalid run config (with the run's grid coordinates)."""
+    nothing, imports no training code; raises SweepError on an unknown key or axis, an empty
+    grid, a cell that matches no run, duplicate runs, or a config that does not resolve (with
+    the run's grid coordinates). ``check(cfg)`` is called on each resolved config as it is made
+    (its ValueError/TypeError raised the same way): ``bench.sweep.check.expand`` passes the run
+    validation (``bench.experiment.validate``)."""
     check_spec(sweep)
     base = copy.deepcopy(dict(sweep.get("base") or {}))
     base.setdefault("name", sweep["name"])
@@ -283,20 +292,20 @@ def expand(sweep: Mapping) -> list[RunConfig]:
         for combo in itertools.product(*(values for _, values in axes)):
             merged = base
             for (path, _), value in zip(axes, combo):
-                merged = C.deep_update(merged, nest(path, value))
+                merged = deep_update(merged, nest(path, value))
             label = " ".join(f"{p}={value_label(v)}" for (p, _), v in zip(axes, combo))
             merged = _apply_cells(merged, cells, used)
             if merged is None:
                 continue
-            cfg = _resolve_run(merged, label)
-            rid = C.run_id(cfg)
+            cfg = _resolve_run(merged, label, check)
+            rid = run_id(cfg)
             if rid in seen:
                 raise SweepError(f"duplicate runs: [{seen[rid]}] and [{label}] resolve to the "
                                  f"same config (run id {rid}); remove a repeated value or make "
                                  f"them differ")
             seen[rid] = label
             runs.append(RunConfig(rid, tuple((p, value_label(v)) for (p, _), v in zip(axes, combo)),
-                                  C.canonical(cfg)))
+                                  canonical(cfg)))
     for i, n in enumerate(used):
         if n == 0:
             raise SweepError(f"cells[{i}] (match {dict(cells[i]['match'])}) matches no run of the "
@@ -310,7 +319,7 @@ def expand(sweep: Mapping) -> list[RunConfig]:
 def _apply_cells(merged: dict, cells: list[dict], used: list[int]) -> dict | None:
     """Apply every matching cell's ``set`` (None if a matching cell says ``skip``). Cells match
     the grid cell's config over the defaults, before any cell changed it."""
-    full = C.deep_update(C.DEFAULTS, merged)
+    full = deep_update(DEFAULTS, merged)
     out = merged
     for i, cell in enumerate(cells):
         if all(matches(get_path(full, p), w) for p, w in cell["match"].items()):
@@ -318,7 +327,7 @@ def _apply_cells(merged: dict, cells: list[dict], used: list[int]) -> dict | Non
             if cell.get("skip"):
                 return None
             for path, value in cell["set"].items():
-                out = C.deep_update(out, nest(path, value))
+                out = deep_update(out, nest(path, value))
     return out
 
 

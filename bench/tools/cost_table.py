@@ -24,7 +24,9 @@ from pathlib import Path
 
 import torch
 
-from bench import config as C
+from bench.config.fields import ConfigError
+from bench.config.identity import canonical_form
+from bench.core.io import atomic_write_text
 from bench.train.run import cpu_model
 
 COST_TABLE_FORMAT, COST_TABLE_VERSION = "bench.perf cost table", 1
@@ -37,7 +39,7 @@ KEY_FIELDS = ("strategy", "dataset", "backbone", "batch_size", "opts")
 # ---------------------------------------------------------------------------- the cost table
 def canonical_backbone(backbone: dict) -> dict:
     """The backbone config with every default spelled out (how runs and table rows compare)."""
-    return C.canonical_form({"backbone": dict(backbone)})["backbone"]
+    return canonical_form({"backbone": dict(backbone)})["backbone"]
 
 
 def run_key(cfg: dict) -> dict:
@@ -61,7 +63,7 @@ def lookup(rows: list[dict], cfg: dict) -> dict | None:
     found = [r for r in rows if _key(r) == want]
     devices = sorted({r.get("device_name", "?") for r in found})
     if len(devices) > 1:
-        raise C.ConfigError(f"the cost table has rows for {cfg['strategy']['name']} on several "
+        raise ConfigError(f"the cost table has rows for {cfg['strategy']['name']} on several "
                             f"devices ({', '.join(devices)}); write one table per target "
                             f"device (bench.perf --out on that device)")
     return found[-1] if found else None
@@ -71,26 +73,26 @@ def read_cost_table(path: str | Path) -> list[dict]:
     """The rows of a cost table written by ``--out``; ConfigError naming the file otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise C.ConfigError(f"cost table not found: {path} (write one with "
+        raise ConfigError(f"cost table not found: {path} (write one with "
                             f"`python -m bench.perf ... --out {path}`)")
     try:
         data = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as e:
-        raise C.ConfigError(f"{path}: not a cost table (not JSON: {e})") from e
+        raise ConfigError(f"{path}: not a cost table (not JSON: {e})") from e
     if not isinstance(data, dict) or data.get("format") != COST_TABLE_FORMAT:
-        raise C.ConfigError(f"{path}: not a cost table (no \"format\": \"{COST_TABLE_FORMAT}\"; "
+        raise ConfigError(f"{path}: not a cost table (no \"format\": \"{COST_TABLE_FORMAT}\"; "
                             f"write one with `python -m bench.perf ... --out FILE`)")
     if data.get("version") != COST_TABLE_VERSION:
-        raise C.ConfigError(f"{path}: cost table version {data.get('version')!r}; this code reads "
+        raise ConfigError(f"{path}: cost table version {data.get('version')!r}; this code reads "
                             f"version {COST_TABLE_VERSION} (measure again with --out)")
     rows = data.get("rows")
     if not isinstance(rows, list):
-        raise C.ConfigError(f"{path}: 'rows' must be a list")
+        raise ConfigError(f"{path}: 'rows' must be a list")
     for i, r in enumerate(rows):
         ms = r.get("ms_per_it") if isinstance(r, dict) else None
         if not (isinstance(r, dict) and all(k in r for k in KEY_FIELDS)
                 and isinstance(ms, (int, float)) and ms > 0):
-            raise C.ConfigError(f"{path}: row {i} is not a cost-table row (needs "
+            raise ConfigError(f"{path}: row {i} is not a cost-table row (needs "
                                 f"{', '.join(KEY_FIELDS)} and a positive ms_per_it)")
     return rows
 
@@ -129,14 +131,12 @@ def write_cost_table(path: str | Path, rows: list[dict]) -> None:
     new = {(_key(r), r["device_name"]) for r in rows}
     kept = [r for r in old if (_key(r), r.get("device_name")) not in new]
     data = {"format": COST_TABLE_FORMAT, "version": COST_TABLE_VERSION, "rows": kept + rows}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
 def check_out(path: Path) -> None:
     """Before measuring: the folder exists and an existing file is a cost table."""
     if not path.parent.is_dir():
-        raise C.ConfigError(f"--out {path}: no such directory {path.parent}")
+        raise ConfigError(f"--out {path}: no such directory {path.parent}")
     if path.exists():
         read_cost_table(path)

@@ -12,17 +12,18 @@ import argparse
 import json
 import sys
 
-from bench import config as C
+from bench.config.files import load_yaml, resolve
 from bench.data import datasets
-from bench.sweep.spec import expand, load_sweep
+from bench.sweep.check import expand
+from bench.sweep.spec import load_sweep
 
 def _latent_configs(path: str) -> list[dict]:
     """The distinct resolved ``dataset`` sections named ``latent`` of a run config or sweep."""
-    raw = C.load_yaml(path)
+    raw = load_yaml(path)
     if "grid" in raw:
         runs = [r.config for r in expand(load_sweep(path))]
     else:
-        runs = [C.resolve(raw)]
+        runs = [resolve(raw)]
     seen: dict[str, dict] = {}
     for c in runs:
         if c["dataset"]["name"] == "latent":

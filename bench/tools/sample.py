@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from bench import rundir
+from bench.rundir import runfiles, runpaths
 from bench.config.sections import Config
 from bench.core.process import Process
 from bench.evaluation.sampling import decode, generate
@@ -33,11 +33,12 @@ class LoadedRun:
 def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     """The config, data source, EMA model and diffusion process of a run with a checkpoint."""
     run_dir = Path(run_dir)
-    ckpt = rundir.ckpt_path(run_dir)
-    if not rundir.config_path(run_dir).exists() or not ckpt.exists():
+    ckpt = runpaths.ckpt_path(run_dir)
+    if not runpaths.config_path(run_dir).exists() or not ckpt.exists():
         raise FileNotFoundError(f"{run_dir} is not a run with a checkpoint "
-                                f"(needs {rundir.CONFIG} and {rundir.CKPT_DIR}/{rundir.CKPT})")
-    cfg = Config.of(rundir.read_config(run_dir))
+                                f"(needs {runpaths.CONFIG} and "
+                                f"{runpaths.CKPT_DIR}/{runpaths.CKPT})")
+    cfg = Config.of(runfiles.read_config(run_dir))
     data, model, process, _ = build_components(cfg, torch.device(device))
     st = torch.load(ckpt, map_location=device, weights_only=False)
     model.load_state_dict(st["ema"])

@@ -51,7 +51,7 @@ import torch
 from torch import Tensor
 
 import strategies
-from bench import rundir
+from bench.rundir import runfiles, runpaths, runtables
 from bench.analysis import adaptation
 from bench.analysis.style import plain_log_axis, style
 from bench.config.fields import ConfigError
@@ -242,14 +242,14 @@ TRACE_COLUMNS = ["step", "event", "tv_uniform", "tv_initial", "q1", "q2", "q3", 
 def trace(run_dir: str, threshold: float, out: TextIO) -> None:
     """Print the adaptation rows of ``run_dir`` and the verdict; ValueError if there are none."""
     path = Path(run_dir)
-    if not rundir.config_path(path).exists():
-        raise ValueError(f"{run_dir}: not a run directory (no {rundir.CONFIG})")
+    if not runpaths.config_path(path).exists():
+        raise ValueError(f"{run_dir}: not a run directory (no {runpaths.CONFIG})")
     adaptation.check_threshold(threshold, "--threshold")
-    rows = rundir.read_timesteps(path)["adaptation"]
+    rows = runtables.read_timesteps(path)["adaptation"]
     if rows.empty:
-        name = rundir.read_config(path).get("strategy", {}).get("name", "?")
+        name = runfiles.read_config(path).get("strategy", {}).get("name", "?")
         learned = [n for n in strategies.names() if strategies.get(n).learned is True]
-        raise ValueError(f"{rundir.timesteps_path(path, 'adaptation')}: absent or empty — "
+        raise ValueError(f"{runpaths.timesteps_path(path, 'adaptation')}: absent or empty — "
                          f"strategy {name!r} is not learned or has not updated yet (learned: "
                          f"{', '.join(learned)}, and compose with one of them as sampler)")
     cols = [c for c in TRACE_COLUMNS if c in rows and rows[c].notna().any()]
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         else:
             show(args, out)
         out.flush()
-    except (ConfigError, ValueError, TypeError, rundir.RunFileError) as e:
+    except (ConfigError, ValueError, TypeError, runpaths.RunFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:        # the reader left (| head): no traceback, no error at exit

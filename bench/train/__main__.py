@@ -17,9 +17,11 @@ import signal
 import sys
 from pathlib import Path
 
-from bench import config as C
 from bench import experiment
-from bench.rundir import RunBusy
+from bench.config.fields import ConfigError
+from bench.config.files import load
+from bench.config.identity import run_id
+from bench.rundir.runstate import RunBusy
 from bench.train.trainer import Diverged, Interrupted
 
 
@@ -48,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
 
     run_dir = None
     try:
-        cfg = C.load(args.config, args.set)
+        cfg = load(args.config, args.set)
         experiment.validate(cfg)
-        run_dir = Path(args.results_dir) / C.run_id(cfg)
+        run_dir = Path(args.results_dir) / run_id(cfg)
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         final = experiment.run(cfg, run_dir, progress=not args.no_progress, trainer_hook=hook)
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     except (Diverged, RunBusy) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except (C.ConfigError, ValueError, FileNotFoundError, RuntimeError, OSError) as e:
+    except (ConfigError, ValueError, FileNotFoundError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(json.dumps({"run_dir": str(run_dir), **{k: v for k, v in final.items()

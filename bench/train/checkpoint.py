@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import torch
 
-from bench import rundir
+from bench.rundir import runfiles, runpaths, runtables
 from bench.core.io import atomic_save
 
 
@@ -32,7 +32,7 @@ def save(tr) -> None:
     """Write ``state(tr)`` to the run's checkpoint (rank 0, atomically)."""
     if tr.rank != 0:
         return
-    path = rundir.ckpt_path(tr.run_dir)
+    path = runpaths.ckpt_path(tr.run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_save(state(tr), path)
     tr._ckpt_step = tr.step
@@ -40,7 +40,7 @@ def save(tr) -> None:
 
 def load(tr) -> bool:
     """Restore the trainer from the run's checkpoint; False when there is none."""
-    path = rundir.ckpt_path(tr.run_dir)
+    path = runpaths.ckpt_path(tr.run_dir)
     if not path.exists():
         return False
     try:
@@ -48,7 +48,7 @@ def load(tr) -> bool:
         if not isinstance(st, dict) or not {"model", "step", "rng"} <= set(st):
             raise ValueError("not a checkpoint of this trainer")
     except Exception as e:  # noqa: BLE001  (empty, truncated or foreign files alike)
-        raise rundir.RunFileError(
+        raise runpaths.RunFileError(
             f"{path}: not a readable checkpoint ({type(e).__name__}: {e}); delete "
             f"it to restart the run from step 0, or restore it from a copy") from e
     tr.model.load_state_dict(st["model"])
@@ -80,7 +80,7 @@ def snapshot(tr) -> None:
         return
     use_ema = tr.cfg.eval.use_ema
     weights = tr.ema if use_ema else tr.model
-    rundir.write_snapshot(tr.run_dir, tr.step, weights.state_dict(), {
+    runfiles.write_snapshot(tr.run_dir, tr.step, weights.state_dict(), {
         "step": tr.step, "nimg": tr.step * tr.tr.batch_size,
         "weights": "ema" if use_ema else "model",
         "wall_s_train": tr.wall_s_train, "cost": dict(tr.cost)})
@@ -90,6 +90,6 @@ def truncate_logs(tr) -> None:
     """Drop the rows of metrics.jsonl, evals.csv and timesteps/*.csv written after the
     checkpoint we resume from (a hard kill leaves them)."""
     if tr.rank == 0:
-        rundir.truncate_metrics(tr.run_dir, tr.step)
-        rundir.truncate_evals(tr.run_dir, tr.step)
-        rundir.truncate_timesteps(tr.run_dir, tr.step)
+        runtables.truncate_metrics(tr.run_dir, tr.step)
+        runtables.truncate_evals(tr.run_dir, tr.step)
+        runtables.truncate_timesteps(tr.run_dir, tr.step)

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy
 import torch
 
-from bench import config as C
-from bench import rundir
+from bench.rundir import runfiles, runpaths, runstate
+from bench.config.fields import ConfigError
+from bench.config.identity import run_id
 from bench.train.trainer import Diverged, Interrupted, Trainer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,21 +69,21 @@ def meta(trainer: Trainer, run_dir: Path) -> dict:
             "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
             "command": [sys.executable, *sys.argv],
             "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "packages": rundir.write_packages(run_dir, installed_packages())}
+            "packages": runfiles.write_packages(run_dir, installed_packages())}
 
 
 def prepare_run_dir(cfg: dict, run_dir: Path, trainer: Trainer) -> None:
     """Write config.yaml and meta.json (rank 0). A different config in ``run_dir`` is an error."""
-    if rundir.config_path(run_dir).exists():
-        if C.run_id(rundir.read_config(run_dir)) != C.run_id(cfg):
-            raise C.ConfigError(f"{run_dir} holds a run with a different config; "
+    if runpaths.config_path(run_dir).exists():
+        if run_id(runfiles.read_config(run_dir)) != run_id(cfg):
+            raise ConfigError(f"{run_dir} holds a run with a different config; "
                                 f"use another --results-dir")
     if trainer.rank != 0:
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not rundir.config_path(run_dir).exists():
-        rundir.write_config(run_dir, cfg)
-    rundir.update_meta(run_dir, meta(trainer, run_dir))
+    if not runpaths.config_path(run_dir).exists():
+        runfiles.write_config(run_dir, cfg)
+    runfiles.update_meta(run_dir, meta(trainer, run_dir))
 
 
 def run(cfg: Mapping, run_dir: str | Path, *, callbacks: list = (), progress: bool = True,
@@ -94,16 +95,16 @@ def run(cfg: Mapping, run_dir: str | Path, *, callbacks: list = (), progress: bo
     ``trainer_hook(trainer)`` runs before training (a launcher uses it to wire preemption).
     """
     run_dir = Path(run_dir)
-    if rundir.is_done(run_dir):
-        return rundir.read_done(run_dir, strict=True)
+    if runstate.is_done(run_dir):
+        return runfiles.read_done(run_dir, strict=True)
     cfg = dict(cfg)
     trainer = Trainer(cfg, run_dir, rank=rank, world_size=world_size, reduce=reduce,
                       progress=progress, log_lines=log_lines, callbacks=list(callbacks))
-    with rundir.run_lock(run_dir, take=rank == 0):     # built (the config is good): claim it
+    with runstate.run_lock(run_dir, take=rank == 0):     # built (the config is good): claim it
         resumed = trainer.load_checkpoint()            # a bad checkpoint: refused, nothing written
         prepare_run_dir(cfg, run_dir, trainer)
         if rank == 0:
-            rundir.clear_failed(run_dir)
+            runstate.clear_failed(run_dir)
         if trainer_hook is not None:
             trainer_hook(trainer)
         try:
@@ -112,12 +113,12 @@ def run(cfg: Mapping, run_dir: str | Path, *, callbacks: list = (), progress: bo
             raise
         except Diverged as e:
             if rank == 0:       # not retried by a sweep rerun unless asked (--retry-failed)
-                rundir.mark_failed(run_dir, str(e), "diverged", e.step)
+                runstate.mark_failed(run_dir, str(e), "diverged", e.step)
             raise
         except Exception as e:
             if rank == 0:       # the run dir says why; the next attempt clears it
-                rundir.mark_failed(run_dir, f"{type(e).__name__}: {e}", "error", trainer.step)
+                runstate.mark_failed(run_dir, f"{type(e).__name__}: {e}", "error", trainer.step)
             raise
         if rank == 0:
-            rundir.write_done(run_dir, final)
+            runfiles.write_done(run_dir, final)
     return final

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 import strategies
-from bench import rundir
+from bench.rundir import runfiles, runpaths, runtables
 from bench.config.sections import Config
 from bench.core import dist
 from bench.core.cost import TRAIN_COUNTERS
@@ -289,7 +289,7 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     @property
     def ckpt_path(self) -> Path:
-        return rundir.ckpt_path(self.run_dir)
+        return runpaths.ckpt_path(self.run_dir)
 
     def state(self) -> dict:
         return checkpoint.state(self)
@@ -332,7 +332,7 @@ class Trainer:
         total, last = self.tr.iterations, {}
         cfg = {}
         if self.rank == 0 and self.tr.loggers:
-            cfg = (rundir.read_config(self.run_dir) if rundir.config_path(self.run_dir).exists()
+            cfg = (runfiles.read_config(self.run_dir) if runpaths.config_path(self.run_dir).exists()
                    else self.raw_cfg)
         self.log.open(self.step, self.tr.loggers, self.run_dir, cfg, self.t_counts)
         if resumed:
@@ -360,7 +360,7 @@ class Trainer:
         if self.step % self.tr.log_every == 0 or self.step == total:
             row = self._log_row()
             if self.rank == 0:
-                rundir.append_metrics(self.run_dir, row)
+                runtables.append_metrics(self.run_dir, row)
                 self.log.row_written(row, self.step, self.t_counts)
         self._emit("on_step_end")
         if self.step in self.keep:
@@ -373,4 +373,4 @@ class Trainer:
         return row
 
     def last_logged(self) -> dict:
-        return rundir.last_metrics(self.run_dir)
+        return runtables.last_metrics(self.run_dir)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import rundir
+from bench.rundir import runpaths
 from bench.train.loggers.base import register
 
 
@@ -20,7 +20,7 @@ class TensorBoard:
     def __init__(self, run_dir: Path, cfg: dict, start_step: int):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(rundir.tensorboard_dir(run_dir)),
+        self.writer = SummaryWriter(log_dir=str(runpaths.tensorboard_dir(run_dir)),
                                     purge_step=start_step + 1)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench import rundir
+from bench.rundir import runpaths
 from bench.train.loggers.base import register
 
 
@@ -24,7 +24,7 @@ class WandB:
 
         mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY")
                                                 else "offline")
-        directory = rundir.wandb_dir(run_dir)
+        directory = runpaths.wandb_dir(run_dir)
         directory.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "timestep-bench"),
                               name=cfg.get("name"),

@@ -1,0 +1,73 @@
+"""The sweep plan (``python -m bench.sweep SWEEP --dry-run``): one line per run with its state on
+disk (``bench.rundir.runstate.state``), condition and grid coordinates, then the cost lines
+(``bench.sweep.cost``), the executor of the cluster it is for (and its submitit parameters on
+SLURM) and the requirements that are missing here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from bench.launch.slurm import slurm_parameters
+from bench.rundir import runstate
+from bench.sweep.spec import RunConfig, grid_blocks
+
+SLURM_KEYS = ("partition", "account", "qos", "constraint", "mem_gb", "array_parallelism",
+              "additional")
+
+
+def axis_columns(runs: list[RunConfig]) -> list[str]:
+    cols: list[str] = []
+    for r in runs:
+        cols += [k for k, _ in r.axes if k not in cols]
+    return cols
+
+
+def grid_shape(spec: Mapping) -> str:
+    """``3 diffusion.schedule x 6 strategy x 1 seed`` (one product per grid block, joined by +)."""
+    return " + ".join(" x ".join(f"{len(values)} {path}" for path, values in block)
+                      for block in grid_blocks(spec))
+
+
+def format_plan(spec: Mapping, runs: list[RunConfig], sweep_dir: Path, cluster: str, ex: dict,
+                missing: list[str], source: str = "", cost: list[str] | None = None) -> str:
+    name = spec["name"]
+    cols = axis_columns(runs)
+    rows = [["run_id", "state", "condition", *cols]]
+    for r in runs:
+        axes = dict(r.axes)
+        rows.append([r.run_id, runstate.state(sweep_dir / r.run_id), r.condition,
+                     *(axes.get(c, "-") for c in cols)])
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = [f"sweep {name}: {len(runs)} runs (grid: {grid_shape(spec)}"
+             f"{', after cells and --only' if len(runs) != _grid_size(spec) else ''})"
+             f" -> {sweep_dir}/"]
+    lines += ["  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip()
+              for row in rows]
+    lines += cost or []
+    lines.append(f"executor for cluster {cluster}{' (' + source + ')' if source else ''}:")
+    lines += [f"  {k}: {json.dumps(v)}" for k, v in ex.items()]
+    slurm_keys = [k for k in SLURM_KEYS if (spec.get("executor") or {}).get(k) is not None]
+    if cluster != "slurm" and slurm_keys:
+        lines.append(f"  note: the sweep's executor sets SLURM key(s) {', '.join(slurm_keys)}, "
+                     f"which --cluster {cluster} does not use; --cluster slurm (or 'cluster: "
+                     f"slurm' in the sweep file) plans and launches it on SLURM")
+    if cluster == "slurm":
+        lines.append("submitit parameters:")
+        lines += [f"  {k}: {json.dumps(v)}" for k, v in slurm_parameters(name, ex).items()]
+    for m in missing:
+        lines.append(f"requires: MISSING {m}")
+    return "\n".join(lines)
+
+
+def _grid_size(spec: Mapping) -> int:
+    total = 0
+    for block in grid_blocks(spec):
+        n = 1
+        for _, values in block:
+            n *= len(values)
+        total += n
+    return total
+
