@@ -145,8 +145,8 @@ class Eval(Section):
     ref_split: str = opt("train", "split of the reference statistics",
                          choice("train", "test", unknown_form=False))
     ref_n: int = opt(0, "reference images (0 = the whole split)", int_at_least(0))
-    ref_stats: str = opt("", "explicit reference-statistics .npz (bench.evaluation.reference format)",
-                         PATH_STRING)
+    ref_stats: str = opt("", "explicit reference-statistics .npz "
+                         "(bench.evaluation.reference format)", PATH_STRING)
     cache_dir: str = opt("", "ref stats + extractor weights; \"\" = ~/.cache/timestep-bench",
                          PATH_STRING)
     nll: NLL = sub(NLL, "test NLL (bits/dim)")

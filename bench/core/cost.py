@@ -15,8 +15,8 @@ network, EDM2's weighting MLP, the FID feature extractor) are not counted here: 
 
 The one cost unit: **forward-equivalents = fwd + bwd_factor·bwd** (``bwd_factor`` 2: a backward
 pass costs about two forwards), ``forward_equivalents``. The counting wrapper itself is
-``bench.core.counted.Counted`` (this module stays free of torch, so the report can read costs
-without importing it).
+``bench.core.counted.Counted``; this module stays free of torch (it is pure arithmetic on
+counts).
 """
 
 from __future__ import annotations

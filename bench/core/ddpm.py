@@ -78,6 +78,12 @@ def gaussian_decoder_bpd(mean: Tensor, logvar: Tensor, x0: Tensor) -> Tensor:
 DECODERS = ("discretized", "gaussian", "kl")
 
 
+def vlb_is_full(T: int, timesteps: int) -> bool:
+    """Whether a VLB estimate with ``timesteps`` terms is the full loop over all T (``timesteps``
+    <= 0 or >= T − 1) rather than the stratified estimate (bench.evaluation.nll)."""
+    return timesteps <= 0 or timesteps >= T - 1
+
+
 class DDPM(Process):
     """Schedule tensors and the closed forms of the forward/reverse process."""
 
@@ -154,7 +160,7 @@ class DDPM(Process):
     def likelihood_passes(self, timesteps: int) -> int:
         """Network passes per image of the VLB: all T terms (``timesteps`` <= 0 or >= T − 1) or
         the stratified estimate's K + 1 (bench.evaluation.nll)."""
-        return self.T if timesteps <= 0 or timesteps >= self.T - 1 else timesteps + 1
+        return self.T if vlb_is_full(self.T, timesteps) else timesteps + 1
 
     def likelihood_terms(self, pred: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, *,
                          decoder: str = "discretized", clip: bool = False) -> Tensor:

@@ -43,7 +43,6 @@ from torch import Tensor
 from bench.evaluation.extractor import Extractor, features, stats
 from bench.evaluation.reference import RefStats
 
-EXTRACTORS = ("inception", "cnn")
 KID_SUBSETS = 100                       # clean-fid's kernel_distance defaults (num_subsets,
 KID_SUBSET_SIZE = 1000                  # max_subset_size)
 

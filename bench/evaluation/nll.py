@@ -27,13 +27,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from bench.core.ddpm import vlb_is_full
 from bench.core.process import Process
 
 DECODERS = ("auto", "discretized", "gaussian")
 
 
 def estimator_name(T: int, timesteps: int) -> str:
-    return f"full_T{T}" if timesteps <= 0 or timesteps >= T - 1 else f"stratified_K{timesteps}"
+    return f"full_T{T}" if vlb_is_full(T, timesteps) else f"stratified_K{timesteps}"
 
 
 def strata(T: int, K: int) -> list[tuple[int, int]]:
@@ -63,7 +64,7 @@ def bpd_batch(model, process: Process, x0: Tensor, generator: torch.Generator,
     T, B, dev = process.T, x0.shape[0], x0.device
     total = process.prior_bpd(x0).float()
     prior = total.clone()
-    full = timesteps <= 0 or timesteps >= T - 1
+    full = vlb_is_full(T, timesteps)
     terms = torch.zeros(B, T, device=dev) if full else None
     if full:
         plan = [(t, t + 1, 1) for t in reversed(range(T))]

@@ -46,16 +46,20 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from enum import StrEnum
+from enum import Enum
 from pathlib import Path
 
 from bench.core.io import LockBusy, atomic_write_text, file_lock
 from bench.rundir.runpaths import FAILED, LOCK, ckpt_path, done_path
 
 
-class RunState(StrEnum):
+class RunState(str, Enum):
     """A run's state; the words and their meanings are in this module's docstring. A member is
-    a ``str`` equal to its word (``RunState.DONE == "done"``)."""
+    a ``str`` equal to its word (``RunState.DONE == "done"``) and prints as it (``StrEnum``
+    before Python 3.11)."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
 
     NEW = "new"
     QUEUED = "queued"

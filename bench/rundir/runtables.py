@@ -48,6 +48,8 @@ class Table:
     nonempty: tuple[str, ...] = ("step",)   # CSV: no row may leave these empty
     complete: bool = False              # CSV: a writer gives every column; a reader returns
                                         # exactly ``columns`` (those an older file lacks empty)
+    keep_types: bool = False            # CSV: rows replacing every old row still take the old
+                                        # file's column types (evals.csv has always done so)
 
     def path(self, run_dir: Path) -> Path:
         return Path(run_dir) / self.file
@@ -74,7 +76,7 @@ METRICS_TABLE = Table(METRICS, tuple(METRIC_COLUMNS), ("step",),
                       format="jsonl")
 EVALS_TABLE = _csv_table(EVALS, EVAL_COLUMNS, ["step", "metric", "value"], ("metric", "sampler"),
                          key=tuple(EVAL_KEY), nonempty=("step", "metric", "value"),
-                         complete=True)
+                         complete=True, keep_types=True)
 
 TIMESTEP_REQUIRED = {                              # what a reader needs (older files: a subset)
     "diagnostics": ["step", "t_lo", "t_hi", "weighting", "loss", "grad_var"],
@@ -243,8 +245,9 @@ def append(table: Table, run_dir: Path, new: pd.DataFrame | list[dict] | dict) -
     df = _schema_frame(df, table)
     if path.exists():
         old = _loose(path)
-        old = old[~_same_key(old, df, table.key)]
-        df = pd.concat([old, df], ignore_index=True) if len(old) else df
+        kept = old[~_same_key(old, df, table.key)]
+        if len(kept) or (table.keep_types and len(old)):
+            df = pd.concat([kept, df], ignore_index=True)
     _write_csv(path, df.sort_values("step", kind="stable"))
 
 

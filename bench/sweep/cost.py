@@ -61,8 +61,9 @@ def run_cost(cfg: Mapping) -> dict:
     kind = datasets.kind(cfg["dataset"]["name"])
     metrics = resolve_metrics(list(e["metrics"]), kind != "vector", kind == "latent")
     sample = [m for m in metrics if m != "nll"]
+    process = processes.build(d)
     if sample:
-        steps = processes.build(d).sample_passes(e["sampler"], int(e["ddim_steps"]))
+        steps = process.sample_passes(e["sampler"], int(e["ddim_steps"]))
         how = f"DDPM T = {T}" if e["sampler"] == "ddpm" else f"DDIM {steps}"
         n = int(e["n_samples"])
         out["sample"] = {"metrics": ", ".join(sample), "n": n, "steps": steps, "how": how,
@@ -74,8 +75,7 @@ def run_cost(cfg: Mapping) -> dict:
         n_test = params.get("n_test") if isinstance(params.get("n_test"), int) else None
         n = (n_test if c["n_images"] <= 0 else
              min(c["n_images"], n_test) if n_test else c["n_images"])
-        full = c["timesteps"] <= 0 or c["timesteps"] >= T - 1
-        terms = T if full else c["timesteps"] + 1
+        terms = process.likelihood_passes(c["timesteps"])
         out["nll"] = {"n": n, "upper": bool(n and not n_test), "terms": terms,
                       "how": estimator_name(T, c["timesteps"]),
                       "fwd": n_eval * n * terms if n else None}

@@ -4,9 +4,10 @@ EDM2-style phases (step → tally → callbacks → snapshot → checkpoint → 
 
 Each iteration: draw the global batch → strategy.sample → the process's per-example loss
 (ε-MSE for DDPM) → loss = mean(weight × loss) → before_update → backward, clip, optimizer step,
-EMA → after_update → log / callbacks / checkpoint. Randomness comes only from generators derived from (seed, purpose, step), plus the
-global torch RNG for dropout, whose state is checkpointed; so resume = rerun the same command, and a
-resumed run ends bit-identical (CPU) to an uninterrupted one.
+EMA → after_update → log / callbacks / checkpoint. Randomness comes only from generators derived
+from (seed, purpose, step), plus the global torch RNG for dropout, whose state is checkpointed;
+so resume = rerun the same command, and a resumed run ends bit-identical (CPU) to an
+uninterrupted one.
 
 With ``world_size > 1`` every rank draws the same global batch, timesteps and noise, and trains on
 its slice; the gradient is averaged across ranks, so N ranks equal one process with the same global
@@ -290,9 +291,6 @@ class Trainer:
     @property
     def ckpt_path(self) -> Path:
         return runpaths.ckpt_path(self.run_dir)
-
-    def state(self) -> dict:
-        return checkpoint.state(self)
 
     def save_checkpoint(self) -> None:
         checkpoint.save(self)
