@@ -276,14 +276,27 @@ class Diagnostics:
         self.seed = self.cfg.seed
         self.counts_since: Tensor | None = None     # the trainer's t_counts at ``since``
         self.since = 0
+        self.resumed = False                        # since/counts_since from a checkpoint
 
     def due(self, step: int) -> bool:
         return (self.d.every > 0 and step % self.d.every == 0) or step in self.d.at
 
+    def state_dict(self) -> dict:
+        """The last snapshot's step and drawn-t counts: a resumed run's next histogram counts
+        from there, as an uninterrupted run's does."""
+        return {"since": self.since, "counts_since": self.counts_since}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.since = int(state["since"])
+        counts = state["counts_since"]
+        self.counts_since = None if counts is None else counts.cpu().long().clone()
+        self.resumed = counts is not None
+
     def on_start(self, tr) -> None:
         if tr.rank != 0:
             return
-        self.since, self.counts_since = tr.step, tr.t_counts.clone()
+        if not self.resumed:
+            self.since, self.counts_since = tr.step, tr.t_counts.clone()
         if tr.step == 0 and 0 in self.d.at:
             self.snapshot(tr)
 

@@ -1,5 +1,6 @@
 """Checkpoint I/O of the trainer: what a checkpoint holds (``state``: model, EMA, optimizer,
-strategy, cost counters, drawn-t histogram, the log tally and every RNG), writing it atomically
+strategy, cost counters, drawn-t histogram, the log tally, every RNG and the state of the
+callbacks that keep one), writing it atomically
 (``save``), restoring it (``load``: resume = rerun the same command), and the snapshot of the
 evaluated weights that ``train.keep`` asks for."""
 
@@ -25,7 +26,22 @@ def state(tr) -> dict:
     return {"step": tr.step, "wall_s_train": tr.wall_s_train, "acc": tr._acc,
             "cost": dict(tr.cost), "t_counts": tr.t_counts.clone(),
             "model": tr.model.state_dict(), "ema": tr.ema.state_dict(),
-            "opt": tr.opt.state_dict(), "strategy": tr.strategy.state_dict(), "rng": rng}
+            "opt": tr.opt.state_dict(), "strategy": tr.strategy.state_dict(), "rng": rng,
+            "callbacks": callback_states(tr.callbacks)}
+
+
+def callback_states(callbacks: list) -> dict:
+    """{class name: state} of the callbacks with a ``state_dict`` (what they carry from one
+    step to a later one, e.g. the diagnostics' drawn-t counts at their last snapshot)."""
+    out = {}
+    for cb in callbacks:
+        if hasattr(cb, "state_dict"):
+            name = type(cb).__name__
+            if name in out:
+                raise ValueError(f"two trainer callbacks of class {name} keep a state; "
+                                 f"a checkpoint can hold one")
+            out[name] = cb.state_dict()
+    return out
 
 
 def save(tr) -> None:
@@ -55,6 +71,10 @@ def load(tr) -> bool:
     tr.ema.load_state_dict(st["ema"])
     tr.opt.load_state_dict(st["opt"])
     tr.strategy.load_state_dict(st["strategy"])
+    for cb in tr.callbacks:       # an older checkpoint has none: they start afresh, as then
+        state = st.get("callbacks", {}).get(type(cb).__name__)
+        if state is not None and hasattr(cb, "load_state_dict"):
+            cb.load_state_dict(state)
     tr.step, tr.wall_s_train, tr._acc = st["step"], st["wall_s_train"], st["acc"]
     if "cost" in st:
         tr.cost, tr.t_counts = dict(st["cost"]), st["t_counts"].cpu().long().clone()

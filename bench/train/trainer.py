@@ -59,7 +59,10 @@ class Callback:
     count the timesteps a strategy draws); ``on_adapt`` follows a step at which a learned strategy
     updated its distribution (``ctx.adapted`` holds the strategy's record of it, ``trainer.step``
     is already the new step); the others run at the start (after a resume), after every
-    optimizer step (logging done, before the checkpoint) and at the end."""
+    optimizer step (logging done, before the checkpoint) and at the end. A callback that carries
+    values from one step to a later one also implements ``state_dict()`` / ``load_state_dict()``:
+    its state goes into every checkpoint (by class name), so a resumed run writes what an
+    uninterrupted one does."""
 
     def on_start(self, trainer: "Trainer") -> None: ...
 
