@@ -19,7 +19,8 @@ from bench.config.sections import Config
 from bench.core import processes
 from bench.data import datasets
 from bench.evaluation.callbacks import callbacks as eval_callbacks
-from bench.evaluation.callbacks import FEATURE_METRICS, check_samples, resolve_metrics
+from bench.evaluation.callbacks import FEATURE_METRICS, cache_dir, check_samples, resolve_metrics
+from bench.evaluation.inception import InceptionUnavailable, find_inception
 from bench.train import loggers
 from bench.train import run as train_run
 
@@ -44,11 +45,19 @@ def validate(cfg: Mapping | Config) -> None:
 
 def _check_evaluation(cfg: Config) -> None:
     e, budget = cfg.eval, cfg.train.iterations
-    for key, steps in (("eval.at", e.at), ("eval.diagnostics.at", e.diagnostics.at)):
+    keep = cfg.train.keep if isinstance(cfg.train.keep, list) else []
+    for key, steps, what in (("eval.at", e.at, "evaluations"),
+                             ("eval.diagnostics.at", e.diagnostics.at, "evaluations"),
+                             ("train.keep", keep, "snapshots")):
         late = sorted(s for s in steps if s > budget)
         if late:
             raise ConfigError(f"{key}: {', '.join(map(str, late))} beyond train.iterations="
-                              f"{budget}; those evaluations would never run")
+                              f"{budget}; those {what} would never run")
+    for key, every in (("eval.every", e.every), ("eval.diagnostics.every", e.diagnostics.every)):
+        if every > budget:
+            raise ConfigError(f"{key}={every} exceeds train.iterations={budget}: it would never "
+                              f"run; valid: 0 (off) to {budget}, or name the steps in "
+                              f"{key[:-len('every')]}at")
     if not e.enabled:
         return
     kind = datasets.kind(cfg.dataset.name)
@@ -60,6 +69,19 @@ def _check_evaluation(cfg: Config) -> None:
         raise ConfigError(f"eval.extractor=cnn trains on class labels, which dataset "
                           f"{pixels.get('name')!r} has not (labelled: "
                           f"{', '.join(datasets.LABELLED)}); use eval.extractor=inception")
+    if features and e.ref_stats and not Path(e.ref_stats).expanduser().is_file():
+        raise ConfigError(f"eval.ref_stats: no such file {e.ref_stats}; give a reference-"
+                          f"statistics .npz, or leave it empty to compute them")
+    if features and e.extractor == "inception" and (e.inception_weights
+                                                    or not e.inception_download):
+        try:                       # without a download: the weights must be there already
+            find_inception(e.inception_weights, cache_dir(e), download=False)
+        except InceptionUnavailable as err:
+            raise ConfigError(str(err)) from None
+    T = cfg.diffusion.timesteps
+    if e.sampler == "ddim" and any(m != "nll" for m in metrics) and e.ddim_steps > T:
+        raise ConfigError(f"eval.ddim_steps={e.ddim_steps} exceeds diffusion.timesteps={T}; "
+                          f"valid: 1 to {T}")
 
 
 def run(cfg: Mapping, run_dir: str | Path, *, extra_callbacks: list = (), **kw) -> dict:
