@@ -54,7 +54,7 @@ def load_entry_points(group: str = ENTRY_POINTS) -> None:
     for ep in entry_points(group=group):
         try:
             ep.load()
-        except Exception as e:
+        except (Exception, SystemExit) as e:     # its own error, or a sys.exit on import
             dist = getattr(ep, "dist", None)
             warnings.warn(f"strategy entry point {ep.name} = {ep.value!r} (package "
                           f"{dist.name if dist else '?'}) failed to load and is skipped: "

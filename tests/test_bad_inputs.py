@@ -262,7 +262,36 @@ def test_sample_refuses_bad_input(tmp_path, capsys):
           "--n must be a positive integer")
     check(*run_cli(sample_cli.main, [str(tmp_path), "--sampler", "euler"], capsys), 2,
           "invalid choice: 'euler'")
+    for out in (tmp_path, tmp_path / "samples"):      # matplotlib would write <out>.png
+        check(*run_cli(sample_cli.main, [str(tmp_path), "--out", str(out)], capsys), 2,
+              "a folder or a name without a type; give a file such as")
     assert not any(tmp_path.iterdir())
+
+
+def test_a_results_folder_that_is_a_file_is_refused_before_work(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(TOY))
+    (tmp_path / "res").write_text("not a folder")
+    check(*run_cli(train_cli.main, [str(tmp_path / "c.yaml"), "--results-dir",
+                                    str(tmp_path / "res"), "--no-progress"], capsys), 2,
+          f"--results-dir: {tmp_path / 'res'} is a file, not a folder")
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump(_sweep()))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / _sweep()["name"]).write_text("")      # the sweep's folder is a file
+    for extra in ([], ["--dry-run"], ["--status"]):
+        check(*run_cli(sweep_cli.main, [str(sweep), "--results-dir", str(tmp_path / "out"),
+                                        *extra], capsys), 2, "is a file, not a folder")
+    assert (tmp_path / "res").read_text() == "not a folder"
+
+
+def test_a_plugin_that_exits_on_import_is_refused_not_obeyed(tmp_path, capsys, monkeypatch):
+    (tmp_path / "exits_on_import.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**TOY, "imports": ["exits_on_import"]}))
+    check(*run_cli(train_cli.main, [str(tmp_path / "c.yaml"), "--results-dir",
+                                    str(tmp_path / "out"), "--no-progress"], capsys), 2,
+          "imports: cannot import 'exits_on_import' (SystemExit: 3)")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -258,7 +258,7 @@ def import_modules(modules) -> None:
     for name in modules:
         try:
             importlib.import_module(name)
-        except Exception as e:      # ImportError, or the module's own error
+        except (Exception, SystemExit) as e:   # ImportError, the module's own error or exit
             raise ConfigError(f"imports: cannot import {name!r} ({type(e).__name__}: {e}); "
                               f"is it on PYTHONPATH or installed?") from e
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bench.config.fields import ConfigError
+
 CONFIG, META, METRICS, EVALS = "config.yaml", "meta.json", "metrics.jsonl", "evals.csv"
 DONE, FAILED, LOCK, JOBS, SWEEP = "DONE", "FAILED", ".lock", "jobs.jsonl", "sweep.yaml"
 SUBMITIT_DIR = ".submitit"                         # under the sweep folder: submitit's job logs
@@ -70,6 +72,18 @@ def wandb_dir(run_dir: Path) -> Path:
 # ---------------------------------------------------------------------------- the tree
 def is_run_dir(filenames) -> bool:
     return CONFIG in filenames
+
+
+def check_folder(path: Path, flag: str) -> None:
+    """Before any work: ``path`` (a results, sweep or run folder) can be a folder — the nearest
+    part of it that exists is one; else ConfigError naming the file in the way and ``flag``."""
+    path = Path(path)
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise ConfigError(f"{flag}: {part} is a file, not a folder (needed for {path}); "
+                                  f"choose another {flag} or move the file")
+            return
 
 
 def find_run_dirs(root: Path) -> tuple[list[Path], list[Path]]:

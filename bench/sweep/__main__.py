@@ -23,6 +23,7 @@ from pathlib import Path
 from bench.config.fields import ConfigError
 from bench.config.files import find_file, parse_set
 from bench.launch.launcher import launch
+from bench.rundir.runpaths import check_folder
 from bench.sweep.check import expand
 from bench.sweep.cost import format_cost
 from bench.sweep.plan import format_plan
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         ex = executor_params(spec, parse_executor_overrides(args.executor))
         results_dir = Path(args.results_dir)
         sweep_dir = results_dir / spec["name"]
+        check_folder(sweep_dir, "--results-dir")
         if args.status:
             print(format_status(spec, runs, sweep_dir, results_dir))
             return 0

@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
     out = Path(args.out or Path(args.run_dir) / "samples.png")
     try:
+        if out.is_dir() or not out.suffix:
+            raise ValueError(f"--out {out}: a folder or a name without a type; give a file "
+                             f"such as {out / 'samples.png'}")
         run = load_run(args.run_dir)
         if not out.parent.is_dir():
             raise FileNotFoundError(f"--out {out}: folder {out.parent} does not exist")

@@ -21,6 +21,7 @@ from bench import experiment
 from bench.config.fields import ConfigError
 from bench.config.files import load
 from bench.config.identity import run_id
+from bench.rundir.runpaths import check_folder
 from bench.rundir.runstate import RunBusy
 from bench.train.trainer import Diverged, Interrupted
 
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load(args.config, args.set)
         experiment.validate(cfg)
         run_dir = Path(args.results_dir) / run_id(cfg)
+        check_folder(run_dir, "--results-dir")
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         final = experiment.run(cfg, run_dir, progress=not args.no_progress, trainer_hook=hook)
