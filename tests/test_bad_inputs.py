@@ -160,14 +160,18 @@ def test_a_corrupt_checkpoint_is_named_and_nothing_else_changes(finished, conten
     assert snapshot(run_dir) == before and not (run_dir / runpaths.FAILED).exists()
 
 
-def test_a_corrupt_done_file_is_named(finished, capsys):
+@pytest.mark.parametrize("content", ["{half", ""])
+def test_a_corrupt_done_file_is_named_by_training_and_by_the_report(finished, capsys, content):
     cfg_file, out_dir, run_dir = finished
-    runpaths.done_path(run_dir).write_text("{half")
+    runpaths.done_path(run_dir).write_text(content)
     before = snapshot(run_dir)
     rc, out, err = run_cli(train_cli.main, [str(cfg_file), "--results-dir", str(out_dir)],
                            capsys)
     check(rc, out, err, 2, f"{runpaths.done_path(run_dir)}: unreadable")
     assert snapshot(run_dir) == before
+    rc, out, err = run_cli(report_cli.main, [str(out_dir), "--out", str(out_dir.parent / "rep"),
+                                             "--no-figures"], capsys)
+    check(rc, out, err, 2, f"{runpaths.done_path(run_dir)}: unreadable")
 
 
 # ---------------------------------------------------------------------------- bench.sweep

@@ -84,6 +84,7 @@ def _status(run_dir: Path, cfg: dict, metrics: pd.DataFrame, evals: pd.DataFrame
                    evals["step"].max() if len(evals) else 0))
     iters = int(cfg["train"]["iterations"])
     if runstate.is_done(run_dir):
+        runfiles.read_done(run_dir, strict=True)      # read as training reads it: corrupt → error
         return REPORT_WORDS[RunState.DONE], last, "" if len(evals) else "no evaluations"
     reason = runstate.failure(run_dir)
     if reason:

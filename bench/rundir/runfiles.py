@@ -79,10 +79,12 @@ def write_done(run_dir: Path, final: dict) -> None:
 
 
 def read_done(run_dir: Path, strict: bool = False) -> dict:
-    """The final log row DONE holds ({} if empty or unreadable; ``strict``: RunFileError)."""
+    """The final log row DONE holds ({} if empty or unreadable; ``strict``: RunFileError — an
+    empty file too: a DONE always holds a JSON object, ``{}`` at the least)."""
     path = done_path(run_dir)
     try:
-        row = json.loads(path.read_text() or "{}")
+        text = path.read_text()
+        row = json.loads(text if strict else text or "{}")
         if not isinstance(row, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError, UnicodeDecodeError) as e:
