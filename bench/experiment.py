@@ -53,11 +53,11 @@ def _check_evaluation(cfg: Config) -> None:
         if late:
             raise ConfigError(f"{key}: {', '.join(map(str, late))} beyond train.iterations="
                               f"{budget}; those {what} would never run")
-    for key, every in (("eval.every", e.every), ("eval.diagnostics.every", e.diagnostics.every)):
+    for key, every, at in (("eval.every", e.every, "eval.at"),
+                           ("eval.diagnostics.every", e.diagnostics.every, "eval.diagnostics.at")):
         if every > budget:
             raise ConfigError(f"{key}={every} exceeds train.iterations={budget}: it would never "
-                              f"run; valid: 0 (off) to {budget}, or name the steps in "
-                              f"{key[:-len('every')]}at")
+                              f"run; valid: 0 (off) to {budget}, or name the steps in {at}")
     if not e.enabled:
         return
     kind = datasets.kind(cfg.dataset.name)

@@ -33,7 +33,8 @@ def bin_gradient_variance(model: nn.Module, process: Process, x0: Tensor, bin_ed
                           train_mode: bool = False) -> Tensor:
     """tr Cov(∇_θ ℓ_t) per timestep bin, float64 [K] (see the module docstring).
 
-    model        the network, ``model(x_t, process.model_time(t))``; evaluated at its current weights, ``.grad`` untouched
+    model        the network, ``model(x_t, process.model_time(t))``; evaluated at its current
+                 weights, ``.grad`` untouched
     x0           pool of clean examples; each bin draws ``per_bin`` rows (without replacement when
                  the pool is large enough), t uniform in the bin and fresh noise, all from
                  ``generator`` (CPU)

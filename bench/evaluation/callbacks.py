@@ -275,8 +275,7 @@ class Diagnostics:
         self.d = self.cfg.eval.diagnostics
         self.seed = self.cfg.seed
         self.counts_since: Tensor | None = None     # the trainer's t_counts at ``since``
-        self.since = 0
-        self.resumed = False                        # since/counts_since from a checkpoint
+        self.since = 0                              # (both from the checkpoint on a resume)
 
     def due(self, step: int) -> bool:
         return (self.d.every > 0 and step % self.d.every == 0) or step in self.d.at
@@ -290,12 +289,11 @@ class Diagnostics:
         self.since = int(state["since"])
         counts = state["counts_since"]
         self.counts_since = None if counts is None else counts.cpu().long().clone()
-        self.resumed = counts is not None
 
     def on_start(self, tr) -> None:
         if tr.rank != 0:
             return
-        if not self.resumed:
+        if self.counts_since is None:               # a fresh start (not a resume)
             self.since, self.counts_since = tr.step, tr.t_counts.clone()
         if tr.step == 0 and 0 in self.d.at:
             self.snapshot(tr)
