@@ -10,7 +10,7 @@ from torch import nn
 from backbones.mlp import MLP
 from backbones.unet import UNet
 from backbones.uvit import UViT
-from bench.core.checks import check_keys
+from bench.core.checks import check_keys, check_params
 
 BACKBONES: dict[str, type[nn.Module]] = {"unet": UNet, "uvit": UViT, "mlp": MLP}
 IMAGE_ONLY = {"unet", "uvit"}
@@ -32,10 +32,12 @@ def defaults(name: str) -> dict[str, Any]:
 
 
 def check(name: str, params: dict[str, Any] | None = None) -> None:
-    """Name and parameter names; raises ValueError listing the valid choices."""
-    if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; valid: {', '.join(names())}")
+    """Name, parameter names and their declared types and ranges; raises ValueError naming the
+    key and listing the valid choices."""
+    if not isinstance(name, str) or name not in BACKBONES:
+        raise ValueError(f"unknown backbone.name {name!r}; valid: {', '.join(names())}")
     check_keys(params or {}, parameters(name), "parameter(s)", where=f"backbone {name!r}")
+    check_params(BACKBONES[name], params or {}, "backbone.")
 
 
 def build(name: str, shape: tuple[int, ...], params: dict[str, Any] | None = None) -> nn.Module:

@@ -10,6 +10,7 @@ import math
 from torch import Tensor, nn
 
 from backbones.common import timestep_embedding
+from bench.core.checks import PositiveInt, Probability
 
 
 class _Block(nn.Module):
@@ -24,8 +25,8 @@ class _Block(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, shape: tuple[int, ...], width: int = 128, depth: int = 3,
-                 time_dim: int = 64, dropout: float = 0.0):
+    def __init__(self, shape: tuple[int, ...], width: PositiveInt = 128, depth: PositiveInt = 3,
+                 time_dim: PositiveInt = 64, dropout: Probability = 0.0):
         super().__init__()
         self.shape = tuple(shape)
         d = math.prod(self.shape)

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from backbones.common import timestep_embedding
+from bench.core.checks import PositiveInt, Probability
 
 CIFAR10 = dict(ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1)
 
@@ -55,8 +56,9 @@ class AttnBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    def __init__(self, shape: tuple[int, int, int], ch: int = 128, ch_mult=(1, 2, 2, 2),
-                 num_res_blocks: int = 2, attn_resolutions=(16,), dropout: float = 0.1):
+    def __init__(self, shape: tuple[int, int, int], ch: PositiveInt = 128,
+                 ch_mult: tuple[PositiveInt, ...] = (1, 2, 2, 2), num_res_blocks: PositiveInt = 2,
+                 attn_resolutions: tuple[PositiveInt, ...] = (16,), dropout: Probability = 0.1):
         super().__init__()
         cin, res, _ = shape
         self.ch, temb = ch, 4 * ch

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from backbones.common import timestep_embedding
+from bench.core.checks import PositiveFloat, PositiveInt
 
 
 class Block(nn.Module):
@@ -31,8 +32,9 @@ class Block(nn.Module):
 
 
 class UViT(nn.Module):
-    def __init__(self, shape: tuple[int, int, int], patch_size: int = 2, dim: int = 128,
-                 depth: int = 6, heads: int = 4, mlp_ratio: float = 4.0):
+    def __init__(self, shape: tuple[int, int, int], patch_size: PositiveInt = 2,
+                 dim: PositiveInt = 128, depth: PositiveInt = 6, heads: PositiveInt = 4,
+                 mlp_ratio: PositiveFloat = 4.0):
         super().__init__()
         c, h, w = shape
         if h % patch_size or w % patch_size:

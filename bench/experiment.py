@@ -9,8 +9,12 @@ itself never imports evaluation.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from pathlib import Path
+
+import torch
 
 import backbones
 import strategies
@@ -26,21 +30,57 @@ from bench.train import run as train_run
 
 
 def validate(cfg: Mapping | Config) -> None:
-    """Everything about a resolved config that can be checked without building data or models:
-    the schedule; names and parameters of the strategy (its ``Params.__post_init__``), dataset
-    and backbone; the trackers (train.loggers) and their packages; the metrics against the data;
-    evaluation steps within the budget."""
+    """Everything about a resolved config that can be checked without loading data or training:
+    the components (``_check_components``), the trackers (train.loggers) and their packages, the
+    metrics against the data, evaluation steps within the budget. ConfigError naming the key."""
     cfg = Config.of(cfg)
-    processes.build(cfg.diffusion)             # schedule limits (cheap: T floats)
-    cls = strategies.get(cfg.strategy.name)
-    try:
-        strategies.make_params(cls, cfg.strategy.params)
-    except TypeError as e:
-        raise ValueError(f"strategy {cls.name!r}: {e}") from e
-    datasets.check(cfg.dataset.name, cfg.dataset.params)
-    backbones.check(cfg.backbone.name, cfg.backbone.params)
+    _check_components(cfg)
     loggers.check(cfg.train.loggers)                     # names, and their packages installed
     _check_evaluation(cfg)
+
+
+def _check_components(cfg: Config) -> None:
+    """Each component as the run will build it, without its data or weights: the dataset's and
+    backbone's parameters against their declared types and ranges; the process and the strategy
+    built; the backbone built and run on the meta device for the dataset's example shape; the batch
+    against the dataset's size. Whatever a build raises becomes a ConfigError naming the
+    component and its spec (never a traceback)."""
+    def spec(c) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in c.to_dict().items())
+
+    process = processes.build(cfg.diffusion)           # schedule limits (cheap: T floats)
+    datasets.check(cfg.dataset.name, cfg.dataset.params)
+    backbones.check(cfg.backbone.name, cfg.backbone.params)
+    strategies.get(cfg.strategy.name)                   # an unknown name: the valid ones
+    steps = [("strategy", cfg.strategy,
+              lambda: strategies.build(cfg.strategy.name, process, cfg.strategy.params))]
+    described = datasets.info(cfg.dataset.name, cfg.dataset.params)
+    if described is not None:
+        shape, n_train = described
+        steps.append(("backbone", cfg.backbone,
+                      lambda: _meta_build(cfg.backbone.name, json.dumps(cfg.backbone.params,
+                                                                        sort_keys=True), shape)))
+        B = cfg.train.batch_size
+        if n_train is not None and B > n_train:
+            raise ConfigError(f"train.batch_size={B} exceeds the {n_train} training examples "
+                              f"of dataset {cfg.dataset.name!r}; valid: 1 to {n_train}")
+    for what, component, build in steps:
+        try:
+            with torch.random.fork_rng(devices=[]):   # a build's initialisation draws nothing
+                build()
+        except ConfigError:
+            raise
+        except (Exception, SystemExit) as e:
+            raise ConfigError(f"{what} {spec(component)}: {e}") from e
+
+
+@functools.lru_cache(maxsize=64)        # a sweep's runs share a few backbones
+def _meta_build(name: str, params_json: str, shape: tuple[int, ...]) -> None:
+    """The backbone built for ``shape`` and run on a batch of two, on the meta device (shapes
+    only: no memory, no arithmetic), so that a layout the data cannot pass through is refused."""
+    with torch.device("meta"):
+        model = backbones.build(name, shape, json.loads(params_json))
+        model(torch.empty(2, *shape), torch.zeros(2))
 
 
 def _check_evaluation(cfg: Config) -> None:

@@ -35,7 +35,7 @@ def registered() -> list[str]:
 
 
 def get(name: str) -> type[Strategy]:
-    if name not in _REGISTRY:
+    if not isinstance(name, str) or name not in _REGISTRY:
         raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(names())}")
     return _REGISTRY[name]
 

@@ -96,8 +96,12 @@ def parse_set(items: list[str]) -> dict:
             raise ConfigError(f"--set {item!r}: cannot parse value: {e}") from e
         node = out
         parts = key.strip().split(".")
-        for p in parts[:-1]:
+        for i, p in enumerate(parts[:-1]):
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {'.'.join(parts[:i + 1])} is already set to "
+                                  f"{node!r} by an earlier --set, so it has no key "
+                                  f"{parts[i + 1]!r}")
         node[parts[-1]] = value
     return out
 

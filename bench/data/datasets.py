@@ -12,14 +12,14 @@ import inspect
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Callable, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from backbones import autoencoder as ae_mod
-from bench.core.checks import check_keys
+from bench.core.checks import Bound, NonNegativeInt, PositiveInt, check_keys, check_params
 from bench.core.io import default_cache_dir, pick_device
 from bench.data import latent as lat
 
@@ -74,11 +74,16 @@ _REGISTRY: dict[str, Callable[..., DataSource]] = {}
 
 
 _KINDS: dict[str, str] = {}
+# name -> params (defaults filled) -> (example shape, training examples or None when only the
+# data knows): what the checks before any work need, without loading the data
+_INFO: dict[str, Callable[[dict], tuple[tuple[int, ...], int | None]]] = {}
 KINDS = ("image", "vector", "latent")      # what a dataset's examples are (evaluation needs it)
 LABELLED = ("cifar10", "digits", "fashion_mnist")   # class labels for the offline extractor
 
 
-def register(name: str, kind: str = "image"):
+def register(name: str, kind: str = "image", info=None):
+    """Register a dataset builder; ``info(params) -> (shape, n_train | None)`` (parameters with
+    their defaults filled) lets the checks before any work see the shape and size."""
     if kind not in KINDS:
         raise ValueError(f"dataset {name!r}: unknown kind {kind!r}; valid: {', '.join(KINDS)}")
 
@@ -86,6 +91,8 @@ def register(name: str, kind: str = "image"):
         if name in _REGISTRY:
             raise ValueError(f"dataset {name!r} is already registered")
         _REGISTRY[name], _KINDS[name] = fn, kind
+        if info is not None:
+            _INFO[name] = info
         return fn
     return deco
 
@@ -113,12 +120,14 @@ def defaults(name: str) -> dict[str, Any]:
             if p.default is not inspect.Parameter.empty}
 
 
-def check(name: str, params: dict[str, Any] | None = None) -> None:
-    """Name and parameter names (for ``latent``: its source's too); raises ValueError."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(names())}")
+def check(name: str, params: dict[str, Any] | None = None, prefix: str = "dataset.") -> None:
+    """Name, parameter names and their declared types and ranges (for ``latent``: its source's
+    too); raises ValueError naming the key (``prefix`` + parameter)."""
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ValueError(f"unknown {prefix}name {name!r}; valid: {', '.join(names())}")
     params = dict(params or {})
     check_keys(params, parameters(name), "parameter(s)", where=f"dataset {name!r}")
+    check_params(_REGISTRY[name], params, prefix)
     if name == "latent":
         src = params.get("source")
         if not isinstance(src, dict) or "name" not in src:
@@ -126,7 +135,15 @@ def check(name: str, params: dict[str, Any] | None = None) -> None:
                              "dataset's name and parameters, e.g. {name: image_folder, root: DIR}")
         if src["name"] == "latent":
             raise ValueError("dataset 'latent': its source cannot itself be latent")
-        check(src["name"], {k: v for k, v in src.items() if k != "name"})
+        check(src["name"], {k: v for k, v in src.items() if k != "name"}, f"{prefix}source.")
+
+
+def info(name: str, params: dict[str, Any] | None = None
+         ) -> tuple[tuple[int, ...], int | None] | None:
+    """(example shape, training examples or None) of a checked dataset spec without loading it;
+    None when the dataset does not declare it."""
+    fn = _INFO.get(name)
+    return fn({**defaults(name), **(params or {})}) if fn else None
 
 
 def build(name: str, params: dict[str, Any] | None = None) -> DataSource:
@@ -148,8 +165,13 @@ def _split(x: Tensor, test_fraction: float, seed: int = 0) -> tuple[Tensor, Tens
 
 
 # ---------------------------------------------------------------------------- image data
-@register("digits")
-def digits(test_fraction: float = 0.2) -> DataSource:
+N_DIGITS = 1797
+TestFraction = Annotated[float, Bound(0.0, 1.0, low_open=True, high_open=True)]
+
+
+@register("digits", info=lambda p: ((1, 8, 8),
+                                    N_DIGITS - int(round(N_DIGITS * p["test_fraction"]))))
+def digits(test_fraction: TestFraction = 0.2) -> DataSource:
     """scikit-learn's UCI 8×8 digits (1,797 images, values 0..16), offline."""
     from sklearn.datasets import load_digits
 
@@ -168,9 +190,10 @@ def _read_idx_images(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, h, w)
 
 
-@register("fashion_mnist")
+@register("fashion_mnist", info=lambda p: ((1, 32, 32) if p["pad_to_32"] else (1, 28, 28),
+                                          min(p["limit"] or 60000, 60000)))
 def fashion_mnist(root: str = FASHION_ROOT, pad_to_32: bool = False,
-                  limit: int | None = None) -> DataSource:
+                  limit: PositiveInt | None = None) -> DataSource:
     """Fashion-MNIST read offline from IDX files (Debian package ``dataset-fashion-mnist``)."""
     files = {s: Path(root) / f"{p}-images-idx3-ubyte.gz" for s, p in (("train", "train"),
                                                                      ("test", "t10k"))}
@@ -196,7 +219,7 @@ def _to_unit_tensor():
     return transforms.Compose([transforms.ToTensor(), transforms.Normalize(0.5, 0.5)])
 
 
-@register("cifar10")
+@register("cifar10", info=lambda p: ((3, 32, 32), 50000))
 def cifar10(root: str = "data/cifar10", download: bool = False) -> DataSource:
     """CIFAR-10 through torchvision; random horizontal flip at training time as in DDPM."""
     from torchvision.datasets import CIFAR10
@@ -210,8 +233,8 @@ def cifar10(root: str = "data/cifar10", download: bool = False) -> DataSource:
     return DataSource("cifar10", TorchvisionSplit(tr), TorchvisionSplit(te), (3, 32, 32), hflip=True)
 
 
-@register("image_folder")
-def image_folder(root: str = "", resolution: int = 256, test_root: str = "",
+@register("image_folder", info=lambda p: ((3, p["resolution"], p["resolution"]), None))
+def image_folder(root: str = "", resolution: PositiveInt = 256, test_root: str = "",
                  hflip: bool = True) -> DataSource:
     """Images in class sub-folders (torchvision ImageFolder), centre-cropped to ``resolution``.
 
@@ -242,7 +265,8 @@ def image_folder(root: str = "", resolution: int = 256, test_root: str = "",
 @register("latent", kind="latent")
 def latent(source: dict | None = None, autoencoder: str = "", preset: str = "kl-f8",
            arch: dict | None = None, hflip: bool | None = None, cache_dir: str = "",
-           device: str = "auto", batch_size: int = 64, num_workers: int = 0) -> DataSource:
+           device: Literal["auto", "cpu", "cuda"] = "auto", batch_size: PositiveInt = 64,
+           num_workers: NonNegativeInt = 0) -> DataSource:
     """Latents of ``source``'s images under a frozen first-stage autoencoder (``bench.data.latent``).
 
     ``autoencoder``: the checkpoint file (CompVis layout: Lightning .ckpt, .pth or .safetensors);
@@ -306,9 +330,9 @@ def toy_points(kind: str, n: int, generator: torch.Generator) -> Tensor:
     raise ValueError(f"unknown toy distribution {kind!r}; valid: {', '.join(TOYS)}")
 
 
-@register("toy2d", kind="vector")
-def toy2d(kind: str = "8gaussians", n_train: int = 20000, n_test: int = 5000,
-          seed: int = 0) -> DataSource:
+@register("toy2d", kind="vector", info=lambda p: ((2,), p["n_train"]))
+def toy2d(kind: Literal[TOYS] = "8gaussians", n_train: PositiveInt = 20000,
+          n_test: PositiveInt = 5000, seed: NonNegativeInt = 0) -> DataSource:
     """A 2-D toy distribution; points generated from ``seed`` (test points from seed + 1)."""
     train = toy_points(kind, n_train, torch.Generator().manual_seed(seed))
     test = toy_points(kind, n_test, torch.Generator().manual_seed(seed + 1))
