@@ -16,13 +16,20 @@ quickstart``: bench.config.find_file).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from bench import perf
-from bench.evaluation import __main__ as evaluation
-from bench.report import __main__ as report
-from bench.sweep import __main__ as sweep
-from bench.tools import strategies
-from bench.train import __main__ as train
+from bench.core.command import guard_startup, run_main
+
+# As the console script (imported by its wrapper) or ``python -m bench.cli``: Ctrl-C during the
+# imports below prints one line (bench.core.command); imported by anything else, nothing changes.
+guard_startup(__name__ == "__main__" or Path((sys.argv or [""])[0]).name == "tsbench")
+
+from bench import perf  # noqa: E402
+from bench.evaluation import __main__ as evaluation  # noqa: E402
+from bench.report import __main__ as report  # noqa: E402
+from bench.sweep import __main__ as sweep  # noqa: E402
+from bench.tools import strategies  # noqa: E402
+from bench.train import __main__ as train  # noqa: E402
 
 COMMANDS = {"train": train.main, "sweep": sweep.main, "report": report.main,
             "eval": evaluation.main, "strategies": strategies.main, "perf": perf.main,
@@ -38,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tsbench: unknown command {argv[0]!r}; valid: {', '.join(COMMANDS)}",
               file=sys.stderr)
         return 2
-    return COMMANDS[argv[0]](argv[1:]) or 0
+    return run_main(COMMANDS[argv[0]], argv[1:])     # Ctrl-C / SIGTERM: one line, 130 / 143
 
 
 if __name__ == "__main__":

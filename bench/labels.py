@@ -6,10 +6,13 @@ report tables and figure legends.
 * ``strategy_label`` / ``component_label`` — a component by name and its *non-default*
   parameters (``p2``, ``min_snr(gamma=1)``, ``compose(adaptive_beta+min_snr)``): the name of a
   condition in the report, the dry-run plan and the launch lines.
-* ``setting_label`` (dataset · backbone), ``variants`` / ``conditions`` — the other
-  hyperparameters that differ between the runs of a setting; a condition is
-  ``strategy [variant]``, the same text in the dry-run plan, the launch lines, the report's
-  tables and the figures' legends.
+* ``settings`` — what conditions are compared within: ``dataset · backbone``, and when runs of
+  that pair differ in their budget, evaluation protocol or logging (``PROTOCOL`` keys), those
+  values too (``digits · mlp(width=256) · train.iterations=400``); so runs that differ in
+  anything but the strategy and the seed are never one condition.
+* ``variants`` / ``conditions`` — the other hyperparameters that differ between the runs of a
+  setting; a condition is ``strategy [variant]``, the same text in the dry-run plan, the launch
+  lines, the report's tables and the figures' legends.
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ import strategies
 NOT_VARIANT = ("name", "seed", "imports", "train.iterations", "train.device", "train.log_every",
                "train.ckpt_every", "train.loss_bins", "train.loggers", "train.keep")
 NOT_VARIANT_PREFIX = ("eval.", "strategy.", "dataset.", "backbone.", "diffusion.schedule")
+# ... of those, the ones that change what a run reports (its budget, its evaluation, its logs):
+# part of the setting where they differ. The rest (name, seed, imports, loggers, keep) identify
+# nothing a table compares.
+PROTOCOL = ("train.iterations", "train.device", "train.log_every", "train.ckpt_every",
+            "train.loss_bins")
+PROTOCOL_PREFIX = ("eval.",)
 
 
 def duration_text(s: float) -> str:
@@ -119,16 +128,34 @@ def variant_keys(configs: list[dict]) -> list[str]:
 
 
 def setting_label(cfg: Mapping) -> str:
-    """The setting a run belongs to: ``dataset · backbone`` (conditions are compared within it)."""
+    """The data and network of a run: ``dataset · backbone`` (``settings`` adds the protocol)."""
     return f"{component_label(cfg['dataset'])} · {component_label(cfg['backbone'])}"
+
+
+def settings(configs: list[dict]) -> list[str]:
+    """Per config (resolved, full): the setting it is compared within — its ``setting_label``,
+    then ``k=v, ...`` over the ``PROTOCOL`` keys that differ between the configs of that label."""
+    by_label: dict[str, list[int]] = {}
+    for i, c in enumerate(configs):
+        by_label.setdefault(setting_label(c), []).append(i)
+    out = [""] * len(configs)
+    for label, idx in by_label.items():
+        flats = [flat(configs[i]) for i in idx]
+        keys = [k for k in sorted(set().union(*flats))
+                if (k in PROTOCOL or k.startswith(PROTOCOL_PREFIX))
+                and len({f.get(k, "<unset>") for f in flats}) > 1]
+        for i, f in zip(idx, flats):
+            extra = ", ".join(f"{k}={f.get(k, '<unset>')}" for k in keys)
+            out[i] = f"{label} · {extra}" if extra else label
+    return out
 
 
 def variants(configs: list[dict]) -> list[str]:
     """Per config (resolved, full): its variant within its setting, ``k=v, ...`` over the
     ``variant_keys`` of the configs of that setting ('' when they agree)."""
     by_setting: dict[str, list[int]] = {}
-    for i, c in enumerate(configs):
-        by_setting.setdefault(setting_label(c), []).append(i)
+    for i, s in enumerate(settings(configs)):
+        by_setting.setdefault(s, []).append(i)
     out = [""] * len(configs)
     for idx in by_setting.values():
         group = [configs[i] for i in idx]

@@ -2,7 +2,11 @@
 
 import sys
 
-from bench.tools.latent import main
+from bench.core.command import guard_startup, run_main
+
+guard_startup(__name__ == "__main__")        # Ctrl-C during the import below: one line
+
+from bench.tools.latent import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -329,3 +329,86 @@ def test_latent_refuses_bad_input(content, message, tmp_path, capsys):
         path.write_text(content)
     check(*run_cli(latent_cli.main, [str(path)], capsys), 2, message)
     assert sorted(os.listdir(tmp_path)) == (["c.yaml"] if content is not None else [])
+
+
+# ---------------------------------------------------------------------------- files that lie
+def test_a_config_edited_after_training_is_refused_by_training_and_by_the_report(finished,
+                                                                                 capsys):
+    cfg_file, out_dir, run_dir = finished
+    path = runpaths.config_path(run_dir)
+    path.write_text(path.read_text().replace("batch_size: 32", "batch_size: 16"))
+    before = snapshot(run_dir)
+    rc, out, err = run_cli(train_cli.main, [str(cfg_file), "--results-dir", str(out_dir)],
+                           capsys)
+    check(rc, out, err, 2, f"{path}: hashes to run id")
+    assert "edited after the run was made" in err and snapshot(run_dir) == before
+    rc, out, err = run_cli(report_cli.main, [str(out_dir), "--out", str(out_dir.parent / "rep"),
+                                             "--no-figures"], capsys)
+    check(rc, out, err, 2, f"{path}: hashes to run id")
+
+
+def test_another_runs_checkpoint_is_refused_naming_both_runs(finished, capsys):
+    cfg_file, out_dir, run_dir = finished
+    other = {**TOY, "seed": 1}
+    other_dir = out_dir / C.run_id(C.resolve(other))
+    experiment.run(C.resolve(other), other_dir, progress=False)
+    runpaths.done_path(run_dir).unlink()                  # so that the run resumes
+    shutil.copy(runpaths.ckpt_path(other_dir), runpaths.ckpt_path(run_dir))
+    before = snapshot(run_dir)
+    rc, out, err = run_cli(train_cli.main, [str(cfg_file), "--results-dir", str(out_dir),
+                                            "--no-progress"], capsys)
+    check(rc, out, err, 2, f"the checkpoint of run {other_dir.name} (step 6), not of this run "
+                           f"{run_dir.name}")
+    assert snapshot(run_dir) == before and not (run_dir / runpaths.FAILED).exists()
+
+
+EVALS_ROWS = {
+    "conflicting": (lambda rows: rows + [rows[1].replace(",0.5,", ",0.7,", 1)],
+                    "rows 2, 4: one key (step=10, metric=swd"),
+    "infinite": (lambda rows: [rows[0], rows[1].replace(",0.5,", ",inf,", 1), *rows[2:]],
+                 "row 2: column 'value' is inf (not a finite result)"),
+    "nan": (lambda rows: [rows[0], rows[1].replace(",0.5,", ",nan,", 1), *rows[2:]],
+            "row 2: column 'value' is not a number ('nan')"),
+}
+
+
+@pytest.mark.parametrize("case", list(EVALS_ROWS), ids=list(EVALS_ROWS))
+def test_report_refuses_evals_it_would_have_to_guess_about(case, tree, capsys):
+    edit, message = EVALS_ROWS[case]
+    evals = tree / "fx2" / "9f3ce0e6b1" / runpaths.EVALS
+    evals.write_text("\n".join(edit(evals.read_text().splitlines())) + "\n")
+    rc, out, err = run_cli(report_cli.main, [str(tree)], capsys)
+    check(rc, out, err, 2, f"{evals}, {message}")
+    assert not (tree / "report").exists()
+
+
+def test_report_refuses_a_run_nested_in_another(tree, capsys):
+    inner = tree / "fx" / "u-lin-s0" / "old" / "u-lin-s1"
+    shutil.copytree(tree / "fx" / "u-lin-s1", inner)
+    rc, out, err = run_cli(report_cli.main, [str(tree)], capsys)
+    check(rc, out, err, 2, f"{inner}: a run directory inside the run directory")
+
+
+def test_a_sweep_name_longer_than_a_folder_name_may_be_is_refused(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(_sweep(name="s" * 300)))
+    rc, out, err = run_cli(sweep_cli.main, [str(tmp_path / "s.yaml"), "--dry-run"], capsys)
+    check(rc, out, err, 2, "sweep 'name' must be a directory-safe string of at most 100")
+
+
+def test_an_edited_sweep_replaces_its_file_with_a_note(tmp_path, capsys):
+    from bench.rundir import runfiles
+
+    runfiles.write_sweep(tmp_path, _sweep())
+    runfiles.write_sweep(tmp_path, _sweep())                  # unchanged: no note
+    assert capsys.readouterr().err == ""
+    runfiles.write_sweep(tmp_path, _sweep(grid={"seed": [0, 1, 2]}))
+    assert f"note: {runpaths.sweep_file(tmp_path)} replaced" in capsys.readouterr().err
+    assert yaml.safe_load(runpaths.sweep_file(tmp_path).read_text())["grid"]["seed"] == [0, 1, 2]
+
+
+def test_live_weights_are_their_own_protocol():
+    from bench.evaluation.sampling import sampler_name
+
+    ema, live = (C.Config.of(C.resolve({"eval": {"use_ema": u}})).eval for u in (True, False))
+    assert sampler_name(ema, 1000) == "ddim100_eta0"             # every existing row's key
+    assert sampler_name(live, 1000) == "ddim100_eta0_live"

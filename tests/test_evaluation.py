@@ -84,19 +84,19 @@ def test_evaluation_does_not_change_training(tmp_path):
 
 
 def test_resume_drops_later_rows_and_reevaluation_is_idempotent(tmp_path):
-    cfg = _toy(iterations=20, at=[20], final=False)
+    from helpers import StopAt
+
+    from bench.train.trainer import Interrupted
+
+    cfg = _toy(iterations=40, at=[20, 40], final=False)
     run = tmp_path / "r"
-    experiment.run(cfg, run, progress=False)
+    with pytest.raises(Interrupted):                  # evaluated at 20, checkpointed, stopped
+        experiment.run(cfg, run, progress=False, extra_callbacks=[StopAt(20)])
     first = pd.read_csv(run / "evals.csv")
     # a hard kill after an eval at step 30 that never reached a checkpoint: stale rows
     stale = first.assign(step=30, value=-1.0)
     pd.concat([first, stale]).to_csv(run / "evals.csv", index=False)
-    (run / "DONE").unlink()
-    cfg2 = _toy(iterations=40, at=[20, 40], final=False)
-    from bench.train.trainer import Trainer
-
-    tr = Trainer(cfg2, run, progress=False, callbacks=E.callbacks(cfg2))
-    tr.run()
+    experiment.run(cfg, run, progress=False)          # resumes from step 20
     ev = pd.read_csv(run / "evals.csv")
     assert sorted(ev["step"].unique()) == [20, 40] and (ev["value"] != -1.0).all()
     assert len(ev) == 6

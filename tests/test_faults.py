@@ -1,9 +1,12 @@
-"""Faults a run survives: divergence, a second trainer on the same run, a crash mid-write, Ctrl-C."""
+"""Faults a run survives: divergence, a second trainer on the same run, a crash mid-write, a full
+disk, a corrupt log on resume, Ctrl-C and SIGTERM (also during start-up, and to a local sweep)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -164,7 +167,8 @@ def test_ctrl_c_in_a_local_sweep_stops_every_worker_cleanly_and_the_rerun_resume
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, (out, err)
     assert "terminate called" not in err and "Traceback" not in err, err
-    assert err.strip() == "interrupted; rerun the same command to resume", err
+    assert err.strip() == ("interrupted: the running runs checkpointed and stopped; rerun the "
+                           "same command to resume"), err
     for d in runs:
         assert not runstate.is_done(d), "a run finished before Ctrl-C; make it longer"
         st = torch.load(runpaths.ckpt_path(d), weights_only=False)
@@ -220,3 +224,172 @@ def test_resume_is_bit_identical_for_every_file_of_the_run(tmp_path):
     assert "timesteps/t_hist.csv" in ref and "timesteps/adaptation.csv" in ref
     assert sorted(cut) == sorted(ref)
     assert [f for f in ref if cut[f] != ref[f]] == []
+
+
+# ---------------------------------------------------------------------------- faults mid-write
+def _no_space(monkeypatch, failed_too: bool):
+    """torch.save writes part of the checkpoint and fails as a full disk does; with
+    ``failed_too`` every text write (FAILED among them) fails alike from then on."""
+    def partial_text(self, data, *args, **kwargs):
+        with open(self, "w") as f:
+            f.write(data[:3])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def partial_save(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"PK\x03")
+        if failed_too:
+            monkeypatch.setattr(Path, "write_text", partial_text)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", partial_save)
+
+
+@pytest.mark.parametrize("failed_too", [False, True], ids=["checkpoint", "checkpoint+FAILED"])
+def test_a_full_disk_mid_checkpoint_fails_the_run_naming_the_file_and_leaves_no_tmp(
+        tmp_path, capsys, monkeypatch, failed_too):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(TOY))
+    argv = [str(tmp_path / "c.yaml"), "--results-dir", str(tmp_path / "res"), "--no-progress"]
+    run_dir = tmp_path / "res" / C.run_id(C.resolve(TOY))
+    _no_space(monkeypatch, failed_too)
+    rc = train_cli.main(argv)
+    err = capsys.readouterr().err
+    ckpt = runpaths.ckpt_path(run_dir)
+    assert rc == 1 and "Traceback" not in err, err         # a failed run, not bad input (2)
+    assert f"cannot write {ckpt}: No space left on device" in err, err
+    assert sorted(p.name for p in run_dir.rglob("*.tmp")) == [] and not ckpt.exists()
+    if failed_too:           # nothing recorded, and said so: a warning naming FAILED, one error
+        assert not (run_dir / runpaths.FAILED).exists()
+        assert f"not recorded in {run_dir / runpaths.FAILED}" in err
+        assert "FAILED could not be written" in err.strip().splitlines()[-1], err
+    else:
+        assert runstate.state(run_dir) == RunState.FAILED and str(ckpt) in runstate.failure(run_dir)
+        assert err.strip().splitlines()[-1].endswith("to resume from the last checkpoint"), err
+        assert f"recorded in {run_dir / runpaths.FAILED}" in err
+    monkeypatch.undo()                                     # space again: the rerun finishes
+    assert train_cli.main(argv) == 0 and runstate.state(run_dir) == RunState.DONE
+
+
+@pytest.mark.parametrize("name, corrupt, expect", [
+    ("metrics.jsonl", lambda text: text.replace("\n", "\n{oops\n", 1),
+     "metrics.jsonl, line 2: corrupt metrics row"),
+    ("evals.csv", lambda text: 'step,metric,value\n10,"fd\n', "evals.csv: not a readable CSV"),
+], ids=["metrics-middle-line", "evals-csv"])
+def test_a_corrupt_log_is_refused_on_resume_before_anything_is_written(tmp_path, capsys, name,
+                                                                        corrupt, expect):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(TOY))
+    run_dir = tmp_path / "res" / C.run_id(C.resolve(TOY))
+    with pytest.raises(Interrupted):
+        experiment.run(C.resolve(TOY), run_dir, progress=False, extra_callbacks=[StopAt(20)])
+    path = run_dir / name
+    path.write_text(corrupt(path.read_text() if path.exists() else ""))
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != ".lock"}
+    rc = train_cli.main([str(tmp_path / "c.yaml"), "--results-dir", str(tmp_path / "res"),
+                         "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and expect in err and str(run_dir) in err, err
+    assert "delete the run directory to train the run again" in err, err
+    after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == before            # no FAILED, no second meta.json entry, nothing truncated
+    assert runstate.state(run_dir) == RunState.CHECKPOINTED
+
+
+# ---------------------------------------------------------------------------- signals
+def _default_stop_signals() -> None:
+    """In the child before exec: a background job's ignored SIGINT would stay ignored."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+STALL = """
+import os, sys, time
+from pathlib import Path
+
+class Stall:
+    \"\"\"Pauses the import of $TSB_STALL_ON (once), after writing $TSB_STALL_MARK.\"\"\"
+    def find_spec(self, name, path=None, target=None):
+        if name == os.environ.get("TSB_STALL_ON"):
+            sys.meta_path.remove(self)
+            Path(os.environ["TSB_STALL_MARK"]).write_text(name)
+            for _ in range(1200):
+                time.sleep(0.05)
+        return None
+
+sys.meta_path.insert(0, Stall())
+"""
+
+
+@pytest.mark.parametrize("module, stall_on, sig, status, line", [
+    ("bench.train", "torch", signal.SIGINT, 130, "interrupted during start-up; nothing was done"),
+    ("bench.sweep", "torch", signal.SIGINT, 130, "interrupted during start-up; nothing was done"),
+    ("bench.sweep", "torch", signal.SIGTERM, 143,
+     "terminated (SIGTERM) during start-up; nothing was done"),
+    ("bench.train", "stall_plugin", signal.SIGINT, 130,
+     "interrupted before training started; rerun the same command to resume from the last "
+     "checkpoint"),
+    ("bench.sweep", "stall_plugin", signal.SIGINT, 130,
+     "interrupted: nothing was launched; rerun the same command to resume"),
+], ids=["train-imports", "sweep-imports", "sweep-imports-sigterm", "train-config",
+        "sweep-config"])
+def test_a_stop_during_start_up_is_one_line_and_its_exit_status(tmp_path, module, stall_on, sig,
+                                                                 status, line):
+    """Ctrl-C (or SIGTERM) while the command imports torch, or while its config imports a
+    plug-in (``imports:``): one line on stderr, no traceback, 130 (143), nothing written."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(STALL)
+    cfg = {**TOY, "imports": ["stall_plugin"]}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(
+        cfg if module == "bench.train" else {"name": "st", "base": cfg, "grid": {"seed": [0]}}))
+    mark = tmp_path / "stalled"
+    env = {**os.environ, "TSB_STALL_ON": stall_on, "TSB_STALL_MARK": str(mark),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path / "site"),
+                                                        os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-m", module, str(tmp_path / "c.yaml"),
+                             "--results-dir", str(tmp_path / "res")], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=_default_stop_signals)
+    _wait_for(lambda: mark.exists() or proc.poll() is not None, "the stalled import")
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == status and err.strip() == line, (out, err)
+    assert not (tmp_path / "res").exists()
+
+
+def _lock_pid(run_dir: Path) -> int | None:
+    m = re.match(r"pid (\d+) ", (run_dir / runpaths.LOCK).read_text()
+                 if (run_dir / runpaths.LOCK).exists() else "")
+    return int(m.group(1)) if m else None
+
+
+def test_sigterm_to_a_local_sweep_stops_its_workers_at_a_checkpoint_and_leaves_no_orphan(
+        tmp_path):
+    """SIGTERM to the launcher alone (as a process manager sends it): it forwards the stop to
+    each worker, whose run checkpoints at the end of its step, waits for them, prints one line
+    and exits 143; no worker outlives it, and each run is checkpointed (not failed)."""
+    base = C.deep_update(TOY, {"train": {"iterations": 100000, "log_every": 50,
+                                         "ckpt_every": 10000}})
+    sweep = {"name": "term", "base": base, "grid": {"seed": [0, 1]},
+             "executor": {"parallel": 2, "cpus_per_task": 1}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(sweep))
+    runs = [tmp_path / "res" / "term" / r.run_id for r in S.expand(sweep)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.sweep", str(tmp_path / "s.yaml"), "--cluster", "local",
+         "--results-dir", str(tmp_path / "res")], cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_default_stop_signals)
+    _wait_for(lambda: proc.poll() is not None or all(
+        _lock_pid(d) and runpaths.metrics_path(d).exists() and _rows(d) for d in runs),
+        "both workers to train")
+    pids = [_lock_pid(d) for d in runs]
+    assert proc.pid not in pids and len(set(pids)) == 2      # two worker processes
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, (out, err)
+    assert err.strip() == ("terminated (SIGTERM): the running runs checkpointed and stopped; "
+                           "rerun the same command to resume"), err
+    for pid in pids:                                          # gone, not orphaned
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    for d in runs:
+        assert runstate.state(d) == RunState.CHECKPOINTED, runstate.failure(d)
+        st = torch.load(runpaths.ckpt_path(d), weights_only=False)
+        assert st["step"] >= runtables.last_step(d) > 0      # stopped at a step, not killed

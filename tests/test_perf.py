@@ -11,7 +11,7 @@ import torch
 
 from bench.tools import cost_table, perf
 
-FIXTURE_RUN = Path(__file__).resolve().parent / "fixtures" / "results" / "fx2" / "f37c93ca72"
+FIXTURE_RUN = Path(__file__).resolve().parent / "fixtures" / "results" / "fx2" / "9f3ce0e6b1"
 
 
 def test_eval_share_counts_a_sample_group_once(tmp_path):
@@ -64,7 +64,7 @@ def test_bad_arguments_are_clear_errors_not_tracebacks(capsys):
     assert perf.main(["--iters", "20", "--only", "uniform"]) == 2
     assert "--iters must be a multiple of 40" in capsys.readouterr().err
     assert perf.main(["--dataset", "nope", "--only", "uniform"]) == 2
-    assert "unknown dataset 'nope'; valid:" in capsys.readouterr().err
+    assert "unknown dataset.name 'nope'; valid:" in capsys.readouterr().err
 
 
 def test_out_writes_a_cost_table_that_the_sweep_plan_reads(tmp_path, capsys):

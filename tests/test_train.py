@@ -111,8 +111,8 @@ def test_killed_run_resumes_to_identical_metrics(tmp_path, sig):
 
 
 BAD = [
-    ({"backbone": {"name": "resnet"}}, "unknown backbone 'resnet'; valid: mlp, unet, uvit"),
-    ({"dataset": {"name": "mnist"}}, "unknown dataset 'mnist'; valid: cifar10, digits"),
+    ({"backbone": {"name": "resnet"}}, "unknown backbone.name 'resnet'; valid: mlp, unet, uvit"),
+    ({"dataset": {"name": "mnist"}}, "unknown dataset.name 'mnist'; valid: cifar10, digits"),
     ({"strategy": {"name": "nope"}}, "unknown strategy 'nope'; valid: "),
     ({"diffusion": {"schedule": "sigmoid"}}, "valid: linear, cosine, quad"),
     ({"train": {"iterations": 0}}, "train.iterations must be a positive integer"),

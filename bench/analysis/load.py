@@ -8,11 +8,13 @@ disk), ``evals`` (the tidy frame, one row per run × evaluation × metric), ``me
 rows) and ``timesteps`` (diagnostics). ``load_results(root)`` returns the tidy frame alone. A
 corrupt file raises ``ReportError`` naming it.
 
-Conditions never mix: tables and figures are per *setting* (dataset × backbone) and per evaluation
+Conditions never mix: tables and figures are per *setting* (dataset × backbone, and the budget,
+evaluation and logging keys where runs differ in them: ``bench.labels.settings``) and per evaluation
 *protocol* (metric × sampler × n_samples), so metrics of different extractors (``fd_cnn``,
 ``fid_inception``) never share a column. Within a setting, a condition is strategy × schedule ×
 *variant* (any other hyperparameter that differs between runs, e.g. ``train.lr=0.001``); its runs
-differ only by seed.
+differ only by seed. Two runs are duplicates only when their configs have one run identity
+(``bench.config.identity.run_id``: the same run, trained twice, e.g. by two sweeps).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from bench.config.fields import ConfigError
 from bench.config.files import load_yaml
 from bench.config.sections import DEFAULTS, deep_update, import_modules
 from bench.core import processes
-from bench.labels import component_label, condition_label, setting_label, strategy_label, variants
+from bench.config.identity import run_id
+from bench.labels import component_label, condition_label, settings, strategy_label, variants
 from bench.rundir import runfiles, runpaths, runstate, runtables
 from bench.rundir.runpaths import TIMESTEP_FILES
 from bench.rundir.runstate import REPORT_WORDS, RunState
@@ -63,6 +66,7 @@ def read_config(run_dir: Path) -> dict:
         if key in cfg and not (isinstance(cfg[key], dict) and "name" in cfg[key]):
             raise ReportError(f"{runpaths.config_path(run_dir)}: '{key}' must be a mapping with "
                               f"a 'name'")
+    runfiles.check_config_identity(run_dir, cfg)    # edited after the run: refused, named
     return deep_update(DEFAULTS, cfg)
 
 
@@ -104,7 +108,7 @@ def run_info(root: Path, run_dir: Path, cfg: dict) -> dict:
         root.name if run_dir != root else root.parent.name)
     dataset, backbone = component_label(cfg["dataset"]), component_label(cfg["backbone"])
     return {"run": f"{sweep}/{run_dir.name}", "sweep": sweep, "run_id": run_dir.name,
-            "setting": setting_label(cfg), "dataset": dataset, "backbone": backbone,
+            "setting": "", "dataset": dataset, "backbone": backbone,
             "strategy": strategy_label(cfg["strategy"]), "strategy_name": cfg["strategy"]["name"],
             "schedule": str(cfg["diffusion"]["schedule"]), "seed": cfg["seed"],
             "iterations": int(cfg["train"]["iterations"]), "path": str(run_dir)}
@@ -211,8 +215,9 @@ def load_results(root: str | Path) -> pd.DataFrame:
 
 
 def _finish_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Add variant/condition per setting, mark duplicate (condition, seed) runs, order rows."""
+    """Add setting/variant/condition, mark duplicate runs (one run identity), order rows."""
     runs = runs.copy()
+    runs["setting"] = settings(list(runs["_config"]))
     runs["variant"] = variants(list(runs["_config"]))
     runs["condition"] = [condition_label(c["strategy"], v)
                          for c, v in zip(runs["_config"], runs["variant"])]
@@ -224,9 +229,9 @@ def _finish_runs(runs: pd.DataFrame) -> pd.DataFrame:
     first: dict[tuple, str] = {}
     missing = REPORT_WORDS[RunState.MISSING]
     for i, r in runs.iterrows():
-        key = (r["setting"], r["condition"], r["schedule"], r["seed"])
+        key = run_id(r["_config"])
         if r["status"] != missing and key in first:
-            runs.at[i, "note"] = f"same condition and seed as {first[key]}; not counted"
+            runs.at[i, "note"] = f"the same run (identity {key}) as {first[key]}; not counted"
             runs.at[i, "status"] = REPORT_WORDS[RunState.DUPLICATE]
         elif r["status"] != missing:
             first[key] = r["run"]

@@ -127,6 +127,8 @@ def protocol_text(sampler: str, n_samples: int, metric: str = "") -> str:
     η = 0; 100 samples"."""
     n = "" if n_samples is None or n_samples < 0 else (
         f"; {n_samples} test examples" if metric.startswith("nll") else f"; {n_samples} samples")
+    if sampler and sampler.endswith("_live"):       # eval.use_ema=false (the default: EMA)
+        return protocol_text(sampler[:-len("_live")], n_samples, metric) + "; live weights"
     if m := re.fullmatch(r"ddim(\d+)_eta([0-9.eE+-]+)", sampler or ""):
         return f"DDIM sampler, {m[1]} steps, η = {m[2]}{n}"
     if m := re.fullmatch(r"ddpm_T(\d+)", sampler or ""):

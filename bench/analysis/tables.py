@@ -42,10 +42,16 @@ class Unit:
         return lower_is_better(self.metric)
 
 
-def slugify(text: str) -> str:
+def slugify(text: str, limit: int = 80) -> str:
+    """A file-name part for ``text``; beyond ``limit`` characters (a setting that names many
+    protocol keys) its start and a hash of the whole, so names stay unique and short enough."""
+    import hashlib
     import re
 
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+    if len(slug) <= limit:
+        return slug
+    return f"{slug[:limit - 11]}_{hashlib.sha1(text.encode()).hexdigest()[:10]}"
 
 
 def units(ev: pd.DataFrame, metrics: Iterable[str] | None = None) -> list[Unit]:

@@ -50,9 +50,11 @@ def _numbers(x: Any) -> Any:
     return x
 
 
-# Keys that change how a run is watched, not what it computes: left out of the run id (so adding
-# one renames no run, and turning a logger on resumes the same run).
-NOT_IDENTITY = ("imports", "train.loggers", "train.keep")
+# Keys that change how a run is watched or named, not what it computes: left out of the run id
+# (so adding one renames no run, turning a logger on resumes the same run, and one config in two
+# sweeps is one run). ``name`` joined them in issue 24: ``bench.tools.migrate`` renames the run
+# directories of an older results tree.
+NOT_IDENTITY = ("name", "imports", "train.loggers", "train.keep")
 
 
 def canonical_form(cfg: Mapping) -> dict:
@@ -71,7 +73,19 @@ def canonical_form(cfg: Mapping) -> dict:
     return _numbers(out)
 
 
+def _hash(form: dict) -> str:
+    return hashlib.sha1(canonical(form).encode()).hexdigest()[:10]
+
+
 def run_id(cfg: dict) -> str:
     """A short content hash of the canonical form of the resolved config: no counters, no
     hyperparameters in folder names, one id however a default is spelled."""
-    return hashlib.sha1(canonical(canonical_form(cfg)).encode()).hexdigest()[:10]
+    return _hash(canonical_form(cfg))
+
+
+def legacy_run_id(cfg: dict) -> str:
+    """The run id before the run's ``name`` left the identity (the migration's old name)."""
+    form = canonical_form(cfg)
+    if "name" in cfg:
+        form["name"] = cfg["name"]
+    return _hash(form)

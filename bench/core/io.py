@@ -19,15 +19,25 @@ import torch
 def atomic_write(path: Path, write: Callable[[Path], Any], *, shared: bool = False) -> None:
     """``write(tmp)`` then rename onto ``path``: a reader never sees a half-written file.
 
-    The temporary file sits beside ``path`` as ``<name>.tmp`` (a writer that dies leaves one file,
-    which the next write replaces); ``shared``: ``<name>.<pid>.tmp``, for files that several
-    processes may write at once (the caches of reference statistics and extractors), so that no
-    two writers share a temporary file.
+    The temporary file sits beside ``path`` as ``<name>.tmp``; ``shared``: ``<name>.<pid>.tmp``,
+    for files that several processes may write at once (the caches of reference statistics and
+    extractors), so that no two writers share a temporary file. A write that fails (a full disk,
+    Ctrl-C) removes its temporary file and leaves ``path`` as it was; an ``OSError`` is raised
+    again naming ``path`` (same errno, so ``ENOSPC`` stays ``ENOSPC``). Only a process killed
+    outright leaves a temporary file, which the next write replaces.
     """
     path = Path(path)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp" if shared else f"{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            text = f"cannot write {path}: {e.strerror or e}"
+            raise (OSError(e.errno, text) if e.errno else OSError(text)) from e
+        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -19,15 +19,19 @@ import json
 import sys
 from pathlib import Path
 
-import torch
+from bench.core.command import guard_startup, run_main
 
-from bench.rundir import runfiles, runpaths, runstate, runtables
-from bench.config.fields import ConfigError
-from bench.config.files import parse_set, resolve
-from bench.config.sections import Config, deep_update
-from bench.core.io import pick_device
-from bench.evaluation.callbacks import Evaluator, stamp
-from bench.train.components import build_components
+guard_startup(__name__ == "__main__")        # Ctrl-C during the imports below: one line
+
+import torch  # noqa: E402
+
+from bench.rundir import runfiles, runpaths, runstate, runtables  # noqa: E402
+from bench.config.fields import ConfigError  # noqa: E402
+from bench.config.files import parse_set, resolve  # noqa: E402
+from bench.config.sections import Config, deep_update  # noqa: E402
+from bench.core.io import pick_device  # noqa: E402
+from bench.evaluation.callbacks import Evaluator, stamp  # noqa: E402
+from bench.train.components import build_components  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,4 +86,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -58,7 +58,7 @@ from bench.evaluation.adaptation import Adaptation
 from bench.evaluation.extractor import Extractor
 from bench.evaluation.inception import inception_extractor
 from bench.evaluation.reference import RefStats, load_ref_feats, load_ref_stats, reference_stats
-from bench.evaluation.sampling import decode, generate, sampler_name
+from bench.evaluation.sampling import decode, generate, sampler_name, weights_suffix
 from bench.evaluation.small_cnn import cnn_extractor
 
 IMAGE_METRICS, VECTOR_METRICS = ("fid", "nll"), ("swd", "mmd", "nll")   # what ``auto`` means
@@ -185,7 +185,7 @@ class Evaluator:
             t0, fwd0 = time.perf_counter(), model.fwd
             r = self.nll(model, process, data, device, progress)
             rows.append({"step": step, "metric": "nll_bpd", "value": r["bpd"], "n_samples": r["n"],
-                         "sampler": r["estimator"],
+                         "sampler": r["estimator"] + weights_suffix(e),
                          "wall_s_eval": round(time.perf_counter() - t0, 4),
                          EVAL_COUNTER: model.fwd - fwd0})
         return rows

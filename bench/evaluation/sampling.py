@@ -12,11 +12,19 @@ from bench.core.process import Process
 from bench.core.rng import generator
 
 
+def weights_suffix(e) -> str:
+    """The evaluated weights in evals.csv's ``sampler`` (part of the row's key): nothing for the
+    EMA weights (the default, and every row before the suffix existed), ``_live`` for the live
+    ones (eval.use_ema=false), so the two are never one protocol and never replace each other."""
+    return "" if e.use_ema else "_live"
+
+
 def sampler_name(e, T: int) -> str:
-    """How sample metrics were produced (evals.csv ``sampler``): ddpm_T1000, ddim100_eta0."""
+    """How sample metrics were produced (evals.csv ``sampler``): ddpm_T1000, ddim100_eta0, and
+    ``weights_suffix`` (ddim100_eta0_live)."""
     if e.sampler == "ddpm":
-        return f"ddpm_T{T}"
-    return f"ddim{e.ddim_steps}_eta{e.eta:g}"
+        return f"ddpm_T{T}{weights_suffix(e)}"
+    return f"ddim{e.ddim_steps}_eta{e.eta:g}{weights_suffix(e)}"
 
 
 @torch.no_grad()

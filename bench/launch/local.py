@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import submitit
@@ -23,6 +24,10 @@ from bench.launch.slurm import PYTHONPATH_SETUP
 from bench.launch.task import RunTask
 from bench.rundir import runpaths, runtables
 from bench.rundir.runstate import RunState
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+PR_SET_PDEATHSIG = 1                    # prctl(2): a signal for this process when its parent dies
+_worker = {"task": False, "stop": False, "launcher": 0}    # a pool worker's state
 
 
 def run_inline(outcomes: list[Outcome], ex: dict, out) -> None:
@@ -64,21 +69,20 @@ def run_local(outcomes: list[Outcome], sweep_dir: Path, ex: dict, out) -> None:
     if ex["tasks_per_node"] * ex["nodes"] == 1:
         pool = concurrent.futures.ProcessPoolExecutor(
             ex["parallel"], mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_signals)
+            initializer=_worker_signals, initargs=(os.getpid(),))
 
         def submit(o: Outcome):
             task = RunTask(o.run.config, o.run_dir, ex["stop_timeout_s"], ex["cpus_per_task"],
                            job_log=False)
-            return pool.submit(task), "worker process"
+            # A worker is born with Ctrl-C and SIGTERM blocked (the mask survives exec) and
+            # unblocks them once its handlers are in place: a signal while it starts up is
+            # handled, not a traceback; here they wait the few ms of the spawn.
+            with _blocked(STOP_SIGNALS):
+                return pool.submit(_work, task), "worker process"
         try:
             _run_at_most(outcomes, ex["parallel"], submit, out)
-        except KeyboardInterrupt:
-            # Ctrl-C reaches only this process (the workers ignore SIGINT): ask every worker to
-            # checkpoint at the end of its step (SIGTERM), wait for them, then stop.
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                with contextlib.suppress(OSError):
-                    os.kill(proc.pid, signal.SIGTERM)
-            pool.shutdown(wait=True, cancel_futures=True)
+        except KeyboardInterrupt:           # Ctrl-C, or SIGTERM (bench.core.command)
+            _stop_workers(pool)
             raise
         finally:
             pool.shutdown(cancel_futures=True)
@@ -101,14 +105,74 @@ def run_local(outcomes: list[Outcome], sweep_dir: Path, ex: dict, out) -> None:
     _run_at_most(outcomes, ex["parallel"], submit_job, out)
 
 
-def _worker_signals() -> None:
-    """In a pool worker: Ctrl-C is the parent's to handle; SIGTERM stops the task gracefully."""
+@contextlib.contextmanager
+def _blocked(signals: set) -> Iterator[None]:
+    """Hold ``signals`` pending in this thread (delivered when the block ends)."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Ask every worker to stop (SIGTERM: its run checkpoints at the end of the current step)
+    and wait until all have exited — a second Ctrl-C or SIGTERM meanwhile does not cut the wait
+    short, so no worker outlives the launcher."""
+    for proc in list(getattr(pool, "_processes", {}).values()):
+        with contextlib.suppress(OSError):
+            os.kill(proc.pid, signal.SIGTERM)
+    while True:
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+            return
+        except KeyboardInterrupt:
+            continue
+
+
+def _worker_signals(parent: int) -> None:
+    """In a pool worker: Ctrl-C is the launcher's to handle (it forwards it as SIGTERM); SIGTERM
+    stops the task gracefully; the worker also gets SIGTERM if the launcher dies without
+    forwarding one (killed outright: Linux's parent-death signal), so it never trains on as an
+    orphan. The launcher spawned it with both signals blocked: unblocked once handled."""
+    _worker["launcher"] = parent
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, _stop_task)
+    with contextlib.suppress(OSError, AttributeError):        # not Linux: no parent-death signal
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:                                # the launcher is gone already
+        os._exit(0)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _work(task: RunTask) -> dict:
+    """A task in a pool worker. A worker told to stop (SIGTERM) runs no task from then on, and
+    ends once its run has stopped if the launcher is gone (nothing would ever end it)."""
+    _worker["task"] = True
+    try:
+        if _worker["stop"]:                 # told to stop before the task began
+            raise KeyboardInterrupt
+        return task()
+    finally:
+        _worker["task"] = False
+        _exit_if_orphaned()
+
+
+def _stop_task(signum, frame) -> None:
+    """SIGTERM in a worker: the running task (RunTask) asks its trainer to checkpoint at the end
+    of its step and stop; a repeated one changes nothing (the stop is under way)."""
+    first, _worker["stop"] = not _worker["stop"], True
+    if not _worker["task"]:
+        _exit_if_orphaned()
+    elif first:
+        raise KeyboardInterrupt
+
+
+def _exit_if_orphaned() -> None:
+    """A stopped worker whose launcher died (killed outright: the parent-death signal) ends
+    here: it would wait for a next task forever."""
+    if _worker["stop"] and os.getppid() != _worker["launcher"]:
+        os._exit(143)
 
 
 def _run_at_most(outcomes: list[Outcome], parallel: int, submit: Callable, out) -> None:

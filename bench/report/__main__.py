@@ -30,12 +30,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.analysis.adaptation import THRESHOLD
-from bench.analysis.cost import LOAD_TOLERANCE
-from bench.analysis.load import ReportError, Results, load
-from bench.core.cost import BWD_FACTOR
-from bench.report.build import FORMATS, Report, build
-from bench.report.index import index_md
+from bench.core.command import guard_startup, run_main
+
+guard_startup(__name__ == "__main__")     # Ctrl-C during the imports: one line, exit 130
+
+from bench.analysis.adaptation import THRESHOLD  # noqa: E402
+from bench.analysis.cost import LOAD_TOLERANCE  # noqa: E402
+from bench.analysis.load import ReportError, Results, load  # noqa: E402
+from bench.core.cost import BWD_FACTOR  # noqa: E402
+from bench.report.build import FORMATS, Report, build  # noqa: E402
+from bench.report.index import index_md  # noqa: E402
 
 
 def write(rep: Report, R: Results, out: Path, formats: list[str], command: str) -> Path:
@@ -131,4 +135,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -256,8 +256,8 @@ STATUS_TEXT = {
                                    f"{runpaths.FAILED} file; not counted)",
     REPORT_WORDS[RunState.NEW]: "not started (config only)",
     REPORT_WORDS[RunState.MISSING]: f"missing (expected by {runpaths.SWEEP}, no run directory)",
-    REPORT_WORDS[RunState.DUPLICATE]: "duplicate (same condition and seed as another run; not "
-                                      "counted)"}
+    REPORT_WORDS[RunState.DUPLICATE]: "duplicate (the same run, one run identity, as another run "
+                                      "directory; not counted)"}
 NO_TABLE = "No table (see Skipped)."
 NO_FIGURE = "No figure (see Skipped)."
 NOTHING_SKIPPED = "Nothing was skipped."

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 import yaml
 
 from bench.config.files import yaml_load
+from bench.config.identity import run_id
 from bench.core.io import atomic_write, atomic_write_text
 from bench.rundir.runpaths import (CKPT_DIR, DONE, JOBS, META, RunFileError, config_path,
                                    done_path, snapshot_path, sweep_file)
@@ -47,6 +50,30 @@ def read_config(run_dir: Path) -> dict:
     if not isinstance(cfg, dict):
         raise RunFileError(f"{path}: a run config must be a mapping, got {type(cfg).__name__}")
     return cfg
+
+
+RUN_ID = re.compile(r"[0-9a-f]{10}")      # a folder named like a run id (bench.train, sweeps)
+
+
+def check_config_identity(run_dir: Path, cfg: dict, expected: str | None = None) -> None:
+    """The run's config.yaml (``cfg``, as read) hashes to the run's id: the folder's name where it
+    is a run id, and ``expected`` (the id of the run asked for) when given. RunFileError naming
+    the file and the fix: a config edited after the run was made would label its results with
+    values they were not trained with."""
+    path, folder = config_path(run_dir), Path(run_dir).name
+    try:
+        rid = run_id(cfg)
+    except (ValueError, TypeError, KeyError) as e:     # e.g. a plug-in strategy not installed
+        raise RunFileError(f"{path}: no run id can be computed ({e})") from e
+    if RUN_ID.fullmatch(folder) and rid != folder:
+        raise RunFileError(
+            f"{path}: hashes to run id {rid}, but its run directory is {folder}: the file was "
+            f"edited after the run was made (or the folder renamed). Restore the original file; "
+            f"to train the edited config, run it as its own run. An older results tree: "
+            f"python -m bench.tools.migrate RESULTS_DIR")
+    if expected is not None and rid != expected:
+        raise RunFileError(f"{run_dir} holds another run (run id {rid}; this config's is "
+                           f"{expected}); use another --results-dir")
 
 
 def write_config(run_dir: Path, cfg: dict) -> None:
@@ -147,7 +174,13 @@ def last_job(run_dir: Path) -> dict | None:
 
 # ---------------------------------------------------------------------------- sweep.yaml
 def write_sweep(sweep_dir: Path, spec: dict) -> None:
-    """sweep.yaml, rewritten only when it changed."""
+    """sweep.yaml, rewritten only when it changed; replacing an earlier version says so (its runs
+    stay in the folder and the report counts them; only the new version's runs are expected)."""
     path, text = sweep_file(sweep_dir), yaml.safe_dump(spec, sort_keys=False)
+    if path.exists() and path.read_text() != text:
+        print(f"note: {path} replaced: the sweep changed since it was last launched into this "
+              f"folder. Runs of the earlier version stay there and the report counts them; "
+              f"launch an edited sweep under a new 'name' to keep the two apart",
+              file=sys.stderr, flush=True)
     if not path.exists() or path.read_text() != text:
         atomic_write_text(path, text)

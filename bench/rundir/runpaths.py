@@ -87,12 +87,17 @@ def check_folder(path: Path, flag: str) -> None:
 
 
 def find_run_dirs(root: Path) -> tuple[list[Path], list[Path]]:
-    """(run directories, sweep.yaml files) below ``root``; run directories are not descended."""
+    """(run directories, sweep.yaml files) below ``root``; a run directory inside another one is a
+    RunFileError (the report would have to choose one of the two)."""
     runs, sweeps = [], []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         if is_run_dir(filenames):
             runs.append(Path(dirpath))
+            inner = next((p.parent for p in Path(dirpath).glob(f"*/**/{CONFIG}")), None)
+            if inner is not None:
+                raise RunFileError(f"{inner}: a run directory inside the run directory "
+                                   f"{dirpath}; move it out (e.g. beside it) so each run is read")
             dirnames[:] = []
             continue
         orphan = [f for f in (METRICS, EVALS, DONE) if f in filenames]

@@ -18,7 +18,7 @@ done           DONE exists: the run finished (DONE is the truth)
 failed         FAILED records why the last attempt failed (diverged or an error); for
                ``--status`` also a SLURM job that ended without DONE
 missing        expected by the sweep's sweep.yaml, but there is no run directory
-duplicate      the same condition and seed as another run (not counted)
+duplicate      the same run (one run identity) as another run dir (not counted)
 pending        (a launch) to be run or submitted by this launch
 in_flight      (a launch) a SLURM job of an earlier launch is queued or running
 submitted      (a launch) submitted to SLURM by this launch, not waited for

@@ -50,6 +50,7 @@ class Table:
                                         # exactly ``columns`` (those an older file lacks empty)
     keep_types: bool = False            # CSV: rows replacing every old row still take the old
                                         # file's column types (evals.csv has always done so)
+    finite: tuple[str, ...] = ()        # CSV: a value there must be finite (a result, not inf)
 
     def path(self, run_dir: Path) -> Path:
         return Path(run_dir) / self.file
@@ -76,7 +77,7 @@ METRICS_TABLE = Table(METRICS, tuple(METRIC_COLUMNS), ("step",),
                       format="jsonl")
 EVALS_TABLE = _csv_table(EVALS, EVAL_COLUMNS, ["step", "metric", "value"], ("metric", "sampler"),
                          key=tuple(EVAL_KEY), nonempty=("step", "metric", "value"),
-                         complete=True, keep_types=True)
+                         complete=True, keep_types=True, finite=("value",))
 
 TIMESTEP_REQUIRED = {                              # what a reader needs (older files: a subset)
     "diagnostics": ["step", "t_lo", "t_hi", "weighting", "loss", "grad_var"],
@@ -151,7 +152,9 @@ def rows(table: Table, run_dir: Path, done: bool = True) -> tuple[list[dict], st
                 note = (f"last line of {path.name} is incomplete "
                         f"({'a crash mid-write' if done else 'being written?'}); skipped")
                 continue
-            raise RunFileError(f"{path}, line {i}: corrupt metrics row ({e})") from e
+            raise RunFileError(f"{path}, line {i}: corrupt metrics row ({e}); repair or delete "
+                               f"that line (its row is lost), or delete the run directory to "
+                               f"train the run again from step 0") from e
         out.append(row)
     return out, note
 
@@ -182,8 +185,9 @@ def read(table: Table, run_dir: Path, done: bool = True) -> tuple[pd.DataFrame, 
 
 
 def _read_csv(path: Path, table: Table) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path, dtype={c: str for c in table.text})
+    try:        # only an empty field is missing: a written "nan" is a value, and refused below
+        df = pd.read_csv(path, dtype={c: str for c in table.text}, keep_default_na=False,
+                         na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise RunFileError(f"{path}: not a readable CSV ({e})") from e
     missing = [c for c in table.required if c not in df.columns]
@@ -194,8 +198,8 @@ def _read_csv(path: Path, table: Table) -> pd.DataFrame:
         empty = df[c].isna().to_numpy()
         if empty.any():
             i = int(np.flatnonzero(empty)[0])
-            raise RunFileError(f"{path}, row {i + 2}: no value in column {c!r} (a short or "
-                               f"truncated row)")
+            raise RunFileError(f"{path}, row {i + 2}: no value in column {c!r} (an empty "
+                               f"field: a short or truncated row)")
     for c in table.numeric:
         if c not in df.columns:
             continue
@@ -206,9 +210,33 @@ def _read_csv(path: Path, table: Table) -> pd.DataFrame:
             raise RunFileError(f"{path}, row {i + 2}: column {c!r} is not a number "
                                f"({df[c].iloc[i]!r})")
         df[c] = num
+    for c in table.finite:
+        bad = df[c].notna() & ~np.isfinite(df[c].to_numpy(dtype=float))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise RunFileError(f"{path}, row {i + 2}: column {c!r} is {df[c].iloc[i]} (not a "
+                               f"finite result); correct or remove the row, or re-evaluate")
     if "step" in df.columns and (df["step"].isna().any() or (df["step"] % 1 != 0).any()):
         raise RunFileError(f"{path}: column 'step' must hold whole numbers")
+    _check_unique(df, table, path)
     return df
+
+
+def _check_unique(df: pd.DataFrame, table: Table, path: Path) -> None:
+    """A replacing table (``key``) holds one row per key: two rows of one key, which the writers
+    never leave, mean a file edited or merged by hand, and which to believe cannot be told."""
+    key = [c for c in table.key if c in df.columns]
+    if table.format != "csv" or not key or key == ["step"]:
+        return
+    dup = df.duplicated(key, keep=False)
+    if dup.any():
+        _, group = next(iter(df[dup].groupby(key, dropna=False, sort=False)))
+        rows = [int(i) + 2 for i in group.index]        # file rows (header = row 1)
+        which = ", ".join(f"{c}={group[c].iloc[0]}" for c in key)
+        differ = len(group.drop_duplicates()) > 1
+        fix = ("with different values: which is right cannot be told; keep one (or "
+               "re-evaluate) and remove the rest" if differ else "repeated; remove the copies")
+        raise RunFileError(f"{path}, rows {', '.join(map(str, rows))}: one key ({which}) {fix}")
 
 
 def _loose(path: Path) -> pd.DataFrame:

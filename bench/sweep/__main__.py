@@ -14,23 +14,28 @@ runs) and prints each run's state, step, last evaluation, SLURM state and ETA.
 
 from __future__ import annotations
 
-import argparse
-import math
-import os
-import sys
-from pathlib import Path
+from bench.core.command import guard_startup
 
-from bench.config.fields import ConfigError
-from bench.config.files import find_file, parse_set
-from bench.launch.launcher import launch
-from bench.rundir.runpaths import check_folder
-from bench.sweep.check import expand
-from bench.sweep.cost import format_cost
-from bench.sweep.plan import format_plan
-from bench.sweep.spec import (CLUSTERS, SweepError, cluster_choice, executor_params, load_sweep,
-                              missing_requirements, select)
-from bench.sweep.status import format_status
-from bench.tools import cost_table
+guard_startup(__name__ == "__main__")            # Ctrl-C during the imports below: one line
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from bench.config.fields import ConfigError  # noqa: E402
+from bench.config.files import find_file, parse_set  # noqa: E402
+from bench.core.command import exit_status, run_main, stopped_word  # noqa: E402
+from bench.launch.launcher import launch  # noqa: E402
+from bench.rundir.runpaths import check_folder  # noqa: E402
+from bench.sweep.check import expand  # noqa: E402
+from bench.sweep.cost import format_cost  # noqa: E402
+from bench.sweep.plan import format_plan  # noqa: E402
+from bench.sweep.spec import (CLUSTERS, SweepError, cluster_choice, executor_params,  # noqa: E402
+                              load_sweep, missing_requirements, select)
+from bench.sweep.status import format_status  # noqa: E402
+from bench.tools import cost_table  # noqa: E402
 
 
 def parse_executor_overrides(items: list[str]) -> dict:
@@ -83,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--ms-per-it and --cost-table go with --dry-run")
     if args.ms_per_it is not None and not (math.isfinite(args.ms_per_it) and args.ms_per_it > 0):
         ap.error(f"--ms-per-it must be a positive number of milliseconds, got {args.ms_per_it}")
+    launched = None                 # the cluster, once the launch may have started runs
     try:
         try:                        # a path, or a name in the suite's sweeps/ (find_file)
             args.sweep = str(find_file(args.sweep, ("sweeps",)))
@@ -109,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             raise SweepError(f"sweep {spec['name']!r} cannot run here:\n  "
                              + "\n  ".join(missing))
+        launched = cluster
         summary = launch(spec, runs, cluster=cluster, sweep_dir=sweep_dir, ex=ex,
                          wait=args.wait or cluster != "slurm",
                          retry_failed=args.retry_failed,
@@ -117,9 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:     # Ctrl-C, or SIGTERM (Terminated: bench.core.command)
+        # A local launch has stopped its runs (each checkpointed at the end of its step) and
+        # waited for its workers (bench.launch.local); SLURM jobs go on without this process.
+        what = {None: "nothing was launched",
+                "slurm": "the submitted jobs keep running"}.get(
+            launched, "the running runs checkpointed and stopped")
+        print(f"{stopped_word(e)}: {what}; rerun the same command to resume", file=sys.stderr)
+        return exit_status(e)
     except BrokenPipeError:             # e.g. `--dry-run | head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (the interpreter's exit flush)
         return 0
@@ -127,4 +139,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

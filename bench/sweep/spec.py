@@ -157,9 +157,9 @@ def check_spec(spec: Mapping) -> None:
         raise SweepError(f"a sweep must be a mapping, got {type(spec).__name__}")
     check_keys(spec, TOP_KEYS, "sweep key(s)", quote=True, error=SweepError)
     name = spec.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise SweepError(f"sweep 'name' must be a directory-safe string (letters, digits, _ . -), "
-                         f"got {name!r}")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
+        raise SweepError(f"sweep 'name' must be a directory-safe string of at most 100 "
+                         f"characters (letters, digits, _ . -), got {name!r}")
     for key, kind in (("base", Mapping), ("executor", Mapping), ("cells", list),
                       ("requires", list)):
         if spec.get(key) is not None and not isinstance(spec[key], kind):

@@ -10,9 +10,13 @@ import math
 import random
 import sys
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import torch
 
+from bench.config.identity import run_id
 from bench.rundir import runfiles, runpaths, runtables
 from bench.core.io import atomic_save
 
@@ -23,11 +27,15 @@ def state(tr) -> dict:
            "python": random.getstate()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    return {"step": tr.step, "wall_s_train": tr.wall_s_train, "acc": tr._acc,
+    return {"run_id": _run_id(tr), "step": tr.step, "wall_s_train": tr.wall_s_train, "acc": tr._acc,
             "cost": dict(tr.cost), "t_counts": tr.t_counts.clone(),
             "model": tr.model.state_dict(), "ema": tr.ema.state_dict(),
             "opt": tr.opt.state_dict(), "strategy": tr.strategy.state_dict(), "rng": rng,
             "callbacks": callback_states(tr.callbacks)}
+
+
+def _run_id(tr) -> str | None:
+    return run_id(tr.raw_cfg) if tr.raw_cfg else None
 
 
 def callback_states(callbacks: list) -> dict:
@@ -67,6 +75,12 @@ def load(tr) -> bool:
         raise runpaths.RunFileError(
             f"{path}: not a readable checkpoint ({type(e).__name__}: {e}); delete "
             f"it to restart the run from step 0, or restore it from a copy") from e
+    owner, mine = st.get("run_id"), _run_id(tr)     # older checkpoints record no run id
+    if owner is not None and mine is not None and owner != mine:
+        raise runpaths.RunFileError(
+            f"{path}: the checkpoint of run {owner} (step {st['step']}), not of this run "
+            f"{mine}: it was copied or moved here. Delete it to train this run from step 0, or "
+            f"move it back to the run directory {owner}")
     tr.model.load_state_dict(st["model"])
     tr.ema.load_state_dict(st["ema"])
     tr.opt.load_state_dict(st["opt"])
@@ -104,6 +118,29 @@ def snapshot(tr) -> None:
         "step": tr.step, "nimg": tr.step * tr.tr.batch_size,
         "weights": "ema" if use_ema else "model",
         "wall_s_train": tr.wall_s_train, "cost": dict(tr.cost)})
+
+
+def check_logs(run_dir: Path) -> None:
+    """Read the tables ``truncate_logs`` rewrites on a resume (metrics.jsonl strictly but for a
+    half-written last line, evals.csv strictly as the report reads it, timesteps/*.csv as their
+    writers do), so that a corrupt one is refused — RunFileError naming the file (and line) —
+    before the attempt writes anything (no FAILED, no meta.json entry)."""
+    runtables.metric_rows(run_dir, done=False)
+    try:                                    # conflicting rows, inf, nan: refused as the report
+        runtables.read_evals(run_dir)
+    except runpaths.RunFileError as e:
+        raise runpaths.RunFileError(f"{e}; or delete the run directory to train the run again "
+                                    f"from step 0") from e
+    for table in runtables.timestep_tables().values():
+        path = table.path(run_dir)
+        try:                      # pandas' ParserError and EmptyDataError are ValueErrors
+            if path.exists() and pd.to_numeric(pd.read_csv(path)["step"]).isna().any():
+                raise ValueError("a row without a step")
+        except (ValueError, KeyError, UnicodeDecodeError) as e:
+            raise runpaths.RunFileError(
+                f"{path}: not a readable CSV ({type(e).__name__}: {e}); repair or delete it "
+                f"(its rows are lost), or delete the run directory to train the run again "
+                f"from step 0") from e
 
 
 def truncate_logs(tr) -> None:

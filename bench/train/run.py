@@ -16,8 +16,8 @@ import numpy
 import torch
 
 from bench.rundir import runfiles, runpaths, runstate
-from bench.config.fields import ConfigError
 from bench.config.identity import run_id
+from bench.train import checkpoint
 from bench.train.trainer import Diverged, Interrupted, Trainer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,11 +73,7 @@ def meta(trainer: Trainer, run_dir: Path) -> dict:
 
 
 def prepare_run_dir(cfg: dict, run_dir: Path, trainer: Trainer) -> None:
-    """Write config.yaml and meta.json (rank 0). A different config in ``run_dir`` is an error."""
-    if runpaths.config_path(run_dir).exists():
-        if run_id(runfiles.read_config(run_dir)) != run_id(cfg):
-            raise ConfigError(f"{run_dir} holds a run with a different config; "
-                                f"use another --results-dir")
+    """Write config.yaml and meta.json (rank 0)."""
     if trainer.rank != 0:
         return
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -86,15 +82,30 @@ def prepare_run_dir(cfg: dict, run_dir: Path, trainer: Trainer) -> None:
     runfiles.update_meta(run_dir, meta(trainer, run_dir))
 
 
+def record_failure(run_dir: Path, reason: str, kind: str, step: int | None) -> None:
+    """FAILED with ``reason``, when it can be written (a full disk may refuse it too: then a
+    warning naming FAILED, and the exception that failed the run goes on unchanged)."""
+    try:
+        runstate.mark_failed(run_dir, reason, kind, step)
+    except OSError as e:
+        print(f"warning: the failure is not recorded in {run_dir / runpaths.FAILED} ({e})",
+              file=sys.stderr, flush=True)
+
+
 def run(cfg: Mapping, run_dir: str | Path, *, callbacks: list = (), progress: bool = True,
         log_lines: bool = True, rank: int = 0, world_size: int = 1, reduce=None,
         trainer_hook=None) -> dict:
     """Train the resolved config ``cfg`` into ``run_dir`` (resuming if possible) with
     ``callbacks`` (bench.train.trainer.Callback); returns the final log row.
 
-    ``trainer_hook(trainer)`` runs before training (a launcher uses it to wire preemption).
+    Everything that can refuse the run is checked before anything is written (the config, the
+    checkpoint, the tables a resume rewrites); ``trainer_hook(trainer)`` then runs (a launcher
+    uses it to wire preemption; ``bench.train`` counts an error after it as a failed run, not
+    bad input). From there on an exception other than a requested stop writes FAILED when it can.
     """
     run_dir = Path(run_dir)
+    if runpaths.config_path(run_dir).exists():      # edited, or another run's: refused
+        runfiles.check_config_identity(run_dir, runfiles.read_config(run_dir), run_id(cfg))
     if runstate.is_done(run_dir):
         return runfiles.read_done(run_dir, strict=True)
     cfg = dict(cfg)
@@ -102,23 +113,24 @@ def run(cfg: Mapping, run_dir: str | Path, *, callbacks: list = (), progress: bo
                       progress=progress, log_lines=log_lines, callbacks=list(callbacks))
     with runstate.run_lock(run_dir, take=rank == 0):     # built (the config is good): claim it
         resumed = trainer.load_checkpoint()            # a bad checkpoint: refused, nothing written
-        prepare_run_dir(cfg, run_dir, trainer)
-        if rank == 0:
-            runstate.clear_failed(run_dir)
+        checkpoint.check_logs(run_dir)                 # a corrupt log: refused, nothing written
         if trainer_hook is not None:
             trainer_hook(trainer)
-        try:
+        try:                                           # the work starts: writes from here on
+            prepare_run_dir(cfg, run_dir, trainer)
+            if rank == 0:
+                runstate.clear_failed(run_dir)
             final = trainer.run(resumed)
+            if rank == 0:
+                runfiles.write_done(run_dir, final)
         except Interrupted:
             raise
         except Diverged as e:
             if rank == 0:       # not retried by a sweep rerun unless asked (--retry-failed)
-                runstate.mark_failed(run_dir, str(e), "diverged", e.step)
+                record_failure(run_dir, str(e), "diverged", e.step)
             raise
         except Exception as e:
             if rank == 0:       # the run dir says why; the next attempt clears it
-                runstate.mark_failed(run_dir, f"{type(e).__name__}: {e}", "error", trainer.step)
+                record_failure(run_dir, f"{type(e).__name__}: {e}", "error", trainer.step)
             raise
-        if rank == 0:
-            runfiles.write_done(run_dir, final)
     return final
