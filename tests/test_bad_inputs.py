@@ -412,3 +412,21 @@ def test_live_weights_are_their_own_protocol():
     ema, live = (C.Config.of(C.resolve({"eval": {"use_ema": u}})).eval for u in (True, False))
     assert sampler_name(ema, 1000) == "ddim100_eta0"             # every existing row's key
     assert sampler_name(live, 1000) == "ddim100_eta0_live"
+
+
+def test_an_older_checkpoint_of_another_strategy_is_refused_not_a_traceback(finished, capsys):
+    import torch
+
+    cfg_file, out_dir, run_dir = finished                 # uniform
+    other = {**TOY, "strategy": {"name": "adaptive_beta"}}
+    other_file, other_dir = cfg_file.with_name("other.yaml"), out_dir / C.run_id(C.resolve(other))
+    other_file.write_text(yaml.safe_dump(other))
+    experiment.run(C.resolve(other), other_dir, progress=False)
+    runpaths.done_path(other_dir).unlink()
+    st = torch.load(runpaths.ckpt_path(run_dir), weights_only=False)
+    del st["run_id"]                                      # as written before run ids were
+    torch.save(st, runpaths.ckpt_path(other_dir))
+    rc, out, err = run_cli(train_cli.main, [str(other_file), "--results-dir", str(out_dir),
+                                            "--no-progress"], capsys)
+    check(rc, out, err, 2, "does not fit this run's model, optimizer or strategy")
+    assert not (other_dir / runpaths.FAILED).exists()

@@ -78,7 +78,7 @@ def _config(overrides: dict) -> dict:
 
 def test_fuzzed_values_are_refused_by_name_or_accepted_and_run(tmp_path):
     """0 tracebacks: every refusal is a ValueError (ConfigError) before any work; every accepted
-    config trains (a sample of them, so the test stays small)."""
+    config trains (two steps)."""
     accepted, refused, crashes = [], 0, []
     for label, overrides in cases():
         try:
@@ -95,7 +95,7 @@ def test_fuzzed_values_are_refused_by_name_or_accepted_and_run(tmp_path):
     assert not crashes, "\n".join(crashes)
     assert refused > 300 and len(accepted) > 150, (refused, len(accepted))
     failed = []
-    for i, (label, cfg) in enumerate(random.Random(1).sample(accepted, 80)):
+    for i, (label, cfg) in enumerate(accepted):
         try:
             experiment.run(cfg, tmp_path / str(i), progress=False, log_lines=False)
         except Diverged:                        # a training outcome (lr=1.01), not a refusal

@@ -81,10 +81,16 @@ def load(tr) -> bool:
             f"{path}: the checkpoint of run {owner} (step {st['step']}), not of this run "
             f"{mine}: it was copied or moved here. Delete it to train this run from step 0, or "
             f"move it back to the run directory {owner}")
-    tr.model.load_state_dict(st["model"])
-    tr.ema.load_state_dict(st["ema"])
-    tr.opt.load_state_dict(st["opt"])
-    tr.strategy.load_state_dict(st["strategy"])
+    try:            # an older checkpoint (no run id) of another architecture or strategy
+        tr.model.load_state_dict(st["model"])
+        tr.ema.load_state_dict(st["ema"])
+        tr.opt.load_state_dict(st["opt"])
+        tr.strategy.load_state_dict(st["strategy"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+        raise runpaths.RunFileError(
+            f"{path}: does not fit this run's model, optimizer or strategy ({type(e).__name__}: "
+            f"{str(e)[:200]}): another run's checkpoint? Delete it to train this run from step "
+            f"0, or move it back") from e
     for cb in tr.callbacks:       # an older checkpoint has none: they start afresh, as then
         state = st.get("callbacks", {}).get(type(cb).__name__)
         if state is not None and hasattr(cb, "load_state_dict"):
