@@ -48,7 +48,7 @@ def _check_components(cfg: Config) -> None:
     def spec(c) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in c.to_dict().items())
 
-    process = processes.build(cfg.diffusion)           # schedule limits (cheap: T floats)
+    process = processes.build(cfg.diffusion, cfg.process.name)   # cheap: T floats
     datasets.check(cfg.dataset.name, cfg.dataset.params)
     backbones.check(cfg.backbone.name, cfg.backbone.params)
     strategies.get(cfg.strategy.name)                   # an unknown name: the valid ones
@@ -101,7 +101,12 @@ def _check_evaluation(cfg: Config) -> None:
     if not e.enabled:
         return
     kind = datasets.kind(cfg.dataset.name)
-    metrics = resolve_metrics(e.metrics, kind != "vector", kind == "latent")
+    metrics = resolve_metrics(e.metrics, kind != "vector", kind == "latent", cfg.process.name)
+    if any(m != "nll" for m in metrics):
+        valid = processes.samplers(cfg.process.name)
+        if e.sampler not in valid:
+            raise ConfigError(f"eval.sampler={e.sampler!r} does not sample process "
+                              f"{cfg.process.name}; valid: {', '.join(valid)}")
     pixels = cfg.dataset.params.get("source", {}) if kind == "latent" else cfg.dataset.to_dict()
     check_samples(metrics, e.n_samples)
     features = set(FEATURE_METRICS) & set(metrics)
@@ -119,7 +124,7 @@ def _check_evaluation(cfg: Config) -> None:
         except InceptionUnavailable as err:
             raise ConfigError(str(err)) from None
     T = cfg.diffusion.timesteps
-    if e.sampler == "ddim" and any(m != "nll" for m in metrics) and e.ddim_steps > T:
+    if e.sampler == "ddim" and any(m != "nll" for m in metrics) and e.ddim_steps > T:  # DDPM
         raise ConfigError(f"eval.ddim_steps={e.ddim_steps} exceeds diffusion.timesteps={T}; "
                           f"valid: 1 to {T}")
 

@@ -72,8 +72,11 @@ class LogNormal(Strategy):
         super().__init__(process, params)
         T, p = self.T, self.params
         if p.variant == "edm":
-            abar = process.alphas_cumprod.to(torch.float64)
-            log_sigma = 0.5 * (torch.log1p(-abar) - torch.log(abar))   # increasing in i
+            if process.name == "ddpm":           # (DDPM's own formula: its goldens bit for bit)
+                abar = process.alphas_cumprod.to(torch.float64)
+                log_sigma = 0.5 * (torch.log1p(-abar) - torch.log(abar))   # increasing in i
+            else:                                # flow: σ = t/(1 − t), ln σ = −λ/2
+                log_sigma = -0.5 * torch.log(process.snr.to(torch.float64))
             self._edges = 0.5 * (log_sigma[1:] + log_sigma[:-1])       # T − 1 inner edges
             z = (self._edges - p.p_mean) / p.p_std
         else:

@@ -71,8 +71,9 @@ class MinSNR(Uniform):  # uniform density (sample, probabilities)
     def __init__(self, process, params=None):
         super().__init__(process, params)
         self._snr = process.snr.to(torch.float64)
-        # Weight on the ε-MSE: identical for all three forms (module docstring).
-        self._w = min_snr_target_weights(self._snr, self.params.gamma, "eps")
+        # Weight on the ε-MSE: identical for all three forms (module docstring); on the process's
+        # own loss (flow: × (1 − t)², i.e. min((1 − t)², γ·t²); docs/processes.md).
+        self._w = min_snr_target_weights(self._snr, self.params.gamma, "eps") * process.eps_to_loss
 
     def target_weights(self) -> Tensor:
         """The official weight on the MSE of ``params.prediction``'s target, float64 [T]."""

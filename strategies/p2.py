@@ -43,7 +43,8 @@ class P2(Uniform):  # uniform density (sample, probabilities)
     def __init__(self, process, params=None):
         super().__init__(process, params)
         snr = process.snr.to(torch.float64)
-        self._w = 1.0 / (self.params.k + snr) ** self.params.gamma
+        # the ε-form weight, on the process's own loss (flow: × (1 − t)², docs/processes.md)
+        self._w = process.eps_to_loss / (self.params.k + snr) ** self.params.gamma
 
     def loss_weights(self) -> Tensor:
         return self._w.clone()

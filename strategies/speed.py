@@ -61,6 +61,9 @@ def dual_indices(t: Tensor, m: int) -> Tensor:
 class SpeeD(Strategy):
     name = "speed"
     paper = "Wang et al. 2024, SpeeD (arXiv 2405.17403), official speed.py"
+    unsupported = {"flow": "SpeeD's asymmetric sampling is built from DDPM's discrete noise "
+                           "increments d sqrt(1 - abar_t), which are constant under rectified "
+                           "flow; no source defines a flow form, so none is invented"}
 
     @dataclass(frozen=True)
     class Params:

@@ -27,7 +27,7 @@ from bench.sweep import spec as S
 from bench.train import __main__ as train_cli
 from bench.train.trainer import Interrupted
 
-from helpers import StopAt
+from helpers import StopAt, run_files
 
 REPO = Path(__file__).resolve().parent.parent
 TOY = {"name": "toy", "seed": 1, "dataset": {"name": "toy2d", "n_train": 2000, "n_test": 100},
@@ -181,31 +181,6 @@ def test_ctrl_c_in_a_local_sweep_stops_every_worker_cleanly_and_the_rerun_resume
     assert _without_wall(_rows(runs[0])) == _without_wall(_rows(ref))
 
 
-WALL = ("wall_s_train", "wall_s_eval")
-
-
-def _run_files(run_dir: Path) -> dict[str, object]:
-    """Every file of a run directory as compared across an interruption: tables without their
-    wall-clock columns, DONE without its wall clock; meta.json (one entry per attempt, by design),
-    the checkpoint (pickled: bytes differ) and the lock are left out."""
-    out = {}
-    for p in sorted(run_dir.rglob("*")):
-        rel = str(p.relative_to(run_dir))
-        if not p.is_file() or rel in ("meta.json", ".lock") or rel.startswith(("ckpt/",
-                                                                              "packages-")):
-            continue
-        if p.suffix == ".csv":
-            import pandas as pd
-            df = pd.read_csv(p)
-            out[rel] = df.drop(columns=[c for c in WALL if c in df.columns]).to_csv(index=False)
-        elif p.suffix == ".jsonl" or p.name == "DONE":
-            rows = [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
-            out[rel] = [{k: v for k, v in r.items() if k not in WALL} for r in rows]
-        else:
-            out[rel] = p.read_bytes()
-    return out
-
-
 def test_resume_is_bit_identical_for_every_file_of_the_run(tmp_path):
     """Stopped part-way (as SIGTERM stops it) and resumed, a run with evaluations, diagnostics
     (the drawn-t histograms between snapshots) and a learned strategy (adaptation rows) ends
@@ -220,7 +195,7 @@ def test_resume_is_bit_identical_for_every_file_of_the_run(tmp_path):
     with pytest.raises(Interrupted):
         experiment.run(cfg, tmp_path / "cut", progress=False, extra_callbacks=[StopAt(30)])
     experiment.run(cfg, tmp_path / "cut", progress=False)
-    ref, cut = _run_files(tmp_path / "ref"), _run_files(tmp_path / "cut")
+    ref, cut = run_files(tmp_path / "ref"), run_files(tmp_path / "cut")
     assert "timesteps/t_hist.csv" in ref and "timesteps/adaptation.csv" in ref
     assert sorted(cut) == sorted(ref)
     assert [f for f in ref if cut[f] != ref[f]] == []

@@ -98,7 +98,8 @@ def test_min_snr_zero_snr_guard_and_literal_boundaries():
     close(min_snr_target_weights(snr, 5.0, "eps"), [1.0, 1.0, 1.0, 0.25])
     close(min_snr_target_weights(snr, 5.0, "x0"), [1.0, 0.5, 5.0, 5.0])
     close(min_snr_target_weights(snr, 5.0, "v"), [1.0, 0.5 / 1.5, 5.0 / 6.0, 5.0 / 21.0])
-    fake = SimpleNamespace(grid=TimeGrid(4), snr=snr)      # a process with just a grid and SNR
+    fake = SimpleNamespace(name="ddpm", grid=TimeGrid(4), snr=snr,      # a process with just a
+                           eps_to_loss=torch.ones(4, dtype=torch.float64))  # grid and SNR
     close(strategies.get("min_snr")(fake).loss_weights(), [1.0, 1.0, 1.0, 0.25])
     # SNR < 5 (weight 1) from index 130 (linear) and 261 (cosine) at T = 1000.
     for schedule, first in (("linear", 130), ("cosine", 261)):

@@ -201,7 +201,8 @@ def fixed_loss_weights(runs: pd.DataFrame) -> dict[str, np.ndarray]:
         if r.status not in COUNTED:
             continue
         cfg = read_config(Path(r.path))
-        s = strategies.build(cfg["strategy"]["name"], processes.build(cfg["diffusion"]),
+        s = strategies.build(cfg["strategy"]["name"],
+                             processes.build(cfg["diffusion"], cfg["process"]["name"]),
                              {k: v for k, v in cfg["strategy"].items() if k != "name"})
         w = s.loss_weights().double().numpy()    # a learned weighting starts constant: left out
         if not np.allclose(w, w[0]):

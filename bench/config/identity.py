@@ -13,6 +13,7 @@ from typing import Any
 
 import backbones
 import strategies
+from bench.config.sections import DEFAULTS
 from bench.data import datasets
 
 
@@ -55,6 +56,10 @@ def _numbers(x: Any) -> Any:
 # sweeps is one run). ``name`` joined them in issue 24: ``bench.tools.migrate`` renames the run
 # directories of an older results tree.
 NOT_IDENTITY = ("name", "imports", "train.loggers", "train.keep")
+# Keys added after runs existed: at their default they are left out of the canonical form, so
+# every earlier run keeps its id (``process`` came with flow matching, and ``eval.steps`` with
+# its samplers).
+LATE_KEYS = ("process", "eval.steps")
 
 
 def canonical_form(cfg: Mapping) -> dict:
@@ -62,10 +67,12 @@ def canonical_form(cfg: Mapping) -> dict:
     numbers normalised, so that ``{name: min_snr}``, ``{name: min_snr, gamma: 5}`` and
     ``gamma: 5.0`` are one run; NOT_IDENTITY keys left out."""
     out = copy.deepcopy(dict(cfg))
-    for key in NOT_IDENTITY:
+    for key in (*LATE_KEYS, *NOT_IDENTITY):
         *section, name = key.split(".")
         holder = out.get(section[0]) if section else out
-        if isinstance(holder, dict):
+        default = (DEFAULTS[section[0]] if section else DEFAULTS).get(name)
+        if isinstance(holder, dict) and (key in NOT_IDENTITY
+                                         or holder.get(name, default) == default):
             holder.pop(name, None)
     for key, identity in COMPONENT_IDENTITY.items():
         if isinstance(out.get(key), Mapping) and "name" in out[key]:

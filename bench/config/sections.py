@@ -31,6 +31,14 @@ class Diffusion(Section):
 
 
 @dataclass(frozen=True)
+class ProcessSpec(Section):
+    PATH = "process."
+    name: str = opt("ddpm", "ddpm (ε-prediction on the diffusion.* schedule) | flow (rectified "
+                            "flow, velocity prediction; diffusion.timesteps = its time-grid "
+                            "cells; docs/processes.md)", choice("ddpm", "flow"))
+
+
+@dataclass(frozen=True)
 class Train(Section):
     PATH = "train."
     iterations: int = opt(1000, "budget, in optimizer steps", POSITIVE_INT)
@@ -131,9 +139,12 @@ class Eval(Section):
                              and all(m in EVAL_METRICS for m in v)))
     use_ema: bool = opt(True, "evaluate the EMA weights (False: the live weights)", BOOL)
     n_samples: int = opt(1000, "generated samples for fid / swd / mmd", int_at_least(1))
-    sampler: str = opt("ddim", "ddpm (T ancestral steps) | ddim",
-                       choice("ddpm", "ddim", unknown_form=False))
+    sampler: str = opt("ddim", "ddpm (T ancestral steps) | ddim (DDPM process); euler | heun "
+                               "(flow process)",
+                       choice("ddpm", "ddim", "euler", "heun", unknown_form=False))
     ddim_steps: int = opt(100, "DDIM steps", int_at_least(1))
+    steps: int = opt(50, "Euler / Heun steps (flow; Heun: 2·steps − 1 network passes)",
+                     int_at_least(1))
     eta: float = opt(0.0, "DDIM eta (0 = deterministic)", FINITE_NON_NEGATIVE)
     batch_size: int = opt(500, "sampling / feature batch", int_at_least(1))
     extractor: str = opt("cnn", "cnn (offline classifier: fd_cnn) | inception (fid_inception)",
@@ -157,7 +168,13 @@ class Eval(Section):
     def enabled(self) -> bool:
         return self.every > 0 or bool(self.at) or self.final
 
-    def steps(self, iterations: int) -> list[int]:
+    @property
+    def sampler_steps(self) -> int:
+        """The steps of the configured sampler: ``steps`` (euler, heun), else ``ddim_steps``
+        (ddim; ddpm runs its T steps and ignores it)."""
+        return self.steps if self.sampler in ("euler", "heun") else self.ddim_steps
+
+    def evaluated_steps(self, iterations: int) -> list[int]:
         """The evaluated steps of a run of ``iterations`` (the Evaluator's schedule): every
         ``every`` steps (> 0), each ``at`` step (0 = the initial model), the last with ``final``."""
         out = set(range(self.every, iterations + 1, self.every)) if self.every > 0 else set()
@@ -231,7 +248,7 @@ TOP_DOCS = {"name": "the run's name (progress bar); a sweep sets its own",
                        "`[mypkg.mystrategy]`: they register strategies, backbones or datasets "
                        "of your own (also in SLURM jobs and local workers; not part of the run "
                        "id)"}
-TOP_SECTIONS = {"diffusion": Diffusion, "train": Train, "eval": Eval}
+TOP_SECTIONS = {"process": ProcessSpec, "diffusion": Diffusion, "train": Train, "eval": Eval}
 
 
 def deep_update(base: dict, new: dict) -> dict:
@@ -272,6 +289,7 @@ class Config:
     dataset: Component
     backbone: Component
     strategy: Component
+    process: ProcessSpec
     diffusion: Diffusion
     train: Train
     eval: Eval
@@ -291,6 +309,7 @@ class Config:
         if not is_int(full["seed"]):
             raise ConfigError(f"seed must be an integer, got {full['seed']!r}")
         return cls(name=full["name"], seed=full["seed"], **open_, train=train,
+                   process=ProcessSpec.from_dict(full["process"]),
                    diffusion=Diffusion.from_dict(full["diffusion"]),
                    eval=Eval.from_dict(full["eval"]))
 

@@ -120,6 +120,7 @@ class DDPM(Process):
             t.requires_grad_(False)
             setattr(self, name, t)
         self.grid = TimeGrid(timesteps)
+        self.eps_to_loss = torch.ones(timesteps, dtype=torch.float64)   # the loss is the ε-MSE
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -140,8 +141,16 @@ class DDPM(Process):
         """The integer index itself."""
         return t
 
+    def model_cell(self, model_t: Tensor) -> Tensor:
+        return model_t.long()
+
     def log_snr(self, t: Tensor) -> Tensor:
         return torch.log(self.snr[t.long().cpu()])
+
+    def elbo_weights(self) -> Tensor:
+        """c_t of Kim et al. eq. 7 with σ_t² = the model variance: L_t = c_t·‖ε − ε̂‖²/D."""
+        return self.betas**2 / (2.0 * self.model_variance * self.alphas
+                                * (1.0 - self.alphas_cumprod))
 
     def sample_passes(self, sampler: str, steps: int) -> int:
         """ddpm: T passes; ddim: one per distinct index of ``ddim_timesteps(steps)``."""

@@ -61,6 +61,10 @@ class Process:
     SAMPLERS: tuple[str, ...] = ()
     grid: TimeGrid              # the cells that tabulate this process's time
     snr: Tensor                 # SNR at each grid cell, float64 [grid.size] (weightings read it)
+    no_likelihood: str = ""     # why it has no likelihood terms ("" when it has them)
+    eps_to_loss: Tensor         # float64 [grid.size]: the ε-MSE over this process's training loss
+                                # at one prediction (DDPM 1; flow (1 − t)²), so that a weight
+                                # written for the ε-loss becomes a weight on the training loss
 
     # --- training ------------------------------------------------------------------------
     def noised(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
@@ -73,6 +77,10 @@ class Process:
 
     def model_time(self, t: Tensor) -> Tensor:
         """The time the network embeds (the backbones' sinusoidal embeddings see this)."""
+        raise NotImplementedError
+
+    def model_cell(self, model_t: Tensor) -> Tensor:
+        """The grid cell (int64) of a time the network embeds (``model_time``'s inverse)."""
         raise NotImplementedError
 
     @staticmethod
@@ -88,6 +96,11 @@ class Process:
     # --- noise levels ----------------------------------------------------------------------
     def log_snr(self, t: Tensor) -> Tensor:
         """λ(t) = log SNR at time t (float64)."""
+        raise NotImplementedError
+
+    def elbo_weights(self) -> Tensor:
+        """Per grid cell, float64 [grid.size]: the factor that turns the training loss into that
+        cell's term of the ELBO in nats/dim (the diagnostics' ``vlb`` weighting)."""
         raise NotImplementedError
 
     # --- sampling ----------------------------------------------------------------------------

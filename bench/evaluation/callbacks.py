@@ -49,6 +49,7 @@ from bench.rundir import runtables
 from bench.config.sections import Config
 from bench.core.cost import EVAL_COUNTER, TRAIN_COUNTERS
 from bench.core.counted import Counted
+from bench.core.flow import NO_LIKELIHOOD
 from bench.core.process import Process
 from bench.core.io import default_cache_dir
 from bench.core.rng import derive_seed, generator
@@ -73,18 +74,22 @@ def check_samples(metrics: list[str], n_samples: int) -> None:
                          f"{n_samples}")
 
 
-def resolve_metrics(metrics: list[str], is_image: bool, latent: bool = False) -> list[str]:
-    """``auto`` expanded (fid, nll for images; fid alone for latents; swd, mmd, nll for toys);
-    ``kid`` only when asked for."""
+def resolve_metrics(metrics: list[str], is_image: bool, latent: bool = False,
+                    process: str = "ddpm") -> list[str]:
+    """``auto`` expanded (fid, nll for images; fid alone for latents; swd, mmd, nll for toys;
+    without nll on the flow process, which has no likelihood estimate yet); ``kid`` only when
+    asked for."""
     if latent and "nll" in metrics:
         raise ValueError("eval.metrics: nll (bits/dim) is defined on pixels, not on a latent "
                          "dataset's latents; use fid")
+    if process == "flow" and "nll" in metrics:
+        raise ValueError(f"eval.metrics: nll on process flow: {NO_LIKELIHOOD}")
     if latent:
         metrics = ["fid" if m == "auto" else m for m in metrics]
     out: list[str] = []
     for m in metrics:
         for x in ((IMAGE_METRICS if is_image else VECTOR_METRICS) if m == "auto" else (m,)):
-            if x not in out:
+            if x not in out and not (x == "nll" and process == "flow"):
                 out.append(x)
     if is_image and {"swd", "mmd"} & set(out):
         raise ValueError("eval.metrics: swd and mmd are 2-D toy metrics; use fid and nll for "
@@ -161,7 +166,8 @@ class Evaluator:
         metrics."""
         e = self.e
         model = Counted(model)
-        metrics = resolve_metrics(e.metrics, data.is_image, data.decode is not None)
+        metrics = resolve_metrics(e.metrics, data.is_image, data.decode is not None,
+                                  process.name)
         rows: list[dict] = []
         sample_metrics = [m for m in metrics if m != "nll"]
         if sample_metrics:
@@ -170,7 +176,7 @@ class Evaluator:
             if set(FEATURE_METRICS) & set(sample_metrics):  # reference first: fail early
                 self.reference(data, device, progress, feats="kid" in sample_metrics)
             x = generate(model, process, data.shape, e.n_samples, sampler=e.sampler,
-                         ddim_steps=e.ddim_steps, eta=float(e.eta),
+                         steps=e.sampler_steps, eta=float(e.eta),
                          batch_size=e.batch_size, seed=self.seed, device=device,
                          clip=data.clip, progress=progress)
             if data.decode is not None:

@@ -1,5 +1,5 @@
-"""Per-timestep diagnostics (Kim et al. 2025, Fig. 2, 5 and 6) of the DDPM process, written under
-RUN/timesteps/.
+"""Per-timestep diagnostics (Kim et al. 2025, Fig. 2, 5 and 6) of the process (DDPM; flow on its
+grid cells, with its continuous-time ELBO as the ``vlb`` weighting), written under RUN/timesteps/.
 
 At configured iterations, on the live (training) weights in eval mode:
 
@@ -41,21 +41,23 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from bench.core.ddpm import DDPM
+from bench.core.process import Process
 from bench.core.grad_variance import bin_gradient_variance, timestep_bins
 from bench.core.rng import generator
 
 WEIGHTINGS = ("ddpm", "vlb")
 
 
-def vlb_weights(d: DDPM) -> Tensor:
-    """c_t of Kim et al. eq. 7 with σ_t² = the model variance, float64 [T]."""
-    return d.betas**2 / (2.0 * d.model_variance * d.alphas * (1.0 - d.alphas_cumprod))
+def vlb_weights(process: Process) -> Tensor:
+    """The weights that turn the training loss into the ELBO per grid cell, float64 [K]:
+    DDPM's c_t of Kim et al. eq. 7 (σ_t² = the model variance); flow's continuous-time
+    integrand (Process.elbo_weights)."""
+    return process.elbo_weights()
 
 
-def weights(process: DDPM, weighting: str) -> Tensor:
+def weights(process: Process, weighting: str) -> Tensor:
     if weighting == "ddpm":
-        return torch.ones(process.T, dtype=torch.float64)
+        return torch.ones(process.grid.size, dtype=torch.float64)
     if weighting == "vlb":
         return vlb_weights(process)
     raise ValueError(f"unknown weighting {weighting!r}; valid: {', '.join(WEIGHTINGS)}")
@@ -83,17 +85,19 @@ class _ScaleGrad(torch.autograd.Function):
 class WeightedGrad(nn.Module):
     """``model`` whose output back-propagates w_t·∂ℓ/∂ε̂: gradients of ℓ become those of w_t·ℓ."""
 
-    def __init__(self, model: nn.Module, w: Tensor):
+    def __init__(self, model: nn.Module, w: Tensor, process: Process | None = None):
         super().__init__()
-        self.inner = model
+        self.inner, self.process = model, process
         self.register_buffer("w", w.float(), persistent=False)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        return _ScaleGrad.apply(self.inner(x, t), self.w.to(x.device)[t])
+        """``t`` is the time the network embeds; its grid cell indexes ``w``."""
+        cell = t if self.process is None else self.process.model_cell(t)
+        return _ScaleGrad.apply(self.inner(x, t), self.w.to(x.device)[cell])
 
 
 @torch.no_grad()
-def bin_losses(model: nn.Module, process: DDPM, x0: Tensor, edges: Tensor, n: int,
+def bin_losses(model: nn.Module, process: Process, x0: Tensor, edges: Tensor, n: int,
                gen: torch.Generator) -> Tensor:
     """Per-bin mean ε-MSE and c_t·ε-MSE, float64 [K, 2] (columns: ddpm, vlb)."""
     c = vlb_weights(process)
@@ -110,14 +114,14 @@ def bin_losses(model: nn.Module, process: DDPM, x0: Tensor, edges: Tensor, n: in
     return out
 
 
-def snapshot(model: nn.Module, process: DDPM, x0: Tensor, *, seed: int, step: int,
+def snapshot(model: nn.Module, process: Process, x0: Tensor, *, seed: int, step: int,
              bins: int = 20, loss_per_bin: int = 128, per_bin: int = 32,
              estimator: str = "two_half", param_subset: int = 0) -> pd.DataFrame:
     """One diagnostics snapshot as rows of diagnostics.csv (without ``nimg``)."""
     import time
 
     t0 = time.perf_counter()
-    edges = timestep_bins(process.T, bins)
+    edges = timestep_bins(process.grid.size, bins)
     was_training = model.training
     model.eval()
     try:
@@ -130,7 +134,7 @@ def snapshot(model: nn.Module, process: DDPM, x0: Tensor, *, seed: int, step: in
         if per_bin <= 0:
             gv[w] = [math.nan] * bins
             continue
-        m = model if w == "ddpm" else WeightedGrad(model, weights(process, w))
+        m = model if w == "ddpm" else WeightedGrad(model, weights(process, w), process)
         gv[w] = bin_gradient_variance(
             m, process, x0, edges, per_bin=per_bin, estimator=estimator,
             param_subset=param_subset, generator=generator(seed, "diag_grad", step),

@@ -20,25 +20,27 @@ def weights_suffix(e) -> str:
 
 
 def sampler_name(e, T: int) -> str:
-    """How sample metrics were produced (evals.csv ``sampler``): ddpm_T1000, ddim100_eta0, and
-    ``weights_suffix`` (ddim100_eta0_live)."""
+    """How sample metrics were produced (evals.csv ``sampler``): ddpm_T1000, ddim100_eta0,
+    euler50, heun50, and ``weights_suffix`` (ddim100_eta0_live)."""
     if e.sampler == "ddpm":
         return f"ddpm_T{T}{weights_suffix(e)}"
+    if e.sampler in ("euler", "heun"):
+        return f"{e.sampler}{e.steps}{weights_suffix(e)}"
     return f"ddim{e.ddim_steps}_eta{e.eta:g}{weights_suffix(e)}"
 
 
 @torch.no_grad()
 def generate(model, process: Process, shape: tuple[int, ...], n: int, *, sampler: str,
-             ddim_steps: int, eta: float, batch_size: int, seed: int, device: torch.device,
+             steps: int, eta: float, batch_size: int, seed: int, device: torch.device,
              clip: bool, progress: bool = False) -> Tensor:
     """n samples (CPU float32) from ``model``; batch b from generator(seed, "eval_sample", b)."""
-    steps = process.sample_passes(sampler, ddim_steps)
+    passes = process.sample_passes(sampler, steps)
     n_batches = math.ceil(n / batch_size)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=steps * n_batches, desc=f"sample {sampler}", unit="step", leave=False,
+        bar = tqdm(total=passes * n_batches, desc=f"sample {sampler}", unit="pass", leave=False,
                    dynamic_ncols=True, mininterval=1.0)
     out = []
     was_training = model.training
@@ -47,7 +49,7 @@ def generate(model, process: Process, shape: tuple[int, ...], n: int, *, sampler
         for b in range(n_batches):
             m = min(batch_size, n - b * batch_size)
             g = generator(seed, "eval_sample", b, device=device)
-            x = process.sample(model, (m, *shape), g, sampler=sampler, steps=ddim_steps,
+            x = process.sample(model, (m, *shape), g, sampler=sampler, steps=steps,
                                eta=eta, device=device, clip=clip, progress=bar)
             out.append(x.float().cpu())
     finally:

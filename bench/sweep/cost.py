@@ -42,7 +42,7 @@ def evaluation_count(e: Mapping, iterations: int) -> tuple[int, str]:
     when = ([f"every {every}"] if every > 0 and iterations >= every else []) \
         + ([f"at {', '.join(map(str, sorted(set(e['at']))))}"] if e["at"] else []) \
         + (["final"] if e["final"] else [])
-    return len(Eval.from_dict(e).steps(int(iterations))), ", ".join(when)
+    return len(Eval.from_dict(e).evaluated_steps(int(iterations))), ", ".join(when)
 
 
 def run_cost(cfg: Mapping) -> dict:
@@ -59,12 +59,14 @@ def run_cost(cfg: Mapping) -> dict:
     if not n_eval:
         return out
     kind = datasets.kind(cfg["dataset"]["name"])
-    metrics = resolve_metrics(list(e["metrics"]), kind != "vector", kind == "latent")
+    metrics = resolve_metrics(list(e["metrics"]), kind != "vector", kind == "latent",
+                              cfg.get("process", {}).get("name", "ddpm"))
     sample = [m for m in metrics if m != "nll"]
-    process = processes.build(d)
+    process = processes.build(d, cfg.get("process", {}).get("name", "ddpm"))
     if sample:
-        steps = process.sample_passes(e["sampler"], int(e["ddim_steps"]))
-        how = f"DDPM T = {T}" if e["sampler"] == "ddpm" else f"DDIM {steps}"
+        steps = process.sample_passes(e["sampler"], Eval.from_dict(e).sampler_steps)
+        how = {"ddpm": f"DDPM T = {T}", "ddim": f"DDIM {steps}", "euler": f"Euler {steps}",
+               "heun": f"Heun {steps} passes"}[e["sampler"]]
         n = int(e["n_samples"])
         out["sample"] = {"metrics": ", ".join(sample), "n": n, "steps": steps, "how": how,
                          "fwd": n_eval * n * steps}

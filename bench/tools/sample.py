@@ -1,6 +1,7 @@
 """Load a run and draw samples from its EMA weights; optionally plot them next to the data.
 
-    python -m bench.sample RUN_DIR [--n N] [--sampler ddpm|ddim] [--steps K] [--seed S] [--out PNG]
+    python -m bench.sample RUN_DIR [--n N] [--sampler ddpm|ddim|euler|heun] [--steps K] [--seed S]
+                               [--out PNG]
 
 2-D toys: a scatter plot of samples beside held-out data; images: a grid of samples beside data.
 """
@@ -51,7 +52,7 @@ def draw_samples(run: LoadedRun, n: int, sampler: str = "ddim", steps: int = 100
     """n samples from the EMA model (``bench.evaluation.sampling.generate``; x̂0 clipped for pixel images
     only); latent data is decoded to images."""
     run.process.check_sampler(sampler)
-    x = generate(run.ema, run.process, run.data.shape, n, sampler=sampler, ddim_steps=steps,
+    x = generate(run.ema, run.process, run.data.shape, n, sampler=sampler, steps=steps,
                  eta=0.0, batch_size=batch_size, seed=seed, device=torch.device(device),
                  clip=run.data.clip, progress=progress)
     if run.data.decode is not None:                 # latent data: decode to images
@@ -91,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir")
     ap.add_argument("--n", type=int, default=2000)
-    ap.add_argument("--sampler", default="ddim", choices=["ddpm", "ddim"])
-    ap.add_argument("--steps", type=int, default=100, help="DDIM steps")
+    ap.add_argument("--sampler", default=None, choices=["ddpm", "ddim", "euler", "heun"],
+                    help="default: ddim for a DDPM run, euler for a flow run")
+    ap.add_argument("--steps", type=int, default=100, help="DDIM / Euler / Heun steps")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="PNG path (default RUN_DIR/samples.png)")
     args = ap.parse_args(argv)
@@ -107,14 +109,15 @@ def main(argv: list[str] | None = None) -> int:
         run = load_run(args.run_dir)
         if not out.parent.is_dir():
             raise FileNotFoundError(f"--out {out}: folder {out.parent} does not exist")
-        x = draw_samples(run, args.n, args.sampler, args.steps, args.seed, progress=True)
+        sampler = args.sampler or {"flow": "euler"}.get(run.process.name, "ddim")
+        x = draw_samples(run, args.n, sampler, args.steps, args.seed, progress=True)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     px = run.data.pixels or run.data
     test = px.test.get(torch.arange(min(args.n, len(px.test))))
     plot_samples(x, test, out, title=f"{run.cfg.name} step {run.step} "
-                                     f"({args.sampler})")
+                                     f"({sampler})")
     print(out)
     return 0
 

@@ -82,7 +82,7 @@ def kept_steps(cfg: Config) -> set[int]:
     if keep == "none":
         return set()
     if keep == "at_evals":
-        return {s for s in cfg.eval.steps(total) if s > 0}
+        return {s for s in cfg.eval.evaluated_steps(total) if s > 0}
     return {int(s) for s in keep if s <= total}
 
 

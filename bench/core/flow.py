@@ -1,0 +1,125 @@
+"""Rectified flow / flow matching (Liu et al. 2022; Lipman et al. 2022; Esser et al. 2024, SD3),
+velocity prediction: the second ``Process`` (bench.core.process), ``process: {name: flow}``.
+
+Convention (docs/processes.md; diffusers, kohya, OneTrainer, SimpleTuner): x_t = (1 − t)·x0 + t·ε,
+t = 1 is pure noise, the network predicts v = ε − x0, and the sampler integrates dx/dt = v from
+t = 1 to t = 0. SNR(t) = ((1 − t)/t)², λ = 2·ln((1 − t)/t).
+
+Time on the grid: strategies choose one of K cells of [0, 1] (K = ``diffusion.timesteps``), as
+they choose one of T indices under DDPM, and the process trains at the cell's centre
+t = (i + ½)/K — the discrete table that diffusers' SD3/Flux training scripts index as well
+(1000 entries). So every time-indexed table (p(t), loss weights, histograms, loss bins) has K
+entries, and a strategy's code is the same on both processes. The network embeds 1000·t, the
+range of DDPM's default indices, so the backbones' sinusoidal embeddings see the same scale.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from bench.core.process import Process, TimeGrid
+
+EMBED_SCALE = 1000.0          # model_time = 1000·t: DDPM's default index range [0, 1000)
+
+
+class Flow(Process):
+    """The linear (rectified-flow) path between data and Gaussian noise, on K cells."""
+
+    name = "flow"
+    SAMPLERS = ("euler", "heun")
+    no_likelihood = ("it has no per-time likelihood terms yet (its ODE bound and ELBO-integrand "
+                     "rewards are planned)")
+
+    def __init__(self, cells: int = 1000):
+        if cells < 2:
+            raise ValueError(f"the flow's time grid needs >= 2 cells, got {cells}")
+        self.K = cells
+        self.grid = TimeGrid(cells)
+        self.t_centres = (torch.arange(cells, dtype=torch.float64) + 0.5) / cells
+        self.snr = ((1.0 - self.t_centres) / self.t_centres) ** 2
+        # ε-MSE = (1 − t)²·v-MSE at the same prediction: an ε-form loss weight w becomes the
+        # velocity-loss weight w·(1 − t)² (the strategies that define ε-form weights use it)
+        self.eps_to_loss = (1.0 - self.t_centres) ** 2
+
+    # ------------------------------------------------------------------ the grid
+    def time(self, i: Tensor, like: Tensor | None = None) -> Tensor:
+        """The continuous time t of cells ``i`` (float64; as ``like``'s dtype/device and
+        broadcastable against it when given)."""
+        t = self.t_centres[i.long().cpu()]
+        if like is None:
+            return t
+        return t.to(like.device, like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
+
+    # ------------------------------------------------------------------ the Process contract
+    def noised(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        tt = self.time(t, x0)
+        return (1.0 - tt) * x0 + tt * noise
+
+    def target(self, x0: Tensor, noise: Tensor) -> Tensor:
+        """v = ε − x0: the velocity of the path."""
+        return noise - x0
+
+    def model_time(self, t: Tensor) -> Tensor:
+        """1000·t at the cell's centre (float32)."""
+        return (self.time(t) * EMBED_SCALE).float().to(t.device)
+
+    def model_cell(self, model_t: Tensor) -> Tensor:
+        return (model_t.double() / EMBED_SCALE * self.K).floor().long().clamp(0, self.K - 1)
+
+    def log_snr(self, t: Tensor) -> Tensor:
+        tt = self.time(t)
+        return 2.0 * torch.log((1.0 - tt) / tt)
+
+    def elbo_weights(self) -> Tensor:
+        """The continuous-time ELBO (Kingma et al. 2021, VDM eq. 17: ½·(−λ'(t))·‖ε − ε̂‖²) on
+        the velocity MSE, over a cell of width 1/K: −λ'(t)/2 = 1/(t(1 − t)) and ε-MSE =
+        (1 − t)²·v-MSE give (1 − t)/t per unit time, at the cell's centre."""
+        t = self.t_centres
+        return (1.0 - t) / t / self.K
+
+    # ------------------------------------------------------------------ sampling
+    def sample_passes(self, sampler: str, steps: int) -> int:
+        """euler: N passes; heun: 2N − 1 (the last step, to t = 0, is an Euler step, as in
+        Karras et al. 2022, Algorithm 1)."""
+        self.check_sampler(sampler)
+        if steps < 1:
+            raise ValueError(f"sampler steps must be >= 1, got {steps}")
+        return steps if sampler == "euler" else 2 * steps - 1
+
+    @torch.no_grad()
+    def sample(self, model, shape, generator: torch.Generator, *, sampler: str, steps: int,
+               eta: float = 0.0, device="cpu", clip: bool = True, progress=None) -> Tensor:
+        """Integrate dx/dt = v(x, t) from t = 1 (x ~ N(0, I)) to t = 0 on N equal steps."""
+        self.sample_passes(sampler, steps)
+        x = torch.randn(shape, generator=generator, device=device)
+        ts = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64).tolist()
+
+        def v(x: Tensor, t: float) -> Tensor:
+            out = model(x, torch.full((shape[0],), t * EMBED_SCALE, device=device)).float()
+            if progress is not None:
+                progress.update(1)
+            return out
+
+        for t, t_next in zip(ts[:-1], ts[1:]):
+            h = t_next - t
+            d = v(x, t)
+            x_next = x + h * d
+            if sampler == "heun" and t_next > 0:
+                x_next = x + h * 0.5 * (d + v(x_next, t_next))
+            x = x_next
+        return x.clamp(-1.0, 1.0) if clip else x
+
+    # ------------------------------------------------------------------ likelihood
+    def likelihood_passes(self, timesteps: int) -> int:
+        raise NotImplementedError(NO_LIKELIHOOD)
+
+    def likelihood_terms(self, pred, x0, x_t, t, **options) -> Tensor:
+        raise NotImplementedError(NO_LIKELIHOOD)
+
+    def prior_bpd(self, x0: Tensor) -> Tensor:
+        raise NotImplementedError(NO_LIKELIHOOD)
+
+
+NO_LIKELIHOOD = (f"the flow process has no likelihood estimate: {Flow.no_likelihood}; evaluate "
+                 f"flow runs with sample metrics")

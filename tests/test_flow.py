@@ -1,0 +1,157 @@
+"""The flow-matching process (bench.core.flow): its formulas and identities, its samplers (exact on
+a straight-line field, passes counted), the config around it (refusals on the wrong process, DDPM
+run ids unchanged), every registered strategy on it (trains or is refused with its reason), and a
+flow run stopped and resumed bit for bit."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from helpers import StopAt, run_files
+
+import strategies
+from bench import config as C
+from bench import experiment
+from bench.core import processes
+from bench.core.flow import Flow
+from bench.train.trainer import Interrupted
+
+BASE = {"name": "flow", "seed": 0, "process": {"name": "flow"},
+        "dataset": {"name": "toy2d", "n_train": 256, "n_test": 64},
+        "backbone": {"name": "mlp", "width": 16, "depth": 1}, "diffusion": {"timesteps": 50},
+        "train": {"iterations": 4, "batch_size": 32, "log_every": 2, "ckpt_every": 4,
+                  "device": "cpu"},
+        "eval": {"sampler": "euler", "steps": 5}}
+
+
+def test_the_path_target_and_noise_level_of_a_cell():
+    f = Flow(10)
+    i = torch.tensor([0, 3, 9])
+    t = (i.double() + 0.5) / 10
+    x0, eps = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    assert torch.allclose(f.noised(x0, i, eps), (1 - t[:, None]) * x0 + t[:, None] * eps)
+    assert torch.equal(f.target(x0, eps), eps - x0)
+    assert torch.allclose(f.model_time(i).double(), 1000 * t, atol=1e-4)
+    assert torch.equal(f.model_cell(f.model_time(i)), i)
+    assert torch.allclose(f.log_snr(i), 2 * torch.log((1 - t) / t))
+    assert torch.allclose(f.snr[i], ((1 - t) / t) ** 2)
+    assert torch.allclose(f.eps_to_loss[i], (1 - t) ** 2)
+
+
+def test_eps_and_x0_errors_are_the_velocity_error_scaled():
+    """ε-MSE = (1 − t)²·v-MSE and x0-MSE = t²·v-MSE for one prediction."""
+    f = Flow(20)
+    i = torch.arange(20)
+    t = f.time(i)[:, None]
+    x0, eps, v_hat = (torch.randn(20, 6, dtype=torch.float64) for _ in range(3))
+    x_t = f.noised(x0, i, eps)
+    v_mse = f.loss(v_hat, f.target(x0, eps))
+    eps_hat, x0_hat = x_t + (1 - t) * v_hat, x_t - t * v_hat
+    assert torch.allclose(((eps - eps_hat) ** 2).mean(1), (1 - t[:, 0]) ** 2 * v_mse)
+    assert torch.allclose(((x0 - x0_hat) ** 2).mean(1), t[:, 0] ** 2 * v_mse)
+
+
+def test_uniform_time_is_logistic_in_log_snr():
+    f = Flow(1000)
+    lam = f.log_snr(torch.arange(1000))
+    for x in (-6.0, -2.0, 0.0, 1.0, 5.0):
+        frac = (lam <= x).double().mean()
+        assert abs(float(frac) - 1 / (1 + math.exp(-x / 2))) < 2e-3
+
+
+def test_min_snr_and_p2_weight_the_velocity_loss_as_their_eps_form():
+    """The weight on the velocity loss times that loss is the ε-form weight times the ε-loss of
+    the same prediction: Min-SNR-γ becomes min((1 − t)², γ·t²)."""
+    f = Flow(100)
+    t = f.t_centres
+    w = strategies.build("min_snr", f, {"gamma": 5.0}).loss_weights()
+    assert torch.allclose(w, torch.minimum((1 - t) ** 2, 5.0 * t**2))
+    eps_w = torch.minimum(f.snr, torch.tensor(5.0, dtype=torch.float64)) / f.snr
+    v_mse = torch.rand(100, dtype=torch.float64)
+    assert torch.allclose(w * v_mse, eps_w * (1 - t) ** 2 * v_mse)
+    p2 = strategies.build("p2", f, {"k": 1.0, "gamma": 1.0}).loss_weights()
+    assert torch.allclose(p2, (1 - t) ** 2 / (1 + f.snr))
+
+
+class PointMassField(torch.nn.Module):
+    """The exact velocity field of data that is one point m: v(x, t) = (x − m)/t."""
+
+    def __init__(self, m: torch.Tensor):
+        super().__init__()
+        self.m, self.calls = m, 0
+
+    def forward(self, x, model_t):
+        self.calls += 1
+        return (x - self.m) / (model_t[:, None] / 1000.0)
+
+
+@pytest.mark.parametrize("sampler,steps,passes", [("euler", 1, 1), ("euler", 7, 7),
+                                                  ("heun", 1, 1), ("heun", 7, 13)])
+def test_euler_and_heun_are_exact_on_straight_paths_and_count_their_passes(sampler, steps,
+                                                                           passes):
+    f, m = Flow(100), torch.tensor([0.3, -0.7])
+    model = PointMassField(m)
+    x = f.sample(model, (5, 2), torch.Generator().manual_seed(0), sampler=sampler, steps=steps,
+                 clip=False)
+    assert torch.allclose(x, m.expand(5, 2), atol=1e-5)
+    assert model.calls == passes == f.sample_passes(sampler, steps)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"eval": {"sampler": "ddim", "at": [4]}}, "eval.sampler='ddim' does not sample process "
+                                               "flow; valid: euler, heun"),
+    ({"process": {"name": "ddpm"}, "diffusion": {"timesteps": 50},
+      "eval": {"sampler": "heun", "at": [4]}}, "valid: ddpm, ddim"),
+    ({"eval": {"metrics": ["nll"], "at": [4]}}, "nll on process flow"),
+    ({"diffusion": {"schedule": "cosine"}}, "diffusion.schedule='cosine' has no meaning for "
+                                            "process flow"),
+    ({"process": {"name": "sde"}}, "unknown process.name 'sde'; valid: ddpm, flow"),
+])
+def test_wrong_choices_for_a_process_are_refused_before_work(overrides, message):
+    with pytest.raises(ValueError) as e:
+        experiment.validate(C.resolve(C.deep_update(BASE, overrides)))
+    assert message in str(e.value)
+
+
+def test_the_process_key_at_its_default_leaves_every_ddpm_run_id_as_it_was():
+    plain = {k: v for k, v in BASE.items() if k not in ("process", "eval")}
+    before = C.run_id(C.resolve(plain))
+    assert C.run_id(C.resolve({**plain, "process": {"name": "ddpm"}})) == before
+    assert C.run_id(C.resolve({**plain, "eval": {"steps": 50}})) == before
+    assert C.run_id(C.resolve({**plain, "process": {"name": "flow"}})) != before
+
+
+@pytest.mark.parametrize("name", strategies.names())
+def test_every_strategy_trains_on_flow_or_is_refused_with_its_reason(name, tmp_path):
+    cfg = C.resolve(C.deep_update(BASE, {"strategy": {"name": name}}))
+    try:
+        experiment.validate(cfg)
+    except ValueError as e:
+        assert "does not run on process flow: " in str(e), e
+        assert name in ("speed", "adaptive_beta"), f"{name} is refused on flow: {e}"
+        return
+    row = experiment.run(cfg, tmp_path / name, progress=False, log_lines=False)
+    assert row["step"] == 4 and math.isfinite(row["loss"])
+
+
+def test_a_flow_run_stopped_and_resumed_matches_an_uninterrupted_one(tmp_path):
+    cfg = C.resolve(C.deep_update(BASE, {
+        "strategy": {"name": "grad_variance", "refresh_every": 5},
+        "train": {"iterations": 20, "ckpt_every": 10},
+        "eval": {"at": [10, 20], "metrics": ["swd"], "n_samples": 100}}))
+    experiment.run(cfg, tmp_path / "ref", progress=False)
+    with pytest.raises(Interrupted):
+        experiment.run(cfg, tmp_path / "cut", progress=False, extra_callbacks=[StopAt(10)])
+    experiment.run(cfg, tmp_path / "cut", progress=False)
+    ref, cut = run_files(tmp_path / "ref"), run_files(tmp_path / "cut")
+    assert sorted(cut) == sorted(ref) and [f for f in ref if cut[f] != ref[f]] == []
+    a = torch.load(tmp_path / "ref" / "ckpt" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "cut" / "ckpt" / "last.pt", weights_only=False)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_processes_build_names_the_valid_processes():
+    with pytest.raises(ValueError, match="valid: ddpm, flow"):
+        processes.build({"schedule": "linear", "timesteps": 10}, "sde")
