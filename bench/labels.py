@@ -6,9 +6,9 @@ report tables and figure legends.
 * ``strategy_label`` / ``component_label`` — a component by name and its *non-default*
   parameters (``p2``, ``min_snr(gamma=1)``, ``compose(adaptive_beta+min_snr)``): the name of a
   condition in the report, the dry-run plan and the launch lines.
-* ``settings`` — what conditions are compared within: ``dataset · backbone``, and when runs of
-  that pair differ in their budget, evaluation protocol or logging (``PROTOCOL`` keys), those
-  values too (``digits · mlp(width=256) · train.iterations=400``); so runs that differ in
+* ``settings`` — what conditions are compared within: ``dataset · backbone`` (``· flow`` on the
+  flow process), and when runs of that pair differ in their budget, evaluation protocol or
+  logging (``PROTOCOL`` keys), those values too (``digits · mlp(width=256) · train.iterations=400``); so runs that differ in
   anything but the strategy and the seed are never one condition.
 * ``variants`` / ``conditions`` — the other hyperparameters that differ between the runs of a
   setting; a condition is ``strategy [variant]``, the same text in the dry-run plan, the launch
@@ -26,7 +26,8 @@ import strategies
 # Hyperparameters that do not change what a run learns up to a given step: never a "variant".
 NOT_VARIANT = ("name", "seed", "imports", "train.iterations", "train.device", "train.log_every",
                "train.ckpt_every", "train.loss_bins", "train.loggers", "train.keep")
-NOT_VARIANT_PREFIX = ("eval.", "strategy.", "dataset.", "backbone.", "diffusion.schedule")
+NOT_VARIANT_PREFIX = ("eval.", "strategy.", "dataset.", "backbone.", "diffusion.schedule",
+                      "process.")
 # ... of those, the ones that change what a run reports (its budget, its evaluation, its logs):
 # part of the setting where they differ. The rest (name, seed, imports, loggers, keep) identify
 # nothing a table compares.
@@ -128,8 +129,11 @@ def variant_keys(configs: list[dict]) -> list[str]:
 
 
 def setting_label(cfg: Mapping) -> str:
-    """The data and network of a run: ``dataset · backbone`` (``settings`` adds the protocol)."""
-    return f"{component_label(cfg['dataset'])} · {component_label(cfg['backbone'])}"
+    """The data, network and process of a run: ``dataset · backbone``, and ``· flow`` for a
+    process other than DDPM (``settings`` adds the protocol), so no table mixes processes."""
+    process = (cfg.get("process") or {}).get("name", "ddpm")
+    return (f"{component_label(cfg['dataset'])} · {component_label(cfg['backbone'])}"
+            + ("" if process == "ddpm" else f" · {process}"))
 
 
 def settings(configs: list[dict]) -> list[str]:

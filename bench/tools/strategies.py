@@ -3,9 +3,11 @@
     python -m bench.strategies
         every registered strategy with its paper and parameters (defaults)
     python -m bench.strategies show NAME [NAME ...] [--schedule linear|cosine|quad] [--timesteps T]
-                                   [--batch-size B] [--set key=value ...]
+                                   [--process ddpm|flow] [--batch-size B] [--set key=value ...]
                                    [--plot OUT.png] [--x t|logsnr]
-        one name: CSV ``t,prob,loss_weight``, one row per index t = 0..T−1; several names: CSV
+        one name: CSV ``t,prob,loss_weight``, one row per index t = 0..T−1 (``--process flow``:
+        one row per cell of [0, 1], t its centre, K = ``--timesteps``/``--grid`` cells, the
+        loss weight on the velocity MSE; docs/processes.md); several names: CSV
         ``strategy,t,prob,loss_weight``, one block of T rows per strategy in the order named (a
         block is that name's one-name output with the name in front):
         prob        = expected fraction of a batch of B drawn at t, in the strategy's initial state
@@ -148,14 +150,21 @@ def _tabulable() -> list[str]:
     return ok
 
 
-def write_csv(tables: list[Table], out: TextIO) -> None:
+def times(process) -> list:
+    """The ``t`` column: DDPM's indices, or the flow's cell centres (i + ½)/K."""
+    cells = torch.arange(process.grid.size)
+    return cells.tolist() if process.name == "ddpm" else [
+        f"{t:.17g}" for t in process.time(cells).tolist()]
+
+
+def write_csv(tables: list[Table], out: TextIO, ts: list) -> None:
     """The one-name CSV ``t,prob,loss_weight``, or ``strategy,t,prob,loss_weight`` blocks."""
     several = len(tables) > 1
     out.write("strategy,t,prob,loss_weight\n" if several else "t,prob,loss_weight\n")
     for tb in tables:
         lead = f"{tb.name}," if several else ""
         out.writelines(f"{lead}{t},{p:.17g},{w:.17g}\n"
-                       for t, (p, w) in enumerate(zip(tb.prob.tolist(), tb.loss_weight.tolist())))
+                       for t, p, w in zip(ts, tb.prob.tolist(), tb.loss_weight.tolist()))
 
 
 X_AXES = {"t": "t (index = DDPM step − 1)", "logsnr": "log SNR(t) = log(ᾱ_t / (1 − ᾱ_t))"}
@@ -198,7 +207,9 @@ def figure(tables: list[Table], process: Process, x: str = "t") -> Figure:
     axes[0].set_ylim(0, 1.1 * max(1.0, *(float(y.max()) for y in curves[0])))
     axes[0].legend(fontsize="small")
     axes[-1].set_xlabel(X_AXES[x])
-    fig.suptitle(textwrap.fill(f"{process.schedule} schedule, T = {T}: "
+    where = (f"{process.schedule} schedule, T = {T}" if process.name == "ddpm"
+             else f"flow matching, K = {T} cells")
+    fig.suptitle(textwrap.fill(f"{where}: "
                                + "; ".join(tb.label for tb in tables), 80), fontsize="medium")
     return fig
 
@@ -227,11 +238,12 @@ def show(args: argparse.Namespace, out: TextIO) -> None:
     if args.plot:
         check_plot_path(args.plot)
     named = specs(args.names, args.set, args.batch_size)
-    process = processes.build({"schedule": args.schedule, "timesteps": args.timesteps})
+    process = processes.build({"schedule": args.schedule, "timesteps": args.timesteps},
+                              args.process)
     tables = [table(s, process) for s in named]
     if args.plot:
         figure(tables, process, args.x).savefig(args.plot)
-    write_csv(tables, out)
+    write_csv(tables, out, times(process))
 
 
 TRACE_COLUMNS = ["step", "event", "tv_uniform", "tv_initial", "q1", "q2", "q3", "q4",
@@ -271,7 +283,11 @@ def parser() -> argparse.ArgumentParser:
     sh.add_argument("names", nargs="+", metavar="NAME",
                     help="registered strategies (python -m bench.strategies lists them)")
     sh.add_argument("--schedule", default="linear", choices=SCHEDULES)
-    sh.add_argument("--timesteps", type=int, default=1000)
+    sh.add_argument("--timesteps", "--grid", type=int, default=1000,
+                    help="DDPM's T, or the flow's K cells of [0, 1] (default %(default)s)")
+    sh.add_argument("--process", default="ddpm", choices=tuple(processes.PROCESSES),
+                    help="ddpm (t = index) or flow (t = cell centre, loss weight on the "
+                         "velocity MSE)")
     sh.add_argument("--batch-size", type=int, default=128)
     sh.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a parameter of every named strategy that has it, e.g. --set gamma=0.5 "
