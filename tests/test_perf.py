@@ -55,6 +55,19 @@ def test_benchmark_smoke_on_a_toy(capsys):
     assert perf.markdown(rows).count("\n") == len(rows) + 1
 
 
+def test_flow_and_ddpm_are_timed_side_by_side_and_refused_strategies_are_skipped():
+    logged = []
+    rows = perf.benchmark(iters=40, only=["bare@flow", "uniform", "uniform@flow", "speed@flow"],
+                          setup={"dataset": {"name": "toy2d"},
+                                 "backbone": {"name": "mlp", "width": 16, "depth": 1},
+                                 "batch_size": 16}, T=50, warmup=1, process="both",
+                          log=logged.append)
+    assert [r["run"] for r in rows] == ["bare", "bare@flow", "trainer: uniform",
+                                        "trainer: uniform@flow"]
+    assert all(r["fe_per_it"] == 48 for r in rows)         # B forwards + B backwards, B = 16
+    assert any("speed@flow: skipped (speed does not run on process flow" in s for s in logged)
+
+
 def test_iters_must_be_whole_update_cycles():
     with pytest.raises(ValueError, match="multiple of 40"):
         perf.benchmark(iters=30)

@@ -1,8 +1,8 @@
 """What every strategy costs per training iteration, against a bare PyTorch DDPM loop (issue 8).
 
     python -m bench.perf [--iters 40] [--threads 1] [--device cpu|cuda] [--only a,b]
-        [--backbone-config YAML] [--batch N] [--timesteps T] [--bf16] [--channels-last]
-        [--fused-adam] [--compile]
+        [--backbone-config YAML] [--batch N] [--timesteps T] [--process ddpm|flow|both] [--bf16]
+        [--channels-last] [--fused-adam] [--compile]
     python -m bench.perf --eval-share RESULTS_DIR
 
 One process, one model/batch configuration, interleaved: every round runs one iteration of each
@@ -93,10 +93,13 @@ def period_of(label: str) -> tuple[int, int] | None:
     return None
 
 
-def run_config(setup: dict, strategy: dict, T: int, device: str, opts: dict) -> dict:
+def run_config(setup: dict, strategy: dict, T: int, device: str, opts: dict,
+               process: str = "ddpm") -> dict:
     return resolve({
         "name": "perf", "seed": 0, "dataset": setup["dataset"], "backbone": setup["backbone"],
         "strategy": strategy, "diffusion": {"schedule": "linear", "timesteps": T},
+        "process": {"name": process},
+        "eval": {"sampler": "euler" if process == "flow" else "ddim"},
         "train": {"iterations": 10**9, "batch_size": setup["batch_size"], "lr": 2e-4,
                   "log_every": 10**9, "ckpt_every": 10**9, "device": device,
                   "bf16": opts["bf16"], "channels_last": opts["channels_last"]}})
@@ -161,9 +164,16 @@ def _timed(fn: Callable[[], None], cuda: bool) -> float:
     return time.perf_counter() - t0
 
 
+def split_label(label: str) -> tuple[str, str]:
+    """``uniform@flow`` → (uniform, flow); a label without ``@`` is DDPM's."""
+    name, _, process = label.partition("@")
+    return name, process or "ddpm"
+
+
 def benchmark(iters: int = 40, device: str = "cpu", only: list[str] | None = None,
               setup: dict | None = None, T: int = 1000, warmup: int = 2,
-              opts: dict | None = None, log: Callable[[str], None] | None = None) -> list[dict]:
+              opts: dict | None = None, log: Callable[[str], None] | None = None,
+              process: str = "ddpm") -> list[dict]:
     """Rows {run, median_ms, amortised_ms, ratio, fe_per_it, fe_ratio, periodic_ms, n_periodic,
     period, window_mean_ms}."""
     opts = {"bf16": False, "channels_last": False, "fused_adam": False, "compile": False,
@@ -176,21 +186,32 @@ def benchmark(iters: int = 40, device: str = "cpu", only: list[str] | None = Non
     setup = setup or default_setup(device)
     import sklearn.feature_selection  # noqa: F401  (one-off import outside the timed window)
 
-    configs = strategy_configs(iters)
+    flows = {"ddpm": [], "flow": ["@flow"], "both": ["", "@flow"]}[process]
+    base = {} if process == "flow" else strategy_configs(iters)
+    configs = {**base, **{f"{k}@flow": v for k, v in strategy_configs(iters).items()
+                          if "@flow" in flows}}
+    bares = ["bare"] + (["bare@flow"] if "@flow" in flows else [])
     if only:
-        unknown = [o for o in only if o not in configs and o != "bare"]
+        unknown = [o for o in only if o not in configs and o not in bares]
         if unknown:
-            raise ValueError(f"--only: unknown {', '.join(unknown)}; valid: bare, "
-                             f"{', '.join(configs)}")
+            raise ValueError(f"--only: unknown {', '.join(unknown)}; valid: "
+                             f"{', '.join([*bares, *configs])}")
         configs = {k: v for k, v in configs.items() if k in only}
     steps: dict[str, Callable[[], None]] = {}
     trainers = {}
     with tempfile.TemporaryDirectory() as tmp:
-        bare_cfg = run_config(setup, {"name": "uniform"}, T, device, opts)
-        steps["bare"] = BareLoop(bare_cfg, dev, opts).step
+        for b in bares:
+            bare_cfg = run_config(setup, {"name": "uniform"}, T, device, opts, split_label(b)[1])
+            steps[b] = BareLoop(bare_cfg, dev, opts).step
         for label, scfg in configs.items():
-            tr = Trainer(run_config(setup, scfg, T, device, opts), Path(tmp) / label.replace(
-                "(", "_").replace(")", "_").replace("+", "_"), progress=False)
+            cfg = run_config(setup, scfg, T, device, opts, split_label(label)[1])
+            try:
+                tr = Trainer(cfg, Path(tmp) / label.replace("(", "_").replace(")", "_").replace(
+                    "+", "_").replace("@", "_"), progress=False)
+            except ValueError as e:              # a strategy refused on this process
+                if log:
+                    log(f"  {label}: skipped ({e})")
+                continue
             if cuda and opts["fused_adam"]:
                 tr.opt = torch.optim.Adam(tr.model.parameters(), lr=tr.tr.lr,
                                           betas=tuple(tr.tr.betas), fused=True)
@@ -229,9 +250,9 @@ def benchmark(iters: int = 40, device: str = "cpu", only: list[str] | None = Non
         amort = med
         if periodic:
             amort = med + (statistics.mean(periodic) - med) / per[1]
-        fe = bare_fe if n == "bare" else _counted_fe(cost0[n], trainers[n].cost, iters,
-                                                     len(periodic), per)
-        rows.append({"run": n if n == "bare" else f"trainer: {n}", "median_ms": 1e3 * med,
+        fe = bare_fe if n in bares else _counted_fe(cost0[n], trainers[n].cost, iters,
+                                                    len(periodic), per)
+        rows.append({"run": n if n in bares else f"trainer: {n}", "median_ms": 1e3 * med,
                      "amortised_ms": 1e3 * amort, "ratio": 1e3 * amort / bare_ms,
                      "fe_per_it": fe, "fe_ratio": fe / bare_fe,
                      "periodic_ms": 1e3 * statistics.mean(periodic) if periodic else None,
@@ -253,9 +274,10 @@ def _counted_fe(before: dict, after: dict, iters: int, n_periodic: int,
 
 
 def _period(label: str, iters: int) -> tuple[int, int] | None:
-    if label == "grad_variance":
+    name = split_label(label)[0]
+    if name == "grad_variance":
         return iters, GRAD_VARIANCE_PERIOD
-    return period_of(label)
+    return period_of(name)
 
 
 def markdown(rows: list[dict]) -> str:
@@ -315,6 +337,9 @@ def main(argv=None) -> int:
     ap.add_argument("--dataset", default="")
     ap.add_argument("--batch", type=int, default=0)
     ap.add_argument("--timesteps", type=int, default=1000)
+    ap.add_argument("--process", default="ddpm", choices=["ddpm", "flow", "both"],
+                    help="flow: every participant on flow matching (labels end in @flow; the "
+                         "ratios stay against DDPM's bare loop); both: DDPM and flow interleaved")
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--fused-adam", action="store_true", help="CUDA: Adam(fused=True) everywhere")
@@ -378,7 +403,7 @@ def _run(args) -> int:
           f"T={args.timesteps} iters={args.iters} opts={opts} torch={torch.__version__}",
           flush=True)
     rows = benchmark(args.iters, args.device, only, setup, args.timesteps, args.warmup, opts,
-                     log=lambda s: print(s, file=sys.stderr, flush=True))
+                     log=lambda s: print(s, file=sys.stderr, flush=True), process=args.process)
     print(markdown(rows))
     if args.out:
         table = cost_table.table_rows(rows, strategy_configs(args.iters), setup, args.device,
