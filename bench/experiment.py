@@ -101,7 +101,7 @@ def _check_evaluation(cfg: Config) -> None:
     if not e.enabled:
         return
     kind = datasets.kind(cfg.dataset.name)
-    metrics = resolve_metrics(e.metrics, kind != "vector", kind == "latent", cfg.process.name)
+    metrics = resolve_metrics(e.metrics, kind != "vector", kind == "latent")
     if any(m != "nll" for m in metrics):
         valid = processes.samplers(cfg.process.name)
         if e.sampler not in valid:

@@ -15,7 +15,7 @@ import strategies
 from bench import config as C
 from bench import experiment
 from bench.core import processes
-from bench.core.flow import Flow
+from bench.core.flow import Flow, hutchinson
 from bench.train.trainer import Interrupted
 
 BASE = {"name": "flow", "seed": 0, "process": {"name": "flow"},
@@ -104,7 +104,6 @@ def test_euler_and_heun_are_exact_on_straight_paths_and_count_their_passes(sampl
                                                "flow; valid: euler, heun"),
     ({"process": {"name": "ddpm"}, "diffusion": {"timesteps": 50},
       "eval": {"sampler": "heun", "at": [4]}}, "valid: ddpm, ddim"),
-    ({"eval": {"metrics": ["nll"], "at": [4]}}, "nll on process flow"),
     ({"diffusion": {"schedule": "cosine"}}, "diffusion.schedule='cosine' has no meaning for "
                                             "process flow"),
     ({"process": {"name": "sde"}}, "unknown process.name 'sde'; valid: ddpm, flow"),
@@ -150,6 +149,65 @@ def test_a_flow_run_stopped_and_resumed_matches_an_uninterrupted_one(tmp_path):
     a = torch.load(tmp_path / "ref" / "ckpt" / "last.pt", weights_only=False)
     b = torch.load(tmp_path / "cut" / "ckpt" / "last.pt", weights_only=False)
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+class GaussianField(torch.nn.Module):
+    """The exact velocity field when the data is N(μ, s²·I): linear in x (docs/processes.md)."""
+
+    def __init__(self, mu: torch.Tensor, s: float):
+        super().__init__()
+        self.mu, self.s2, self.calls = mu, s * s, 0
+
+    def forward(self, x, model_t):
+        self.calls += 1
+        t = (model_t / 1000.0)[:, None].to(x.dtype)
+        var = (1 - t) ** 2 * self.s2 + t**2
+        return (t - (1 - t) * self.s2) / var * (x - (1 - t) * self.mu) - self.mu
+
+
+def test_the_ode_likelihood_matches_the_closed_form_density_of_gaussian_data():
+    """Data N(μ, s²I): the ODE's log-density is the Gaussian's, and (the Jacobian being a·I)
+    Hutchinson is exact, so only the Heun discretisation is left."""
+    f, D, s = Flow(100), 6, 0.5
+    mu = torch.linspace(-0.5, 0.5, D)
+    x0 = mu + s * torch.randn(64, D, generator=torch.Generator().manual_seed(0))
+    bpd = f.ode_bpd(GaussianField(mu, s), x0, torch.Generator().manual_seed(1), steps=40)
+    exact = torch.distributions.Normal(mu.double(), s).log_prob(x0.double()).sum(1)
+    assert torch.allclose(bpd, -exact / D / math.log(2), atol=2e-3)
+
+
+def test_hutchinson_is_unbiased_for_the_trace_of_a_network_jacobian():
+    """On a small MLP, ``hutchinson``'s estimate over many probes is within 4 standard errors of
+    the exact trace of the Jacobian, and with one probe per example it varies."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Tanh(), torch.nn.Linear(16, 4))
+
+    def model(x, model_t):
+        return net(torch.cat([x, model_t[:, None] / 1000], 1))
+
+    x, mt = torch.randn(1, 4), torch.full((1,), 300.0)
+    J = torch.autograd.functional.jacobian(lambda y: model(y, mt), x)[0, :, 0, :]
+    P = 4000
+    z = (torch.randint(0, 2, (P, 1, 4), generator=torch.Generator().manual_seed(2)) * 2 - 1)
+    _, one_each = hutchinson(model, x.repeat(P, 1), mt.repeat(P), z.float().transpose(0, 1))
+    assert abs(float(one_each.mean()) - float(torch.trace(J))) < \
+        4 * float(one_each.std()) / math.sqrt(P)
+    v, pooled = hutchinson(model, x, mt, z.float())
+    assert torch.allclose(pooled, one_each.mean().reshape(1), atol=1e-6)
+    assert torch.allclose(v, model(x, mt))
+
+
+@pytest.mark.parametrize("steps,probes", [(3, 1), (5, 2)])
+def test_the_ode_likelihood_counts_its_forward_and_backward_passes(steps, probes, tmp_path):
+    cfg = C.resolve(C.deep_update(BASE, {
+        "eval": {"at": [4], "metrics": ["nll"], "nll": {"n_images": 10, "ode_steps": steps,
+                                                        "probes": probes}}}))
+    experiment.run(cfg, tmp_path / "r", progress=False, log_lines=False)
+    import pandas as pd
+    row = pd.read_csv(tmp_path / "r" / "evals.csv").iloc[0]
+    assert row["metric"] == "nll_ode_bpd" and row["sampler"] == f"ode_heun{steps}_hutch{probes}"
+    assert row["fwd_eval"] == 10 * 2 * steps == 10 * Flow(50).likelihood_passes(steps)
+    assert row["bwd_eval"] == 10 * 2 * steps * probes
 
 
 def test_processes_build_names_the_valid_processes():

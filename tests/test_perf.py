@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.analysis.eval_share import eval_share
 from bench.tools import cost_table, perf
 
 FIXTURE_RUN = Path(__file__).resolve().parent / "fixtures" / "results" / "fx2" / "9f3ce0e6b1"
@@ -28,7 +29,7 @@ def test_eval_share_counts_a_sample_group_once(tmp_path):
         '"lr": 0.001, "wall_s_train": 6.0}\n'
         '{"step": 20, "nimg": 320, "loss": 0.5, "loss_bins": [0.5], "grad_norm": 1.0, '
         '"lr": 0.001, "wall_s_train": 14.0}\n')
-    r = perf.eval_share(tmp_path)
+    r = eval_share(tmp_path)
     assert r["runs"] == 1
     assert r["eval_s"] == pytest.approx(6.0) and r["train_s"] == pytest.approx(14.0)
     assert r["eval_share"] == pytest.approx(0.3)

@@ -60,8 +60,8 @@ def test_a_corrupt_metrics_line_names_the_file_and_line(tmp_path):
 def test_evals_rows_replace_the_same_key_and_the_reader_is_strict(tmp_path):
     d = tmp_path / "r"
     row = dict(step=10, nimg=320, metric="swd", value=0.5, n_samples=100, sampler="ddim10_eta0",
-               wall_s_train=1.0, wall_s_eval=0.1, fwd_eval=1000, fwd_train=320, bwd_train=320,
-               fwd_strategy=0, bwd_strategy=0)
+               wall_s_train=1.0, wall_s_eval=0.1, fwd_eval=1000, bwd_eval=0, fwd_train=320,
+               bwd_train=320, fwd_strategy=0, bwd_strategy=0)
     runtables.append_evals(d, [row])
     runtables.append_evals(d, [{**row, "value": 0.25}, {**row, "step": 20, "value": 0.2}])
     ev = runtables.read_evals(d)

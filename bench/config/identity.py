@@ -59,7 +59,7 @@ NOT_IDENTITY = ("name", "imports", "train.loggers", "train.keep")
 # Keys added after runs existed: at their default they are left out of the canonical form, so
 # every earlier run keeps its id (``process`` came with flow matching, and ``eval.steps`` with
 # its samplers).
-LATE_KEYS = ("process", "eval.steps")
+LATE_KEYS = ("process", "eval.steps", "eval.nll.ode_steps", "eval.nll.probes")
 
 
 def canonical_form(cfg: Mapping) -> dict:
@@ -68,11 +68,14 @@ def canonical_form(cfg: Mapping) -> dict:
     ``gamma: 5.0`` are one run; NOT_IDENTITY keys left out."""
     out = copy.deepcopy(dict(cfg))
     for key in (*LATE_KEYS, *NOT_IDENTITY):
-        *section, name = key.split(".")
-        holder = out.get(section[0]) if section else out
-        default = (DEFAULTS[section[0]] if section else DEFAULTS).get(name)
-        if isinstance(holder, dict) and (key in NOT_IDENTITY
-                                         or holder.get(name, default) == default):
+        *path, name = key.split(".")
+        holder, default = out, DEFAULTS
+        for p in path:
+            holder = holder.get(p) if isinstance(holder, dict) else None
+            default = default[p]
+        if not isinstance(holder, dict):
+            continue
+        if key in NOT_IDENTITY or holder.get(name, default.get(name)) == default.get(name):
             holder.pop(name, None)
     for key, identity in COMPONENT_IDENTITY.items():
         if isinstance(out.get(key), Mapping) and "name" in out[key]:

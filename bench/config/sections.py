@@ -88,6 +88,10 @@ class NLL(Section):
                        choice("auto", "discretized", "gaussian", unknown_form=False))
     clip: Any = opt("auto", "clip x0-hat to [-1, 1]: auto = images yes, vectors no",
                     choice("auto", True, False, unknown_form=False))
+    ode_steps: int = opt(20, "flow: Heun steps of the ODE likelihood (2 network passes each)",
+                         int_at_least(1))
+    probes: int = opt(1, "flow: Hutchinson probes per example (one backward pass each per "
+                         "network call)", int_at_least(1))
 
 
 @dataclass(frozen=True)

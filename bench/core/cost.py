@@ -23,6 +23,7 @@ from __future__ import annotations
 
 TRAIN_COUNTERS = ("fwd_train", "bwd_train", "fwd_strategy", "bwd_strategy")
 EVAL_COUNTER = "fwd_eval"
+EVAL_BWD = "bwd_eval"          # backward passes of an evaluation (flow's ODE likelihood: probes)
 BWD_FACTOR = 2.0
 
 

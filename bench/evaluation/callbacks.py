@@ -11,10 +11,12 @@ to the trainer):
   (bench.rundir.runtables.EVAL_COLUMNS):
 
       step, nimg, metric, value, n_samples, sampler, wall_s_train, wall_s_eval, fwd_eval,
-      fwd_train, bwd_train, fwd_strategy, bwd_strategy
+      bwd_eval, fwd_train, bwd_train, fwd_strategy, bwd_strategy
 
-  ``sampler`` says how the value was produced: ``ddpm_T1000`` / ``ddim100_eta0`` for sample metrics,
-  ``full_T1000`` / ``stratified_K50`` (the NLL estimator) for ``nll_bpd``. ``wall_s_train`` is the
+  ``sampler`` says how the value was produced: ``ddpm_T1000`` / ``ddim100_eta0`` / ``euler50`` /
+  ``heun50`` for sample metrics, ``full_T1000`` / ``stratified_K50`` (the NLL estimator) for
+  ``nll_bpd``, ``ode_heun20_hutch1`` for flow's ``nll_ode_bpd``; ``bwd_eval`` counts the backward
+  passes (flow's Hutchinson probes; 0 elsewhere, empty in files older than it). ``wall_s_train`` is the
   trainer's training clock at that step (evaluation excluded); ``wall_s_eval`` the seconds spent on
   that row: sampling + features (+ the one-off reference statistics/extractor training the first
   time) for sample metrics, which share one batch of samples — each of those rows carries the whole
@@ -47,9 +49,8 @@ from torch import Tensor
 
 from bench.rundir import runtables
 from bench.config.sections import Config
-from bench.core.cost import EVAL_COUNTER, TRAIN_COUNTERS
+from bench.core.cost import EVAL_BWD, EVAL_COUNTER, TRAIN_COUNTERS
 from bench.core.counted import Counted
-from bench.core.flow import NO_LIKELIHOOD
 from bench.core.process import Process
 from bench.core.io import default_cache_dir
 from bench.core.rng import derive_seed, generator
@@ -74,22 +75,19 @@ def check_samples(metrics: list[str], n_samples: int) -> None:
                          f"{n_samples}")
 
 
-def resolve_metrics(metrics: list[str], is_image: bool, latent: bool = False,
-                    process: str = "ddpm") -> list[str]:
-    """``auto`` expanded (fid, nll for images; fid alone for latents; swd, mmd, nll for toys;
-    without nll on the flow process, which has no likelihood estimate yet); ``kid`` only when
-    asked for."""
+def resolve_metrics(metrics: list[str], is_image: bool, latent: bool = False) -> list[str]:
+    """``auto`` expanded (fid, nll for images; fid alone for latents; swd, mmd, nll for toys);
+    ``kid`` only when asked for. ``nll`` is the process's likelihood (DDPM: the VLB; flow: the
+    ODE bound)."""
     if latent and "nll" in metrics:
         raise ValueError("eval.metrics: nll (bits/dim) is defined on pixels, not on a latent "
                          "dataset's latents; use fid")
-    if process == "flow" and "nll" in metrics:
-        raise ValueError(f"eval.metrics: nll on process flow: {NO_LIKELIHOOD}")
     if latent:
         metrics = ["fid" if m == "auto" else m for m in metrics]
     out: list[str] = []
     for m in metrics:
         for x in ((IMAGE_METRICS if is_image else VECTOR_METRICS) if m == "auto" else (m,)):
-            if x not in out and not (x == "nll" and process == "flow"):
+            if x not in out:
                 out.append(x)
     if is_image and {"swd", "mmd"} & set(out):
         raise ValueError("eval.metrics: swd and mmd are 2-D toy metrics; use fid and nll for "
@@ -166,8 +164,7 @@ class Evaluator:
         metrics."""
         e = self.e
         model = Counted(model)
-        metrics = resolve_metrics(e.metrics, data.is_image, data.decode is not None,
-                                  process.name)
+        metrics = resolve_metrics(e.metrics, data.is_image, data.decode is not None)
         rows: list[dict] = []
         sample_metrics = [m for m in metrics if m != "nll"]
         if sample_metrics:
@@ -186,14 +183,14 @@ class Evaluator:
             for name, v in vals.items():
                 rows.append({"step": step, "metric": name, "value": v, "n_samples": e.n_samples,
                              "sampler": sampler_name(e, process.grid.size),
-                             "wall_s_eval": round(wall, 4), EVAL_COUNTER: fwd})
+                             "wall_s_eval": round(wall, 4), EVAL_COUNTER: fwd, EVAL_BWD: 0})
         if "nll" in metrics:
-            t0, fwd0 = time.perf_counter(), model.fwd
+            t0, fwd0, bwd0 = time.perf_counter(), model.fwd, model.bwd
             r = self.nll(model, process, data, device, progress)
-            rows.append({"step": step, "metric": "nll_bpd", "value": r["bpd"], "n_samples": r["n"],
-                         "sampler": r["estimator"] + weights_suffix(e),
+            rows.append({"step": step, "metric": r["metric"], "value": r["bpd"],
+                         "n_samples": r["n"], "sampler": r["estimator"] + weights_suffix(e),
                          "wall_s_eval": round(time.perf_counter() - t0, 4),
-                         EVAL_COUNTER: model.fwd - fwd0})
+                         EVAL_COUNTER: model.fwd - fwd0, EVAL_BWD: model.bwd - bwd0})
         return rows
 
     def extractor(self, data, device: torch.device, progress: bool = False) -> Extractor:
@@ -269,7 +266,7 @@ class Evaluator:
         return nll.evaluate_nll(model, process, data.test, c.n_images,
                                 generator(self.seed, "eval_nll"), device, c.timesteps,
                                 c.batch_size, nll.resolve_decoder(c.decoder, data.is_image),
-                                clip, progress)
+                                clip, progress, c.ode_steps, c.probes)
 
 
 # ---------------------------------------------------------------------------- diagnostics callback

@@ -95,12 +95,17 @@ def resolve_decoder(decoder: str, is_image: bool) -> str:
 
 def evaluate_nll(model, process: Process, split, n_images: int, generator: torch.Generator,
              device: torch.device, timesteps: int = 0, batch_size: int = 256,
-             decoder: str = "discretized", clip: bool = True, progress: bool = False) -> dict:
-    """Mean bound over the first ``n_images`` of ``split`` (len/get): bpd, its standard error."""
+             decoder: str = "discretized", clip: bool = True, progress: bool = False,
+             ode_steps: int = 20, probes: int = 1) -> dict:
+    """Mean bound over the first ``n_images`` of ``split`` (len/get): bpd, its standard error,
+    the metric's name and its estimator. DDPM: the VLB (``nll_bpd``); flow: the ODE likelihood
+    (``nll_ode_bpd``, ``ode_steps`` Heun steps, ``probes`` Hutchinson probes; dequantised for the
+    ``discretized`` decoder, i.e. 8-bit images), which never shares a column with the VLB."""
     n = len(split) if n_images <= 0 else min(n_images, len(split))
     was_training = model.training
     model.eval()
-    calls = process.likelihood_passes(timesteps)
+    flow = process.name == "flow"
+    calls = process.likelihood_passes(ode_steps if flow else timesteps)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -111,8 +116,14 @@ def evaluate_nll(model, process: Process, split, n_images: int, generator: torch
     try:
         for i in range(0, n, batch_size):
             x0 = split.get(torch.arange(i, min(i + batch_size, n))).to(device)
-            totals.append(bpd_batch(model, process, x0, generator, timesteps, decoder, clip,
-                                    bar)["total"].double().cpu())
+            if flow:
+                bpd = process.ode_bpd(model, x0, generator, steps=ode_steps, probes=probes,
+                                      bin_width=2 / 255 if decoder == "discretized" else None,
+                                      progress=bar)
+            else:
+                bpd = bpd_batch(model, process, x0, generator, timesteps, decoder, clip,
+                                bar)["total"]
+            totals.append(bpd.double().cpu())
     finally:
         model.train(was_training)
         if bar is not None:
@@ -120,4 +131,6 @@ def evaluate_nll(model, process: Process, split, n_images: int, generator: torch
     tot = torch.cat(totals)
     return {"bpd": float(tot.mean()),
             "se": float(tot.std() / math.sqrt(len(tot))) if len(tot) > 1 else float("nan"),
-            "n": len(tot), "estimator": estimator_name(process.T, timesteps)}
+            "n": len(tot), "metric": "nll_ode_bpd" if flow else "nll_bpd",
+            "estimator": (f"ode_heun{ode_steps}_hutch{probes}" if flow
+                          else estimator_name(process.T, timesteps))}

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 import strategies
-from bench.core.cost import EVAL_COUNTER, TRAIN_COUNTERS
+from bench.core.cost import EVAL_BWD, EVAL_COUNTER, TRAIN_COUNTERS
 from bench.core.io import atomic_write, atomic_write_text
 from bench.rundir.runfiles import finite_json
 from bench.rundir.runpaths import EVALS, METRICS, TIMESTEP_FILES, TIMESTEPS_DIR, RunFileError
@@ -69,7 +69,7 @@ COST_COLUMNS = list(TRAIN_COUNTERS)
 METRIC_COLUMNS = ["step", "nimg", "loss", "grad_norm", "lr", "wall_s_train", "loss_bins",
                   *COST_COLUMNS]
 EVAL_COLUMNS = ["step", "nimg", "metric", "value", "n_samples", "sampler", "wall_s_train",
-                "wall_s_eval", EVAL_COUNTER, *COST_COLUMNS]
+                "wall_s_eval", EVAL_COUNTER, EVAL_BWD, *COST_COLUMNS]
 EVAL_KEY = ["step", "metric", "sampler", "n_samples"]
 
 METRICS_TABLE = Table(METRICS, tuple(METRIC_COLUMNS), ("step",),

@@ -59,8 +59,7 @@ def run_cost(cfg: Mapping) -> dict:
     if not n_eval:
         return out
     kind = datasets.kind(cfg["dataset"]["name"])
-    metrics = resolve_metrics(list(e["metrics"]), kind != "vector", kind == "latent",
-                              cfg.get("process", {}).get("name", "ddpm"))
+    metrics = resolve_metrics(list(e["metrics"]), kind != "vector", kind == "latent")
     sample = [m for m in metrics if m != "nll"]
     process = processes.build(d, cfg.get("process", {}).get("name", "ddpm"))
     if sample:
@@ -77,9 +76,14 @@ def run_cost(cfg: Mapping) -> dict:
         n_test = params.get("n_test") if isinstance(params.get("n_test"), int) else None
         n = (n_test if c["n_images"] <= 0 else
              min(c["n_images"], n_test) if n_test else c["n_images"])
-        terms = process.likelihood_passes(c["timesteps"])
-        out["nll"] = {"n": n, "upper": bool(n and not n_test), "terms": terms,
-                      "how": estimator_name(T, c["timesteps"]),
+        flow = process.name == "flow"
+        steps = c.get("ode_steps", 20) if flow else c["timesteps"]
+        terms = process.likelihood_passes(steps)
+        how = (f"ODE, Heun {steps} steps, {c.get('probes', 1)} Hutchinson probe(s): as many "
+               f"backward passes per probe" if flow else estimator_name(T, steps))
+        out["nll"] = {"n": n, "upper": bool(n and not n_test), "terms": terms, "how": how,
+                      "metric": "nll_ode_bpd" if flow else "nll_bpd",
+                      "unit": "passes" if flow else "terms",
                       "fwd": n_eval * n * terms if n else None}
     return out
 
@@ -156,8 +160,8 @@ def _eval_lines(costs: list[dict]) -> list[str]:
                       else "the test split's images (its size is not known before loading)")
             fwd = f" = {'at most ' if m['upper'] else ''}{_n(k * m['fwd'])} forwards" \
                 if m["fwd"] is not None else ""
-            lines.append(f"      nll_bpd ({m['how']}): {ev} x {images} x {m['terms']} terms"
-                         f"{fwd}")
+            lines.append(f"      {m['metric']} ({m['how']}): {ev} x {images} x {m['terms']} "
+                         f"{m['unit']}{fwd}")
     if any(c["diagnostics"] for c in costs):
         lines.append("    (per-timestep diagnostics, eval.diagnostics, are not counted)")
     return lines

@@ -48,7 +48,7 @@ import yaml
 import backbones
 import strategies
 from backbones.unet import CIFAR10
-from bench.analysis import load as results_tree
+from bench.analysis.eval_share import eval_share
 from bench.config.files import resolve, yaml_load
 from bench.core.cost import forward_equivalents
 from bench.core import processes
@@ -290,38 +290,6 @@ def markdown(rows: list[dict]) -> str:
         out.append(f"| {r['run']} | {r['median_ms']:.1f} | {per} | {r['amortised_ms']:.1f} | "
                    f"{r['ratio']:.3f}× | {r['fe_per_it']:.1f} | {r['fe_ratio']:.3f}× |")
     return "\n".join(out)
-
-
-# ------------------------------------------------------------------------------ evaluation share
-def eval_share(root: str | Path) -> dict:
-    """Share of a sweep's wall-clock spent evaluating: Σ wall_s_eval / (Σ wall_s_eval + Σ final
-    wall_s_train), over the runs of a results tree (bench.analysis.load). Sample metrics computed
-    from one batch of samples carry the whole group's time on each of their rows, so those rows
-    count once per (run, step, sampler)."""
-    res = results_tree.load(root)
-    ev, mt = res.evals, res.metrics
-    eval_s = 0.0
-    if len(ev):
-        ev = ev.dropna(subset=["wall_s_eval"])
-        nll = ev["metric"] == "nll_bpd"
-        eval_s += float(ev.loc[nll, "wall_s_eval"].sum())
-        groups = ev.loc[~nll].groupby(["run", "step", "sampler"])["wall_s_eval"].max()
-        eval_s += float(groups.sum())
-    diag = res.timesteps.get("diagnostics")
-    diag_s = 0.0
-    if diag is not None and len(diag) and "wall_s_eval" in diag.columns:
-        # per-timestep diagnostics (bench.evaluation.diagnostics): one snapshot's time on each of its rows
-        diag_s = float(diag.dropna(subset=["wall_s_eval"]).groupby(["run", "step"])
-                       ["wall_s_eval"].max().sum())
-    eval_s += diag_s
-    train_s = 0.0
-    if len(mt):
-        train_s = float(mt.dropna(subset=["wall_s_train"]).groupby("run")["wall_s_train"]
-                        .max().sum())
-    total = eval_s + train_s
-    return {"runs": int(len(res.runs)), "eval_s": eval_s, "diagnostics_s": diag_s,
-            "train_s": train_s,
-            "eval_share": eval_s / total if total > 0 else float("nan")}
 
 
 def main(argv=None) -> int:
