@@ -125,7 +125,7 @@ def _check(cond: bool, name: str, rule: str, value: Any) -> None:
 @register
 class AdaptiveBeta(Strategy):
     name = "adaptive_beta"
-    learned = needs_likelihood = True           # its reward: the change of the VLB terms
+    learned = True
     PRESETS = PRESETS
     adaptation_columns = ("s_set", "reward_mean", "reward_std", "reward_t_corr", "alpha_mean",
                           "alpha_min", "alpha_max", "beta_mean", "beta_min", "beta_max")

@@ -128,13 +128,11 @@ class Strategy:
     # process name -> why this strategy does not run on it (refused at construction, so before
     # any work); every other process of bench.core.processes is supported
     unsupported: dict[str, str] = {}
-    needs_likelihood: bool = False   # reads likelihood_at: refused where the process has none
 
     def __init__(self, process: Process, params: "Strategy.Params | None" = None):
-        why = self.unsupported.get(process.name) or (
-            self.needs_likelihood and getattr(process, "no_likelihood", ""))
-        if why:
-            raise ValueError(f"{self.name} does not run on process {process.name}: {why}")
+        if process.name in self.unsupported:
+            raise ValueError(f"{self.name} does not run on process {process.name}: "
+                             f"{self.unsupported[process.name]}")
         self.process = process
         self.T = process.grid.size              # time-indexed tables have one entry per cell
         self.params = params if params is not None else self.Params()

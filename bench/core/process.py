@@ -61,7 +61,6 @@ class Process:
     SAMPLERS: tuple[str, ...] = ()
     grid: TimeGrid              # the cells that tabulate this process's time
     snr: Tensor                 # SNR at each grid cell, float64 [grid.size] (weightings read it)
-    no_likelihood: str = ""     # why it has no likelihood terms ("" when it has them)
     eps_to_loss: Tensor         # float64 [grid.size]: the ε-MSE over this process's training loss
                                 # at one prediction (DDPM 1; flow (1 − t)²), so that a weight
                                 # written for the ε-loss becomes a weight on the training loss
