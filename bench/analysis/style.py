@@ -135,6 +135,8 @@ def protocol_text(sampler: str, n_samples: int, metric: str = "") -> str:
         return f"DDPM ancestral sampler, {m[1]} steps{n}"
     if m := re.fullmatch(r"(euler|heun)(\d+)", sampler or ""):
         return f"flow ODE, {m[1].capitalize()}, {m[2]} steps{n}"
+    if m := re.fullmatch(r"ode_heun(\d+)_hutch(\d+)", sampler or ""):
+        return f"ODE likelihood, Heun {m[1]} steps, {m[2]} Hutchinson probe(s){n}"
     if m := re.fullmatch(r"full_T(\d+)", sampler or ""):
         return f"variational bound over all {m[1]} timesteps{n}"
     if m := re.fullmatch(r"stratified_K(\d+)", sampler or ""):

@@ -42,6 +42,12 @@ class Unit:
         return lower_is_better(self.metric)
 
 
+def setting_slug(setting: str) -> str:
+    """A setting's file-name part: its pieces without their parameters (``digits_mlp``,
+    ``digits_mlp_flow``)."""
+    return slugify("_".join(p.strip().split("(")[0] for p in setting.split("·")))
+
+
 def slugify(text: str, limit: int = 80) -> str:
     """A file-name part for ``text``; beyond ``limit`` characters (a setting that names many
     protocol keys) its start and a hash of the whole, so names stay unique and short enough."""
@@ -70,7 +76,7 @@ def units(ev: pd.DataFrame, metrics: Iterable[str] | None = None) -> list[Unit]:
         if len(protocols) > 1:
             parts.append(f"{r.sampler}_n{r._3}")
         if len(settings) > 1:
-            parts.append(f"{r.dataset.split('(')[0]}_{r.backbone.split('(')[0]}")
+            parts.append(setting_slug(r.setting))
         slug = base = slugify("_".join(parts))
         i = 2
         while slug in used:

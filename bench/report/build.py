@@ -171,7 +171,7 @@ def _setting_slugs(settings: list[str]) -> dict[str, str]:
         return {s: "" for s in settings}
     out, used = {}, set()
     for s in settings:
-        base = "_" + tables.slugify("_".join(p.strip().split("(")[0] for p in s.split("·")))
+        base = "_" + tables.setting_slug(s)
         slug, i = base, 2
         while slug in used:
             slug, i = f"{base}_{i}", i + 1
