@@ -99,6 +99,26 @@ def test_show_writes_a_plot(tmp_path):
     assert path.read_bytes()[:8] == PNG
 
 
+def test_flow_forms_print_cell_centres_and_overlay_ddpm_on_one_log_snr_axis(tmp_path, capsys):
+    out = io.StringIO()
+    assert main(["show", "min_snr", "--process", "flow", "--grid", "10"], out=out) == 0
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    t = np.array([float(r[0]) for r in rows[1:]])
+    assert rows[0] == ["t", "prob", "loss_weight"] and np.allclose(t, (np.arange(10) + 0.5) / 10)
+    assert np.allclose([float(r[2]) for r in rows[1:]], np.minimum((1 - t) ** 2, 5 * t**2))
+    out, path = io.StringIO(), tmp_path / "both.png"
+    assert main(["show", "uniform", "min_snr", "--process", "both", "--x", "logsnr",
+                 "--timesteps", "50", "--plot", str(path)], out=out) == 0
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert rows[0] == ["process", "strategy", "t", "prob", "loss_weight"]
+    assert [r[0] for r in rows[1::100]] == ["ddpm", "flow"] and len(rows) == 1 + 2 * 2 * 50
+    assert path.read_bytes()[:8] == PNG
+    assert main(["show", "uniform", "--process", "both"], out=io.StringIO()) == 2
+    assert "--process both overlays DDPM and flow" in capsys.readouterr().err
+    assert main(["show", "speed", "--process", "flow"], out=io.StringIO()) == 2
+    assert "speed does not run on process flow" in capsys.readouterr().err
+
+
 def test_several_names_give_one_block_per_strategy_equal_to_its_own_output():
     out = io.StringIO()
     argv = ["--schedule", "cosine", "--timesteps", "200", "--batch-size", "64"]

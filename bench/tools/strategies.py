@@ -7,7 +7,9 @@
                                    [--plot OUT.png] [--x t|logsnr]
         one name: CSV ``t,prob,loss_weight``, one row per index t = 0..T−1 (``--process flow``:
         one row per cell of [0, 1], t its centre, K = ``--timesteps``/``--grid`` cells, the
-        loss weight on the velocity MSE; docs/processes.md); several names: CSV
+        loss weight on the velocity MSE; ``--process both --x logsnr``: both, a leading
+        ``process`` column, and with ``--plot`` the two overlaid on one log-SNR axis, see
+        ``figure_lambda``; docs/processes.md); several names: CSV
         ``strategy,t,prob,loss_weight``, one block of T rows per strategy in the order named (a
         block is that name's one-name output with the name in front):
         prob        = expected fraction of a batch of B drawn at t, in the strategy's initial state
@@ -157,14 +159,17 @@ def times(process) -> list:
         f"{t:.17g}" for t in process.time(cells).tolist()]
 
 
-def write_csv(tables: list[Table], out: TextIO, ts: list) -> None:
-    """The one-name CSV ``t,prob,loss_weight``, or ``strategy,t,prob,loss_weight`` blocks."""
-    several = len(tables) > 1
-    out.write("strategy,t,prob,loss_weight\n" if several else "t,prob,loss_weight\n")
-    for tb in tables:
-        lead = f"{tb.name}," if several else ""
-        out.writelines(f"{lead}{t},{p:.17g},{w:.17g}\n"
-                       for t, p, w in zip(ts, tb.prob.tolist(), tb.loss_weight.tolist()))
+def write_csv(blocks: list[tuple[Process, list[Table]]], out: TextIO) -> None:
+    """The one-name CSV ``t,prob,loss_weight``, or ``strategy,t,prob,loss_weight`` blocks; with
+    both processes a leading ``process`` column (DDPM's blocks first)."""
+    several, both = len(blocks[0][1]) > 1, len(blocks) > 1
+    out.write(("process," if both else "") + ("strategy," if several else "")
+              + "t,prob,loss_weight\n")
+    for process, tables in blocks:
+        for tb in tables:
+            lead = (f"{process.name}," if both else "") + (f"{tb.name}," if several else "")
+            out.writelines(f"{lead}{t},{p:.17g},{w:.17g}\n" for t, p, w in
+                           zip(times(process), tb.prob.tolist(), tb.loss_weight.tolist()))
 
 
 X_AXES = {"t": "t (index = DDPM step − 1)", "logsnr": "log SNR(t) = log(ᾱ_t / (1 − ᾱ_t))"}
@@ -214,6 +219,48 @@ def figure(tables: list[Table], process: Process, x: str = "t") -> Figure:
     return fig
 
 
+LAMBDA_PANELS = (("density p(λ) per unit log SNR", "log"),
+                 ("loss weight on the ε-MSE, w(λ)", "log"),
+                 ("implied weighting p(λ)·w(λ)·importance", "log"))
+
+
+def figure_lambda(blocks: list[tuple[Process, list[Table]]]) -> Figure:
+    """``--process both --x logsnr``: each strategy on DDPM (solid) and on flow (dashed) over one
+    log-SNR axis, so "the same strategy" on the two processes can be compared as what it does
+    to noise levels: the density over λ (a cell's probability over its width in λ), the weight
+    put back on the ε-MSE (flow's velocity-loss weight over (1 − t)²), and their product."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 8.5), layout="constrained")
+    axes = fig.subplots(3, 1, sharex=True)
+    curves: list[list[Tensor]] = [[], [], []]
+    for process, tables in blocks:
+        lam = torch.log(process.snr.double())
+        width = torch.from_numpy(np.abs(np.gradient(lam.numpy())))
+        for tb in tables:
+            dens = tb.prob / width
+            w_eps = tb.loss_weight / process.eps_to_loss
+            ys = (dens, w_eps, dens * w_eps * tb.importance)
+            for ax, y, c in zip(axes, ys, curves):
+                c.append(y)
+                kw = {**style(tb.label).line(), "marker": None,
+                      "linestyle": "-" if process.name == "ddpm" else "--"}
+                ax.plot(lam.numpy(), y.numpy(), label=f"{tb.label} ({process.name})",
+                        linewidth=1.2, **kw)
+    for ax, (ylabel, scale), ys in zip(axes, LAMBDA_PANELS, curves):
+        ax.set_ylabel(ylabel)
+        ax.set_yscale(scale)
+        ax.set_ylim(*log_limits(ys))
+        plain_log_axis(ax)
+    axes[0].legend(fontsize="small")
+    axes[-1].set_xlabel("log SNR λ (DDPM: log(ᾱ/(1 − ᾱ)); flow: 2·log((1 − t)/t))")
+    ddpm = blocks[0][0]
+    fig.suptitle(textwrap.fill(f"DDPM ({ddpm.schedule} schedule, T = {ddpm.grid.size}, solid) "
+                               f"vs flow matching (K = {blocks[1][0].grid.size} cells, dashed)",
+                               80), fontsize="medium")
+    return fig
+
+
 def check_plot_path(path: str) -> None:
     """ValueError unless ``path`` names a new or existing file, of a type matplotlib writes, in
     a directory that exists."""
@@ -237,13 +284,20 @@ def show(args: argparse.Namespace, out: TextIO) -> None:
         raise ValueError(f"--timesteps must be >= 2, got {args.timesteps}")
     if args.plot:
         check_plot_path(args.plot)
+    if args.process == "both" and args.x != "logsnr":
+        raise ValueError("--process both overlays DDPM and flow on one log-SNR axis: add "
+                         "--x logsnr (and --plot OUT.png for the figure)")
     named = specs(args.names, args.set, args.batch_size)
-    process = processes.build({"schedule": args.schedule, "timesteps": args.timesteps},
-                              args.process)
-    tables = [table(s, process) for s in named]
+    blocks = []
+    for name in (("ddpm", "flow") if args.process == "both" else (args.process,)):
+        process = processes.build({"schedule": args.schedule if name == "ddpm" else "linear",
+                                   "timesteps": args.timesteps}, name)
+        blocks.append((process, [table(s, process) for s in named]))
     if args.plot:
-        figure(tables, process, args.x).savefig(args.plot)
-    write_csv(tables, out, times(process))
+        fig = (figure_lambda(blocks) if len(blocks) > 1
+               else figure(blocks[0][1], blocks[0][0], args.x))
+        fig.savefig(args.plot)
+    write_csv(blocks, out)
 
 
 TRACE_COLUMNS = ["step", "event", "tv_uniform", "tv_initial", "q1", "q2", "q3", "q4",
@@ -285,9 +339,9 @@ def parser() -> argparse.ArgumentParser:
     sh.add_argument("--schedule", default="linear", choices=SCHEDULES)
     sh.add_argument("--timesteps", "--grid", type=int, default=1000,
                     help="DDPM's T, or the flow's K cells of [0, 1] (default %(default)s)")
-    sh.add_argument("--process", default="ddpm", choices=tuple(processes.PROCESSES),
-                    help="ddpm (t = index) or flow (t = cell centre, loss weight on the "
-                         "velocity MSE)")
+    sh.add_argument("--process", default="ddpm", choices=(*processes.PROCESSES, "both"),
+                    help="ddpm (t = index), flow (t = cell centre, loss weight on the velocity "
+                         "MSE), or both (with --x logsnr: the two overlaid on one λ axis)")
     sh.add_argument("--batch-size", type=int, default=128)
     sh.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a parameter of every named strategy that has it, e.g. --set gamma=0.5 "
