@@ -264,8 +264,8 @@ def test_sample_refuses_bad_input(tmp_path, capsys):
           "is not a run with a checkpoint")
     check(*run_cli(sample_cli.main, [str(tmp_path), "--n", "0"], capsys), 2,
           "--n must be a positive integer")
-    check(*run_cli(sample_cli.main, [str(tmp_path), "--sampler", "euler"], capsys), 2,
-          "invalid choice: 'euler'")
+    check(*run_cli(sample_cli.main, [str(tmp_path), "--sampler", "rk4"], capsys), 2,
+          "invalid choice: 'rk4'")
     for out in (tmp_path, tmp_path / "samples"):      # matplotlib would write <out>.png
         check(*run_cli(sample_cli.main, [str(tmp_path), "--out", str(out)], capsys), 2,
               "a folder or a name without a type; give a file such as")
