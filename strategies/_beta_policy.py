@@ -4,7 +4,8 @@
 (``beta_index_pmf``), and the choice of the timesteps S whose KL terms explain the VLB
 (``select_timesteps``, the official feature selector), and the two pieces of its REINFORCE step
 that act on the policy's parameters: the gradient averaged over ranks (``set_mean_gradients``)
-and the guard against a one-update jump (``limit_change``). Not a strategy: no registration here.
+and the guard against a one-update jump (``limit_change``); and the reward's control variate
+(``advantage``). Not a strategy: no registration here.
 """
 
 from __future__ import annotations
@@ -146,3 +147,30 @@ def limit_change(policy: nn.Module, x0: Tensor, params: list, before: list, alph
             for prm, b0, b1 in zip(params, before, new):
                 b1.copy_(b0 + 0.5 * (b1 - b0))
                 prm.copy_(b1)
+
+
+def advantage(p, reward: Tensor, baseline_value: float | None, reduce=lambda x: x,
+              world_size: int = 1) -> tuple[Tensor, float | None]:
+    """The reward the policy gradient uses: minus the control-variate baseline (none;
+    batch_mean: the leave-one-out mean of the other examples of the global batch, unbiased;
+    ema: an EMA over updates of the batch-mean reward, decay ``baseline_decay``, 0 at the
+    first update), divided by the batch std when ``normalize_reward``. Returns it and the ema
+    baseline's new value (the others leave it unchanged)."""
+    R = reward.double()
+    n = torch.tensor([float(R.numel()), float(R.sum()), float((R ** 2).sum())],
+                     dtype=torch.float64, device=R.device)
+    if world_size > 1:
+        n = reduce(n)
+    count, total, sq = (float(v) for v in n)
+    mean = total / count
+    if p.baseline == "batch_mean" and count > 1:
+        R = R - (total - R) / (count - 1)
+    elif p.baseline == "ema":
+        b = 0.0 if baseline_value is None else baseline_value
+        R = R - b
+        baseline_value = mean if baseline_value is None else (
+            p.baseline_decay * baseline_value + (1 - p.baseline_decay) * mean)
+    if p.normalize_reward and count > 1:
+        var = max(sq / count - mean ** 2, 0.0) * count / (count - 1)
+        R = R / (math.sqrt(var) + 1e-12)
+    return R, baseline_value

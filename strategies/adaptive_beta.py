@@ -98,9 +98,9 @@ from scipy import special
 from torch import Tensor
 
 from bench.core.rng import derive_seed
-from strategies._beta_policy import (ALPHA_OFFSET, INIT_BIAS, BetaPolicy, beta_index_pmf,
-                                     inverse_softplus, limit_change, select_timesteps,
-                                     set_mean_gradients, softplus)
+from strategies._beta_policy import (ALPHA_OFFSET, INIT_BIAS, BetaPolicy, advantage,
+                                     beta_index_pmf, inverse_softplus, limit_change,
+                                     select_timesteps, set_mean_gradients, softplus)
 from strategies.base import Draw, StepContext, Strategy
 from strategies.params import late
 from strategies.registry import register
@@ -161,6 +161,7 @@ class AdaptiveBeta(Strategy):
         normalize_reward: bool = late(False)   # divide the advantage by its batch std
         zero_term: str = late("kl")        # t = 0 in S and the all-T row: kl | decoder | exclude
         max_log_change: float = late(0.0)  # cap on max_b |Δ log α|, |Δ log β| per update; 0 = off
+        reward_terms: str = late("likelihood")  # per-t terms: likelihood (VLB/ELBO) | loss
 
         def __post_init__(self):
             def pos_int(name, lo=1):
@@ -187,6 +188,8 @@ class AdaptiveBeta(Strategy):
                    self.baseline)
             _check(self.zero_term in ZERO_TERMS, "zero_term", f"one of {', '.join(ZERO_TERMS)}",
                    self.zero_term)
+            _check(self.reward_terms in ("likelihood", "loss"), "reward_terms",
+                   "one of likelihood, loss", self.reward_terms)
             _check(isinstance(self.baseline_decay, (int, float)) and 0 <= self.baseline_decay < 1,
                    "baseline_decay", "in [0, 1)", self.baseline_decay)
             _check(isinstance(self.max_log_change, (int, float)) and self.max_log_change >= 0,
@@ -373,34 +376,18 @@ class AdaptiveBeta(Strategy):
         for lo in range(0, B * n, self.params.chunk_size):
             hi = min(lo + self.params.chunk_size, B * n)
             idx = torch.arange(lo, hi, device=x0.device) % B
-            out.append(ctx.likelihood_at(
-                x0[idx], tt[lo:hi], noise=None if noise is None else noise[lo:hi],
-                train_mode=self.params.reward_train_mode,
-                decoder="discretized" if self.params.zero_term == "decoder" else "kl"))
+            args = (x0[idx], tt[lo:hi], None if noise is None else noise[lo:hi],
+                    self.params.reward_train_mode)
+            out.append(ctx.losses_at(*args) if self.params.reward_terms == "loss" else
+                       ctx.likelihood_at(*args, decoder="discretized"
+                                         if self.params.zero_term == "decoder" else "kl"))
         return torch.cat(out).view(n, B).t()
 
     def advantage(self, reward: Tensor, reduce=lambda x: x, world_size: int = 1) -> Tensor:
-        """The reward the policy gradient uses: minus the control-variate baseline (none;
-        batch_mean: the leave-one-out mean of the other examples of the global batch, unbiased;
-        ema: an EMA over updates of the batch-mean reward, decay ``baseline_decay``, 0 at the
-        first update), divided by the batch std when ``normalize_reward``."""
-        p, R = self.params, reward.double()
-        n = torch.tensor([float(R.numel()), float(R.sum()), float((R ** 2).sum())],
-                         dtype=torch.float64, device=R.device)
-        if world_size > 1:
-            n = reduce(n)
-        count, total, sq = (float(v) for v in n)
-        mean = total / count
-        if p.baseline == "batch_mean" and count > 1:
-            R = R - (total - R) / (count - 1)
-        elif p.baseline == "ema":
-            b = 0.0 if self.baseline_value is None else self.baseline_value
-            R = R - b
-            self.baseline_value = mean if self.baseline_value is None else (
-                p.baseline_decay * self.baseline_value + (1 - p.baseline_decay) * mean)
-        if p.normalize_reward and count > 1:
-            var = max(sq / count - mean ** 2, 0.0) * count / (count - 1)
-            R = R / (math.sqrt(var) + 1e-12)
+        """The reward the policy gradient uses (``_beta_policy.advantage``; the ema baseline's
+        value carries over updates)."""
+        R, self.baseline_value = advantage(self.params, reward, self.baseline_value, reduce,
+                                           world_size)
         return R
 
     def _policy_step(self, ctx: StepContext, reward: Tensor) -> tuple[dict, tuple]:

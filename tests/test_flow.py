@@ -233,3 +233,23 @@ def test_the_flow_elbo_terms_are_its_integrand_and_adaptive_beta_adapts_on_them(
     rows = pd.read_csv(tmp_path / "r" / "timesteps" / "adaptation.csv")
     updates = rows[rows["event"] == "update"]
     assert len(updates) >= 3 and updates["reward_mean"].notna().all()
+
+
+def test_adaptive_beta_can_reward_the_change_of_the_training_loss_instead(tmp_path):
+    """reward_terms: loss — the velocity-loss change at S (the one public flow port's reward);
+    a late parameter, so the default run id is unchanged."""
+    spec = {"name": "adaptive_beta", "variant": "low_variance", "update_every": 2,
+            "hidden_dim": 16}
+    default = C.run_id(C.resolve(C.deep_update(BASE, {"strategy": spec})))
+    assert C.run_id(C.resolve(C.deep_update(BASE, {"strategy": {
+        **spec, "reward_terms": "likelihood"}}))) == default
+    cfg = C.resolve(C.deep_update(BASE, {"strategy": {**spec, "reward_terms": "loss"},
+                                         "train": {"iterations": 8, "ckpt_every": 8}}))
+    experiment.run(cfg, tmp_path / "r", progress=False, log_lines=False)
+    import pandas as pd
+    rows = pd.read_csv(tmp_path / "r" / "timesteps" / "adaptation.csv")
+    updates = rows[rows["event"] == "update"]
+    assert len(updates) >= 3 and updates["reward_mean"].notna().all()
+    with pytest.raises(ValueError, match="reward_terms"):
+        experiment.validate(C.resolve(C.deep_update(BASE, {"strategy": {
+            "name": "adaptive_beta", "reward_terms": "mse"}})))
