@@ -112,7 +112,7 @@ def test_tsbench_runs_each_tool_and_finds_sweeps_by_name(tmp_path, capsys):
     r = subprocess.run([str(script), "sweep", "quickstart", "--dry-run"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "quickstart" in r.stdout.splitlines()[0] and "138 runs" in r.stdout.splitlines()[0]
+    assert "quickstart" in r.stdout.splitlines()[0] and "108 runs" in r.stdout.splitlines()[0]
     assert C.find_file("quickstart") == REPO / "sweeps" / "quickstart.yaml"
     assert C.find_file("configs/digits.yaml").name == "digits.yaml"
     with pytest.raises(C.ConfigError, match="config file not found: nope.yaml .looked in"):
