@@ -8,10 +8,11 @@ what they cost (``sample``, ``sample_passes``), and its likelihood terms (``like
 ``prior_bpd``). Strategies, the trainer, the evaluation and the sweep plan reach the process only
 through this contract; the one constructor from a config is ``bench.core.processes.build``.
 
-Time is the process's own: an integer index for DDPM (``bench.core.ddpm``), a float in [0, 1]
-for a continuous-time process such as rectified flow. ``TimeGrid`` maps either onto K cells, so
+What a strategy draws is a cell of the process's ``TimeGrid``: DDPM's index i (``bench.core.ddpm``)
+or, for rectified flow (``bench.core.flow``), one of K cells of [0, 1], trained at its centre. So
 every table indexed by time (a strategy's p(t), its loss weights, the drawn-t histogram, the
-training-loss bins) has one shape per process.
+training-loss bins) has one shape per process, and ``TimeGrid`` also maps a continuous time onto
+its cell (``discrete=False``) for a process that draws continuous times.
 """
 
 from __future__ import annotations
