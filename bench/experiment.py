@@ -102,7 +102,8 @@ def _check_evaluation(cfg: Config) -> None:
         return
     kind = datasets.kind(cfg.dataset.name)
     metrics = resolve_metrics(e.metrics, kind != "vector", kind == "latent")
-    if any(m != "nll" for m in metrics):
+    samples = any(m != "nll" for m in metrics)          # the sampler is used
+    if samples:
         valid = processes.samplers(cfg.process.name)
         if e.sampler not in valid:
             raise ConfigError(f"eval.sampler={e.sampler!r} does not sample process "
@@ -124,7 +125,7 @@ def _check_evaluation(cfg: Config) -> None:
         except InceptionUnavailable as err:
             raise ConfigError(str(err)) from None
     T = cfg.diffusion.timesteps
-    if e.sampler == "ddim" and any(m != "nll" for m in metrics) and e.ddim_steps > T:  # DDPM
+    if e.sampler == "ddim" and samples and e.ddim_steps > T:                    # DDPM
         raise ConfigError(f"eval.ddim_steps={e.ddim_steps} exceeds diffusion.timesteps={T}; "
                           f"valid: 1 to {T}")
 

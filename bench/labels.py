@@ -8,8 +8,9 @@ report tables and figure legends.
   condition in the report, the dry-run plan and the launch lines.
 * ``settings`` — what conditions are compared within: ``dataset · backbone`` (``· flow`` on the
   flow process), and when runs of that pair differ in their budget, evaluation protocol or
-  logging (``PROTOCOL`` keys), those values too (``digits · mlp(width=256) · train.iterations=400``); so runs that differ in
-  anything but the strategy and the seed are never one condition.
+  logging (``PROTOCOL`` keys), those values too (``digits · mlp(width=256) ·
+  train.iterations=400``); so runs that differ in anything but the strategy and the seed are
+  never one condition.
 * ``variants`` / ``conditions`` — the other hyperparameters that differ between the runs of a
   setting; a condition is ``strategy [variant]``, the same text in the dry-run plan, the launch
   lines, the report's tables and the figures' legends.
@@ -120,12 +121,22 @@ def flat(d: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
+def differing_keys(flats: list[dict[str, str]], wanted) -> list[str]:
+    """The dotted keys, sorted, for which ``wanted(key)`` holds and whose value (or absence)
+    differs between the ``flat`` configs ``flats``."""
+    keys = sorted(set().union(*flats)) if flats else []
+    return [k for k in keys if wanted(k) and len({f.get(k, "<unset>") for f in flats}) > 1]
+
+
+def key_values(f: dict[str, str], keys: list[str]) -> str:
+    """``k=v, ...`` of ``keys`` in the flat config ``f``."""
+    return ", ".join(f"{k}={f.get(k, '<unset>')}" for k in keys)
+
+
 def variant_keys(configs: list[dict]) -> list[str]:
     """Hyperparameters (dotted) that differ between ``configs`` and may change what a run learns."""
-    flats = [flat(c) for c in configs]
-    keys = sorted(set().union(*flats)) if flats else []
-    return [k for k in keys if k not in NOT_VARIANT and not k.startswith(NOT_VARIANT_PREFIX)
-            and len({f.get(k, "<unset>") for f in flats}) > 1]
+    return differing_keys([flat(c) for c in configs], lambda k: k not in NOT_VARIANT
+                          and not k.startswith(NOT_VARIANT_PREFIX))
 
 
 def setting_label(cfg: Mapping) -> str:
@@ -145,11 +156,9 @@ def settings(configs: list[dict]) -> list[str]:
     out = [""] * len(configs)
     for label, idx in by_label.items():
         flats = [flat(configs[i]) for i in idx]
-        keys = [k for k in sorted(set().union(*flats))
-                if (k in PROTOCOL or k.startswith(PROTOCOL_PREFIX))
-                and len({f.get(k, "<unset>") for f in flats}) > 1]
+        keys = differing_keys(flats, lambda k: k in PROTOCOL or k.startswith(PROTOCOL_PREFIX))
         for i, f in zip(idx, flats):
-            extra = ", ".join(f"{k}={f.get(k, '<unset>')}" for k in keys)
+            extra = key_values(f, keys)
             out[i] = f"{label} · {extra}" if extra else label
     return out
 
@@ -165,7 +174,7 @@ def variants(configs: list[dict]) -> list[str]:
         group = [configs[i] for i in idx]
         keys = variant_keys(group)
         for i, c in zip(idx, group):
-            out[i] = ", ".join(f"{k}={flat(c).get(k, '<unset>')}" for k in keys)
+            out[i] = key_values(flat(c), keys)
     return out
 
 

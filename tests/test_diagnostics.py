@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 def test_vlb_weights_are_eq7_with_fixed_large_variance():
     d = DDPM("linear", 1000, "fixed_large")
-    c = D.vlb_weights(d).numpy()
+    c = d.elbo_weights().numpy()
     beta = np.linspace(1e-4, 0.02, 1000)
     abar = np.cumprod(1 - beta)
     np.testing.assert_allclose(c[1:], beta[1:] / (2 * (1 - beta[1:]) * (1 - abar[1:])), rtol=1e-10)
@@ -54,7 +54,7 @@ def test_weighted_grad_scales_each_examples_gradient_by_its_weight():
     model, d = TimeMLP(), DDPM("linear", 100)
     w = torch.rand(100, dtype=torch.float64) * 5
     x, t, eps = torch.randn(6, 2), torch.randint(0, 100, (6,)), torch.randn(6, 2)
-    wrapped = D.WeightedGrad(model, w)
+    wrapped = D.WeightedGrad(model, w, d)
     for b in range(6):
         xt = d.q_sample(x[b:b + 1], t[b:b + 1], eps[b:b + 1])
         g1 = torch.autograd.grad(((eps[b:b + 1] - wrapped(xt, t[b:b + 1])) ** 2).mean(),
@@ -79,7 +79,7 @@ def test_snapshot_reuses_the_grad_variance_estimator(estimator):
                                 generator=generator(3, "diag_grad", 7))
     np.testing.assert_allclose(df[df.weighting == "ddpm"]["grad_var"], ref.numpy(), rtol=1e-6)
     if estimator == "per_sample":                  # hand-rolled per-example gradients of c_t·ℓ_t
-        c, gen, params = D.vlb_weights(d), generator(3, "diag_grad", 7), list(model.parameters())
+        c, gen, params = d.elbo_weights(), generator(3, "diag_grad", 7), list(model.parameters())
         want = []
         for k in range(4):
             idx = torch.randperm(40, generator=gen)[:8]

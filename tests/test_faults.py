@@ -142,24 +142,31 @@ def test_ctrl_c_checkpoints_exits_130_and_resumes_bit_identical(tmp_path):
     assert _without_wall(_rows(run_dir)) == _without_wall(_rows(ref_dir))
 
 
-def test_ctrl_c_in_a_local_sweep_stops_every_worker_cleanly_and_the_rerun_resumes(tmp_path,
-                                                                                 one_thread):
-    """Ctrl-C reaches the whole process group; the workers leave it to the launcher, which stops
-    each run at the end of its step (a checkpoint at that step), prints one line, exits 130."""
-    base = C.deep_update(TOY, {"train": {"iterations": 6000, "log_every": 50,
-                                         "ckpt_every": 1000}})
-    sweep = {"name": "cc", "base": base, "grid": {"seed": [0, 1]},
+def _local_sweep(tmp_path: Path, name: str, iterations: int, ckpt_every: int, preexec_fn):
+    """A two-seed toy sweep run two at a time by ``python -m bench.sweep --cluster local`` in its
+    own session: (a function that launches it, its run directories, their resolved configs)."""
+    base = C.deep_update(TOY, {"train": {"iterations": iterations, "log_every": 50,
+                                         "ckpt_every": ckpt_every}})
+    sweep = {"name": name, "base": base, "grid": {"seed": [0, 1]},
              "executor": {"parallel": 2, "cpus_per_task": 1}}
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(sweep))
-    runs = [tmp_path / "res" / "cc" / r.run_id for r in S.expand(sweep)]
+    expanded = S.expand(sweep)
 
     def launch():
         return subprocess.Popen(
             [sys.executable, "-m", "bench.sweep", str(tmp_path / "s.yaml"), "--cluster", "local",
              "--results-dir", str(tmp_path / "res")], cwd=REPO, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, start_new_session=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=preexec_fn)
+    return launch, [tmp_path / "res" / name / r.run_id for r in expanded], \
+        [r.config for r in expanded]
 
+
+def test_ctrl_c_in_a_local_sweep_stops_every_worker_cleanly_and_the_rerun_resumes(tmp_path,
+                                                                                 one_thread):
+    """Ctrl-C reaches the whole process group; the workers leave it to the launcher, which stops
+    each run at the end of its step (a checkpoint at that step), prints one line, exits 130."""
+    launch, runs, configs = _local_sweep(tmp_path, "cc", 6000, 1000,
+                                         lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     proc = launch()
     _wait_for(lambda: all(runpaths.metrics_path(d).exists() and len(_rows(d)) >= 2 for d in runs),
               "both runs to train")
@@ -177,7 +184,7 @@ def test_ctrl_c_in_a_local_sweep_stops_every_worker_cleanly_and_the_rerun_resume
     out, err = again.communicate(timeout=600)
     assert again.returncode == 0 and "resumed 2" in out, (out, err)
     ref = tmp_path / "ref"                  # the workers' thread count: one (one_thread)
-    experiment.run(C.resolve({**base, "name": "cc", "seed": 0}), ref, progress=False)
+    experiment.run(configs[0], ref, progress=False)
     assert _without_wall(_rows(runs[0])) == _without_wall(_rows(ref))
 
 
@@ -340,17 +347,8 @@ def test_sigterm_to_a_local_sweep_stops_its_workers_at_a_checkpoint_and_leaves_n
     """SIGTERM to the launcher alone (as a process manager sends it): it forwards the stop to
     each worker, whose run checkpoints at the end of its step, waits for them, prints one line
     and exits 143; no worker outlives it, and each run is checkpointed (not failed)."""
-    base = C.deep_update(TOY, {"train": {"iterations": 100000, "log_every": 50,
-                                         "ckpt_every": 10000}})
-    sweep = {"name": "term", "base": base, "grid": {"seed": [0, 1]},
-             "executor": {"parallel": 2, "cpus_per_task": 1}}
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump(sweep))
-    runs = [tmp_path / "res" / "term" / r.run_id for r in S.expand(sweep)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.sweep", str(tmp_path / "s.yaml"), "--cluster", "local",
-         "--results-dir", str(tmp_path / "res")], cwd=REPO, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
-        preexec_fn=_default_stop_signals)
+    launch, runs, _ = _local_sweep(tmp_path, "term", 100000, 10000, _default_stop_signals)
+    proc = launch()
     _wait_for(lambda: proc.poll() is not None or all(
         _lock_pid(d) and runpaths.metrics_path(d).exists() and _rows(d) for d in runs),
         "both workers to train")

@@ -37,8 +37,8 @@ def docs_markdown() -> str:
     """docs/config.md, generated from the sections (``python -m bench.config > docs/config.md``)."""
     parts = ["# Configuration reference", "",
              "Generated from the `bench/config/` package by "
-             "`python -m bench.config > docs/config.md`; a test fails when the two disagree. A run config is YAML; every key not given takes "
-             "the default below, an unknown key is an error that lists the valid ones, and a bad "
+             "`python -m bench.config > docs/config.md`; a test fails when the two disagree. "
+             "A run config is YAML; every key not given takes the default below, an unknown key is an error that lists the valid ones, and a bad "
              "value names the key and the valid range or choices.", "",
              "## Top level", "", "| key | default | meaning |", "|---|---|---|"]
     parts += [f"| `{k}` | `{json.dumps(v)}` | {TOP_DOCS[k]} |" for k, v in TOP_DEFAULTS.items()]

@@ -48,18 +48,14 @@ from bench.core.rng import generator
 WEIGHTINGS = ("ddpm", "vlb")
 
 
-def vlb_weights(process: Process) -> Tensor:
-    """The weights that turn the training loss into the ELBO per grid cell, float64 [K]:
-    DDPM's c_t of Kim et al. eq. 7 (σ_t² = the model variance); flow's continuous-time
-    integrand (Process.elbo_weights)."""
-    return process.elbo_weights()
-
-
 def weights(process: Process, weighting: str) -> Tensor:
+    """Per grid cell, float64 [K]: ``ddpm`` ones; ``vlb`` the weights that turn the training
+    loss into the ELBO (``Process.elbo_weights``: DDPM's c_t of Kim et al. eq. 7, flow's
+    continuous-time integrand)."""
     if weighting == "ddpm":
         return torch.ones(process.grid.size, dtype=torch.float64)
     if weighting == "vlb":
-        return vlb_weights(process)
+        return process.elbo_weights()
     raise ValueError(f"unknown weighting {weighting!r}; valid: {', '.join(WEIGHTINGS)}")
 
 
@@ -85,22 +81,21 @@ class _ScaleGrad(torch.autograd.Function):
 class WeightedGrad(nn.Module):
     """``model`` whose output back-propagates w_t·∂ℓ/∂ε̂: gradients of ℓ become those of w_t·ℓ."""
 
-    def __init__(self, model: nn.Module, w: Tensor, process: Process | None = None):
+    def __init__(self, model: nn.Module, w: Tensor, process: Process):
         super().__init__()
         self.inner, self.process = model, process
         self.register_buffer("w", w.float(), persistent=False)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         """``t`` is the time the network embeds; its grid cell indexes ``w``."""
-        cell = t if self.process is None else self.process.model_cell(t)
-        return _ScaleGrad.apply(self.inner(x, t), self.w.to(x.device)[cell])
+        return _ScaleGrad.apply(self.inner(x, t), self.w.to(x.device)[self.process.model_cell(t)])
 
 
 @torch.no_grad()
 def bin_losses(model: nn.Module, process: Process, x0: Tensor, edges: Tensor, n: int,
                gen: torch.Generator) -> Tensor:
     """Per-bin mean ε-MSE and c_t·ε-MSE, float64 [K, 2] (columns: ddpm, vlb)."""
-    c = vlb_weights(process)
+    c = process.elbo_weights()
     out = torch.zeros(len(edges) - 1, 2, dtype=torch.float64)
     for k in range(len(edges) - 1):
         lo, hi = int(edges[k]), int(edges[k + 1])

@@ -37,6 +37,18 @@ def estimator_name(T: int, timesteps: int) -> str:
     return f"full_T{T}" if vlb_is_full(T, timesteps) else f"stratified_K{timesteps}"
 
 
+def likelihood_plan(process: Process, timesteps: int, ode_steps: int, probes: int) -> dict:
+    """The process's likelihood estimate as evals.csv records it: ``metric``, ``estimator`` (its
+    ``sampler`` column) and the network's forward ``passes`` per image. DDPM: the VLB with
+    ``timesteps`` terms (``nll_bpd``); flow: the ODE likelihood with ``ode_steps`` Heun steps and
+    ``probes`` Hutchinson probes, each one backward pass per forward (``nll_ode_bpd``)."""
+    if process.name == "flow":
+        return {"metric": "nll_ode_bpd", "estimator": f"ode_heun{ode_steps}_hutch{probes}",
+                "passes": process.likelihood_passes(ode_steps)}
+    return {"metric": "nll_bpd", "estimator": estimator_name(process.T, timesteps),
+            "passes": process.likelihood_passes(timesteps)}
+
+
 def strata(T: int, K: int) -> list[tuple[int, int]]:
     """K contiguous, near-equal [lo, hi) strata covering [1, T)."""
     if not 1 <= K <= T - 1:
@@ -104,8 +116,8 @@ def evaluate_nll(model, process: Process, split, n_images: int, generator: torch
     n = len(split) if n_images <= 0 else min(n_images, len(split))
     was_training = model.training
     model.eval()
-    flow = process.name == "flow"
-    calls = process.likelihood_passes(ode_steps if flow else timesteps)
+    plan = likelihood_plan(process, timesteps, ode_steps, probes)
+    calls = plan["passes"]
     bar = None
     if progress:
         from tqdm import tqdm
@@ -116,7 +128,7 @@ def evaluate_nll(model, process: Process, split, n_images: int, generator: torch
     try:
         for i in range(0, n, batch_size):
             x0 = split.get(torch.arange(i, min(i + batch_size, n))).to(device)
-            if flow:
+            if plan["metric"] == "nll_ode_bpd":
                 bpd = process.ode_bpd(model, x0, generator, steps=ode_steps, probes=probes,
                                       bin_width=2 / 255 if decoder == "discretized" else None,
                                       progress=bar)
@@ -131,6 +143,4 @@ def evaluate_nll(model, process: Process, split, n_images: int, generator: torch
     tot = torch.cat(totals)
     return {"bpd": float(tot.mean()),
             "se": float(tot.std() / math.sqrt(len(tot))) if len(tot) > 1 else float("nan"),
-            "n": len(tot), "metric": "nll_ode_bpd" if flow else "nll_bpd",
-            "estimator": (f"ode_heun{ode_steps}_hutch{probes}" if flow
-                          else estimator_name(process.T, timesteps))}
+            "n": len(tot), "metric": plan["metric"], "estimator": plan["estimator"]}

@@ -177,10 +177,12 @@ def write_sweep(sweep_dir: Path, spec: dict) -> None:
     """sweep.yaml, rewritten only when it changed; replacing an earlier version says so (its runs
     stay in the folder and the report counts them; only the new version's runs are expected)."""
     path, text = sweep_file(sweep_dir), yaml.safe_dump(spec, sort_keys=False)
-    if path.exists() and path.read_text() != text:
+    old = path.read_text() if path.exists() else None
+    if old == text:
+        return
+    if old is not None:
         print(f"note: {path} replaced: the sweep changed since it was last launched into this "
               f"folder. Runs of the earlier version stay there and the report counts them; "
               f"launch an edited sweep under a new 'name' to keep the two apart",
               file=sys.stderr, flush=True)
-    if not path.exists() or path.read_text() != text:
-        atomic_write_text(path, text)
+    atomic_write_text(path, text)

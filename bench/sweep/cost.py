@@ -15,7 +15,7 @@ from bench.core import processes
 from bench.core.cost import BWD_FACTOR, forward_equivalents
 from bench.data import datasets
 from bench.evaluation.callbacks import resolve_metrics
-from bench.evaluation.nll import estimator_name
+from bench.evaluation.nll import likelihood_plan
 from bench.sweep.spec import RunConfig
 from bench.tools import cost_table
 
@@ -61,7 +61,7 @@ def run_cost(cfg: Mapping) -> dict:
     kind = datasets.kind(cfg["dataset"]["name"])
     metrics = resolve_metrics(list(e["metrics"]), kind != "vector", kind == "latent")
     sample = [m for m in metrics if m != "nll"]
-    process = processes.build(d, cfg.get("process", {}).get("name", "ddpm"))
+    process = processes.build(d, cfg["process"]["name"])
     if sample:
         steps = process.sample_passes(e["sampler"], Eval.from_dict(e).sampler_steps)
         how = {"ddpm": f"DDPM T = {T}", "ddim": f"DDIM {steps}", "euler": f"Euler {steps}",
@@ -76,15 +76,13 @@ def run_cost(cfg: Mapping) -> dict:
         n_test = params.get("n_test") if isinstance(params.get("n_test"), int) else None
         n = (n_test if c["n_images"] <= 0 else
              min(c["n_images"], n_test) if n_test else c["n_images"])
-        flow = process.name == "flow"
-        steps = c.get("ode_steps", 20) if flow else c["timesteps"]
-        terms = process.likelihood_passes(steps)
-        how = (f"ODE, Heun {steps} steps, {c.get('probes', 1)} Hutchinson probe(s): as many "
-               f"backward passes per probe" if flow else estimator_name(T, steps))
-        out["nll"] = {"n": n, "upper": bool(n and not n_test), "terms": terms, "how": how,
-                      "metric": "nll_ode_bpd" if flow else "nll_bpd",
-                      "unit": "passes" if flow else "terms",
-                      "fwd": n_eval * n * terms if n else None}
+        plan = likelihood_plan(process, c["timesteps"], c["ode_steps"], c["probes"])
+        flow = plan["metric"] == "nll_ode_bpd"
+        how = (f"ODE, Heun {c['ode_steps']} steps, {c['probes']} Hutchinson probe(s): as many "
+               f"backward passes per probe" if flow else plan["estimator"])
+        out["nll"] = {"n": n, "upper": bool(n and not n_test), "terms": plan["passes"],
+                      "how": how, "metric": plan["metric"], "unit": "passes" if flow else "terms",
+                      "fwd": n_eval * n * plan["passes"] if n else None}
     return out
 
 

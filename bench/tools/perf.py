@@ -118,8 +118,7 @@ class BareLoop:
         self.cl = opts["channels_last"] and self.data.is_image
         if self.cl:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.process = processes.build(cfg["diffusion"],
-                                       cfg.get("process", {}).get("name", "ddpm"))
+        self.process = processes.build(cfg["diffusion"], cfg["process"]["name"])
         kw = {"fused": True} if opts["fused_adam"] and device.type == "cuda" else {}
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg["train"]["lr"], **kw)
         self.net = torch.compile(self.model) if opts["compile"] else self.model
@@ -186,11 +185,9 @@ def benchmark(iters: int = 40, device: str = "cpu", only: list[str] | None = Non
     setup = setup or default_setup(device)
     import sklearn.feature_selection  # noqa: F401  (one-off import outside the timed window)
 
-    flows = {"ddpm": [], "flow": ["@flow"], "both": ["", "@flow"]}[process]
-    base = {} if process == "flow" else strategy_configs(iters)
-    configs = {**base, **{f"{k}@flow": v for k, v in strategy_configs(iters).items()
-                          if "@flow" in flows}}
-    bares = ["bare"] + (["bare@flow"] if "@flow" in flows else [])
+    suffixes = {"ddpm": [""], "flow": ["@flow"], "both": ["", "@flow"]}[process]
+    configs = {f"{k}{s}": v for s in suffixes for k, v in strategy_configs(iters).items()}
+    bares = ["bare"] + (["bare@flow"] if "@flow" in suffixes else [])   # ratios: against bare
     if only:
         unknown = [o for o in only if o not in configs and o not in bares]
         if unknown:
