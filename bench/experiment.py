@@ -48,7 +48,7 @@ def _check_components(cfg: Config) -> None:
     def spec(c) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in c.to_dict().items())
 
-    process = processes.build(cfg.diffusion, cfg.process.name)   # cheap: T floats
+    process = processes.build(cfg.diffusion, cfg.process)   # cheap: T floats
     datasets.check(cfg.dataset.name, cfg.dataset.params)
     backbones.check(cfg.backbone.name, cfg.backbone.params)
     strategies.get(cfg.strategy.name)                   # an unknown name: the valid ones

@@ -1,5 +1,9 @@
 """Record the golden values of tests/test_perf_equivalence.py (run ONCE, on the code before the
 performance work of issue 8; re-running it later would only re-record whatever the code does now).
+Bit-exact values belong to one CPU model: to add one, run this script from a worktree of the
+pre-optimisation commit 0437afb (``git worktree add /tmp/preopt 0437afb``, then this venv's
+python on ``/tmp/preopt/scripts/make_perf_golden.py --out FILE``) and put FILE's content under
+``platforms[<CPU model name>]`` of the fixture (``bench.train.run.cpu_model()``).
 
     OMP_NUM_THREADS=1 python scripts/make_perf_golden.py [--out tests/fixtures/perf_golden.json]
 

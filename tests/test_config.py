@@ -69,7 +69,8 @@ def test_run_ids_of_the_committed_fixture_are_pinned():
 
 def test_run_ids_of_the_quickstart_are_pinned():
     """The 72 DDPM runs keep the ids they had before flow matching joined the quickstart (its 36
-    flow runs were added to the list then, issue 25)."""
+    flow runs were added to the list then, issue 25, and renamed when flow's time became
+    continuous within the drawn cell: ``process.cell_time``)."""
     before = (REPO / "tests" / "fixtures" / "quickstart_run_ids.txt").read_text().split()
     runs = S.expand(S.load_sweep(REPO / "sweeps" / "quickstart.yaml"))
     assert sorted(r.run_id for r in runs) == sorted(before)

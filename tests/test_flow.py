@@ -40,6 +40,48 @@ def test_the_path_target_and_noise_level_of_a_cell():
     assert torch.allclose(f.eps_to_loss[i], (1 - t) ** 2)
 
 
+def test_a_drawn_cell_trains_at_a_continuous_time_within_it_or_at_its_centre():
+    cells = torch.arange(10).repeat(200)
+    f = Flow(10)
+    t = f.train_times(cells, torch.Generator().manual_seed(0))
+    assert t.dtype == torch.float64 and torch.equal(f.grid.cell(t), cells)
+    offset = t * 10 - cells                       # u ~ U[0, 1) within every cell
+    assert offset.min() >= 0 and offset.max() < 1 and abs(offset.mean() - 0.5) < 0.03
+    assert torch.equal(t, f.train_times(cells, torch.Generator().manual_seed(0)))
+    x0, eps = torch.randn(2000, 3, dtype=torch.float64), torch.randn(2000, 3, dtype=torch.float64)
+    assert torch.allclose(f.noised(x0, t, eps), (1 - t[:, None]) * x0 + t[:, None] * eps)
+    assert torch.allclose(f.model_time(t).double(), 1000 * t, atol=1e-4)
+    centre = Flow(10, cell_time="centre")
+    assert torch.equal(centre.train_times(cells, torch.Generator()), cells)
+    with pytest.raises(ValueError, match="unknown process.cell_time 'mid'; valid: uniform, centre"):
+        Flow(10, cell_time="mid")
+
+
+def test_the_step_trains_at_the_cell_time_the_process_chose(tmp_path, monkeypatch):
+    """uniform: every training input at a continuous t in its drawn cell, not a centre; centre:
+    the centres; DDPM: the drawn index (its runs unchanged)."""
+    seen = {}
+
+    def run(process, name, sampler="euler"):
+        cfg = C.resolve(C.deep_update(BASE, {"process": process, "train": {"iterations": 2},
+                                             "eval": {"sampler": sampler}}))
+        experiment.run(cfg, tmp_path / name, progress=False, log_lines=False)
+
+    for kind in (Flow, processes.PROCESSES["ddpm"]):
+        orig = kind.noised
+
+        def noised(self, x0, t, noise, orig=orig):
+            seen.setdefault(self.name + getattr(self, "cell_time", ""), []).append(t.clone())
+            return orig(self, x0, t, noise)
+        monkeypatch.setattr(kind, "noised", noised)
+    run({"name": "flow"}, "uniform")
+    run({"name": "flow", "cell_time": "centre"}, "centre")
+    run({"name": "ddpm"}, "ddpm", sampler="ddim")
+    t = torch.cat(seen["flowuniform"])
+    assert t.is_floating_point() and not torch.isin(t * 50 - 0.5, torch.arange(50.0)).any()
+    assert all(not x.is_floating_point() for k in ("flowcentre", "ddpm") for x in seen[k])
+
+
 def test_eps_and_x0_errors_are_the_velocity_error_scaled():
     """ε-MSE = (1 − t)²·v-MSE and x0-MSE = t²·v-MSE for one prediction."""
     f = Flow(20)
@@ -107,6 +149,9 @@ def test_euler_and_heun_are_exact_on_straight_paths_and_count_their_passes(sampl
     ({"diffusion": {"schedule": "cosine"}}, "diffusion.schedule='cosine' has no meaning for "
                                             "process flow"),
     ({"process": {"name": "sde"}}, "unknown process.name 'sde'; valid: ddpm, flow"),
+    ({"process": {"name": "flow", "cell_time": "mid"}}, "process.cell_time"),
+    ({"process": {"name": "ddpm", "cell_time": "centre"}, "eval": {"sampler": "ddim"}},
+     "process.cell_time='centre' has no meaning for process ddpm"),
 ])
 def test_wrong_choices_for_a_process_are_refused_before_work(overrides, message):
     with pytest.raises(ValueError) as e:
@@ -120,6 +165,12 @@ def test_the_process_key_at_its_default_leaves_every_ddpm_run_id_as_it_was():
     assert C.run_id(C.resolve({**plain, "process": {"name": "ddpm"}})) == before
     assert C.run_id(C.resolve({**plain, "eval": {"steps": 50}})) == before
     assert C.run_id(C.resolve({**plain, "process": {"name": "flow"}})) != before
+    # a config.yaml written before process.cell_time existed reads back to the same id
+    assert C.run_id({**C.resolve(plain), "process": {"name": "ddpm"}}) == before
+    flow = C.resolve({**plain, "process": {"name": "flow"}})
+    assert C.run_id({**flow, "process": {"name": "flow"}}) == C.run_id(flow)
+    assert C.run_id(C.resolve({**plain, "process": {"name": "flow", "cell_time": "centre"}})) \
+        != C.run_id(flow)
 
 
 @pytest.mark.parametrize("name", strategies.names())

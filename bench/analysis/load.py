@@ -202,7 +202,7 @@ def fixed_loss_weights(runs: pd.DataFrame) -> dict[str, np.ndarray]:
             continue
         cfg = read_config(Path(r.path))
         s = strategies.build(cfg["strategy"]["name"],
-                             processes.build(cfg["diffusion"], cfg["process"]["name"]),
+                             processes.build(cfg["diffusion"], cfg["process"]),
                              {k: v for k, v in cfg["strategy"].items() if k != "name"})
         w = s.loss_weights().double().numpy()    # a learned weighting starts constant: left out
         if not np.allclose(w, w[0]):

@@ -75,7 +75,10 @@ def canonical_form(cfg: Mapping) -> dict:
             default = default[p]
         if not isinstance(holder, dict):
             continue
-        if key in NOT_IDENTITY or holder.get(name, default.get(name)) == default.get(name):
+        value, fallback = holder.get(name, default.get(name)), default.get(name)
+        if isinstance(value, Mapping) and isinstance(fallback, Mapping):
+            value = holder[name] = {**fallback, **value}     # a section: its defaults filled
+        if key in NOT_IDENTITY or value == fallback:
             holder.pop(name, None)
     for key, identity in COMPONENT_IDENTITY.items():
         if isinstance(out.get(key), Mapping) and "name" in out[key]:

@@ -36,6 +36,10 @@ class ProcessSpec(Section):
     name: str = opt("ddpm", "ddpm (ε-prediction on the diffusion.* schedule) | flow (rectified "
                             "flow, velocity prediction; diffusion.timesteps = its time-grid "
                             "cells; docs/processes.md)", choice("ddpm", "flow"))
+    cell_time: str = opt("uniform", "flow: where in the drawn grid cell a step trains: uniform "
+                                    "(a continuous t drawn within the cell) | centre (the cell's "
+                                    "centre); ddpm: uniform only (its time is the index)",
+                         choice("uniform", "centre"))
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,10 @@ class DDPM(Process):
     def model_cell(self, model_t: Tensor) -> Tensor:
         return model_t.long()
 
+    def train_times(self, cells: Tensor, generator: torch.Generator) -> Tensor:
+        """The drawn indices themselves (DDPM's time is discrete; nothing is drawn)."""
+        return cells
+
     def log_snr(self, t: Tensor) -> Tensor:
         return torch.log(self.snr[t.long().cpu()])
 

@@ -6,11 +6,15 @@ t = 1 is pure noise, the network predicts v = ε − x0, and the sampler integra
 t = 1 to t = 0. SNR(t) = ((1 − t)/t)², λ = 2·ln((1 − t)/t).
 
 Time on the grid: strategies choose one of K cells of [0, 1] (K = ``diffusion.timesteps``), as
-they choose one of T indices under DDPM, and the process trains at the cell's centre
-t = (i + ½)/K — the discrete table that diffusers' SD3/Flux training scripts index as well
-(1000 entries). So every time-indexed table (p(t), loss weights, histograms, loss bins) has K
-entries, and a strategy's code is the same on both processes. The network embeds 1000·t, the
-range of DDPM's default indices, so the backbones' sinusoidal embeddings see the same scale.
+they choose one of T indices under DDPM, so every time-indexed table (p(t), loss weights,
+histograms, loss bins) has K entries and a strategy's code is the same on both processes. The
+step trains at a continuous t drawn uniformly within the chosen cell, t = (i + u)/K with
+u ~ U[0, 1) from the run's ``cell_time`` stream (``process.cell_time: uniform``, the default: a
+strategy's density becomes piecewise constant on the cells, its loss weight the cell's), or at
+the cell's centre (i + ½)/K (``cell_time: centre``: a fixed table of K times, as diffusers'
+SD3/Flux scripts index one). A strategy's own evaluations at chosen cells (its hooks, the
+diagnostics) use the centres. The network embeds 1000·t, the range of DDPM's default indices, so
+the backbones' sinusoidal embeddings see the same scale.
 """
 
 from __future__ import annotations
@@ -31,11 +35,16 @@ class Flow(Process):
     name = "flow"
     SAMPLERS = ("euler", "heun")
 
-    def __init__(self, cells: int = 1000):
+    CELL_TIMES = ("uniform", "centre")
+
+    def __init__(self, cells: int = 1000, cell_time: str = "uniform"):
         if cells < 2:
             raise ValueError(f"the flow's time grid needs >= 2 cells, got {cells}")
-        self.K = cells
-        self.grid = TimeGrid(cells)
+        if cell_time not in self.CELL_TIMES:
+            raise ValueError(f"unknown process.cell_time {cell_time!r}; valid: "
+                             f"{', '.join(self.CELL_TIMES)}")
+        self.K, self.cell_time = cells, cell_time
+        self.grid = TimeGrid(cells, discrete=False)
         self.t_centres = (torch.arange(cells, dtype=torch.float64) + 0.5) / cells
         self.snr = ((1.0 - self.t_centres) / self.t_centres) ** 2
         # ε-MSE = (1 − t)²·v-MSE at the same prediction: an ε-form loss weight w becomes the
@@ -44,9 +53,10 @@ class Flow(Process):
 
     # ------------------------------------------------------------------ the grid
     def time(self, i: Tensor, like: Tensor | None = None) -> Tensor:
-        """The continuous time t of cells ``i`` (float64; as ``like``'s dtype/device and
-        broadcastable against it when given)."""
-        t = self.t_centres[i.long().cpu()]
+        """The continuous time t of ``i``: a floating tensor is t itself, an integer one holds
+        cells, at their centres (float64; as ``like``'s dtype/device and broadcastable against it
+        when given)."""
+        t = i.double().cpu() if i.is_floating_point() else self.t_centres[i.long().cpu()]
         if like is None:
             return t
         return t.to(like.device, like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
@@ -60,8 +70,16 @@ class Flow(Process):
         """v = ε − x0: the velocity of the path."""
         return noise - x0
 
+    def train_times(self, cells: Tensor, generator: torch.Generator) -> Tensor:
+        """cell_time uniform: t = (i + u)/K, u ~ U[0, 1) from ``generator`` (float64, on the
+        cells' device); centre: the cells themselves (trained at their centres)."""
+        if self.cell_time == "centre":
+            return cells
+        u = torch.rand(cells.shape, generator=generator, dtype=torch.float64)
+        return (cells.cpu().double() + u).div(self.K).clamp(max=1.0).to(cells.device)
+
     def model_time(self, t: Tensor) -> Tensor:
-        """1000·t at the cell's centre (float32)."""
+        """1000·t (float32)."""
         return (self.time(t) * EMBED_SCALE).float().to(t.device)
 
     def model_cell(self, model_t: Tensor) -> Tensor:
@@ -125,7 +143,7 @@ class Flow(Process):
         and are ignored."""
         tt = self.time(t, x0)
         eps = (x_t - (1.0 - tt) * x0) / tt
-        w = self.elbo_weights()[t.long().cpu()].to(pred.device, torch.float32)
+        w = self.elbo_weights()[self.grid.cell(t).cpu()].to(pred.device, torch.float32)
         return w * self.loss(pred, self.target(x0, eps)) / math.log(2.0)
 
     def prior_bpd(self, x0: Tensor) -> Tensor:

@@ -9,10 +9,11 @@ what they cost (``sample``, ``sample_passes``), and its likelihood terms (``like
 through this contract; the one constructor from a config is ``bench.core.processes.build``.
 
 What a strategy draws is a cell of the process's ``TimeGrid``: DDPM's index i (``bench.core.ddpm``)
-or, for rectified flow (``bench.core.flow``), one of K cells of [0, 1], trained at its centre. So
-every table indexed by time (a strategy's p(t), its loss weights, the drawn-t histogram, the
-training-loss bins) has one shape per process, and ``TimeGrid`` also maps a continuous time onto
-its cell (``discrete=False``) for a process that draws continuous times.
+or, for rectified flow (``bench.core.flow``), one of K cells of [0, 1]. So every table indexed by
+time (a strategy's p(t), its loss weights, the drawn-t histogram, the training-loss bins) has one
+shape per process. The time a drawn cell is trained at is ``train_times``: DDPM's index itself; on
+flow a continuous t drawn uniformly within the cell (or the cell's centre), which the process's
+methods take wherever they take a cell. ``TimeGrid`` maps either back onto its cell.
 """
 
 from __future__ import annotations
@@ -36,15 +37,15 @@ def upcast(x: Tensor) -> Tensor:
 @dataclass(frozen=True)
 class TimeGrid:
     """K cells tabulating a process's time. ``discrete``: time is the cell index itself (DDPM:
-    K = T, cell i is index i); otherwise time t ∈ [0, 1] falls in cell ⌊t·K⌋ (the last cell
-    closed)."""
+    K = T, cell i is index i); otherwise an integer tensor holds cell indices and a floating one
+    continuous times t ∈ [0, 1], t in cell ⌊t·K⌋ (the last cell closed)."""
 
     size: int
     discrete: bool = True
 
     def cell(self, t: Tensor) -> Tensor:
         """The cell index (int64) of every time in ``t``."""
-        if self.discrete:
+        if self.discrete or not t.is_floating_point():
             return t.long()
         return (t.double() * self.size).floor().long().clamp(0, self.size - 1)
 
@@ -92,6 +93,11 @@ class Process:
         """Per-example training loss of ``model`` (called as ``model(x_t, model_time(t))``)."""
         return self.loss(model(self.noised(x0, t, noise), self.model_time(t)),
                          self.target(x0, noise))
+
+    def train_times(self, cells: Tensor, generator: torch.Generator) -> Tensor:
+        """The times the drawn grid ``cells`` are trained at (what ``noised``/``model_time`` get
+        in the training step); may draw from ``generator`` (the run's per-step stream for it)."""
+        raise NotImplementedError
 
     # --- noise levels ----------------------------------------------------------------------
     def log_snr(self, t: Tensor) -> Tensor:

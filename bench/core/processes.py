@@ -23,12 +23,19 @@ def samplers(process: str) -> tuple[str, ...]:
     return PROCESSES.get(process).SAMPLERS
 
 
-def build(section: Any, process: str = "ddpm") -> Process:
-    """The process named ``process`` (a config's ``process.name``) on its ``diffusion`` section
-    (a mapping or the typed section): DDPM reads ``schedule``, ``timesteps``, ``variance``; flow
-    reads ``timesteps`` as its grid's cells and refuses another schedule or variance (its path is
-    the straight line)."""
-    spec = dict(section) if isinstance(section, Mapping) else dataclasses.asdict(section)
+def _as_dict(section: Any) -> dict:
+    return dict(section) if isinstance(section, Mapping) else dataclasses.asdict(section)
+
+
+def build(section: Any, process: Any = "ddpm") -> Process:
+    """The process a config's ``process`` section (a mapping or the typed section, or just its
+    ``name``) names, on its ``diffusion`` section (likewise): DDPM reads ``schedule``,
+    ``timesteps``, ``variance`` and refuses a ``cell_time`` (its time is the discrete index);
+    flow reads ``timesteps`` as its grid's cells and ``cell_time``, and refuses another schedule
+    or variance (its path is the straight line)."""
+    spec = _as_dict(section)
+    options = {"name": process} if isinstance(process, str) else _as_dict(process)
+    process, cell_time = options.get("name", "ddpm"), options.get("cell_time", "uniform")
     if process not in PROCESSES:
         raise ValueError(f"unknown process.name {process!r}; valid: {', '.join(PROCESSES)}")
     if process == "flow":
@@ -37,7 +44,10 @@ def build(section: Any, process: str = "ddpm") -> Process:
                 raise ValueError(f"diffusion.{key}={spec[key]!r} has no meaning for process "
                                  f"flow (its path is linear: x_t = (1-t)·x0 + t·noise); leave it "
                                  f"at {fixed}")
-        args = (spec["timesteps"],)
+        args = (spec["timesteps"], cell_time)
     else:
+        if cell_time != "uniform":
+            raise ValueError(f"process.cell_time={cell_time!r} has no meaning for process ddpm "
+                             "(its time is the discrete index itself); leave it at uniform")
         args = (spec["schedule"], spec["timesteps"], spec.get("variance", "fixed_large"))
     return PROCESSES[process](*args)

@@ -61,7 +61,7 @@ def run_cost(cfg: Mapping) -> dict:
     kind = datasets.kind(cfg["dataset"]["name"])
     metrics = resolve_metrics(list(e["metrics"]), kind != "vector", kind == "latent")
     sample = [m for m in metrics if m != "nll"]
-    process = processes.build(d, cfg["process"]["name"])
+    process = processes.build(d, cfg["process"])
     if sample:
         steps = process.sample_passes(e["sampler"], Eval.from_dict(e).sampler_steps)
         how = {"ddpm": f"DDPM T = {T}", "ddim": f"DDIM {steps}", "euler": f"Euler {steps}",

@@ -118,7 +118,7 @@ class BareLoop:
         self.cl = opts["channels_last"] and self.data.is_image
         if self.cl:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.process = processes.build(cfg["diffusion"], cfg["process"]["name"])
+        self.process = processes.build(cfg["diffusion"], cfg["process"])
         kw = {"fused": True} if opts["fused_adam"] and device.type == "cuda" else {}
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg["train"]["lr"], **kw)
         self.net = torch.compile(self.model) if opts["compile"] else self.model

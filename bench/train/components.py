@@ -19,7 +19,7 @@ def build_components(cfg: Mapping | Config, device: torch.device | None = None):
     cfg = Config.of(cfg)
     data = datasets.build(cfg.dataset.name, cfg.dataset.params)
     model = backbones.build(cfg.backbone.name, data.shape, cfg.backbone.params)
-    process = processes.build(cfg.diffusion, cfg.process.name)
+    process = processes.build(cfg.diffusion, cfg.process)
     strategy = strategies.build(cfg.strategy.name, process, cfg.strategy.params)
     if device is not None:
         model.to(device)

@@ -204,13 +204,14 @@ class Trainer:
         sl = slice(self.rank * (B // W), (self.rank + 1) * (B // W))
         x0, noise = x0_global[sl].to(self.device), noise[sl].to(self.device)
         local = draw.select(sl, self.device)
-        t = local.t
+        t = local.t                                   # the drawn grid cells
         pr = self.process
-        x_t = pr.noised(x0, t, noise)
+        t_train = pr.train_times(draw.t, generator(self.seed, "cell_time", step))[sl]
+        x_t = pr.noised(x0, t_train, noise)
         if self.tr.channels_last and x_t.dim() == 4:
             x_t = x_t.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.tr.bf16):
-            pred = self.net(x_t, pr.model_time(t))
+            pred = self.net(x_t, pr.model_time(t_train))
         losses = pr.loss(pred, pr.target(x0, noise))
         loss = (local.weight * losses).mean()
         ctx = strategies.StepContext(
