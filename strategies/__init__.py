@@ -27,6 +27,15 @@ from strategies import edm2_uncertainty  # noqa: F401
 from strategies import adaptive_beta  # noqa: F401
 from strategies import grad_variance  # noqa: F401
 from strategies import uniform_range  # noqa: F401
+from strategies import mode  # noqa: F401
+from strategies import cosmap  # noqa: F401
+from strategies import beta_t  # noqa: F401
+from strategies import u_shaped  # noqa: F401
+from strategies import power_law  # noqa: F401
+from strategies import debiased  # noqa: F401
+from strategies import soft_min_snr  # noqa: F401
+from strategies import sigma_sqrt  # noqa: F401
+from strategies import fm_curriculum  # noqa: F401
 
 load_entry_points()
 

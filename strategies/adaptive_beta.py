@@ -126,6 +126,7 @@ def _check(cond: bool, name: str, rule: str, value: Any) -> None:
 class AdaptiveBeta(Strategy):
     name = "adaptive_beta"
     learned = True
+    inverse_cdf = True          # u = I⁻¹(α, β; v): ``compose``'s stratified option applies
     PRESETS = PRESETS
     adaptation_columns = ("s_set", "reward_mean", "reward_std", "reward_t_corr", "alpha_mean",
                           "alpha_min", "alpha_max", "beta_mean", "beta_min", "beta_max")
@@ -267,8 +268,7 @@ class AdaptiveBeta(Strategy):
     # ------------------------------------------------------------------ the contract
     def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
         alpha, beta = self.policy_params(x0)
-        v = torch.rand(x0.shape[0], generator=generator, dtype=torch.float64,
-                       device=generator.device)
+        v = self.uniforms(x0.shape[0], generator)
         u = special.betaincinv(alpha.double().cpu().numpy(), beta.double().cpu().numpy(),
                                v.cpu().numpy())
         u = torch.from_numpy(np.clip(u, U_EPS, 1.0 - U_EPS))

@@ -128,6 +128,10 @@ class Strategy:
     # process name -> why this strategy does not run on it (refused at construction, so before
     # any work); every other process of bench.core.processes is supported
     unsupported: dict[str, str] = {}
+    # its draw is an inverse CDF of ``uniforms`` (so ``compose``'s ``stratified`` option applies);
+    # ``stratified`` is set by that option
+    inverse_cdf: bool = False
+    stratified: bool = False
 
     def __init__(self, process: Process, params: "Strategy.Params | None" = None):
         if process.name in self.unsupported:
@@ -180,9 +184,36 @@ class Strategy:
         pass
 
     # --- helpers for subclasses -----------------------------------------------------------
+    def uniforms(self, n: int, generator: torch.Generator) -> Tensor:
+        """n variates U[0, 1) (float64, on the generator's device) for an inverse-CDF draw;
+        ``stratified``: one u₀ and (u₀ + b/n) mod 1 for b = 0 … n − 1 — each still U[0, 1), the
+        batch spread evenly (VDM's antithetic time, Kingma et al. 2021)."""
+        dev = generator.device
+        if not self.stratified:
+            return torch.rand(n, generator=generator, dtype=torch.float64, device=dev)
+        u0 = torch.rand(1, generator=generator, dtype=torch.float64, device=dev)
+        return (u0 + torch.arange(n, dtype=torch.float64, device=dev) / n) % 1.0
+
     def draw(self, t: Tensor, importance: Tensor | None = None) -> Draw:
         """A Draw for indices t with this strategy's loss weights (and importance 1 by default)."""
         t = t.long()
         lw = self.loss_weights()[t].float()
         imp = torch.ones_like(lw) if importance is None else importance.float()
         return Draw(t=t, importance=imp, loss_weight=lw)
+
+
+class CountsSteps:
+    """Mixin for a strategy that changes with the iteration count: ``steps``, the optimizer
+    steps taken so far, is its state (checkpointed, so a resumed run switches at the same step).
+    Put it before the Strategy base: ``class S(CountsSteps, Strategy)``."""
+
+    steps: int = 0
+
+    def after_update(self, ctx: StepContext) -> None:
+        self.steps += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps = int(state["steps"])

@@ -53,8 +53,10 @@ class Laplace(Strategy):
         lower = torch.cat([cdf, zero])          # F(e_{i+1})
         self._p = (upper - lower).clamp(min=0.0)
 
+    inverse_cdf = True
+
     def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
-        u = torch.rand(x0.shape[0], generator=generator, dtype=torch.float64) - 0.5
+        u = self.uniforms(x0.shape[0], generator).cpu() - 0.5
         lam = self.params.mu - self.params.b * torch.sign(u) * torch.log1p(-2.0 * u.abs())
         t = torch.searchsorted(self._neg_edges, -lam, right=True)
         return self.draw(t)

@@ -91,9 +91,14 @@ class LogNormal(Strategy):
                          torch.ones(1, dtype=torch.float64)])
         self._p = (cdf[1:] - cdf[:-1]).clamp(min=0.0)
 
+    inverse_cdf = True
+
     def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
         n = x0.shape[0]
-        z = torch.randn(n, generator=generator, dtype=torch.float64)
+        if self.stratified:                      # z = Φ⁻¹(v), v stratified
+            z = torch.special.ndtri(self.uniforms(n, generator).cpu())
+        else:
+            z = torch.randn(n, generator=generator, dtype=torch.float64)
         p = self.params
         if p.variant == "edm":
             log_sigma = p.p_mean + p.p_std * z

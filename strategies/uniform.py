@@ -23,7 +23,12 @@ class Uniform(Strategy):
     class Params:
         pass
 
+    inverse_cdf = True
+
     def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
+        if self.stratified:        # i = ⌊v·T⌋ (VDM's ceil(v·T) on indices 1 … T)
+            v = self.uniforms(x0.shape[0], generator).cpu()
+            return self.draw((v * self.T).floor().long().clamp(max=self.T - 1))
         t = torch.randint(0, self.T, (x0.shape[0],), generator=generator)
         return self.draw(t)
 

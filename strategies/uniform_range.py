@@ -12,18 +12,17 @@ its code); ``low: 0, high: 1`` is uniform.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from strategies._checks import integer, number
-from strategies.base import Draw, StepContext, Strategy
+from strategies.base import CountsSteps, Draw, Strategy
 from strategies.registry import register
 
 
 @register
-class UniformRange(Strategy):
+class UniformRange(CountsSteps, Strategy):
     name = "uniform_range"
     paper = "Kim et al. 2025, Sec. 4, Fig. 4 (training on t ∈ [0, 0.2T) only)"
 
@@ -48,7 +47,6 @@ class UniformRange(Strategy):
         if self.hi <= self.lo:
             raise ValueError(f"uniform_range: [{p.low}·T, {p.high}·T) holds no timestep at "
                              f"T={self.T}; widen the range")
-        self.steps = 0
 
     def _bounds(self) -> tuple[int, int]:
         return (self.lo, self.hi) if self.steps >= self.params.start_step else (0, self.T)
@@ -62,12 +60,3 @@ class UniformRange(Strategy):
         p = torch.zeros(self.T, dtype=torch.float64)
         p[lo:hi] = 1.0 / (hi - lo)
         return p
-
-    def after_update(self, ctx: StepContext) -> None:
-        self.steps += 1
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"steps": self.steps}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.steps = int(state["steps"])

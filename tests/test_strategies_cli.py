@@ -140,7 +140,9 @@ def test_a_closed_stdout_exits_0_quietly_after_writing_the_plot(tmp_path):
            f"--plot {shlex.quote(str(png))} | head -1")         # 3000 rows: more than a pipe holds
     r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=REPO, capture_output=True,
                        text=True, timeout=120, check=False)
-    assert (r.returncode, r.stdout, r.stderr) == (0, "strategy,t,prob,loss_weight\n", "")
+    assert (r.returncode, r.stdout) == (0, "strategy,t,prob,loss_weight\n")
+    assert [line.split(":")[0] for line in r.stderr.splitlines()] == [
+        "# uniform on ddpm", "# min_snr on ddpm", "# p2 on ddpm"]       # the mean weights
     assert png.read_bytes()[:8] == PNG
 
 
@@ -282,3 +284,19 @@ def test_module_entry_point_exit_status():
     r = subprocess.run([sys.executable, "-m", "bench.strategies", "show", "p2", "--set", "k=-2"],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "p2: k must be" in r.stderr and r.stdout == ""
+
+
+def test_show_and_listing_give_each_strategys_mean_loss_weight(capsys):
+    """debiased's 1/√SNR averages 17.8 on the linear schedule (an effective learning rate ×17.8);
+    on flow its derived t(1 − t) averages 1/6."""
+    assert main(["show", "debiased", "--timesteps", "1000", "--process", "both", "--x",
+                 "logsnr"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["# debiased on ddpm: mean loss weight under its own p(t) = 17.8171",
+                   "# debiased on flow: mean loss weight under its own p(t) = 0.166667"]
+    assert main([]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index(next(x for x in lines if x.startswith("debiased ")))
+    assert lines[at + 2].endswith("T = 1000: ddpm 17.82, flow 0.1667")
+    speed = lines.index(next(x for x in lines if x.startswith("speed ")))
+    assert lines[speed + 2].endswith("flow —")                  # refused on flow

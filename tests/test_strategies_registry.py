@@ -2,9 +2,11 @@
 configurations) is parametrised from ``strategy_cases()``, so a new strategy file is picked up
 automatically — ``test_a_new_strategy_is_picked_up_and_checked`` proves it with a dummy.
 
-Per case: Draw shapes/dtypes/ranges and loss_weight = loss_weights()[t]; probabilities() is a
-distribution; a χ² test of 10⁵ draws against probabilities(); determinism under a seeded
-generator; a state_dict round-trip after real trainer steps; a trainer smoke run. Plus bad inputs.
+Per case, on both processes (DDPM and flow; a strategy a process refuses is listed in REFUSED and
+checked to be refused): Draw shapes/dtypes/ranges and loss_weight = loss_weights()[t];
+probabilities() is a distribution; a χ² test of 10⁵ draws against probabilities(); determinism
+under a seeded generator; a state_dict round-trip after real trainer steps; a trainer smoke run.
+Plus bad inputs.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import strategies
 from bench import config as C
 from bench.data.datasets import toy_points
 from bench.core.ddpm import DDPM
+from bench.core.flow import Flow
 from bench.experiment import run
 from bench.train.trainer import Trainer
 from strategies.base import Draw, Strategy
@@ -39,7 +42,28 @@ EXTRA_CASES: list[tuple[str, dict]] = [
     ("lognormal", {"variant": "edm"}),
     ("lognormal", {"discretise": "floor"}),
     ("speed", {"dual": False}),
+    ("compose", {"sampler": {"name": "adaptive_beta"}, "stratified": True}),
+    ("compose", {"sampler": {"name": "mode"}, "weighting": {"name": "debiased"},
+                 "stratified": True}),
+    ("compose", {"sampler": {"name": "uniform"}, "stratified": True}),
+    ("compose", {"sampler": {"name": "lognormal"}, "shift": 3.0}),
+    ("compose", {"sampler": {"name": "adaptive_beta"}, "shift": "auto", "seq_len": 4096,
+                 "stratified": True}),
+    ("compose", {"sampler": {"name": "u_shaped"}, "weighting": {"name": "sigma_sqrt"}}),
+    ("cosmap", {"use": "weight"}),
+    ("debiased", {"max_snr": 1000}),
+    ("fm_curriculum", {"switch_step": 10}),
 ]
+# (process, strategy, params) a process refuses, before any work (the reason is the strategy's)
+REFUSED = [("flow", "speed", {}), ("flow", "speed", {"dual": False}),
+           ("flow", "compose", {"sampler": {"name": "speed"},
+                                "weighting": {"name": "min_snr", "gamma": 5}}),
+           ("ddpm", "sigma_sqrt", {}), ("ddpm", "cosmap", {"use": "weight"}),
+           ("ddpm", "compose", {"sampler": {"name": "lognormal"}, "shift": 3.0}),
+           ("ddpm", "compose", {"sampler": {"name": "adaptive_beta"}, "shift": "auto",
+                                "seq_len": 4096, "stratified": True}),
+           ("ddpm", "compose", {"sampler": {"name": "u_shaped"},
+                                "weighting": {"name": "sigma_sqrt"}})]
 
 
 def strategy_cases() -> list[tuple[str, dict]]:
@@ -55,18 +79,25 @@ def strategy_cases() -> list[tuple[str, dict]]:
     return cases + [(n, p) for n, p in EXTRA_CASES if names_in(n, p) <= set(strategies.names())]
 
 
+def process_cases() -> list[tuple[str, str, dict]]:
+    """Every case on each process, but those the process refuses (REFUSED)."""
+    return [(proc, n, p) for proc in PROCESSES for n, p in strategy_cases()
+            if (proc, n, p) not in REFUSED]
+
+
 def case_id(case) -> str:
-    """A stable, readable test id: ``compose[sampler.name=speed,weighting.name=min_snr,...]``."""
+    """A stable, readable test id: ``flow:compose[sampler.name=speed,...]``."""
     def flat(d: dict, prefix: str = "") -> list[str]:
         out = []
         for k, v in d.items():
             out += flat(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}={v}"]
         return out
-    name, params = case
-    return name if not params else f"{name}[{','.join(flat(params))}]"
+    proc, name, params = case
+    return f"{proc}:{name}" + (f"[{','.join(flat(params))}]" if params else "")
 
 
-CASES = strategy_cases()
+PROCESSES = {"ddpm": DDPM(SCHEDULE, T), "flow": Flow(T)}
+CASES = process_cases()
 IDS = [case_id(c) for c in CASES]
 
 
@@ -79,13 +110,14 @@ def toy_x0(n: int, seed: int = 0) -> torch.Tensor:
     return toy_points("8gaussians", n, torch.Generator().manual_seed(seed))
 
 
-def build(name: str, params: dict) -> Strategy:
-    return strategies.build(name, DDPM(SCHEDULE, T), params)
+def build(name: str, params: dict, process: str = "ddpm") -> Strategy:
+    return strategies.build(name, PROCESSES[process], params)
 
 
-def tiny_config(name: str, params: dict, iterations: int = 20) -> dict:
+def tiny_config(name: str, params: dict, iterations: int = 20, process: str = "ddpm") -> dict:
     return C.resolve({
-        "seed": 0,
+        "seed": 0, "process": {"name": process},
+        **({"eval": {"sampler": "euler"}} if process == "flow" else {}),
         "dataset": {"name": "toy2d", "n_train": 2048, "n_test": 256},
         "backbone": {"name": "mlp", "width": 32, "depth": 1, "time_dim": 16},
         "strategy": {"name": name, **params},
@@ -122,8 +154,8 @@ def assert_same_state(a: Any, b: Any, where: str = "state") -> None:
 
 
 # --------------------------------------------------------------------------- the checks
-def check_draw(name: str, params: dict, n: int = 96) -> None:
-    s = build(name, params)
+def check_draw(name: str, params: dict, process: str = "ddpm", n: int = 96) -> None:
+    s = build(name, params, process)
     d = s.sample(toy_x0(n), torch.Generator().manual_seed(0))
     assert d.t.dtype == torch.int64 and d.t.shape == (n,)
     assert int(d.t.min()) >= 0 and int(d.t.max()) < T
@@ -142,8 +174,8 @@ def check_draw(name: str, params: dict, n: int = 96) -> None:
     assert half.t.shape == (n // 2,) and all(v.shape[0] == n // 2 for v in half.aux.values())
 
 
-def check_probabilities(name: str, params: dict) -> torch.Tensor:
-    s = build(name, params)
+def check_probabilities(name: str, params: dict, process: str = "ddpm") -> torch.Tensor:
+    s = build(name, params, process)
     s.sample(toy_x0(64), torch.Generator().manual_seed(0))      # a strategy may need one draw
     p = s.probabilities()
     assert p is not None, f"{name}: probabilities() is None; the χ² test needs p(t)"
@@ -178,13 +210,13 @@ def chi2_pvalue(s: Strategy, n_total: int = 100_000, batch: int = 1000, seed: in
     return float(scipy.stats.chisquare(obs, exp).pvalue)
 
 
-def check_chi2(name: str, params: dict) -> None:
-    pval = chi2_pvalue(build(name, params))
+def check_chi2(name: str, params: dict, process: str = "ddpm") -> None:
+    pval = chi2_pvalue(build(name, params, process))
     assert pval > 1e-3, f"{name}: 10⁵ draws disagree with probabilities() (χ² p = {pval:.2e})"
 
 
-def check_determinism(name: str, params: dict) -> None:
-    a, b = build(name, params), build(name, params)
+def check_determinism(name: str, params: dict, process: str = "ddpm") -> None:
+    a, b = build(name, params, process), build(name, params, process)
     x0 = toy_x0(64)
     da = a.sample(x0, torch.Generator().manual_seed(123))
     db = b.sample(x0, torch.Generator().manual_seed(123))
@@ -193,15 +225,17 @@ def check_determinism(name: str, params: dict) -> None:
     assert not torch.equal(da.t, dc.t), "a different seed gave the same timesteps"
 
 
-def check_state_roundtrip(name: str, params: dict, tmp_path, steps: int = 20) -> None:
+def check_state_roundtrip(name: str, params: dict, tmp_path, process: str = "ddpm",
+                          steps: int = 20) -> None:
     """Train a few real steps (hooks run), save/load into a fresh instance, compare everything."""
-    tr = Trainer(tiny_config(name, params, iterations=steps), tmp_path / "rt", progress=False)
+    tr = Trainer(tiny_config(name, params, iterations=steps, process=process), tmp_path / "rt",
+                 progress=False)
     for _ in range(steps):
         tr.train_step()
     buf = io.BytesIO()
     torch.save(tr.strategy.state_dict(), buf)
     buf.seek(0)
-    fresh = build(name, params)
+    fresh = build(name, params, process)
     fresh.load_state_dict(torch.load(buf, weights_only=False))
     assert_same_state(tr.strategy.state_dict(), fresh.state_dict())
     x0 = toy_x0(64, seed=5)
@@ -214,48 +248,61 @@ def check_state_roundtrip(name: str, params: dict, tmp_path, steps: int = 20) ->
     torch.testing.assert_close(tr.strategy.loss_weights(), fresh.loss_weights(), rtol=0, atol=0)
 
 
-def check_trainer_smoke(name: str, params: dict, tmp_path) -> None:
+def check_trainer_smoke(name: str, params: dict, tmp_path, process: str = "ddpm") -> None:
     run_dir = tmp_path / "smoke"
-    final = run(tiny_config(name, params), run_dir, progress=False)
+    final = run(tiny_config(name, params, process=process), run_dir, progress=False)
     assert (run_dir / "DONE").exists() and (run_dir / "ckpt" / "last.pt").exists()
     assert final["step"] == 20 and math.isfinite(final["loss"])
     st = torch.load(run_dir / "ckpt" / "last.pt", weights_only=False)
-    build(name, params).load_state_dict(st["strategy"])
+    build(name, params, process).load_state_dict(st["strategy"])
 
 
 # --------------------------------------------------------------------------- parametrised
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_draw(case):
-    check_draw(*case)
+    proc, name, params = case
+    check_draw(name, params, proc)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_probabilities(case):
-    check_probabilities(*case)
+    proc, name, params = case
+    check_probabilities(name, params, proc)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_chi2_draws_match_probabilities(case):
-    check_chi2(*case)
+    proc, name, params = case
+    check_chi2(name, params, proc)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_determinism(case):
-    check_determinism(*case)
+    proc, name, params = case
+    check_determinism(name, params, proc)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_state_dict_roundtrip(case, tmp_path):
-    check_state_roundtrip(*case, tmp_path)
+    proc, name, params = case
+    check_state_roundtrip(name, params, tmp_path, proc)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_trainer_smoke(case, tmp_path):
-    check_trainer_smoke(*case, tmp_path)
+    proc, name, params = case
+    check_trainer_smoke(name, params, tmp_path, proc)
 
 
 def test_every_registered_strategy_is_a_case():
-    assert {n for n, _ in CASES} == set(strategies.names())
+    assert {n for _, n, _ in CASES} == set(strategies.names())
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=[case_id(c) for c in REFUSED])
+def test_a_process_refuses_what_it_cannot_run_with_the_reason(case):
+    proc, name, params = case
+    with pytest.raises(ValueError, match=f"process {proc}"):
+        build(name, params, proc)
 
 
 # --------------------------------------------------------------------------- automatic pick-up
@@ -296,13 +343,13 @@ def test_a_new_strategy_is_picked_up_and_checked(tmp_path):
     register(_Probe)
     try:
         assert ("zz_registry_probe", {}) in strategy_cases()
-        case = ("zz_registry_probe", {})
-        check_draw(*case)
-        check_probabilities(*case)
-        check_chi2(*case)
-        check_determinism(*case)
-        check_state_roundtrip(*case, tmp_path)
-        check_trainer_smoke(*case, tmp_path)
+        for proc in PROCESSES:               # a plug-in runs on both processes
+            check_draw("zz_registry_probe", {}, proc)
+            check_probabilities("zz_registry_probe", {}, proc)
+            check_chi2("zz_registry_probe", {}, proc)
+            check_determinism("zz_registry_probe", {}, proc)
+        check_state_roundtrip("zz_registry_probe", {}, tmp_path)
+        check_trainer_smoke("zz_registry_probe", {}, tmp_path)
     finally:
         unregister("zz_registry_probe")
     assert ("zz_registry_probe", {}) not in strategy_cases()

@@ -14,7 +14,7 @@
         block is that name's one-name output with the name in front):
         prob        = expected fraction of a batch of B drawn at t, in the strategy's initial state
                       (the batch marginal: SpeeD's includes its mirrored half);
-        loss_weight = the per-timestep factor λ(t) on the ε-MSE (1 where there is none).
+        loss_weight = λ(t) on the ε-MSE (1 where none); on stderr its mean Σ p·λ·importance.
         The importance correction of a sampler (``Strategy.importance_weights()``, e.g. 1/(T·p) of
         loss_second_moment) is neither.
         ``--plot`` writes a figure first (then the CSV), three panels sharing x, the strategies
@@ -78,10 +78,21 @@ def param_defaults(cls: type[strategies.Strategy]) -> dict[str, Any]:
 def listing(out: TextIO) -> None:
     names = strategies.names()
     width = max(len(n) for n in names)
+    built = {n: processes.build({"schedule": "linear", "timesteps": 1000}, n)
+             for n in processes.PROCESSES}
     for name in names:
         cls = strategies.get(name)
         params = ", ".join(f"{k}={v!r}" for k, v in param_defaults(cls).items()) or "(none)"
-        out.write(f"{name:<{width}}  {cls.paper}\n{'':<{width}}  params: {params}\n")
+        means = ", ".join(f"{pn} {_mean_weight(name, pr)}" for pn, pr in built.items())
+        out.write(f"{name:<{width}}  {cls.paper}\n{'':<{width}}  params: {params}\n"
+                  f"{'':<{width}}  mean loss weight under its p(t), T = 1000: {means}\n")
+
+
+def _mean_weight(name: str, process: Process) -> str:
+    try:                            # the listing's column
+        return f"{table({'name': name}, process).mean_weight:.4g}"
+    except ValueError:              # refused on this process, or no tabulable p(t)
+        return "—"
 
 
 def with_batch_size(name: str, params: dict, batch_size: int) -> dict:
@@ -122,6 +133,11 @@ class Table:
     prob: Tensor
     loss_weight: Tensor
     importance: Tensor
+
+    @property
+    def mean_weight(self) -> float:
+        """Σ p·λ·importance: the mean factor on the loss (it scales the effective lr)."""
+        return float((self.prob * self.loss_weight * self.importance).sum())
 
     @property
     def effective(self) -> Tensor:
@@ -297,12 +313,16 @@ def show(args: argparse.Namespace, out: TextIO) -> None:
         fig = (figure_lambda(blocks) if len(blocks) > 1
                else figure(blocks[0][1], blocks[0][0], args.x))
         fig.savefig(args.plot)
+    for process, tables in blocks:      # on stderr: the CSV on stdout stays a table
+        for tb in tables:
+            print(f"# {tb.label} on {process.name}: mean loss weight under its own p(t) = "
+                  f"{tb.mean_weight:.6g}", file=sys.stderr)
     write_csv(blocks, out)
 
 
-TRACE_COLUMNS = ["step", "event", "tv_uniform", "tv_initial", "q1", "q2", "q3", "q4",
-                 "eff_tv_initial", "drawn_tv", "drawn_tv_initial", "s_set", "reward_mean", "reward_std",
-                 "reward_t_corr", "alpha_mean", "beta_mean"]
+TRACE_COLUMNS = ("step event tv_uniform tv_initial q1 q2 q3 q4 eff_tv_initial drawn_tv "
+                 "drawn_tv_initial s_set reward_mean reward_std reward_t_corr alpha_mean "
+                 "beta_mean").split()
 
 
 def trace(run_dir: str, threshold: float, out: TextIO) -> None:
