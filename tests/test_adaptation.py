@@ -180,6 +180,11 @@ def test_trace_prints_the_rows_and_the_verdict(tmp_path, scripted):
     assert strategies_cli.main(["trace", str(d)], out=out) == 0
     text = out.getvalue()
     assert "tv_uniform" in text and text.strip().endswith(f"{MARK} (threshold 0.1)")
+    every = io.StringIO()
+    assert strategies_cli.main(["trace", str(d), "--rows"], out=every) == 0
+    n = len(runtables.read_timesteps(d)["adaptation"])
+    assert n > 2 and len(text.splitlines()) == 1 + 2 + 1          # header, first, last, verdict
+    assert len(every.getvalue().splitlines()) == 1 + n + 1
 
 
 def test_trace_rejects_a_fixed_strategy_run_and_a_missing_folder(tmp_path, capsys):

@@ -95,8 +95,12 @@ def test_show_lognormal_laplace_and_compose():
 
 def test_show_writes_a_plot(tmp_path):
     path = tmp_path / "p.png"
-    show("laplace", "--timesteps", "100", "--plot", str(path))
-    assert path.read_bytes()[:8] == PNG
+    out = io.StringIO()
+    assert main(["show", "laplace", "--timesteps", "100", "--plot", str(path)], out=out) == 0
+    assert path.read_bytes()[:8] == PNG            # the figure, and one line instead of the CSV
+    assert out.getvalue() == (f"wrote {path}; laplace on ddpm: mean loss weight under its own "
+                              "p(t) = 1\n")
+    show("laplace", "--timesteps", "100", "--plot", str(path), "--csv")   # the CSV when asked
 
 
 def test_flow_forms_print_cell_centres_and_overlay_ddpm_on_one_log_snr_axis(tmp_path, capsys):
@@ -108,7 +112,7 @@ def test_flow_forms_print_cell_centres_and_overlay_ddpm_on_one_log_snr_axis(tmp_
     assert np.allclose([float(r[2]) for r in rows[1:]], np.minimum((1 - t) ** 2, 5 * t**2))
     out, path = io.StringIO(), tmp_path / "both.png"
     assert main(["show", "uniform", "min_snr", "--process", "both", "--x", "logsnr",
-                 "--timesteps", "50", "--plot", str(path)], out=out) == 0
+                 "--timesteps", "50", "--plot", str(path), "--csv"], out=out) == 0
     rows = list(csv.reader(io.StringIO(out.getvalue())))
     assert rows[0] == ["process", "strategy", "t", "prob", "loss_weight"]
     assert [r[0] for r in rows[1::100]] == ["ddpm", "flow"] and len(rows) == 1 + 2 * 2 * 50
@@ -137,7 +141,7 @@ def test_several_names_give_one_block_per_strategy_equal_to_its_own_output():
 def test_a_closed_stdout_exits_0_quietly_after_writing_the_plot(tmp_path):
     png = tmp_path / "f.png"
     cmd = (f"{shlex.quote(sys.executable)} -m bench.strategies show uniform min_snr p2 "
-           f"--plot {shlex.quote(str(png))} | head -1")         # 3000 rows: more than a pipe holds
+           f"--plot {shlex.quote(str(png))} --csv | head -1")         # 3000 rows: more than a pipe holds
     r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=REPO, capture_output=True,
                        text=True, timeout=120, check=False)
     assert (r.returncode, r.stdout) == (0, "strategy,t,prob,loss_weight\n")

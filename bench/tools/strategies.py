@@ -4,7 +4,7 @@
         every registered strategy with its paper and parameters (defaults)
     python -m bench.strategies show NAME [NAME ...] [--schedule linear|cosine|quad] [--timesteps T]
                                    [--process ddpm|flow] [--batch-size B] [--set key=value ...]
-                                   [--plot OUT.png] [--x t|logsnr]
+                                   [--plot OUT.png [--csv]] [--x t|logsnr]
         one name: CSV ``t,prob,loss_weight``, one row per index t = 0..T−1 (``--process flow``:
         one row per cell of [0, 1], t its centre, K = ``--timesteps``/``--grid`` cells, the
         loss weight on the velocity MSE; ``--process both --x logsnr``: both, a leading
@@ -17,7 +17,8 @@
         loss_weight = λ(t) on the ε-MSE (1 where none); on stderr its mean Σ p·λ·importance.
         The importance correction of a sampler (``Strategy.importance_weights()``, e.g. 1/(T·p) of
         loss_second_moment) is neither.
-        ``--plot`` writes a figure first (then the CSV), three panels sharing x, the strategies
+        ``--plot`` writes a figure and prints one line (the CSV too with ``--csv``), three
+        panels sharing x, the strategies
         overlaid, each in its fixed report style (bench.analysis.style) and labelled with its
         non-default parameters (bench.labels.strategy_label):
             T·p(t) (1 = uniform, dotted; y from 0),
@@ -26,10 +27,9 @@
             in expectation, relative to uniform sampling without weights.
         A log panel spans at least a decade, so a constant is a flat line. ``--x logsnr`` puts
         log SNR(t) = log(ᾱ_t/(1 − ᾱ_t)) on the x axis instead of t.
-    python -m bench.strategies trace RUN_DIR [--threshold 0.1]
-        a learned strategy's adaptation, one line per adaptation row (an update, or a log tick
-        for an every-step updater; RUN_DIR/timesteps/adaptation.csv,
-        bench.evaluation.adaptation), then the verdict the report gives (bench.analysis).
+    python -m bench.strategies trace RUN_DIR [--threshold 0.1] [--rows]
+        a learned strategy's adaptation: its first and last adaptation rows (``--rows``: all;
+        RUN_DIR/timesteps/adaptation.csv), then the verdict the report gives (bench.analysis).
 
 ``--set`` values are parsed as YAML; dotted keys nest (``--set sampler.name=speed`` for compose).
 A ``--set`` key goes to every named strategy that has that parameter (``show p2 min_snr --set
@@ -55,7 +55,7 @@ import torch
 from torch import Tensor
 
 import strategies
-from bench.rundir import runfiles, runpaths, runtables
+from bench.rundir import runpaths
 from bench.analysis import adaptation
 from bench.analysis.style import plain_log_axis, style
 from bench.config.fields import ConfigError
@@ -65,6 +65,7 @@ from bench.core import processes
 from bench.core.ddpm import SCHEDULES
 from bench.core.process import Process
 from bench.labels import strategy_label
+from bench.tools import trace
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -309,44 +310,18 @@ def show(args: argparse.Namespace, out: TextIO) -> None:
         process = processes.build({"schedule": args.schedule if name == "ddpm" else "linear",
                                    "timesteps": args.timesteps}, name)
         blocks.append((process, [table(s, process) for s in named]))
+    means = [f"{tb.label} on {pr.name}: mean loss weight under its own p(t) = "
+             f"{tb.mean_weight:.6g}" for pr, tables in blocks for tb in tables]
     if args.plot:
         fig = (figure_lambda(blocks) if len(blocks) > 1
                else figure(blocks[0][1], blocks[0][0], args.x))
         fig.savefig(args.plot)
-    for process, tables in blocks:      # on stderr: the CSV on stdout stays a table
-        for tb in tables:
-            print(f"# {tb.label} on {process.name}: mean loss weight under its own p(t) = "
-                  f"{tb.mean_weight:.6g}", file=sys.stderr)
+        if not args.csv:                # the figure and one line; the CSV when asked
+            out.write(f"wrote {args.plot}; " + "; ".join(means) + "\n")
+            return
+    for line in means:                  # on stderr: the CSV on stdout stays a table
+        print(f"# {line}", file=sys.stderr)
     write_csv(blocks, out)
-
-
-TRACE_COLUMNS = ("step event tv_uniform tv_initial q1 q2 q3 q4 eff_tv_initial drawn_tv "
-                 "drawn_tv_initial s_set reward_mean reward_std reward_t_corr alpha_mean "
-                 "beta_mean").split()
-
-
-def trace(run_dir: str, threshold: float, out: TextIO) -> None:
-    """Print the adaptation rows of ``run_dir`` and the verdict; ValueError if there are none."""
-    path = Path(run_dir)
-    if not runpaths.config_path(path).exists():
-        raise ValueError(f"{run_dir}: not a run directory (no {runpaths.CONFIG})")
-    adaptation.check_threshold(threshold, "--threshold")
-    rows = runtables.read_timesteps(path)["adaptation"]
-    if rows.empty:
-        name = runfiles.read_config(path).get("strategy", {}).get("name", "?")
-        learned = [n for n in strategies.names() if strategies.get(n).learned is True]
-        raise ValueError(f"{runpaths.timesteps_path(path, 'adaptation')}: absent or empty — "
-                         f"strategy {name!r} is not learned or has not updated yet (learned: "
-                         f"{', '.join(learned)}, and compose with one of them as sampler)")
-    cols = [c for c in TRACE_COLUMNS if c in rows and rows[c].notna().any()]
-    out.write(rows[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}") + "\n")
-    s = adaptation.summary(rows, threshold)
-    verdict = "adapted" if s["adapted"] else adaptation.MARK
-    out.write(f"{s['rows']} update rows; TV of the drawn t from uniform {s['drawn_tv']:.4g}, "
-              f"from the initial p(t) {s['drawn_tv_initial']:.4g}, "
-              f"of p(t) mean {s['tv_uniform_mean']:.4g} / final {s['tv_uniform_final']:.4g}, "
-              f"p·w vs initial median {s['eff_tv_median']:.4g}: {verdict} (threshold "
-              f"{threshold:g})\n")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -367,13 +342,17 @@ def parser() -> argparse.ArgumentParser:
                     help="a parameter of every named strategy that has it, e.g. --set gamma=0.5 "
                          "(repeatable)")
     sh.add_argument("--plot", metavar="OUT.png",
-                    help="also write a figure of T·p(t), λ(t) and T·p(t)·λ(t)·importance")
+                    help="write a figure of T·p(t), λ(t) and T·p(t)·λ(t)·importance and print "
+                         "one line (the CSV too with --csv)")
+    sh.add_argument("--csv", action="store_true", help="with --plot: print the CSV as well")
     sh.add_argument("--x", default="t", choices=tuple(X_AXES),
                     help="the plot's x axis: the index t or log SNR(t) (default %(default)s)")
     tr = sub.add_parser("trace", help="a learned strategy's adaptation in a run directory")
     tr.add_argument("run_dir")
     tr.add_argument("--threshold", type=float, default=adaptation.THRESHOLD,
                     help="the 'did not adapt' total-variation threshold (default %(default)g)")
+    tr.add_argument("--rows", action="store_true", help="print every adaptation row (default: "
+                    "the first and the last)")
     return ap
 
 
@@ -384,7 +363,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         if args.cmd is None:
             listing(out)
         elif args.cmd == "trace":
-            trace(args.run_dir, args.threshold, out)
+            trace.trace(args.run_dir, args.threshold, out, args.rows)
         else:
             show(args, out)
         out.flush()
