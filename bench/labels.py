@@ -111,6 +111,12 @@ def strategy_label(cfg: dict) -> str:
     return component_label(cfg, strategy_defaults(cfg))
 
 
+def run_label(cfg: Mapping) -> str:
+    """One run in words: strategy label · seed · setting, e.g. ``min_snr(gamma=1) · seed 0 ·
+    digits · mlp`` (trackers name their runs with it)."""
+    return f"{strategy_label(cfg['strategy'])} · seed {cfg.get('seed')} · {setting_label(cfg)}"
+
+
 def flat(d: dict, prefix: str = "") -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in d.items():

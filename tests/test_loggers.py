@@ -26,7 +26,8 @@ TOY = {
 def scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    acc = EventAccumulator(str(runpaths.tensorboard_dir(run_dir)), size_guidance={"scalars": 0, "histograms": 0})
+    (run,) = runpaths.tensorboard_dir(run_dir).iterdir()        # one TensorBoard run per run
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0, "histograms": 0})
     acc.Reload()
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)]
             for tag in acc.Tags()["scalars"]}, acc
@@ -43,8 +44,8 @@ def test_tensorboard_event_file_holds_the_logged_scalars(tmp_path):
     jsonl = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [v for _, v in tb["train/loss"]] == pytest.approx([r["loss"] for r in jsonl],
                                                              rel=1e-6)
-    assert {"train/grad_norm", "train/lr", "train/loss_bin_0", "cost/fwd_train",
-            "eval/swd", "adapt/tv_uniform"} <= set(tb)
+    assert {"train/grad_norm", "train/lr", "train/loss_t00-04", "train/loss_t45-49",
+            "cost/fwd_train", "eval/swd", "adapt/tv_uniform"} <= set(tb)
     assert [s for s, _ in tb["eval/swd"]] == [30, 60]
     assert tb["cost/fwd_train"][-1] == (60, 60 * 64)
     hist = acc.Histograms("t_drawn")
@@ -98,3 +99,27 @@ def test_wandb_offline_run(tmp_path, monkeypatch):
     experiment.run(cfg, tmp_path / "run", progress=False)
     runs = list(runpaths.wandb_dir(tmp_path / "run").rglob("*.wandb"))
     assert runs and runs[0].stat().st_size > 0
+
+
+def test_a_tensorboard_run_is_named_and_carries_its_hparams(tmp_path):
+    """The run's folder says strategy, seed and setting; the HPARAMS tab (read back from the
+    event file with tensorboard's own protos) holds strategy, label, variant and seed; flow's loss
+    bins carry their t-range."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    cfg = C.resolve({**TOY, "seed": 4, "process": {"name": "flow"},
+                     "strategy": {"name": "adaptive_beta", "variant": "low_variance"},
+                     "eval": {"every": 0, "sampler": "euler"},
+                     "train": {**TOY["train"], "iterations": 20, "loggers": ["tensorboard"]}})
+    experiment.run(cfg, tmp_path / "sweep" / "run", progress=False)
+    (run,) = runpaths.tensorboard_dir(tmp_path / "sweep" / "run").iterdir()
+    assert run.name == ("adaptive_beta(variant=low_variance) · seed 4 · toy2d(kind=8gaussians,"
+                        "n_test=500,n_train=2000) · mlp(depth=2,width=32) · flow")
+    tb, acc = scalars(tmp_path / "sweep" / "run")
+    assert {"train/loss_t0-0.1", "train/loss_t0.9-1"} <= set(tb)
+    content = acc.PluginTagToContent("hparams")
+    data = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hp = {k: v.string_value or v.number_value for k, v in data.session_start_info.hparams.items()}
+    assert hp["strategy"] == "adaptive_beta" and hp["seed"] == 4 and hp["variant"] == \
+        "low_variance" and hp["process"] == "flow" and hp["sweep"] == "sweep"
+    assert "q1" in acc.Tensors("about/tags/text_summary")[0].tensor_proto.string_val[0].decode()

@@ -10,9 +10,11 @@ import math
 import sys
 import time
 
+import torch
 from torch import Tensor
 
 from bench.core.cost import TRAIN_COUNTERS
+from bench.core.process import TimeGrid
 from bench.labels import duration_text
 from bench.train import loggers
 
@@ -53,18 +55,37 @@ def tally_row(acc: dict, step: int, batch_size: int, lr: float, wall_s_train: fl
     }
 
 
+def bin_ranges(grid: TimeGrid, k: int) -> list[str]:
+    """The time range of each of the ``k`` training-loss bins of ``grid`` (the trackers' tag
+    names): DDPM's indices ``t000-099``, a continuous grid's ``t0.1-0.2``."""
+    cells = torch.arange(grid.size)
+    b = grid.bins(cells, k)
+    out = []
+    for i in range(k):
+        inside = cells[b == i]
+        if not len(inside):
+            out.append(f"bin{i}_empty")
+        elif grid.discrete:
+            w = len(str(grid.size - 1))
+            out.append(f"t{int(inside[0]):0{w}d}-{int(inside[-1]):0{w}d}")
+        else:
+            out.append(f"t{int(inside[0]) / grid.size:g}-{(int(inside[-1]) + 1) / grid.size:g}")
+    return out
+
+
 class RunLog:
     """The console (rank 0: a tqdm bar on a terminal, plain lines otherwise) and the trackers of
     one run."""
 
     def __init__(self, name: str, total: int, rank: int, progress: bool, log_lines: bool,
-                 grid_size: int):
+                 grid: TimeGrid, loss_bins: int):
         self.name, self.total, self.rank = name, total, rank
         # A progress bar only on a terminal (rank 0): in captured logs (SLURM, a redirect) its
         # control codes are noise, and a plain line every log_every says the same (``say``).
         self.progress = progress and rank == 0 and sys.stderr.isatty()
         self.log_lines = log_lines
-        self.grid_size = grid_size
+        self.grid_size = grid.size
+        self.bin_tags = [f"train/loss_{r}" for r in bin_ranges(grid, loss_bins)]
         self.bar = None
         self.trackers: list = []
         self.last_eval = ""
@@ -148,8 +169,7 @@ class RunLog:
         previous row."""
         if not self.trackers:
             return
-        bins = {f"train/loss_bin_{i}": v for i, v in enumerate(row["loss_bins"])
-                if v is not None}
+        bins = {tag: v for tag, v in zip(self.bin_tags, row["loss_bins"]) if v is not None}
         self.scalars(row["step"], {"train/loss": row["loss"], "train/grad_norm": row["grad_norm"],
                                    "train/lr": row["lr"], **bins,
                                    **{f"cost/{k}": row[k] for k in TRAIN_COUNTERS}})

@@ -119,7 +119,7 @@ class Trainer:
         random.seed(derive_seed(self.seed, "python"))
         self.data, model, self.process, self.strategy = build_components(self.cfg, self.device)
         self.log = RunLog(self.cfg.name, self.tr.iterations, rank, progress, log_lines,
-                          self.process.grid.size)
+                          self.process.grid, self.tr.loss_bins)
         if len(self.data.train) < B:
             raise ValueError(f"train.batch_size={B} exceeds the {len(self.data.train)} training "
                              f"examples of {self.data.name!r}")

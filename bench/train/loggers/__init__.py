@@ -14,7 +14,8 @@ and a ``requires`` attribute naming the module it imports (checked before a run 
 missing package is an error before any work). ``start_step`` is the step the run resumes from:
 a logger drops what an earlier attempt logged after it (the trainer's own files do the same).
 
-Scalars are named ``train/loss``, ``train/loss_bin_3``, ``train/grad_norm``, ``train/lr``,
+Scalars are named ``train/loss``, ``train/loss_t300-399`` (a loss bin's t-range: runlog.bin_ranges),
+``train/grad_norm``, ``train/lr``,
 ``cost/fwd_train`` ..., ``eval/<metric>`` and ``adapt/<column>``; histograms ``t_drawn`` (the t
 drawn since the previous log tick).
 """

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bench.labels import run_label
 from bench.rundir import runpaths
 from bench.train.loggers.base import register
 
@@ -27,7 +28,7 @@ class WandB:
         directory = runpaths.wandb_dir(run_dir)
         directory.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "timestep-bench"),
-                              name=cfg.get("name"),
+                              name=run_label(cfg),
                               id=f"{Path(run_dir).resolve().parent.name}-{Path(run_dir).name}",
                               resume="allow",
                               dir=str(directory), config=cfg, mode=mode)
