@@ -286,6 +286,12 @@ class AdaptiveBeta(Strategy):
         alpha, beta = self.policy_params(self.ref_x0.to(dev))
         return beta_index_pmf(alpha, beta, self.T).mean(dim=0)
 
+    def planned_passes(self, batch_size: int, iterations: int) -> tuple[int, int]:
+        """Each policy update (steps 0, f_S, 2f_S, …) evaluates θ_k and θ_{k+1} at |S|
+        timesteps per example and the feature image at all T: 2·(|S|·B + T) forwards."""
+        updates = -(-iterations // self.params.update_every)
+        return updates * 2 * (self.params.num_selected * batch_size + self.T), 0
+
     def _is_update_step(self, ctx: StepContext) -> bool:
         return ctx.step % self.params.update_every == 0
 

@@ -158,6 +158,12 @@ class Strategy:
         there is no correction, e.g. 1/(T·p_t) where there is)."""
         return torch.ones(self.T, dtype=torch.float64)
 
+    def planned_passes(self, batch_size: int, iterations: int) -> tuple[int, int]:
+        """(forwards, backwards) per example that this strategy's own evaluations will count
+        over ``iterations`` steps at global batch ``batch_size`` (``StepContext.model``), from its
+        formula (docs/cost.md): what the sweep plan shows before a run. (0, 0) for none."""
+        return 0, 0
+
     def before_update(self, ctx: StepContext) -> None:
         pass
 

@@ -121,6 +121,9 @@ class Compose(Strategy):
     def importance_weights(self) -> Tensor:
         return self.sampler.importance_weights()
 
+    def planned_passes(self, batch_size: int, iterations: int) -> tuple[int, int]:
+        return self.sampler.planned_passes(batch_size, iterations)
+
     def before_update(self, ctx: StepContext) -> None:
         self.sampler.before_update(ctx)
 

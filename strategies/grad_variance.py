@@ -127,6 +127,14 @@ class GradVariance(Strategy):
     def probabilities(self) -> Tensor:
         return self._p.clone()
 
+    def planned_passes(self, batch_size: int, iterations: int) -> tuple[int, int]:
+        """Each refresh (steps 0, refresh_every, …) draws per_bin examples in each of the K
+        bins: K·per_bin forwards, and 2·K·per_bin backwards with two_half (two backward passes
+        through each bin's batch) or K·per_bin with per_sample (at world size 1)."""
+        p = self.params
+        n = -(-iterations // p.refresh_every) * (len(self.edges) - 1) * p.per_bin
+        return n, (2 * n if p.estimator == "two_half" else n)
+
     def after_update(self, ctx: StepContext) -> None:
         p = self.params
         if ctx.step % p.refresh_every:

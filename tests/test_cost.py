@@ -10,8 +10,11 @@ import pytest
 import torch
 from torch.func import functional_call, grad, vmap
 
+import strategies
+
 from bench import config as C
 from bench import experiment
+from bench.core import processes
 from bench.rundir import runpaths
 from bench.core.cost import forward_equivalents
 from bench.core.counted import Counted, examples
@@ -179,3 +182,32 @@ def test_evals_csv_rows_carry_the_eval_passes_and_the_training_cost(tmp_path):
     assert ev.loc["swd", "fwd_eval"] == 20 * 5
     assert ev.loc["nll_bpd", "fwd_eval"] == 8 * (4 + 1)      # K strata + the t = 0 term
     assert (ev["fwd_train"] == 10 * B).all() and (ev["fwd_strategy"] == 0).all()
+
+
+@pytest.mark.parametrize("process", ["ddpm", "flow"])
+@pytest.mark.parametrize("strategy", [
+    {"name": "adaptive_beta", "update_every": 7},
+    {"name": "adaptive_beta", "variant": "low_variance", "update_every": 5},
+    {"name": "grad_variance", "refresh_every": 6, "bins": 5, "per_bin": 4},
+    {"name": "grad_variance", "refresh_every": 6, "bins": 5, "per_bin": 4,
+     "estimator": "per_sample"},
+    {"name": "compose", "sampler": {"name": "adaptive_beta", "update_every": 4},
+     "weighting": {"name": "min_snr"}},
+    {"name": "loss_second_moment"},
+], ids=["adaptive_beta", "adaptive_beta_low_variance", "grad_variance", "grad_variance_per_sample",
+        "compose", "loss_second_moment"])
+def test_a_strategys_planned_passes_are_what_its_run_counts(strategy, process, tmp_path):
+    """The plan's formula (Strategy.planned_passes, docs/cost.md) against the counters of a real
+    20-step run: equal, forwards and backwards."""
+    cfg = C.resolve({"seed": 0, "process": {"name": process},
+                     "dataset": {"name": "toy2d", "n_train": 256, "n_test": 64},
+                     "backbone": {"name": "mlp", "width": 16, "depth": 1},
+                     "diffusion": {"timesteps": 30}, "strategy": strategy,
+                     "train": {"iterations": 20, "batch_size": 32, "log_every": 20,
+                               "ckpt_every": 20, "device": "cpu"},
+                     **({"eval": {"sampler": "euler"}} if process == "flow" else {})})
+    experiment.run(cfg, tmp_path / "r", progress=False, log_lines=False)
+    last = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()][-1]
+    s = strategies.build(strategy["name"], processes.build(cfg["diffusion"], cfg["process"]),
+                         {k: v for k, v in strategy.items() if k != "name"})
+    assert s.planned_passes(32, 20) == (last["fwd_strategy"], last["bwd_strategy"])

@@ -122,8 +122,8 @@ def test_out_writes_a_cost_table_that_the_sweep_plan_reads(tmp_path, capsys):
                            "--results-dir", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert f"cost table {table} ({uni['device_name']}" in out
-    line = next(ln for ln in out.splitlines() if "GPU-hours for" in ln)
-    assert "for 3 of 6 runs" in line
+    line = next(ln for ln in out.splitlines() if "CPU-hours for" in ln)
+    assert "for 3 of 6 runs" in line                    # training only: this sweep evaluates none
     assert float(line.split("= ")[-1].split()[0]) == pytest.approx(
         3 * 20 * uni["ms_per_it"] / 3.6e6, rel=1e-3)
     assert "3 runs (60 iterations) have no row in the cost table" in out

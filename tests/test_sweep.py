@@ -18,8 +18,10 @@ from bench import config as C
 from bench.rundir import runfiles, runstate, runtables
 from bench.launch import launcher
 from bench.launch import task as launch_task
+from bench.evaluation import inception
 from bench.experiment import validate
 from bench.sweep import spec as S
+from bench.sweep.inputs import missing_inputs
 from bench.sweep import __main__ as sweep_cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -132,18 +134,37 @@ def test_every_sweep_file_expands_and_validates(path, capsys):
         validate(r.config)
         assert r.run_id == C.run_id(C.resolve(r.config))
     S.executor_params(sp)
-    assert sweep_cli.main([str(path), "--dry-run", "--results-dir", "/nonexistent/never"]) == 0
+    missing = missing_inputs(sp, runs)          # e.g. CIFAR-10 on this machine: the plan exits 1
+    assert sweep_cli.main([str(path), "--dry-run", "--results-dir", "/nonexistent/never"]) == \
+        (1 if missing else 0)
     out = capsys.readouterr().out
-    assert all(r.run_id in out for r in runs)
+    assert all(r.run_id in out for r in runs) and all(f"MISSING: {m}" in out for m in missing)
 
 
-def test_table1_dry_run_lists_exactly_the_papers_grid(capsys):
-    assert sweep_cli.main([str(REPO / "sweeps" / "table1.yaml"), "--dry-run", "--cluster", "slurm"]) == 0
+def test_table1_dry_run_lists_exactly_the_papers_grid(capsys, tmp_path, monkeypatch):
+    """Here CIFAR-10 and the Inception weights are missing: the plan names both first and exits
+    1; its summary counts evaluation into the GPU-hours and flags the unset partition."""
+    monkeypatch.setenv("HOME", str(tmp_path))                    # no Inception weights cached
+    monkeypatch.setattr(inception, "CLEANFID_DEFAULT_DIR", tmp_path)
+    assert sweep_cli.main([str(REPO / "sweeps" / "table1.yaml"), "--dry-run", "--cluster",
+                           "slurm", "--ms-per-it", "63.6"]) == 1
     out = capsys.readouterr().out
     runs = S.expand(S.load_sweep(REPO / "sweeps" / "table1.yaml"))
     assert out.startswith(
         "sweep table1: 18 runs (grid: 3 diffusion.schedule x 6 strategy x 1 seed)")
-    listed = [ln.split()[0] for ln in out.splitlines()[2:20]]
+    lines = out.splitlines()
+    head = lines.index(next(ln for ln in lines if ln.split()[:2] == ["run_id", "state"]))
+    summary = "\n".join(lines[1:head])
+    assert summary.startswith("summary:\n  runs: 18 (18 new)")
+    assert "MISSING: CIFAR-10" in summary and "MISSING: clean-fid's Inception weights" in summary
+    assert "(step 200000)" in summary and "warning: executor.partition is not set" in summary
+    assert summary.endswith("-> cannot run here: 2 missing input(s); the plan exits 1")
+    gpu = next(ln for ln in lines[1:head] if "GPU-hours:" in ln).split()
+    total, train, evaluation = float(gpu[1]), float(gpu[4]), float(gpu[7])
+    assert train == pytest.approx((18e6 * 63.6 + 207.6e6 * 63.6 / 384) / 3.6e6, rel=1e-3)
+    assert evaluation == pytest.approx(4.5e9 * 63.6 / 384 / 3.6e6, rel=1e-3)
+    assert total == pytest.approx(train + evaluation, rel=1e-3)
+    listed = [ln.split()[0] for ln in lines[head + 1:head + 19]]
     assert listed == [r.run_id for r in runs]
     got = {(r.config["diffusion"]["schedule"], r.config["strategy"]["name"]) for r in runs}
     assert got == {(s, n) for s in ("linear", "cosine", "quad")
@@ -497,15 +518,16 @@ def test_dry_run_cost_lines_and_gpu_hours_from_ms_per_it(tmp_path, capsys):
                          "--results-dir", str(tmp_path / "r")])
     assert "training iterations: 8 runs x iterations = 8 x 20 = 160" in out
     assert f"training forward-equivalents: {160 * 3 * 32:,} = iterations x 3·batch_size" in out
-    assert "not known before running" in out
+    assert "the strategies' own passes: 0 forward-equivalents more" in out
     # evaluations at 0, 10, 20: DDIM 10 on 200 samples; the NLL on min(100, n_test 64) x T
     assert "8 runs x 3 evaluations (every 10, at 0)" in out
     assert f"24 evaluations x 200 samples x 10 steps (DDIM 10) = {24 * 200 * 10:,} forwards" in out
     assert f"24 evaluations x 64 images x 50 terms = {24 * 64 * 50:,} forwards" in out
-    line = next(ln for ln in out.splitlines() if "GPU-hours" in ln and "=" in ln)
+    line = next(ln for ln in out.splitlines() if "in all:" in ln)     # a CPU sweep: CPU-hours
     value = float(line.split("= ")[-1].split()[0])
-    assert value == pytest.approx(8 * 20 * 7.5 / 3.6e6, rel=1e-3)
-    assert "7.5 ms/it (--ms-per-it)" in out
+    evaluation = (24 * 200 * 10 + 24 * 64 * 50) * 7.5 / (3 * 32)         # ms at the step's rate
+    assert value == pytest.approx((8 * 20 * 7.5 + evaluation) / 3.6e6, rel=1e-3)
+    assert line.endswith("CPU-hours") and "7.5 ms/it (--ms-per-it)" in out
 
 
 def test_dry_run_evaluation_count_matches_what_a_run_evaluates(tmp_path, capsys):

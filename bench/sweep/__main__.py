@@ -31,9 +31,10 @@ from bench.launch.launcher import launch  # noqa: E402
 from bench.rundir.runpaths import check_folder  # noqa: E402
 from bench.sweep.check import expand  # noqa: E402
 from bench.sweep.cost import format_cost  # noqa: E402
-from bench.sweep.plan import format_plan  # noqa: E402
+from bench.sweep.inputs import missing_inputs, plan_warnings  # noqa: E402
+from bench.sweep.plan import format_plan, format_summary  # noqa: E402
 from bench.sweep.spec import (CLUSTERS, SweepError, cluster_choice, executor_params,  # noqa: E402
-                              load_sweep, missing_requirements, select)
+                              load_sweep, select)
 from bench.sweep.status import format_status  # noqa: E402
 from bench.tools import cost_table  # noqa: E402
 
@@ -104,14 +105,16 @@ def main(argv: list[str] | None = None) -> int:
             print(format_status(spec, runs, sweep_dir, results_dir))
             return 0
         cluster, source = cluster_choice(spec, args.cluster)
-        missing = missing_requirements(spec)
+        missing = missing_inputs(spec, runs)
         if args.dry_run:
             table = None
             if args.cost_table:
                 table = (args.cost_table, cost_table.read_cost_table(args.cost_table))
-            print(format_plan(spec, runs, sweep_dir, cluster, ex, missing, source,
-                              format_cost(runs, ex, args.ms_per_it, table)))
-            return 0
+            cost, total = format_cost(runs, ex, args.ms_per_it, table, cluster)
+            summary = format_summary(runs, sweep_dir, total, missing, plan_warnings(cluster, ex))
+            print(format_plan(spec, runs, sweep_dir, cluster, ex, missing, source, cost,
+                              summary))
+            return 1 if missing else 0
         if missing:
             raise SweepError(f"sweep {spec['name']!r} cannot run here:\n  "
                              + "\n  ".join(missing))

@@ -1,7 +1,8 @@
 """What a sweep costs before it runs, in the plan (``--dry-run``): per run its training iterations
-and forward-equivalents and its evaluations' network passes (``run_cost``), summed into the
-plan's cost lines (``format_cost``), with GPU-hours from ``--ms-per-it`` or a cost table of
-``python -m bench.perf --out``.
+and forward-equivalents, its strategy's own passes (by the strategy's formula) and its
+evaluations' network passes (``run_cost``), summed into the plan's cost lines and totals
+(``format_cost``), with GPU- (or CPU-) hours of training and evaluation from ``--ms-per-it`` or a
+cost table of ``python -m bench.perf --out``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 
+import strategies
 from bench.config.sections import Eval
 from bench.core import processes
 from bench.core.cost import BWD_FACTOR, forward_equivalents
@@ -53,15 +55,19 @@ def run_cost(cfg: Mapping) -> dict:
     tr, e, d = cfg["train"], cfg["eval"], cfg["diffusion"]
     N, B, T = int(tr["iterations"]), int(tr["batch_size"]), int(d["timesteps"])
     n_eval, when = evaluation_count(e, N)
+    process = processes.build(d, cfg["process"])
+    spec = cfg["strategy"]
+    fwd_s, bwd_s = strategies.build(spec["name"], process, {k: v for k, v in spec.items()
+                                                            if k != "name"}).planned_passes(B, N)
     out = {"iterations": N, "batch": B, "fe_train": forward_equivalents(N * B, N * B),
-           "evals": n_eval, "when": when, "sample": None, "nll": None,
+           "fe_strategy": forward_equivalents(fwd_s, bwd_s), "device": tr["device"],
+           "evals": n_eval, "when": when, "sample": None, "nll": None, "eval_fwd": 0,
            "diagnostics": bool(e["diagnostics"]["every"] or e["diagnostics"]["at"])}
     if not n_eval:
         return out
     kind = datasets.kind(cfg["dataset"]["name"])
     metrics = resolve_metrics(list(e["metrics"]), kind != "vector", kind == "latent")
     sample = [m for m in metrics if m != "nll"]
-    process = processes.build(d, cfg["process"])
     if sample:
         steps = process.sample_passes(e["sampler"], Eval.from_dict(e).sampler_steps)
         how = {"ddpm": f"DDPM T = {T}", "ddim": f"DDIM {steps}", "euler": f"Euler {steps}",
@@ -83,27 +89,34 @@ def run_cost(cfg: Mapping) -> dict:
         out["nll"] = {"n": n, "upper": bool(n and not n_test), "terms": plan["passes"],
                       "how": how, "metric": plan["metric"], "unit": "passes" if flow else "terms",
                       "fwd": n_eval * n * plan["passes"] if n else None}
+    out["eval_fwd"] = (out["sample"] or {}).get("fwd", 0) + ((out["nll"] or {}).get("fwd") or 0)
     return out
 
 
 def _ms_source(runs: list[RunConfig], ms_per_it: float | None, table: tuple | None,
-               ) -> tuple[list[float | None], str]:
-    """Per run: ms per training iteration (None: unknown), and where they came from."""
+               ) -> tuple[list[float | None], str, bool]:
+    """Per run: ms per training iteration (None: unknown), where they came from, and whether
+    it is one number for every run (the strategies' own passes not in it)."""
     if ms_per_it is not None:
-        return [ms_per_it] * len(runs), f"{ms_per_it:g} ms/it (--ms-per-it)"
+        return [ms_per_it] * len(runs), f"{ms_per_it:g} ms/it (--ms-per-it)", True
     path, rows = table
     found = [cost_table.lookup(rows, r.config) for r in runs]
     names = sorted({f"{r['device_name']}, measured {r.get('measured', '?')}" for r in found if r})
     return ([r["ms_per_it"] if r else None for r in found],
-            f"the ms/it of the cost table {path} ({'; '.join(names) or 'no matching row'})")
+            f"the ms/it of the cost table {path} ({'; '.join(names) or 'no matching row'})", False)
 
 
 def format_cost(runs: list[RunConfig], ex: dict, ms_per_it: float | None = None,
-                table: tuple | None = None) -> list[str]:
-    """The plan's cost lines: training iterations and forward-equivalents, evaluation passes,
-    and GPU-hours from ``ms_per_it`` or a cost table (path, rows) of ``python -m bench.perf
-    --out``."""
+                table: tuple | None = None, cluster: str = "local") -> tuple[list[str], dict]:
+    """The plan's cost lines — training iterations and forward-equivalents (the strategies'
+    own by their formula), evaluation passes, and device-hours of training and evaluation from
+    ``ms_per_it`` or a cost table (path, rows) of ``python -m bench.perf --out`` — and the
+    totals its summary shows."""
     costs = [run_cost(r.config) for r in runs]
+    total = {"runs": len(runs), "fe_train": sum(c["fe_train"] for c in costs),
+             "fe_strategy": sum(c["fe_strategy"] for c in costs),
+             "eval_fwd": sum(c["eval_fwd"] for c in costs), "hours": None,
+             "unit": _unit(costs, ex, cluster)}
     iters = sum(c["iterations"] for c in costs)
     lines = [("cost (passes through the diffusion network, bench.core.cost: forward-equivalents "
               f"= fwd + {BWD_FACTOR:g}·bwd):"),
@@ -114,17 +127,33 @@ def format_cost(runs: list[RunConfig], ex: dict, ms_per_it: float | None = None,
                         f"{_n(forward_equivalents(b, b))}" for b in batches)
     lines += [(f"  training forward-equivalents: {_n(sum(c['fe_train'] for c in costs))} = "
                f"iterations x {BWD_FACTOR + 1:g}·batch_size = {per_it}"),
-              ("    (the trainer's batch_size forwards + batch_size backwards per iteration); "
-               "the strategies'"),
-              ("    own passes come on top, not known before running (docs/cost.md lists them "
-               "per strategy)")]
+              "    (the trainer's batch_size forwards + batch_size backwards per iteration)",
+              (f"  the strategies' own passes: {_n(total['fe_strategy'])} forward-equivalents "
+               f"more, by each strategy's formula (Strategy.planned_passes, docs/cost.md)")]
+    by = Counter()
+    for r, c in zip(runs, costs):
+        by[r.config["strategy"]["name"]] += c["fe_strategy"]
+    lines += [f"    {name}: {_n(fe)}" for name, fe in by.items() if fe]
     lines += _eval_lines(costs)
     if ms_per_it is not None or table is not None:
-        lines += _gpu_hour_lines(runs, costs, ex, *_ms_source(runs, ms_per_it, table))
+        more, total["hours"] = _hour_lines(runs, costs, ex, total["unit"],
+                                           *_ms_source(runs, ms_per_it, table))
+        lines += more
     else:
-        lines.append("  GPU-hours: give --ms-per-it MS or --cost-table FILE (written by "
-                     "`python -m bench.perf ... --out FILE`) for an estimate")
-    return lines
+        lines.append(f"  {total['unit']}-hours: give --ms-per-it MS or --cost-table FILE "
+                     "(written by `python -m bench.perf ... --out FILE`) for an estimate")
+    return lines, total
+
+
+def _unit(costs: list[dict], ex: dict, cluster: str) -> str:
+    """What the hours are of: GPU (SLURM GPUs, or train.device cuda), CPU (train.device cpu),
+    else device."""
+    devices = {c["device"] for c in costs}
+    if devices == {"cpu"}:
+        return "CPU"
+    if devices == {"cuda"} or (cluster == "slurm" and ex["gpus_per_node"] > 0):
+        return "GPU"
+    return "device"
 
 
 def _eval_lines(costs: list[dict]) -> list[str]:
@@ -165,30 +194,44 @@ def _eval_lines(costs: list[dict]) -> list[str]:
     return lines
 
 
-def _gpu_hour_lines(runs: list[RunConfig], costs: list[dict], ex: dict,
-                    ms: list[float | None], source: str) -> list[str]:
-    gpus = ex["nodes"] * ex["gpus_per_node"]
+def _hour_lines(runs: list[RunConfig], costs: list[dict], ex: dict, unit: str,
+                ms: list[float | None], source: str, flat: bool) -> tuple[list[str], dict]:
+    """Device-hours of training and evaluation at ``ms`` per iteration (None: unknown), and
+    their totals. A forward of evaluation (and, with one ``--ms-per-it`` for all runs, of a
+    strategy's own passes) is taken to cost what a forward-equivalent of the training step does,
+    ms/(3·batch_size)."""
+    devices = ex["nodes"] * ex["gpus_per_node"] if unit == "GPU" else 1
+    per = f"x {devices} {unit}{'s' if devices > 1 else ''} per run"
     known = [(r, c, m) for r, c, m in zip(runs, costs, ms) if m is not None]
-    it_known = sum(c["iterations"] for _, c, _ in known)
-    hours = sum(c["iterations"] * m for _, c, m in known) / 3.6e6
-    per = ("x 1 device per run (executor.gpus_per_node is 0)" if gpus == 0
-           else f"x {gpus} GPU{'s' if gpus > 1 else ''} per run")
-    lines = [f"  GPU-hours (training only, evaluation not included) at {source}:"]
+    lines = [f"  {unit}-hours of training and evaluation at {source}:"]
     if not known:
         return lines + [("    no run has a row in the cost table, no estimate (rows are looked "
                          "up by strategy name, dataset, backbone, batch size and "
-                         "train.bf16/channels_last/compile/fused_optimizer/tf32)")]
-    partial = "" if len(known) == len(runs) else f" for {len(known)} of {len(runs)} runs"
-    total = f"{_h(hours)} h {per} = {_h(hours * max(gpus, 1))} GPU-hours{partial}"
+                         "train.bf16/channels_last/compile/fused_optimizer/tf32)")], None
+    per_fe = [m / (3 * c["batch"]) for _, c, m in known]        # ms per forward-equivalent
+    train = sum(c["iterations"] * m for _, c, m in known) / 3.6e6
+    strat = sum(c["fe_strategy"] * f for (_, c, _), f in zip(known, per_fe)) / 3.6e6 if flat \
+        else 0.0
+    ev = sum(c["eval_fwd"] * f for (_, c, _), f in zip(known, per_fe)) / 3.6e6
     if len({m for _, _, m in known}) == 1:
-        lines.append(f"    {_n(it_known)} iterations x {known[0][2]:g} ms/it = {total}")
+        lines.append(f"    training: {_n(sum(c['iterations'] for _, c, _ in known))} iterations "
+                     f"x {known[0][2]:g} ms/it = {_h(train)} h")
     else:
         by: dict[tuple, list] = {}
         for r, c, m in known:
             by.setdefault((r.config["strategy"]["name"], m), []).append(c["iterations"])
-        lines += [f"    {name}: {_n(sum(its))} iterations x {m:g} ms/it = "
+        lines += [f"    training, {name}: {_n(sum(its))} iterations x {m:g} ms/it = "
                   f"{_h(sum(its) * m / 3.6e6)} h" for (name, m), its in by.items()]
-        lines.append(f"    in all: {total}")
+    if strat:
+        lines.append(f"    the strategies' own passes: {_h(strat)} h (at the step's cost per "
+                     f"forward-equivalent)")
+    lines.append(f"    evaluation: {_h(ev)} h (its forwards at the step's cost per "
+                 f"forward-equivalent, ms/it ÷ 3·batch_size)")
+    hours = {"train": train + strat, "eval": ev, "devices": devices,
+             "partial": len(known) < len(runs)}
+    partial = "" if len(known) == len(runs) else f" for {len(known)} of {len(runs)} runs"
+    lines.append(f"    in all: {_h(train + strat + ev)} h {per} = "
+                 f"{_h((train + strat + ev) * devices)} {unit}-hours{partial}")
     missing = [(r, c) for r, c, m in zip(runs, costs, ms) if m is None]
     if missing:
         what = sorted({f"{r.config['strategy']['name']} on {r.config['dataset']['name']}/"
@@ -198,5 +241,4 @@ def _gpu_hour_lines(runs: list[RunConfig], costs: list[dict], ex: dict,
                      f"iterations) have no row in the cost table, not estimated: "
                      f"{'; '.join(what)} (measure them with `python -m bench.perf --only ... "
                      f"--backbone-config ... --batch ... --out FILE`)")
-    return lines
-
+    return lines, hours

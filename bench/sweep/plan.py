@@ -1,12 +1,14 @@
-"""The sweep plan (``python -m bench.sweep SWEEP --dry-run``): one line per run with its state on
-disk (``bench.rundir.runstate.state``), condition and grid coordinates, then the cost lines
-(``bench.sweep.cost``), the executor of the cluster it is for (and its submitit parameters on
-SLURM) and the requirements that are missing here.
+"""The sweep plan (``python -m bench.sweep SWEEP --dry-run``): a summary first (runs, compute,
+device-hours of training and evaluation, every missing input and warning: ``format_summary``),
+then one line per run with its state on disk (``bench.rundir.runstate.state``), condition and
+grid coordinates, the cost lines (``bench.sweep.cost``), the executor of the cluster it is for
+(and its submitit parameters on SLURM) and the requirements that are missing here.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -31,8 +33,30 @@ def grid_shape(spec: Mapping) -> str:
                       for block in grid_blocks(spec))
 
 
+def format_summary(runs: list[RunConfig], sweep_dir: Path, total: dict, missing: list[str],
+                   warnings: list[str]) -> list[str]:
+    """The plan's first lines: runs, compute, hours, every missing input and warning."""
+    states = Counter(runstate.state(sweep_dir / r.run_id) for r in runs)
+    lines = ["summary:", f"  runs: {len(runs)} ({', '.join(f'{n} {k}' for k, n in states.items())})",
+             (f"  compute: training {total['fe_train'] + total['fe_strategy']:.3g} "
+              f"forward-equivalents (the strategies' own {total['fe_strategy']:.3g}), "
+              f"evaluation {total['eval_fwd']:.3g} forwards")]
+    h, unit = total["hours"], total["unit"]
+    if h is None:
+        lines.append(f"  {unit}-hours: not estimated (give --ms-per-it or --cost-table)")
+    else:
+        lines.append(f"  {unit}-hours: {(h['train'] + h['eval']) * h['devices']:.4g} = training "
+                     f"{h['train'] * h['devices']:.4g} + evaluation {h['eval'] * h['devices']:.4g}"
+                     f"{' (runs without a cost-table row not included)' if h['partial'] else ''}")
+    lines += [f"  MISSING: {m}" for m in missing] + [f"  warning: {w}" for w in warnings]
+    lines.append(f"  -> cannot run here: {len(missing)} missing input(s); the plan exits 1"
+                 if missing else "  -> ready to run")
+    return lines
+
+
 def format_plan(spec: Mapping, runs: list[RunConfig], sweep_dir: Path, cluster: str, ex: dict,
-                missing: list[str], source: str = "", cost: list[str] | None = None) -> str:
+                missing: list[str], source: str = "", cost: list[str] | None = None,
+                summary: list[str] | None = None) -> str:
     name = spec["name"]
     cols = axis_columns(runs)
     rows = [["run_id", "state", "condition", *cols]]
@@ -44,6 +68,7 @@ def format_plan(spec: Mapping, runs: list[RunConfig], sweep_dir: Path, cluster: 
     lines = [f"sweep {name}: {len(runs)} runs (grid: {grid_shape(spec)}"
              f"{', after cells and --only' if len(runs) != _grid_size(spec) else ''})"
              f" -> {sweep_dir}/"]
+    lines += summary or []
     lines += ["  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip()
               for row in rows]
     lines += cost or []
@@ -57,8 +82,7 @@ def format_plan(spec: Mapping, runs: list[RunConfig], sweep_dir: Path, cluster: 
     if cluster == "slurm":
         lines.append("submitit parameters:")
         lines += [f"  {k}: {json.dumps(v)}" for k, v in slurm_parameters(name, ex).items()]
-    for m in missing:
-        lines.append(f"requires: MISSING {m}")
+    lines += [f"requires: MISSING {m}" for m in missing]
     return "\n".join(lines)
 
 
