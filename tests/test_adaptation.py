@@ -126,7 +126,8 @@ def test_a_short_jump_of_p_t_is_labelled_did_not_adapt(tmp_path, scripted):
     assert list(adapt.table["adapted"]) == [False, True]
     legend = [t.get_text() for f in rep.figures if f.figure.legends
               for t in f.figure.legends[0].get_texts()]
-    assert any(MARK in x for x in legend)                       # and in the legends
+    assert any(x.endswith("†") for x in legend)                  # and in the legends (†) with
+    assert any(f"test_scripted † = test_scripted [{MARK}" in f.caption for f in rep.figures)
 
 
 def test_adaptation_rows_of_adaptive_beta_and_resume_identity(tmp_path):

@@ -14,6 +14,7 @@ The fixture (hand-written, values chosen for hand computation):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 from pathlib import Path
@@ -29,7 +30,7 @@ from bench.core.ddpm import DDPM
 from bench.analysis import ranking
 from bench.analysis.load import Results, fixed_loss_weights, load, load_results
 from bench.analysis.metric_figures import fig_metric_vs_iteration
-from bench.analysis.plotting import curve
+from bench.analysis.plotting import band, curve
 from bench.analysis.stats import diff_ci, known_direction, lower_is_better, mean_ci, valid_range
 from bench.analysis.style import metric_label, protocol_text, step_text, tick_steps
 from bench.analysis.tables import (Unit, pair_table, table1, time_to_target, units, verdict,
@@ -300,6 +301,31 @@ def test_cli_writes_index_tables_and_figures(out):
     assert "fid_inception" not in index and "nll_bpd" not in index    # --metric fd_cnn
 
 
+def test_the_index_opens_with_the_headline_and_a_forest_in_effect_order(out):
+    index = (out / "index.md").read_text()
+    heads = [ln for ln in index.splitlines() if ln.startswith("## ")]
+    assert heads[0] == "## Headline: every strategy against the baseline"
+    assert heads[1] == "## Statistics and notes"
+    body = index[index.index(heads[0]):index.index(heads[1])]
+    assert "forest_fd_cnn_digits_unet.png" in body and "vs_uniform_fd_cnn_digits_unet" in body
+    assert index.count("(figures/forest_fd_cnn_digits_unet.png)") == 2      # image + link, once
+
+
+def test_forest_rows_are_in_effect_order_best_on_top():
+    from bench.analysis.metric_figures import fig_forest
+    from bench.analysis.tables import Unit
+
+    vs = pd.DataFrame({"condition": ["a_arm", "b_arm", "c_arm"] * 2, "schedule": ["linear"] * 6,
+                       "budget": [100] * 3 + [200] * 3,
+                       "diff": [0.0, 0.0, 0.0, 0.3, -0.5, 0.1], "diff_ci95": [0.1] * 6})
+    for metric, want in (("fd_cnn", ["b_arm", "c_arm", "a_arm"]),     # lower is better
+                         ("accuracy", ["a_arm", "c_arm", "b_arm"])):
+        unit = Unit("s", metric, "ddim10_eta0", 100, "u", "t")
+        fig = fig_forest(vs, unit)
+        rows = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+        assert rows == want, metric
+
+
 def test_index_reports_partial_missing_and_skipped(out):
     index = (out / "index.md").read_text()
     runs = index.split("## Runs")[1]
@@ -431,6 +457,47 @@ def test_twelve_strategies_get_distinct_styles_fixed_by_the_registry():
     assert S.style("my_new_strategy") == S.style("my_new_strategy")     # hashed, stable
 
 
+def test_two_plug_ins_and_uniform_get_three_distinct_colours_and_the_registered_keep_theirs():
+    import strategies
+    from bench.analysis import style as S
+    from strategies.base import Strategy as Base
+    from strategies.registry import register, unregister
+
+    names = ["zz_plug_one", "zz_plug_two"]
+    for n in names:
+        register(type(n, (Base,), {"name": n, "paper": "test",
+                                    "Params": dataclasses.dataclass(frozen=True)(
+                                        type("Params", (), {}))}))
+    try:
+        sty = S.styles(["uniform", *names, "zz_plug_one(k=1)"])
+        assert len({sty[c].color for c in ["uniform", *names]}) == 3
+        assert sty["uniform"] == S.style("uniform")
+        everything = S.styles(strategies.registered())
+        assert len({st.color for st in everything.values()}) == min(len(everything),
+                                                                    len(S.PALETTE))
+        assert all(everything[n] == S.style(n) for n in strategies.registered()[:22])
+    finally:
+        for n in names:
+            unregister(n)
+
+
+def test_short_legend_labels_and_their_key():
+    from bench.analysis import style as S
+
+    labels = ["uniform", "adaptive_beta [did not adapt: 4/5 seeds]",
+              "adaptive_beta(update_every=10,variant=low_variance)",
+              "compose(adaptive_beta(update_every=10,variant=low_variance)+min_snr)",
+              "grad_variance(refresh_every=100)", "grad_variance(refresh_every=50)"]
+    short = S.short_labels(labels)
+    assert short == {labels[0]: "uniform", labels[1]: "adaptive_beta †",
+                     labels[2]: "adaptive_beta low_variance*",
+                     labels[3]: "adaptive_beta low_variance*+min_snr",
+                     labels[4]: "grad_variance*", labels[5]: "grad_variance* #2"}
+    key = S.legend_key(labels)
+    assert f"grad_variance* #2 = {labels[5]}" in key and key.endswith("† did not adapt in "
+                                                                      "some seeds")
+
+
 def test_fig5_converts_fixed_weights_to_probabilities():
     p_t = pd.DataFrame({"run": ["a"] * 4 + ["b"] * 4, "step": [10] * 8, "t": [0, 1, 2, 3] * 2,
                         "p": [0.25] * 8})
@@ -488,9 +555,13 @@ def test_bands_stay_in_the_metric_range_and_ticks_at_evaluated_steps(R, fd):
     c = curve(ev[(ev["metric"] == "fd_cnn") & (ev["condition"] == M)
                    & (ev["schedule"] == LIN)], "value")
     assert (c["mean"] - c["ci95"]).min() < 0
+    lo, _ = band(c[c["n"] >= 2], valid_range("fd_cnn"))
+    assert lo.min() >= 0                                         # clipped to the metric's range
     fig = fig_metric_vs_iteration(ev, fd)
     polys = [p for ax in fig.axes for p in ax.collections]
-    assert polys and all(p.get_paths()[0].vertices[:, 1].min() >= 0 for p in polys)
+    assert c["n"].max() < 3 and not polys        # < 3 seeds: the seeds' points, not a t-band
+    points = [ln for ax in fig.axes for ln in ax.lines if ln.get_linestyle() == "None"]
+    assert points and all(min(ln.get_ydata()) >= 0 for ln in points)
     steps = set(fd.select(ev)["step"])
     for ax in fig.axes:
         if ax.get_xlabel():

@@ -195,6 +195,12 @@ def test_cancelled_job_is_reported_failed_not_waited_on(slurm, tmp_path):
     assert proc.returncode == 1, out
     assert "CANCELLED" in out and "failed 1" in out, out
     assert waited < 60, f"the launcher needed {waited:.0f} s to notice the cancellation"
+    status = subprocess.run([sys.executable, "-m", "bench.sweep", str(path), "--status",
+                             "--results-dir", str(tmp_path / "results")], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120).stdout
+    assert f"{job_id} CANCELLED " in status and "CANCELLED by" not in status, status
+    log = status.split(f"  {run_dir.name}: ")[1].splitlines()[0]       # where its output went
+    assert log.endswith(f"{job_id}_0_log.err") and "step" in Path(log).read_text(), status
 
 
 def test_two_tasks_per_node_train_ddp_like_one_process(slurm, tmp_path):

@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.load import COUNTED
-from bench.analysis.plotting import (curve, figure, legend, nice_ticks, ordered_conditions,
-                                     plot_conditions, protocol, schedules, titles)
+from bench.analysis.plotting import (add_note, figure, legend, nice_ticks,
+                                     ordered_conditions, plot_conditions, protocol, schedules,
+                                     titles)
 from bench.analysis.stats import valid_range
-from bench.analysis.style import (metric_label, metric_unit, plain_log_axis, step_axis,
-                                  step_formatter, step_text, styles)
+from bench.analysis.style import (legend_key, metric_label, metric_unit, plain_log_axis,
+                                  short_labels, step_axis, step_formatter, step_text, styles)
 from bench.analysis.tables import AXIS_COLUMN, Unit, baseline_reference
 
 
@@ -38,7 +39,7 @@ def fig_metric_vs_iteration(ev: pd.DataFrame, unit: Unit, baseline: str = "unifo
 
 
 def _schedule_panels(data: pd.DataFrame, y: str, ylabel: str, baseline: str, level: float,
-                     valid: tuple[float, float] = (-math.inf, math.inf)):
+                     valid: tuple[float, float] = (-math.inf, math.inf), log: bool = False):
     """One panel per schedule (shared y) of ``y`` vs iteration per condition:
     (fig, axes, [(ax, rows)])."""
     scheds = schedules(data)
@@ -47,7 +48,7 @@ def _schedule_panels(data: pd.DataFrame, y: str, ylabel: str, baseline: str, lev
     panels = []
     for j, (ax, sched) in enumerate(zip(axes[0], scheds)):
         d = data[data["schedule"] == sched]
-        plot_conditions(ax, d, y, "step", sty, baseline, level, valid)
+        plot_conditions(ax, d, y, "step", sty, baseline, level, valid, log)
         ax.set(title=f"{sched} schedule", xlabel="training iteration")
         if j == 0:
             ax.set_ylabel(ylabel)
@@ -58,7 +59,8 @@ def _schedule_panels(data: pd.DataFrame, y: str, ylabel: str, baseline: str, lev
 
 RELATIVE_AXES = {   # axis (bench.analysis.tables.AXIS_COLUMN): (1D unit, x label)
     "cost": ("forward-equivalents", "training compute / 1D (counted forward-equivalents)"),
-    "wall": ("s", "training wall-clock / 1D (measured)"),
+    "wall": ("s", "training wall-clock / 1D (measured: machine load\nshows up as strategy "
+                  "cost — compare on counted compute)"),
 }
 
 
@@ -107,18 +109,23 @@ def fig_metric_vs_relative(ev: pd.DataFrame, unit: Unit, axis: str = "cost",
 
 def fig_forest(vs: pd.DataFrame, unit: Unit, baseline: str = "uniform"):
     """A forest plot of ``tables.vs_baseline`` at its largest budget: per schedule panel (shared
-    rows), each condition's difference from the baseline (mean with its 95 % CI), zero dashed;
-    None without a difference."""
+    rows, in effect order: the best difference, averaged over the panels, on top), each
+    condition's difference from the baseline (mean with its 95 % CI), zero dashed; None without
+    a difference."""
     if vs.empty:
         return None
     d = vs[vs["budget"] == vs["budget"].max()].dropna(subset=["diff"])
     if d.empty:
         return None
     scheds = schedules(d)
-    conds = list(dict.fromkeys(d["condition"]))
-    sty = styles(conds)
+    # rows in effect order, the best first (the mean difference over the schedule panels)
+    effect = d.groupby("condition", sort=False)["diff"].mean()
+    conds = sorted(effect.index, key=lambda c: (effect[c] if unit.lower_is_better
+                                                else -effect[c], c))
+    sty, short = styles(conds), short_labels(conds)
     fig, axes = figure(len(scheds), w=3.4, h=1.0 + 0.32 * len(conds), sharey=True)
-    fig.set_figwidth(fig.get_figwidth() + 0.075 * max(map(len, conds)))   # the row labels
+    fig.set_figwidth(fig.get_figwidth() + 0.075 * max(len(x) for x in short.values()))
+    add_note(fig, legend_key(conds))
     for j, (ax, sched) in enumerate(zip(axes[0], scheds)):
         s = d[d["schedule"] == sched].set_index("condition")
         for i, cond in enumerate(conds):
@@ -129,7 +136,7 @@ def fig_forest(vs: pd.DataFrame, unit: Unit, baseline: str = "uniform"):
             ax.errorbar(r["diff"], i, xerr=ci, fmt=st.marker, color=st.color, ms=5, capsize=3,
                         mfc=st.color if st.filled else "white")
         ax.axvline(0.0, color="0.3", ls="--", lw=1)
-        ax.set_yticks(range(len(conds)), conds if j == 0 else [])
+        ax.set_yticks(range(len(conds)), [short[c] for c in conds] if j == 0 else [])
         ax.set_ylim(len(conds) - 0.5, -0.5)
         better = "negative" if unit.lower_is_better else "positive"
         u = metric_unit(unit.metric)
@@ -186,24 +193,19 @@ def fig_train_loss(metrics: pd.DataFrame, setting: str, baseline: str = "uniform
     data = data.dropna(subset=["loss"])
     if data.empty:
         return None
+    log = bool((data["loss"] > 0).all())      # a log axis, its bands drawn in log space
     fig, axes, panels = _schedule_panels(data, "loss", metric_label("loss"), baseline, level,
-                                         valid_range("loss"))
+                                         valid_range("loss"), log)
     for ax, _ in panels:
         ax.xaxis.set_major_formatter(step_formatter())
-    if (data["loss"] > 0).all():
+    if log:
         ax = axes[0, 0]
-        ax.set_yscale("log")      # the y-range follows the curves and the positive band edges
-        lo, hi = [], []
-        for _, g in data.groupby(["condition", "schedule"]):
-            c = curve(g, "loss").dropna(subset=["mean"])
-            edge = c["mean"] - c["ci95"].fillna(0)
-            lo.append(np.where(edge > 0, edge, c["mean"]).min())
-            hi.append((c["mean"] + c["ci95"].fillna(0)).max())
-        ax.set_ylim(min(lo) / 1.2, max(hi) * 1.2)
+        ax.set_yscale("log")
         plain_log_axis(ax)
     legend(fig, axes)
     titles(fig, f"training loss — {setting}", "the logged per-example ε-MSE (unweighted), "
-                "averaged over each log interval; mean over seeds, 95 % band; a non-uniform "
+                "averaged over each log interval; geometric mean over seeds, 95 % band in log "
+                "space; a non-uniform "
                 "sampler averages other timesteps, so this is no figure of merit across "
                 "strategies")
     return fig

@@ -1,5 +1,5 @@
 """The figures' common toolkit (matplotlib ``Figure`` objects, no pyplot state): a blank figure
-of panels, balanced wrapped titles, the shared legend, mean-over-seeds curves with their clipped
+of panels, one-line titles, the shared legend, mean-over-seeds curves with their clipped
 CI bands, schedule and condition order, and the sequential colours of training snapshots. The
 figures themselves are bench.analysis.metric_figures' and bench.analysis.timestep_figures'.
 
@@ -18,7 +18,8 @@ import pandas as pd
 from bench.analysis.load import schedule_key
 from bench.analysis.stats import mean_ci
 from bench.analysis.style import (LEGEND_SNAPSHOTS, SNAPSHOT_CMAP, SNAPSHOT_RANGE, Style,
-                                  protocol_text, snapshot_colors, step_formatter, step_text)
+                                  legend_key, protocol_text, short_labels, snapshot_colors,
+                                  step_formatter, step_text)
 from bench.analysis.tables import Unit
 
 
@@ -32,33 +33,13 @@ def figure(ncols: int, nrows: int = 1, w: float = 4.2, h: float = 3.3, sharey: b
     return fig, axes
 
 
-def wrap(text: str, width: int) -> str:
-    """``text`` wrapped to at most ``width`` characters a line, lines balanced (the narrowest
-    width giving as few lines), never breaking a word or a "digits · mlp" / "95 %" pair."""
-    import textwrap
-
-    for a, b in ((" · ", "\u00a0·\u00a0"), ("95 %", "95\u00a0%"), ("Fig. ", "Fig.\u00a0"),
-                 ("et al. ", "et\u00a0al.\u00a0")):
-        text = text.replace(a, b)
-
-    def fill(w):
-        return textwrap.wrap(text, w, break_long_words=False, break_on_hyphens=False)
-
-    n = len(fill(width))
-    w = width
-    while w > 20 and len(fill(w - 1)) == n:
-        w -= 1
-    return "\n".join(fill(w)).replace("\u00a0", " ")
-
-
 def titles(fig, title: str, subtitle: str = "") -> None:
-    """A short figure title and, below it, a plain-language subtitle, each wrapped (balanced) to
-    the figure's width."""
+    """A one-line figure title (a smaller font when it is long); the plain-language
+    ``subtitle`` (the protocol, what the bands are) goes to the figure's caption instead — it is
+    kept as the figure's label, which ``bench.report`` appends to the caption in index.md."""
     width = max(int(fig.get_figwidth() * 10), 60)
-    text = wrap(title, width)
-    if subtitle:
-        text += "\n" + wrap(subtitle, int(width * 1.15))
-    fig.suptitle(text, fontsize="medium")
+    fig.suptitle(title, fontsize="medium" if len(title) <= width else "small")
+    fig.set_label("; ".join(x for x in (subtitle, fig.get_label()) if x))
 
 
 def schedules(df: pd.DataFrame) -> list[str]:
@@ -72,40 +53,60 @@ def ordered_conditions(df: pd.DataFrame, baseline: str) -> list[str]:
     return [c for _, c in sorted((s != baseline, c) for c, s in pairs.itertuples(index=False))]
 
 
-def curve(df: pd.DataFrame, y: str, x: str = "step", level: float = 0.95) -> pd.DataFrame:
+def curve(df: pd.DataFrame, y: str, x: str = "step", level: float = 0.95,
+          log: bool = False) -> pd.DataFrame:
     """Per ``step``: mean of ``x`` and of ``y`` over the runs (seeds), the CI half-width of ``y``
-    (NaN below 2 runs) and n."""
+    (NaN below 2 runs), the band's edges ``lo``/``hi`` and n. ``log`` (a log axis): the mean and
+    interval of log y, exponentiated — a geometric mean with a band that stays positive."""
     rows = []
     for step, g in df.groupby("step", sort=True):
-        m, half, _, n = mean_ci(g[y], level)
-        rows.append({"step": step, "x": float(g[x].mean()), "mean": m, "ci95": half, "n": n})
-    return pd.DataFrame(rows, columns=["step", "x", "mean", "ci95", "n"])
+        v = np.log(g[y].astype(float)) if log else g[y]
+        m, half, _, n = mean_ci(v, level)
+        lo, hi = m - half, m + half
+        if log:
+            m, lo, hi = math.exp(m), math.exp(lo), math.exp(hi)
+        rows.append({"step": step, "x": float(g[x].mean()), "mean": m, "ci95": half, "n": n,
+                     "lo": lo, "hi": hi})
+    return pd.DataFrame(rows, columns=["step", "x", "mean", "ci95", "n", "lo", "hi"])
 
 
 def band(c: pd.DataFrame, valid: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """The (lower, upper) edges of a curve's CI band, clipped to the metric's valid range."""
-    return (np.clip(c["mean"] - c["ci95"], *valid).to_numpy(),
-            np.clip(c["mean"] + c["ci95"], *valid).to_numpy())
+    return np.clip(c["lo"], *valid).to_numpy(), np.clip(c["hi"], *valid).to_numpy()
+
+
+BAND_MIN_SEEDS = 3          # fewer seeds: their points, not a t-band
 
 
 def plot_curve(ax, c: pd.DataFrame, st: Style, label: str,
                valid: tuple[float, float] = (-math.inf, math.inf)) -> None:
     c = c.dropna(subset=["mean"])
     ax.plot(c["x"], c["mean"], ms=3.5, lw=1.3, label=label, **st.line())
-    b = c[c["n"] >= 2]
+    b = c[c["n"] >= BAND_MIN_SEEDS]
     if len(b):
         lo, hi = band(b, valid)
         ax.fill_between(b["x"], lo, hi, color=st.color, alpha=0.15, linewidth=0)
 
 
+def add_note(fig, text: str) -> None:
+    """Append ``text`` to the figure's caption note (``titles``)."""
+    if text:
+        fig.set_label("; ".join(x for x in (fig.get_label(), text) if x))
+
+
 def legend(fig, axes) -> None:
-    """One legend for every panel's labelled lines (each label once)."""
-    handles, labels = {}, []
+    """One legend for every panel's labelled lines (each label once), each label shortened
+    (``style.short_labels``) with the key to the full ones in the caption note."""
+    handles, full = {}, []
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             if lab not in handles and not lab.startswith("_"):
                 handles[lab] = h
-                labels.append(lab)
+                full.append(lab)
+    short = short_labels(full)
+    add_note(fig, legend_key(full))
+    handles = {short[k]: h for k, h in handles.items()}
+    labels = [short[k] for k in full]
     if handles:
         # Short legends go below the panels; long ones to the right, one column, so the panels
         # keep their height (the CLI saves with bbox_inches="tight").
@@ -119,11 +120,21 @@ def legend(fig, axes) -> None:
 
 def plot_conditions(ax, d: pd.DataFrame, y: str, x: str, sty: dict[str, Style],
                     baseline: str, level: float,
-                    valid: tuple[float, float] = (-math.inf, math.inf)) -> None:
-    """One mean curve (with its band) of ``y`` vs ``x`` per condition of ``d``, baseline first,
-    in the figure's styles ``sty``."""
+                    valid: tuple[float, float] = (-math.inf, math.inf),
+                    log: bool = False) -> None:
+    """One mean curve (with its band where ≥ BAND_MIN_SEEDS seeds have a value) of ``y`` vs
+    ``x`` per condition of ``d``, baseline first, in the figure's styles ``sty``; with fewer
+    seeds the seeds' own values as points instead (a 2-seed t-interval spans ±12.7 s.d.);
+    ``log``: mean and band of log y (``curve``), for a log axis."""
     for cond in ordered_conditions(d, baseline):
-        plot_curve(ax, curve(d[d["condition"] == cond], y, x, level), sty[cond], cond, valid)
+        rows = d[d["condition"] == cond]
+        c = curve(rows, y, x, level, log)
+        plot_curve(ax, c, sty[cond], cond, valid)
+        few = c["n"] < BAND_MIN_SEEDS
+        if few.any():
+            pts = rows[rows["step"].isin(c.loc[few, "step"])]
+            ax.plot(pd.to_numeric(pts[x], errors="coerce"), pts[y], ls="none",
+                    marker=sty[cond].marker, ms=3, color=sty[cond].color, alpha=0.5)
 
 
 def protocol(unit: Unit) -> str:

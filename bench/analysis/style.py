@@ -27,9 +27,13 @@ import strategies
 from bench.analysis.adaptation import unmarked
 from bench.analysis.stats import lower_is_better
 
-# tab10, then black and mustard: 12 distinct hues; a 13th strategy repeats them dashed.
+# tab10, then black and mustard (the first 12 registered strategies), then ten more distinct
+# hues for the next ones: 22 in all; a 23rd strategy repeats them dashed. Within one figure
+# ``styles`` gives every strategy a colour no other strategy there has.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#e6ab02")
+           "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#e6ab02",
+           "#393b79", "#ad494a", "#637939", "#7b4173", "#31a354", "#e7969c", "#6b6ecf",
+           "#843c39", "#a55194", "#c51b7d")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d")
 VARIANT_LINES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))
 VARIANT_SHADES = (-0.45, 0.45, -0.2, 0.25, -0.65, 0.65)   # < 0: towards black, > 0: white
@@ -60,15 +64,17 @@ def _hash(text: str) -> int:
     return zlib.crc32(text.encode())          # stable across processes (unlike hash())
 
 
-def style(label: str, k: int | None = None) -> Style:
+def style(label: str, k: int | None = None, color: str | None = None) -> Style:
     """The fixed style of the condition ``label`` (see the module docstring); ``k``: the
-    variant's place among its strategy's variants in a figure (None: from a hash)."""
+    variant's place among its strategy's variants in a figure (None: from a hash); ``color``:
+    the strategy's hue when a figure gave it another (``styles``)."""
     label = unmarked(label).strip()
     name = strategy_name(label)
     order = strategies.registered()
     i = order.index(name) if name in order else len(order) + _hash(name) % len(PALETTE)
-    color, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
-    repeat = (i // len(PALETTE)) % 2 == 1
+    marker = MARKERS[i % len(MARKERS)]
+    repeat = (i // len(PALETTE)) % 2 == 1 and color is None
+    color = color or PALETTE[i % len(PALETTE)]
     if label == name:
         return Style(color, marker, "--" if repeat else "-")
     k = _hash(label) if k is None else k
@@ -79,17 +85,76 @@ def style(label: str, k: int | None = None) -> Style:
 
 def styles(labels) -> dict[str, Style]:
     """The style of each of ``labels``: strategies as ``style``; the variants of one strategy
-    numbered in label order, so no two of them look alike."""
+    numbered in label order, so no two of them look alike; and a strategy whose fixed colour
+    another strategy of the figure already has (a plug-in's hashed place, a 23rd strategy)
+    takes the first palette colour no strategy there has — in registration order, so the
+    registered strategies keep theirs."""
     labels = list(dict.fromkeys(labels))
+    names = list(dict.fromkeys(strategy_name(c) for c in labels))
+    order = strategies.registered()
+    fixed = {n: style(n).color for n in names}
+    taken, hue = set(), {}
+    for n in sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n)):
+        if fixed[n] in taken:
+            hue[n] = next((c for c in PALETTE if c not in taken and c not in fixed.values()),
+                          fixed[n])
+        taken.add(hue.get(n, fixed[n]))
     out, seen = {}, {}
     for c in sorted(labels, key=lambda c: unmarked(c).strip()):
         u, name = unmarked(c).strip(), strategy_name(c)
-        if u == name or u in seen:
-            out[c] = style(c, seen.get(u))
-            continue
-        seen[u] = sum(1 for v in seen if strategy_name(v) == name)
-        out[c] = style(c, seen[u])
+        if u != name and u not in seen:
+            seen[u] = sum(1 for v in seen if strategy_name(v) == name)
+        out[c] = style(c, seen.get(u), hue.get(name))
     return {c: out[c] for c in labels}
+
+
+SHORT = 24                     # a legend label longer than this is shortened
+
+
+def _short(label: str) -> str:
+    """``name(k=v,variant=x)`` → ``name x*`` (the variant kept, ``*`` for the other parameters),
+    recursively through ``compose(a+b)``."""
+    m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)\((.*)\)", label)
+    if not m:
+        return label
+    name, body = m.groups()
+    if name == "compose" and "+" in body:
+        depth, cut = 0, None
+        for i, ch in enumerate(body):
+            depth += (ch == "(") - (ch == ")")
+            if ch == "+" and depth == 0:
+                cut = i
+        if cut is not None:
+            return f"{_short(body[:cut])}+{_short(body[cut + 1:])}"
+    variant = re.search(r"(?:^|,)variant=([^,()]+)", body)
+    rest = re.sub(r"(?:^|,)variant=[^,()]+", "", body).strip(",")
+    return f"{name}{' ' + variant.group(1) if variant else ''}{'*' if rest else ''}"
+
+
+def short_labels(labels) -> dict[str, str]:
+    """A legend's label for each condition label: itself when it is short, else the strategy
+    with its variant (``*``: other parameters), ``†`` for a "did not adapt" mark, and ``#2``,
+    ``#3`` where two would read alike — the full label stays in the tables and the caption."""
+    out: dict[str, str] = {}
+    for c in dict.fromkeys(labels):
+        u = unmarked(c).strip()
+        dagger = " †" if u != c.strip() else ""
+        out[c] = (u if len(u) <= SHORT else _short(u)) + dagger
+    seen: dict[str, int] = {}
+    for c, s in out.items():
+        seen[s] = seen.get(s, 0) + 1
+        if seen[s] > 1:
+            out[c] = f"{s} #{seen[s]}"
+    return out
+
+
+def legend_key(labels) -> str:
+    """The caption's key to shortened legend labels: ``short = full; ...`` ('' if none)."""
+    sl = short_labels(labels)
+    key = [f"{s} = {c}" for c, s in sl.items() if s != c]
+    return ("legend: " + "; ".join(key) + ("; † did not adapt in some seeds"
+                                           if any("†" in s for s in sl.values()) else "")
+            if key else "")
 
 
 def _shade(color: str, f: float) -> str:

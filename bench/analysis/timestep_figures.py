@@ -11,44 +11,53 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.load import COUNTED
-from bench.analysis.plotting import (figure, first_run, legend, nice_ticks, ordered_conditions,
-                                     schedules, snapshots, titles)
-from bench.analysis.style import plain_log_axis, step_formatter, styles, wrap_label
+from bench.analysis.plotting import (add_note, figure, first_run, legend, nice_ticks,
+                                     ordered_conditions, schedules, snapshots, titles)
+from bench.analysis.style import (legend_key, plain_log_axis, short_labels, step_formatter,
+                                  styles, wrap_label)
 
 
 def fig_adaptation(adaptation: pd.DataFrame, setting: str, threshold: float,
                    baseline: str = "uniform"):
-    """Did the learned samplers adapt? Per schedule, the total variation of each learned run's
-    p(t) from uniform at every update (solid) and of the histogram of the t it drew so far
-    (dashed; the report's "did not adapt" test) vs iteration, the threshold dotted."""
+    """Did the learned samplers adapt? Small multiples — one panel per learned condition (a row
+    per schedule) — of the total variation of p(t) from uniform at every update (solid) and of
+    the histogram of the t drawn so far (dashed; the report's "did not adapt" test) vs iteration:
+    each seed thin, the median over seeds bold; the threshold dotted."""
     d = adaptation[(adaptation["setting"] == setting) & adaptation["status"].isin(COUNTED)]
     if d.empty:
         return None
-    scheds = schedules(d)
-    fig, axes = figure(len(scheds), sharey=True)
-    sty = styles(ordered_conditions(d, baseline))
-    for j, (ax, sched) in enumerate(zip(axes[0], scheds)):
-        s = d[d["schedule"] == sched]
-        for cond in ordered_conditions(s, baseline):
-            st = sty[cond]
-            for i, (_, r) in enumerate(s[s["condition"] == cond].groupby("run", sort=True)):
-                r = r.sort_values("step")
-                ax.plot(r["step"], r["tv_uniform"], color=st.color, lw=1.1, alpha=0.8)
-                ax.plot(r["step"], r["drawn_tv"], color=st.color, lw=1.6, ls="--")
-            ax.plot([], [], label=cond, lw=1.6, **st.line())     # the legend's entry
-        ax.axhline(threshold, color="0.3", ls=":", lw=1)
-        ax.set(title=f"{sched} schedule", xlabel="training iteration", ylim=(0, 1))
-        if j == 0:
-            ax.set_ylabel("total variation from uniform")
-        ax.xaxis.set_major_locator(nice_ticks(6))
-        ax.xaxis.set_major_formatter(step_formatter())
-        ax.grid(alpha=0.3)
-    legend(fig, axes)
+    scheds, conds = schedules(d), ordered_conditions(d, baseline)
+    fig, axes = figure(len(conds), nrows=len(scheds), w=2.5, h=2.1, sharey=True)
+    sty, short = styles(conds), short_labels(conds)
+    for row, sched in enumerate(scheds):
+        for col, cond in enumerate(conds):
+            ax, st = axes[row, col], sty[cond]
+            s = d[(d["schedule"] == sched) & (d["condition"] == cond)]
+            for y, ls in (("tv_uniform", "-"), ("drawn_tv", "--")):
+                if s.empty:
+                    continue
+                wide = s.pivot_table(index="step", columns="run", values=y, aggfunc="last")
+                for run in wide:
+                    ax.plot(wide.index, wide[run], color=st.color, lw=0.7, ls=ls, alpha=0.35)
+                ax.plot(wide.index, wide.median(axis=1), color=st.color, lw=2.0, ls=ls)
+            ax.axhline(threshold, color="0.3", ls=":", lw=1)
+            ax.set_title(short[cond] + (f" — {sched}" if len(scheds) > 1 else ""),
+                         fontsize="small")
+            ax.set(ylim=(0, 1))
+            if col == 0:
+                ax.set_ylabel("TV from uniform")
+            if row == len(scheds) - 1:
+                ax.set_xlabel("training iteration")
+            ax.xaxis.set_major_locator(nice_ticks(4))
+            ax.xaxis.set_major_formatter(step_formatter())
+            ax.grid(alpha=0.3)
+    add_note(fig, legend_key(conds))
     titles(fig, f"adaptation of the learned strategies — {setting}",
-           f"thin solid: p(t) at each update; thick dashed: the t drawn so far (what the "
-           f"verdict uses); dotted: the 'did not adapt' threshold {threshold:g}; one pair of "
-           f"curves per seed")
+           f"solid: p(t) at each update; dashed: the t drawn so far (what the verdict uses); "
+           f"thin: one seed, bold: the median over seeds; dotted: the 'did not adapt' threshold "
+           f"{threshold:g}")
     return fig
+
 
 def fig_timestep_diagnostics(diag: pd.DataFrame, setting: str, condition: str,
                              weighting: str = "ddpm"):

@@ -44,6 +44,11 @@ class Item:
     tex: str = ""
     figure: Any = None                      # a matplotlib Figure
 
+    def __post_init__(self):
+        note = self.figure.get_label() if self.figure is not None else ""
+        if note:                            # the figure's protocol line (plotting.titles)
+            self.caption = f"{self.caption} {note[0].upper()}{note[1:]}."
+
 
 @dataclass
 class Report:

@@ -115,7 +115,7 @@ def adaptation_tex(threshold: float) -> str:
 def forest(u: Unit, baseline: str) -> Text:
     return (f"Difference from {baseline} (forest plot) — {where(u)}",
             f"Each strategy's difference from {baseline} in {u.metric} at the largest budget, "
-            f"mean and 95 % CI (the table above), per schedule.")
+            f"mean and 95 % CI (the table below), best on top, per schedule.")
 
 
 def metric_vs_iteration(u: Unit) -> Text:
@@ -142,8 +142,8 @@ PROFILES: Text = (
 
 def train_loss(where: str) -> Text:
     return (f"Training loss{where}",
-            f"Training loss (the logged per-example ε-MSE, unweighted) vs iteration, mean over "
-            f"seeds with a 95 % band{where}.")
+            f"Training loss (the logged per-example ε-MSE, unweighted) vs iteration, geometric "
+            f"mean over seeds with a 95 % band (log space){where}.")
 
 
 def timestep_figure_number(weighting: str) -> str:

@@ -37,6 +37,13 @@ def _last_eval(run_dir: Path) -> str:
     return f"{' '.join(vals)} @{step}"
 
 
+def job_log(job: Mapping) -> str:
+    """Where a SLURM job's output goes: submitit's ``<folder>/<job id>_0_log.err`` (progress
+    lines and errors; ``.out`` beside it), the folder's ``%j`` being the job id."""
+    folder = str(job.get("folder") or "").replace("%j", str(job["job_id"]))
+    return f"{folder}/{job['job_id']}_0_log.err" if folder else ""
+
+
 def run_status(run: RunConfig, sweep_dir: Path, slurm: dict[str, str] | None) -> dict:
     """One run's state (a ``RunState`` of the ``STATUS_WORDS`` view) from its files (read-only;
     the lock probe takes the lock for an instant, as ``runstate.state`` does): done (DONE),
@@ -47,7 +54,7 @@ def run_status(run: RunConfig, sweep_dir: Path, slurm: dict[str, str] | None) ->
     d = sweep_dir / run.run_id
     iters = int(run.config["train"]["iterations"])
     st = {"run": run, "state": RunState.NEW, "step": 0, "iterations": iters, "eval": "-",
-          "slurm": "-", "eta": "—", "note": ""}
+          "slurm": "-", "eta": "—", "note": "", "log": ""}
     if not d.is_dir():
         return st
     notes: list[str] = []
@@ -65,8 +72,10 @@ def run_status(run: RunConfig, sweep_dir: Path, slurm: dict[str, str] | None) ->
     slurm_state = ""
     if job.get("cluster") == "slurm" and job.get("job_id"):
         slurm_state = "unknown" if slurm is None else slurm.get(str(job["job_id"]), "UNKNOWN")
+        slurm_state = slurm_state.split()[0] if slurm_state else slurm_state  # "CANCELLED by 0"
         st["slurm"] = f"{job['job_id']} {slurm_state}"
-    first = slurm_state.split()[0] if slurm_state else ""
+        st["log"] = job_log(job)
+    first = slurm_state
     if runstate.is_done(d):
         st["state"] = RunState.DONE
         st["step"] = int(runfiles.read_done(d).get("step") or iters)
@@ -148,6 +157,12 @@ def format_status(spec: Mapping, runs: list[RunConfig], sweep_dir: Path,
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
     lines += ["  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip()
               for row in rows]
+    logs = [(s["run"].run_id, s["log"]) for s in sts
+            if s["log"] and s["state"] in (RunState.RUNNING, RunState.FAILED, RunState.QUEUED)]
+    if logs:
+        lines.append("logs of the running, queued and failed SLURM jobs (progress lines and "
+                     "errors; .out beside each):")
+        lines += [f"  {rid}: {path}" for rid, path in logs]
     if not answered:
         lines.append(f"note: slurm: unknown (neither sacct nor squeue on PATH answered within "
                      f"{SLURM_TIMEOUT_S:g} s); states are from the run folders alone")
