@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats
 
 from bench import config as C
+from bench import experiment
 from bench.rundir import runfiles, runpaths, runtables
 from bench.core.ddpm import DDPM
 from bench.analysis import ranking
@@ -629,3 +631,37 @@ def test_index_headings_name_the_content(out):
     assert "### Table " not in index and "### Figure " not in index
     assert "### Every strategy vs uniform — digits · unet(ch=8); DDIM sampler" in index
     assert "### Strategies ranked across every condition (rliable)" in index
+
+
+def test_a_sweep_label_reaches_the_legend_and_the_table_keeps_the_full_condition(tmp_path):
+    """A grid entry's ``label:`` names its condition in the figures (not in the config, the run
+    id or the tables); the caption's key gives the full label."""
+    from bench.sweep import spec as S
+
+    sweep = {"name": "lab", "base": {"dataset": {"name": "toy2d", "n_train": 256, "n_test": 64},
+                                     "backbone": {"name": "mlp", "width": 16, "depth": 1},
+                                     "diffusion": {"timesteps": 50},
+                                     "train": {"iterations": 4, "batch_size": 32, "device": "cpu",
+                                               "log_every": 2, "ckpt_every": 4},
+                                     "eval": {"at": [4], "metrics": ["swd"], "n_samples": 64,
+                                              "ddim_steps": 5}},
+             "grid": {"strategy": [{"name": "uniform"},
+                                   {"name": "min_snr", "gamma": 1, "label": "clamped SNR"}],
+                      "seed": [0, 1]}}
+    runs = S.expand(sweep)
+    plain = S.expand({**sweep, "grid": {**sweep["grid"], "strategy": [
+        {"name": "uniform"}, {"name": "min_snr", "gamma": 1}]}})
+    assert [r.run_id for r in runs] == [r.run_id for r in plain]          # not in the identity
+    assert [r.display for r in runs] == ["", "", "clamped SNR", "clamped SNR"]
+    root = tmp_path / "results" / "lab"
+    for r in runs:
+        experiment.run(r.config, root / r.run_id, progress=False, log_lines=False)
+    (root / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    R = load(tmp_path / "results")
+    assert R.displays == {"min_snr(gamma=1)": "clamped SNR"}
+    rep = report_build.build(R)
+    fig = {f.slug: f for f in rep.figures}["swd_vs_iteration"]
+    legend = [t.get_text() for t in fig.figure.legends[0].get_texts()]
+    assert legend == ["uniform", "clamped SNR"]
+    assert "clamped SNR = min_snr(gamma=1)" in fig.caption
+    assert "min_snr(gamma=1)" in "\n".join(t.md for t in rep.tables)

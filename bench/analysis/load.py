@@ -114,14 +114,17 @@ def run_info(root: Path, run_dir: Path, cfg: dict) -> dict:
             "iterations": int(cfg["train"]["iterations"]), "path": str(run_dir)}
 
 
-def _expected_runs(sweep_file: Path, present: set[Path], notes: list[str]) -> list[tuple]:
+def _expected_runs(sweep_file: Path, present: set[Path], notes: list[str],
+                   displays: dict[str, str]) -> list[tuple]:
     """(run dir, config) for runs that ``sweep.yaml`` (written by bench.launch) expects and that
-    are absent on disk; a sweep file that no longer expands is a note, not an error."""
+    are absent on disk; a sweep file that no longer expands is a note, not an error. Records
+    in ``displays`` the grid entries' ``label:`` of its runs, by run id."""
     try:
         runs = expand(load_yaml(sweep_file))
     except (ValueError, TypeError, KeyError) as e:
         notes.append(f"{sweep_file}: cannot expand the sweep to find missing runs ({e})")
         return []
+    displays.update({r.run_id: r.display for r in runs if r.display})
     return [(sweep_file.parent / r.run_id, r.config) for r in runs
             if sweep_file.parent / r.run_id not in present]
 
@@ -141,6 +144,7 @@ class Results:
     metrics: pd.DataFrame
     timesteps: dict[str, pd.DataFrame]
     notes: list[str] = field(default_factory=list)
+    displays: dict[str, str] = field(default_factory=dict)   # condition -> sweep ``label:``
 
     def counted(self, df: pd.DataFrame) -> pd.DataFrame:
         """Rows of runs whose data enter tables and figures (done or partial, not duplicates)."""
@@ -179,16 +183,19 @@ def load(root: str | Path) -> Results:
         metrics.append(m.assign(run=info["run"]))
         for kind, df in runtables.read_timesteps(d).items():
             ts[kind].append(df.assign(run=info["run"]))
+    by_id: dict[str, str] = {}
     for sf in sweep_files:
-        for d, cfg in _expected_runs(sf, set(run_dirs), notes):
+        for d, cfg in _expected_runs(sf, set(run_dirs), notes, by_id):
             info = run_info(root, d, cfg)
             info.update(status=REPORT_WORDS[RunState.MISSING], last_step=0, _config=cfg,
                         note=f"expected by {sf.relative_to(root).as_posix()}, absent on disk")
             infos.append(info)
     runs = _finish_runs(pd.DataFrame(infos))
+    displays = {c: by_id[i] for c, i in zip(runs["condition"], runs["run_id"]) if i in by_id}
     return Results(root, runs, _with_runs(evals, runs, EVAL_COLUMNS),
                    _with_runs(metrics, runs, METRIC_COLUMNS),
-                   {k: _with_runs(v, runs, TIMESTEP_REQUIRED[k]) for k, v in ts.items()}, notes)
+                   {k: _with_runs(v, runs, TIMESTEP_REQUIRED[k]) for k, v in ts.items()}, notes,
+                   displays)
 
 
 def fixed_loss_weights(runs: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -109,6 +109,14 @@ def styles(labels) -> dict[str, Style]:
 
 
 SHORT = 24                     # a legend label longer than this is shortened
+DISPLAY: dict[str, str] = {}   # condition -> the sweep file's ``label:`` (set_display_labels)
+
+
+def set_display_labels(labels: dict[str, str]) -> None:
+    """The sweep files' ``label:`` per condition for the figures drawn next (``bench.report``
+    sets them from the results it reads; they replace any earlier ones)."""
+    DISPLAY.clear()
+    DISPLAY.update(labels)
 
 
 def _short(label: str) -> str:
@@ -132,14 +140,16 @@ def _short(label: str) -> str:
 
 
 def short_labels(labels) -> dict[str, str]:
-    """A legend's label for each condition label: itself when it is short, else the strategy
-    with its variant (``*``: other parameters), ``†`` for a "did not adapt" mark, and ``#2``,
-    ``#3`` where two would read alike — the full label stays in the tables and the caption."""
+    """A legend's label for each condition label: the sweep file's ``label:`` for it where one
+    is set (``set_display_labels``), else itself when it is short, else the strategy with its
+    variant (``*``: other parameters); ``†`` for a "did not adapt" mark, and ``#2``, ``#3``
+    where two would read alike — the full label stays in the tables and the caption."""
     out: dict[str, str] = {}
     for c in dict.fromkeys(labels):
         u = unmarked(c).strip()
         dagger = " †" if u != c.strip() else ""
-        out[c] = (u if len(u) <= SHORT else _short(u)) + dagger
+        out[c] = (DISPLAY.get(c) or DISPLAY.get(u) or (u if len(u) <= SHORT else _short(u))
+                  ) + dagger
     seen: dict[str, int] = {}
     for c, s in out.items():
         seen[s] = seen.get(s, 0) + 1

@@ -20,6 +20,7 @@ from bench.analysis.load import COUNTED, ReportError, Results, fixed_loss_weight
 from bench.analysis.metric_figures import (fig_forest, fig_metric_vs_iteration,
                                            fig_metric_vs_relative, fig_profiles, fig_train_loss)
 from bench.analysis.plotting import ordered_conditions
+from bench.analysis.style import set_display_labels
 from bench.analysis.tables import Unit
 from bench.analysis.timestep_figures import (effective_p_t, fig_adaptation, fig_p_t,
                                              fig_timestep_diagnostics)
@@ -279,6 +280,7 @@ def build(R: Results, *, metrics: list[str] | None = None, budgets: list[int] | 
     ``load_tolerance``: the wall-clock disagreement among equal-cost runs that is warned of."""
     _check_request(R.counted(R.evals), metrics, pairs or [], budgets, baseline)
     _check_options(bwd_factor, adapt_threshold, load_tolerance)
+    set_display_labels(R.displays)          # the sweep files' label: in the figures' legends
     summ = adaptation.summaries(R.counted(R.timesteps["adaptation"]), adapt_threshold)
     m = adaptation.marks(summ)
     R, summ = _marked(R, m), adaptation.mark_conditions(summ, m)

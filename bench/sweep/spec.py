@@ -79,6 +79,7 @@ class RunConfig:
     axes: tuple[tuple[str, str], ...]   # (axis path, value label), in axis order
     config_json: str
     condition: str = ""                 # bench.labels: what the plan, launch and report call it
+    display: str = ""                   # the grid entries' ``label:`` (figure legends), if any
 
     @property
     def config(self) -> dict:
@@ -290,6 +291,7 @@ def expand(sweep: Mapping, check: Callable[[dict], None] | None = None) -> list[
     seen: dict[str, str] = {}
     for axes in blocks:
         for combo in itertools.product(*(values for _, values in axes)):
+            combo, shown = zip(*(_display(v, p) for (p, _), v in zip(axes, combo)))
             merged = base
             for (path, _), value in zip(axes, combo):
                 merged = deep_update(merged, nest(path, value))
@@ -305,7 +307,7 @@ def expand(sweep: Mapping, check: Callable[[dict], None] | None = None) -> list[
                                  f"them differ")
             seen[rid] = label
             runs.append(RunConfig(rid, tuple((p, value_label(v)) for (p, _), v in zip(axes, combo)),
-                                  canonical(cfg)))
+                                  canonical(cfg), display=" ".join(x for x in shown if x)))
     for i, n in enumerate(used):
         if n == 0:
             raise SweepError(f"cells[{i}] (match {dict(cells[i]['match'])}) matches no run of the "
@@ -314,6 +316,17 @@ def expand(sweep: Mapping, check: Callable[[dict], None] | None = None) -> list[
         raise SweepError("the grid is empty: every cell was skipped")
     names = conditions([r.config for r in runs])
     return [dataclasses.replace(r, condition=c) for r, c in zip(runs, names)]
+
+
+def _display(value: Any, path: str) -> tuple[Any, str]:
+    """A grid value without its ``label:`` (a mapping entry's name in figure legends; not part
+    of the config or the run id), and that label ('' if none)."""
+    if not isinstance(value, Mapping) or "label" not in value:
+        return value, ""
+    label = value["label"]
+    if not isinstance(label, str) or not label.strip():
+        raise SweepError(f"grid axis {path!r}: label must be a non-empty string, got {label!r}")
+    return {k: v for k, v in value.items() if k != "label"}, label.strip()
 
 
 def _apply_cells(merged: dict, cells: list[dict], used: list[int]) -> dict | None:
