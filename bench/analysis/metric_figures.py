@@ -152,36 +152,44 @@ def fig_forest(vs: pd.DataFrame, unit: Unit, baseline: str = "uniform"):
     return fig
 
 
-PROFILE_BANDS = 5
-
-
 def fig_profiles(profiles: pd.DataFrame, baseline: str = "uniform"):
-    """Performance profiles (Agarwal et al. 2021, rliable): per strategy, the fraction of runs
-    over every condition whose normalised score exceeds τ, with its stratified-bootstrap 95 %
-    band (drawn for up to PROFILE_BANDS strategies: more would hide the curves); columns of
+    """Performance profiles (Agarwal et al. 2021, rliable) as small multiples: per strategy, the
+    fraction of runs over every condition whose normalised score exceeds τ, with its
+    stratified-bootstrap 95 % band, over the baseline's profile in grey; columns of
     ``profiles``: condition, tau, fraction, lo, hi."""
     if profiles.empty:
         return None
-    fig, axes = figure(1, w=5.2, h=3.6)
-    ax = axes[0, 0]
-    bands = profiles["condition"].nunique() <= PROFILE_BANDS
-    sty = styles(profiles["condition"])
-    for cond, g in profiles.groupby("condition", sort=False):
-        st = sty[cond]
-        ax.plot(g["tau"], g["fraction"], label=cond, color=st.color, ls=st.linestyle, lw=1.4,
+    conds = list(dict.fromkeys(profiles["condition"]))
+    base = next((c for c in conds if c.split(" [")[0] == baseline), None)
+    others = [c for c in conds if c != base] or conds
+    ncols = min(4, len(others))
+    nrows = math.ceil(len(others) / ncols)
+    fig, axes = figure(ncols, nrows=nrows, w=2.6, h=2.1, sharey=True)
+    sty, short = styles(conds), short_labels(conds)
+    for ax in axes.flat[len(others):]:
+        ax.set_visible(False)
+    for k, (ax, cond) in enumerate(zip(axes.flat, others)):
+        if base is not None:
+            g = profiles[profiles["condition"] == base]
+            ax.plot(g["tau"], g["fraction"], color="0.6", lw=1.0, drawstyle="steps-post")
+        g, st = profiles[profiles["condition"] == cond], sty[cond]
+        ax.plot(g["tau"], g["fraction"], color=st.color, ls=st.linestyle, lw=1.5,
                 drawstyle="steps-post")
-        if bands:
-            ax.fill_between(g["tau"], g["lo"], g["hi"], color=st.color, alpha=0.12, lw=0,
-                            step="post")
-    ax.axvline(0.0, color="0.3", ls=":", lw=1)
-    ax.set(xlabel=f"τ: relative improvement over {baseline}'s mean (0 = equal)",
-           ylabel="fraction of runs with score > τ", ylim=(0, 1))
-    ax.grid(alpha=0.3)
-    legend(fig, axes)
+        ax.fill_between(g["tau"], g["lo"], g["hi"], color=st.color, alpha=0.15, lw=0,
+                        step="post")
+        ax.axvline(0.0, color="0.3", ls=":", lw=1)
+        ax.set_title(short[cond], fontsize="small")
+        ax.set(ylim=(0, 1))
+        if k % ncols == 0:
+            ax.set_ylabel("fraction of runs > τ")
+        if k >= len(others) - ncols:
+            ax.set_xlabel("τ (0 = baseline mean)")
+        ax.grid(alpha=0.3)
+    add_note(fig, legend_key(conds))
     titles(fig, "performance profiles across every condition",
-           "score = (baseline mean − value) / |baseline mean| per condition (sign flipped for "
-           "higher-is-better metrics)" + ("; stratified-bootstrap 95 % bands" if bands else
-                                           "; bands in the table (too many curves)"))
+           f"score = ({baseline} mean − value) / |{baseline} mean| per condition (sign flipped "
+           f"for higher-is-better metrics); τ: relative improvement over {baseline}'s mean; "
+           f"grey: {baseline}'s profile; stratified-bootstrap 95 % bands")
     return fig
 
 

@@ -136,8 +136,9 @@ def metric_vs_relative(u: Unit, axis: str, baseline: str) -> Text:
 
 PROFILES: Text = (
     "Performance profiles across every condition (rliable)",
-    "Fraction of runs (over every task) whose normalised score exceeds τ, per strategy, with "
-    "stratified-bootstrap 95 % bands; a curve to the right of another dominates it.")
+    "Fraction of runs (over every condition and seed) whose normalised score exceeds τ, one "
+    "panel per strategy with its stratified-bootstrap 95 % band over the baseline's profile "
+    "(grey); a curve to the right of the grey one dominates the baseline.")
 
 
 def train_loss(where: str) -> Text:
