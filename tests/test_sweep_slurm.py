@@ -213,3 +213,23 @@ def test_two_tasks_per_node_train_ddp_like_one_process(slurm, tmp_path):
     ref = _reference(o.run.config, tmp_path / "reference")
     assert [r["step"] for r in ref] == [10, 20, 30, 40]
     _assert_rows_close(ref, _metrics(o.run_dir), rel=1e-4)
+
+
+def test_pending_array_tasks_read_as_pending_not_unknown(slurm, tmp_path):
+    """sacct leaves out array tasks that have not started; their state comes from squeue."""
+    script = tmp_path / "sleep.sh"
+    script.write_text("#!/bin/bash\nsleep 60\n")
+    script.chmod(0o755)
+    cpus = os.cpu_count() or 1           # one task takes the whole node: the others wait
+    job = subprocess.run(["sbatch", "--parsable", "--array=0-2", "-c", str(cpus), "-o",
+                          "/dev/null", str(script)], check=True, capture_output=True,
+                         text=True).stdout.strip().split(";")[0]
+    def once_the_first_runs():
+        s = launch_slurm.job_states([f"{job}_{i}" for i in range(3)])
+        return s if s and s.get(f"{job}_0") == "RUNNING" else None
+
+    try:
+        states = _wait_until(once_the_first_runs, 60, "the first array task to run")
+        assert states[f"{job}_1"] == states[f"{job}_2"] == "PENDING", states
+    finally:
+        subprocess.run(["scancel", job], check=False)

@@ -44,30 +44,39 @@ def slurm_unreachable() -> str | None:
 
 def job_states(job_ids: list[str], timeout_s: float = 10.0) -> dict[str, str] | None:
     """{job id: SLURM state} of recorded jobs, read-only and bounded: ``sacct`` (every state,
-    ended jobs too), else ``squeue`` (queued and running jobs; one it does not list has left the
+    ended jobs too), and ``squeue`` for the jobs sacct does not list (pending array tasks, which
+    sacct leaves out until they start; without sacct, a job squeue does not list has left the
     queue: ``NOT_QUEUED``). None when neither is on PATH or answers within ``timeout_s``."""
     ids = sorted({str(j) for j in job_ids if j})
     if not ids:
         return {}
-    queries = (("sacct", ["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(ids)]),
-               ("squeue", ["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(ids)]))
-    for tool, cmd in queries:
-        if shutil.which(tool) is None:
-            continue
-        try:
-            res = subprocess.run(cmd, check=True, capture_output=True, timeout=timeout_s,
-                                 stdin=subprocess.DEVNULL)
-        except (subprocess.SubprocessError, OSError):
-            continue
-        states: dict[str, str] = {}
-        for line in res.stdout.decode(errors="replace").splitlines():
-            job, _, state = line.strip().partition("|")
-            for one in _array_ids(job):
-                states[one] = state.strip() or "UNKNOWN"
-        if tool == "squeue":
-            states = {j: states.get(j, "NOT_QUEUED") for j in ids}
-        return {j: states.get(j, "UNKNOWN") for j in ids}
-    return None
+    sacct = _query(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(ids)],
+                   timeout_s)
+    missing = [j for j in ids if j not in (sacct or {})]
+    squeue = _query(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(missing)],
+                    timeout_s) if missing else {}
+    if sacct is None and squeue is None:
+        return None
+    gone = "UNKNOWN" if sacct is not None else "NOT_QUEUED"
+    return {j: (sacct or {}).get(j) or (squeue or {}).get(j) or gone for j in ids}
+
+
+def _query(cmd: list[str], timeout_s: float) -> dict[str, str] | None:
+    """{job id: state} from one sacct/squeue call printing ``id|state`` lines (array ranges
+    expanded); None when the tool is not on PATH or does not answer in time."""
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        res = subprocess.run(cmd, check=True, capture_output=True, timeout=timeout_s,
+                             stdin=subprocess.DEVNULL)
+    except (subprocess.SubprocessError, OSError):
+        return None
+    states: dict[str, str] = {}
+    for line in res.stdout.decode(errors="replace").splitlines():
+        job, _, state = line.strip().partition("|")
+        for one in _array_ids(job):
+            states[one] = state.strip() or "UNKNOWN"
+    return states
 
 
 def _array_ids(job: str) -> list[str]:
