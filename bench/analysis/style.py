@@ -219,19 +219,6 @@ def protocol_text(sampler: str, n_samples: int, metric: str = "") -> str:
     return f"{sampler or 'sampler unknown'}{n}"
 
 
-def wrap_label(text: str, width: int) -> str:
-    """``text`` on lines of at most ``width`` characters where it can, broken after a space, a
-    comma or a plus (never inside a parameter name: ``adaptive_beta(update_every=10,`` /
-    ``variant=low_variance)``)."""
-    lines, line = [], ""
-    for token in re.split(r"(?<=[ ,+])", text):
-        if line and len(line) + len(token.rstrip()) > width:
-            lines.append(line.rstrip())
-            line = ""
-        line += token
-    return "\n".join([*lines, line.rstrip()])
-
-
 # ---------------------------------------------------------------------------- iteration axis
 def step_text(step: float) -> str:
     """400, 2k, 2.5k, 20k, 0.2M, 1M."""

@@ -14,7 +14,7 @@ from bench.analysis.load import COUNTED
 from bench.analysis.plotting import (add_note, figure, first_run, legend, nice_ticks,
                                      ordered_conditions, schedules, snapshots, titles)
 from bench.analysis.style import (legend_key, plain_log_axis, short_labels, step_formatter,
-                                  styles, wrap_label)
+                                  styles)
 
 
 def fig_adaptation(adaptation: pd.DataFrame, setting: str, threshold: float,
@@ -141,6 +141,8 @@ def fig_p_t(p_t: pd.DataFrame, t_hist: pd.DataFrame, setting: str, schedule: str
     steps = pd.concat([s["step"] for s in sel])
     color = snapshots(fig, axes, steps)
     quantity = "T·p(t)·w(t) / Σ p·w" if weighted else "T·p(t)"
+    short = short_labels(conds)
+    add_note(fig, legend_key(conds))
     for ax, cond in zip(axes.flat, conds):
         p, h = (s[s["condition"] == cond] for s in sel)
         src = first_run(p if len(p) else h)
@@ -159,8 +161,7 @@ def fig_p_t(p_t: pd.DataFrame, t_hist: pd.DataFrame, setting: str, schedule: str
                           baseline=None)
             top = max(top, float(np.nanmax(y)))
         ax.axhline(1.0, color="0.3", ls=":", lw=1)
-        ax.set_title(wrap_label(f"{cond} (seed {src['seed'].iloc[0]}, {what})", 34),
-                     fontsize="medium")
+        ax.set_title(f"{short[cond]} (seed {src['seed'].iloc[0]}, {what})", fontsize="medium")
         ax.set(xlabel="timestep t", ylim=(0, top * 1.05))
         ax.grid(alpha=0.3)
     for ax in axes[:, 0]:
