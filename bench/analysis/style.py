@@ -142,20 +142,47 @@ def _short(label: str) -> str:
 def short_labels(labels) -> dict[str, str]:
     """A legend's label for each condition label: the sweep file's ``label:`` for it where one
     is set (``set_display_labels``), else itself when it is short, else the strategy with its
-    variant (``*``: other parameters); ``†`` for a "did not adapt" mark, and ``#2``, ``#3``
-    where two would read alike — the full label stays in the tables and the caption."""
+    variant (``*``: other parameters); ``†`` for a "did not adapt" mark; labels that would read
+    alike show the parameters that tell them apart (``#2``, ``#3`` where they cannot) — the full
+    label stays in the tables and the caption."""
     out: dict[str, str] = {}
     for c in dict.fromkeys(labels):
         u = unmarked(c).strip()
         dagger = " †" if u != c.strip() else ""
         out[c] = (DISPLAY.get(c) or DISPLAY.get(u) or (u if len(u) <= SHORT else _short(u))
                   ) + dagger
-    seen: dict[str, int] = {}
+    groups: dict[str, list[str]] = {}
     for c, s in out.items():
-        seen[s] = seen.get(s, 0) + 1
-        if seen[s] > 1:
-            out[c] = f"{s} #{seen[s]}"
+        groups.setdefault(s, []).append(c)
+    for s, cs in groups.items():               # labels that read alike: what tells them apart
+        if len(cs) > 1:
+            for k, c in enumerate(cs, 1):
+                out[c] = _distinct(unmarked(c).strip(), [unmarked(x).strip() for x in cs]) \
+                    or f"{s} #{k}"
+                out[c] += " †" if unmarked(c).strip() != c.strip() and "†" not in out[c] else ""
     return out
+
+
+def _params(label: str) -> tuple[str, dict[str, str]] | None:
+    """``name(k=v,...)`` → (name, {k: v}); None for another shape (a composition)."""
+    m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)(?:\(([^()]*)\))?", label)
+    if not m:
+        return None
+    pairs = [p.split("=", 1) for p in (m.group(2) or "").split(",") if "=" in p]
+    return m.group(1), dict(pairs)
+
+
+def _distinct(label: str, group: list[str]) -> str:
+    """``label`` as its name and the parameters whose values differ within ``group`` (``name``
+    alone when it has none of them); '' when a label of the group has another shape."""
+    parsed = [_params(x) for x in group]
+    mine = _params(label)
+    if mine is None or any(p is None for p in parsed):
+        return ""
+    keys = sorted({k for _, ps in parsed for k in ps
+                   if len({q.get(k, "-") for _, q in parsed}) > 1})
+    shown = [f"{k}={mine[1][k]}" for k in keys if k in mine[1]]
+    return f"{mine[0]} {','.join(shown)}" if shown else mine[0]
 
 
 def legend_key(labels) -> str:
