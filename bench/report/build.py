@@ -281,6 +281,15 @@ def build(R: Results, *, metrics: list[str] | None = None, budgets: list[int] | 
     _check_request(R.counted(R.evals), metrics, pairs or [], budgets, baseline)
     _check_options(bwd_factor, adapt_threshold, load_tolerance)
     set_display_labels(R.displays)          # the sweep files' label: in the figures' legends
+    try:
+        return _build(R, metrics, budgets, baseline, pairs, figures, level, bwd_factor,
+                      adapt_threshold, load_tolerance)
+    finally:
+        set_display_labels({})              # for these results only
+
+
+def _build(R: Results, metrics, budgets, baseline, pairs, figures, level, bwd_factor,
+           adapt_threshold, load_tolerance) -> Report:
     summ = adaptation.summaries(R.counted(R.timesteps["adaptation"]), adapt_threshold)
     m = adaptation.marks(summ)
     R, summ = _marked(R, m), adaptation.mark_conditions(summ, m)
