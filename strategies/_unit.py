@@ -24,6 +24,25 @@ from torch import Tensor
 from strategies.base import Draw, Strategy
 
 
+def logit(x: Tensor) -> Tensor:
+    """log(x/(1 − x)): ±inf at 1 and 0, as wanted for CDF edges."""
+    return torch.log(x) - torch.log1p(-x)
+
+
+def index_edges(T: int, rounded: bool) -> Tensor:
+    """The T + 1 edges on [0, 1] of the indices that u maps to (float64): ``rounded``
+    (i = round(u(T − 1))): clip((i − ½)/(T − 1), 0, 1), the end indices half-width; else
+    (i = ⌊uT⌋): i/T."""
+    i = torch.arange(T + 1, dtype=torch.float64)
+    return ((i - 0.5) / (T - 1)).clamp(0.0, 1.0) if rounded else i / T
+
+
+def index_of(u: Tensor, T: int, rounded: bool) -> Tensor:
+    """The index (int64) of every u ∈ [0, 1]: round(u(T − 1)) or ⌊uT⌋ (``index_edges``)."""
+    i = torch.round(u * (T - 1)) if rounded else torch.floor(u * T)
+    return i.long().clamp(0, T - 1)
+
+
 def bisect_increasing(f, y: Tensor, iterations: int = 60) -> Tensor:
     """x ∈ [0, 1] with f(x) = y for an increasing f on [0, 1] (float64, elementwise)."""
     lo, hi = torch.zeros_like(y), torch.ones_like(y)
@@ -45,27 +64,12 @@ class UnitDensity(Strategy):
         """The inverse of ``cdf``: u with P(U ≤ u) = v (float64)."""
         raise NotImplementedError
 
-    def _edges(self) -> Tensor:
-        if self.process.name == "ddpm":
-            i = torch.arange(self.T + 1, dtype=torch.float64)
-            return ((i - 0.5) / (self.T - 1)).clamp(0.0, 1.0)
-        return torch.arange(self.T + 1, dtype=torch.float64) / self.T
-
-    def cells(self, u: Tensor) -> Tensor:
-        """The grid cell (int64) of every u."""
-        if self.process.name == "ddpm":
-            return torch.round(u * (self.T - 1)).long().clamp(0, self.T - 1)
-        return torch.floor(u * self.T).long().clamp(0, self.T - 1)
-
-    def unit_probabilities(self) -> Tensor:
-        """Each cell's mass under the density (float64 [T])."""
-        F = self.cdf(self._edges())
-        F[0], F[-1] = 0.0, 1.0
-        return (F[1:] - F[:-1]).clamp(min=0.0)
-
     def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
         u = self.quantile(self.uniforms(x0.shape[0], generator).cpu())
-        return self.draw(self.cells(u))
+        return self.draw(index_of(u, self.T, self.process.name == "ddpm"))
 
     def probabilities(self) -> Tensor:
-        return self.unit_probabilities()
+        """Each cell's mass under the density (float64 [T])."""
+        F = self.cdf(index_edges(self.T, self.process.name == "ddpm"))
+        F[0], F[-1] = 0.0, 1.0
+        return (F[1:] - F[:-1]).clamp(min=0.0)

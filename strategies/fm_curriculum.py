@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from strategies._checks import integer, number
-from strategies._unit import UnitDensity
+from strategies._unit import UnitDensity, logit
 from strategies.base import CountsSteps
 from strategies.registry import register
 
@@ -47,8 +47,7 @@ class FMCurriculum(CountsSteps, UnitDensity):
     def cdf(self, u: Tensor) -> Tensor:
         if self.uniform_phase:
             return u.clone()
-        logit = torch.log(u) - torch.log1p(-u)
-        return torch.special.ndtr((logit - self.params.m) / self.params.s)
+        return torch.special.ndtr((logit(u) - self.params.m) / self.params.s)
 
     def quantile(self, v: Tensor) -> Tensor:
         if self.uniform_phase:

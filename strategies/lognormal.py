@@ -34,15 +34,12 @@ import torch
 from torch import Tensor
 
 from strategies._checks import choice, number
+from strategies._unit import index_edges, index_of, logit
 from strategies.base import Draw, Strategy
 from strategies.registry import register
 
 VARIANTS = ("logit_normal", "edm")
 DISCRETISATIONS = ("round", "floor")
-
-
-def _logit(x: Tensor) -> Tensor:
-    return torch.log(x) - torch.log1p(-x)       # ±inf at 1 and 0, as wanted for CDF edges
 
 
 @register
@@ -80,12 +77,7 @@ class LogNormal(Strategy):
             self._edges = 0.5 * (log_sigma[1:] + log_sigma[:-1])       # T − 1 inner edges
             z = (self._edges - p.p_mean) / p.p_std
         else:
-            i = torch.arange(T + 1, dtype=torch.float64)
-            if p.discretise == "round":
-                b = ((i - 0.5) / (T - 1)).clamp(0.0, 1.0)
-            else:
-                b = i / T
-            z = (_logit(b) - p.m) / p.s
+            z = (logit(index_edges(T, p.discretise == "round")) - p.m) / p.s
             z = z[1:-1]
         cdf = torch.cat([torch.zeros(1, dtype=torch.float64), torch.special.ndtr(z),
                          torch.ones(1, dtype=torch.float64)])
@@ -104,11 +96,7 @@ class LogNormal(Strategy):
             log_sigma = p.p_mean + p.p_std * z
             t = torch.searchsorted(self._edges, log_sigma)
         else:
-            u = torch.sigmoid(p.m + p.s * z)
-            if p.discretise == "round":
-                t = torch.round(u * (self.T - 1))
-            else:
-                t = torch.floor(u * self.T).clamp(max=self.T - 1)
+            t = index_of(torch.sigmoid(p.m + p.s * z), self.T, p.discretise == "round")
         return self.draw(t.long())
 
     def probabilities(self) -> Tensor:

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from bench.analysis.adaptation import unmarked
 from bench.analysis.load import COUNTED
 from bench.analysis.plotting import (add_note, figure, legend, nice_ticks,
                                      ordered_conditions, plot_conditions, protocol, schedules,
@@ -160,7 +161,7 @@ def fig_profiles(profiles: pd.DataFrame, baseline: str = "uniform"):
     if profiles.empty:
         return None
     conds = list(dict.fromkeys(profiles["condition"]))
-    base = next((c for c in conds if c.split(" [")[0] == baseline), None)
+    base = next((c for c in conds if unmarked(c).strip() == baseline), None)
     others = [c for c in conds if c != base] or conds
     ncols = min(4, len(others))
     nrows = math.ceil(len(others) / ncols)

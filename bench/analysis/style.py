@@ -122,21 +122,21 @@ def set_display_labels(labels: dict[str, str]) -> None:
 def _short(label: str) -> str:
     """``name(k=v,variant=x)`` → ``name x*`` (the variant kept, ``*`` for the other parameters),
     recursively through ``compose(a+b)``."""
-    m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)\((.*)\)", label)
-    if not m:
-        return label
-    name, body = m.groups()
-    if name == "compose" and "+" in body:
+    m = re.fullmatch(r"compose\((.*)\)", label)
+    if m:
         depth, cut = 0, None
-        for i, ch in enumerate(body):
+        for i, ch in enumerate(m.group(1)):
             depth += (ch == "(") - (ch == ")")
             if ch == "+" and depth == 0:
                 cut = i
         if cut is not None:
-            return f"{_short(body[:cut])}+{_short(body[cut + 1:])}"
-    variant = re.search(r"(?:^|,)variant=([^,()]+)", body)
-    rest = re.sub(r"(?:^|,)variant=[^,()]+", "", body).strip(",")
-    return f"{name}{' ' + variant.group(1) if variant else ''}{'*' if rest else ''}"
+            return f"{_short(m.group(1)[:cut])}+{_short(m.group(1)[cut + 1:])}"
+    parsed = _params(label)
+    if parsed is None:
+        return label
+    name, params = parsed
+    variant = params.pop("variant", None)
+    return f"{name}{' ' + variant if variant else ''}{'*' if params else ''}"
 
 
 def short_labels(labels) -> dict[str, str]:

@@ -112,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                 table = (args.cost_table, cost_table.read_cost_table(args.cost_table))
             cost, total = format_cost(runs, ex, args.ms_per_it, table, cluster)
             summary = format_summary(runs, sweep_dir, total, missing, plan_warnings(cluster, ex))
-            print(format_plan(spec, runs, sweep_dir, cluster, ex, missing, source, cost,
-                              summary))
+            print(format_plan(spec, runs, sweep_dir, cluster, ex, source, cost, summary))
             return 1 if missing else 0
         if missing:
             raise SweepError(f"sweep {spec['name']!r} cannot run here:\n  "

@@ -113,7 +113,7 @@ def format_cost(runs: list[RunConfig], ex: dict, ms_per_it: float | None = None,
     ``ms_per_it`` or a cost table (path, rows) of ``python -m bench.perf --out`` — and the
     totals its summary shows."""
     costs = [run_cost(r.config) for r in runs]
-    total = {"runs": len(runs), "fe_train": sum(c["fe_train"] for c in costs),
+    total = {"fe_train": sum(c["fe_train"] for c in costs),
              "fe_strategy": sum(c["fe_strategy"] for c in costs),
              "eval_fwd": sum(c["eval_fwd"] for c in costs), "hours": None,
              "unit": _unit(costs, ex, cluster)}
@@ -125,7 +125,7 @@ def format_cost(runs: list[RunConfig], ex: dict, ms_per_it: float | None = None,
     batches = Counter(c["batch"] for c in costs)
     per_it = " + ".join(f"{_n(sum(c['iterations'] for c in costs if c['batch'] == b))} x "
                         f"{_n(forward_equivalents(b, b))}" for b in batches)
-    lines += [(f"  training forward-equivalents: {_n(sum(c['fe_train'] for c in costs))} = "
+    lines += [(f"  training forward-equivalents: {_n(total['fe_train'])} = "
                f"iterations x {BWD_FACTOR + 1:g}·batch_size = {per_it}"),
               "    (the trainer's batch_size forwards + batch_size backwards per iteration)",
               (f"  the strategies' own passes: {_n(total['fe_strategy'])} forward-equivalents "
@@ -208,7 +208,7 @@ def _hour_lines(runs: list[RunConfig], costs: list[dict], ex: dict, unit: str,
         return lines + [("    no run has a row in the cost table, no estimate (rows are looked "
                          "up by strategy name, dataset, backbone, batch size and "
                          "train.bf16/channels_last/compile/fused_optimizer/tf32)")], None
-    per_fe = [m / (3 * c["batch"]) for _, c, m in known]        # ms per forward-equivalent
+    per_fe = [m * c["iterations"] / c["fe_train"] for _, c, m in known]   # ms per fwd-equiv.
     train = sum(c["iterations"] * m for _, c, m in known) / 3.6e6
     strat = sum(c["fe_strategy"] * f for (_, c, _), f in zip(known, per_fe)) / 3.6e6 if flat \
         else 0.0

@@ -2,7 +2,7 @@
 device-hours of training and evaluation, every missing input and warning: ``format_summary``),
 then one line per run with its state on disk (``bench.rundir.runstate.state``), condition and
 grid coordinates, the cost lines (``bench.sweep.cost``), the executor of the cluster it is for
-(and its submitit parameters on SLURM) and the requirements that are missing here.
+(and its submitit parameters on SLURM).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def format_summary(runs: list[RunConfig], sweep_dir: Path, total: dict, missing:
 
 
 def format_plan(spec: Mapping, runs: list[RunConfig], sweep_dir: Path, cluster: str, ex: dict,
-                missing: list[str], source: str = "", cost: list[str] | None = None,
+                source: str = "", cost: list[str] | None = None,
                 summary: list[str] | None = None) -> str:
     name = spec["name"]
     cols = axis_columns(runs)
@@ -82,7 +82,6 @@ def format_plan(spec: Mapping, runs: list[RunConfig], sweep_dir: Path, cluster: 
     if cluster == "slurm":
         lines.append("submitit parameters:")
         lines += [f"  {k}: {json.dumps(v)}" for k, v in slurm_parameters(name, ex).items()]
-    lines += [f"requires: MISSING {m}" for m in missing]
     return "\n".join(lines)
 
 

@@ -75,7 +75,6 @@ def run_status(run: RunConfig, sweep_dir: Path, slurm: dict[str, str] | None) ->
         slurm_state = slurm_state.split()[0] if slurm_state else slurm_state  # "CANCELLED by 0"
         st["slurm"] = f"{job['job_id']} {slurm_state}"
         st["log"] = job_log(job)
-    first = slurm_state
     if runstate.is_done(d):
         st["state"] = RunState.DONE
         st["step"] = int(runfiles.read_done(d).get("step") or iters)
@@ -89,15 +88,15 @@ def run_status(run: RunConfig, sweep_dir: Path, slurm: dict[str, str] | None) ->
     if holder:
         st["state"] = RunState.RUNNING
         notes.append(f"trained by {holder}")
-    elif first == "RUNNING":
+    elif slurm_state == "RUNNING":
         st["state"] = RunState.RUNNING
         notes.append("its SLURM job runs (not training yet)")
-    elif first in launch_slurm.ACTIVE_STATES:
+    elif slurm_state in launch_slurm.ACTIVE_STATES:
         st["state"] = RunState.QUEUED
     elif failed:
         st["state"] = RunState.FAILED
         notes.append(f"FAILED: {failed.splitlines()[0]}")
-    elif first and first not in (*SLURM_ENDED_OK, "unknown", "UNKNOWN"):
+    elif slurm_state and slurm_state not in (*SLURM_ENDED_OK, "unknown", "UNKNOWN"):
         st["state"] = RunState.FAILED
         notes.append(f"its SLURM job ended {slurm_state} without {runpaths.DONE}")
     elif st["step"] or runstate.has_checkpoint(d):

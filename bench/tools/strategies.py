@@ -138,7 +138,7 @@ class Table:
     @property
     def mean_weight(self) -> float:
         """Σ p·λ·importance: the mean factor on the loss (it scales the effective lr)."""
-        return float((self.prob * self.loss_weight * self.importance).sum())
+        return float(self.effective.mean())
 
     @property
     def effective(self) -> Tensor:
