@@ -27,10 +27,11 @@ def state(tr) -> dict:
            "python": random.getstate()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    return {"run_id": _run_id(tr), "step": tr.step, "wall_s_train": tr.wall_s_train, "acc": tr._acc,
-            "cost": dict(tr.cost), "t_counts": tr.t_counts.clone(),
+    return {"run_id": _run_id(tr), "step": tr.step, "wall_s_train": tr.wall_s_train,
+            "acc": tr.tally.state_dict(), "cost": dict(tr.cost), "t_counts": tr.t_counts.cpu(),
             "model": tr.model.state_dict(), "ema": tr.ema.state_dict(),
-            "opt": tr.opt.state_dict(), "strategy": tr.strategy.state_dict(), "rng": rng,
+            "opt": tr.flat.optimizer_state(tr.opt), "strategy": tr.strategy.state_dict(),
+            "rng": rng,
             "callbacks": callback_states(tr.callbacks)}
 
 
@@ -84,7 +85,7 @@ def load(tr) -> bool:
     try:            # an older checkpoint (no run id) of another architecture or strategy
         tr.model.load_state_dict(st["model"])
         tr.ema.load_state_dict(st["ema"])
-        tr.opt.load_state_dict(st["opt"])
+        tr.flat.load_optimizer_state(tr.opt, st["opt"])
         tr.strategy.load_state_dict(st["strategy"])
     except (KeyError, ValueError, RuntimeError, TypeError) as e:
         raise runpaths.RunFileError(
@@ -95,9 +96,11 @@ def load(tr) -> bool:
         state = st.get("callbacks", {}).get(type(cb).__name__)
         if state is not None and hasattr(cb, "load_state_dict"):
             cb.load_state_dict(state)
-    tr.step, tr.wall_s_train, tr._acc = st["step"], st["wall_s_train"], st["acc"]
+    tr.step, tr.wall_s_train = st["step"], st["wall_s_train"]
+    tr.tally.load_state_dict(st["acc"])
     if "cost" in st:
-        tr.cost, tr.t_counts = dict(st["cost"]), st["t_counts"].cpu().long().clone()
+        tr.cost = dict(st["cost"])
+        tr.t_counts = st["t_counts"].long().to(tr.device).clone()
     else:    # a checkpoint older than the counters: the strategy's passes are unknown (NaN)
         B = tr.tr.batch_size
         tr.cost = {"fwd_train": tr.step * B, "bwd_train": tr.step * B,

@@ -19,40 +19,61 @@ from bench.labels import duration_text
 from bench.train import loggers
 
 
-def fresh_tally(k: int) -> dict:
-    """An empty tally of ``k`` loss bins."""
-    return {"loss": 0.0, "n": 0, "grad_norm": 0.0, "steps": 0,
-            "bin_sum": [0.0] * k, "bin_n": [0] * k}
+class Tally:
+    """The training losses of one log interval, kept on the training device so that a step
+    never waits for them: their sum (and per loss bin of the process's grid), the gradient
+    norms' sum, and the step and example counts. Read (one synchronisation) when the interval's
+    row is written. Sums are float64; the loss and gradient-norm sums add each step's value in
+    step order, as the float sums of earlier versions did (the same numbers); a bin's sum adds
+    its examples one by one (``index_add_``), which may round the last bit differently from
+    summing them per step first."""
 
+    def __init__(self, k: int, device: torch.device | str = "cpu"):
+        self.k = k
+        self.loss = torch.zeros((), dtype=torch.float64, device=device)
+        self.grad_norm = torch.zeros((), dtype=torch.float64, device=device)
+        self.bin_sum = torch.zeros(k, dtype=torch.float64, device=device)
+        self.bin_n = torch.zeros(k, dtype=torch.long, device=device)
+        self.n = 0
+        self.steps = 0
 
-def add_to_tally(acc: dict, losses: Tensor, bins: Tensor, grad_norm: float) -> None:
-    """Add one step's per-example losses (all ranks, CPU float64), their loss bins and its
-    gradient norm to ``acc``."""
-    acc["loss"] += float(losses.sum())
-    acc["n"] += losses.numel()
-    acc["grad_norm"] += grad_norm
-    acc["steps"] += 1
-    for b in range(len(acc["bin_sum"])):
-        m = bins == b
-        acc["bin_sum"][b] += float(losses[m].sum())
-        acc["bin_n"][b] += int(m.sum())
+    def add(self, losses: Tensor, bins: Tensor, grad_norm: Tensor) -> None:
+        """One step: its per-example losses (all ranks), their loss bins (int64, [0, k)) and its
+        gradient norm (a 0-dim tensor)."""
+        losses = losses.detach().double()
+        self.loss += losses.sum()
+        self.bin_sum.index_add_(0, bins, losses)
+        self.bin_n.index_add_(0, bins, torch.ones_like(bins))
+        self.grad_norm += grad_norm.detach().double()
+        self.n += losses.numel()
+        self.steps += 1
 
+    def state_dict(self) -> dict:
+        """The checkpoint's ``acc`` (plain numbers, as earlier versions wrote it)."""
+        return {"loss": float(self.loss), "n": self.n, "grad_norm": float(self.grad_norm),
+                "steps": self.steps, "bin_sum": self.bin_sum.tolist(),
+                "bin_n": self.bin_n.tolist()}
 
-def running_loss(acc: dict) -> float:
-    return acc["loss"] / max(acc["n"], 1)
+    def load_state_dict(self, acc: dict) -> None:
+        dev = self.loss.device
+        self.loss = torch.tensor(float(acc["loss"]), dtype=torch.float64, device=dev)
+        self.grad_norm = torch.tensor(float(acc["grad_norm"]), dtype=torch.float64, device=dev)
+        self.bin_sum = torch.tensor(acc["bin_sum"], dtype=torch.float64, device=dev)
+        self.bin_n = torch.tensor(acc["bin_n"], dtype=torch.long, device=dev)
+        self.n, self.steps = int(acc["n"]), int(acc["steps"])
 
-
-def tally_row(acc: dict, step: int, batch_size: int, lr: float, wall_s_train: float,
-              cost: dict) -> dict:
-    """The metrics.jsonl row of a tally."""
-    return {
-        "step": step, "nimg": step * batch_size,
-        "loss": running_loss(acc),
-        "loss_bins": [s / n if n else None for s, n in zip(acc["bin_sum"], acc["bin_n"])],
-        "grad_norm": acc["grad_norm"] / max(acc["steps"], 1),
-        "lr": lr, "wall_s_train": round(wall_s_train, 4),
-        **cost,
-    }
+    def row(self, step: int, batch_size: int, lr: float, wall_s_train: float,
+            cost: dict) -> dict:
+        """The metrics.jsonl row of this interval."""
+        acc = self.state_dict()
+        return {
+            "step": step, "nimg": step * batch_size,
+            "loss": acc["loss"] / max(acc["n"], 1),
+            "loss_bins": [s / n if n else None for s, n in zip(acc["bin_sum"], acc["bin_n"])],
+            "grad_norm": acc["grad_norm"] / max(acc["steps"], 1),
+            "lr": lr, "wall_s_train": round(wall_s_train, 4),
+            **cost,
+        }
 
 
 def bin_ranges(grid: TimeGrid, k: int) -> list[str]:
@@ -123,11 +144,10 @@ class RunLog:
         else:
             print(text, file=sys.stderr, flush=True)
 
-    def tick(self, acc: dict) -> None:
-        """After every step: the bar moves and shows the running loss of this interval."""
+    def tick(self) -> None:
+        """After every step: the bar moves (it shows the loss of the last row written)."""
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{running_loss(acc):.4f}", refresh=False)
 
     def line(self, row: dict, step: int) -> str:
         """``[name] step 400/1000 (40%) · loss 0.2238 · 37.5 it/s · ETA 16 s · eval ...``."""
@@ -141,8 +161,11 @@ class RunLog:
         return " · ".join(parts)
 
     def row_written(self, row: dict, step: int, t_counts: Tensor) -> None:
-        """A metrics.jsonl row was written: the plain log line and the trackers."""
-        if self.bar is None and self.log_lines:
+        """A metrics.jsonl row was written: the plain log line (or the bar's loss) and the
+        trackers."""
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
+        elif self.log_lines:
             self.say(self.line(row, step))
         self.track(row, t_counts)
 

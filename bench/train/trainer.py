@@ -17,7 +17,6 @@ batch (up to floating-point reduction order).
 from __future__ import annotations
 
 import copy
-import math
 import random
 import time
 from collections.abc import Mapping
@@ -38,7 +37,8 @@ from bench.core.io import pick_device
 from bench.core.rng import derive_seed, generator
 from bench.train import checkpoint, loggers
 from bench.train.components import build_components
-from bench.train.runlog import RunLog, add_to_tally, fresh_tally, tally_row
+from bench.train.flat import Flat
+from bench.train.runlog import RunLog, Tally
 
 
 class Interrupted(Exception):
@@ -46,7 +46,9 @@ class Interrupted(Exception):
 
 
 class Diverged(RuntimeError):
-    """A non-finite loss or gradient norm: the run stops at that step, before the update."""
+    """A non-finite loss or gradient norm at ``step``: found at the next step that writes
+    anything (a log row, a checkpoint, a snapshot, a callback's output, an adaptation record),
+    before it writes; the run stops there."""
 
     def __init__(self, message: str, step: int):
         super().__init__(message)
@@ -62,7 +64,8 @@ class Callback:
     optimizer step (logging done, before the checkpoint) and at the end. A callback that carries
     values from one step to a later one also implements ``state_dict()`` / ``load_state_dict()``:
     its state goes into every checkpoint (by class name), so a resumed run writes what an
-    uninterrupted one does."""
+    uninterrupted one does. A callback that writes at some steps says which by ``due(step)``:
+    the trainer makes sure the run has not diverged before those steps' ``on_step_end``."""
 
     def on_start(self, trainer: "Trainer") -> None: ...
 
@@ -129,14 +132,17 @@ class Trainer:
         self.net = model                         # what the training forward runs (DDP may wrap)
         self.strategy_net = Counted(model)       # what strategies evaluate (counted passes)
         self.ema = self._copy_for_ema(model)
-        self._ema_params = list(self.ema.parameters())
-        self._model_params = [p.detach() for p in model.parameters()]
+        # Parameters, gradients and EMA weights as views of flat buffers (bench.train.flat): the
+        # optimizer, clip, EMA and zeroing run once on a buffer, element for element as before.
+        self.flat = Flat(list(model.parameters()))
+        self.ema_flat = Flat(list(self.ema.parameters()), grads=False)
+        self._grads = self.flat.grads
+        self._buffers = list(zip(self.ema.buffers(), model.buffers()))
         opt_cls = torch.optim.AdamW if self.tr.optimizer == "adamw" else torch.optim.Adam
         # GPU-path options (docs/perf.md); all off by default, so CPU runs are unchanged.
         cuda = self.device.type == "cuda"
-        # foreach on CPU too (PyTorch picks the per-tensor loop there): same numbers, fewer calls
         fused = {"fused": True} if cuda and self.tr.fused_optimizer else {"foreach": True}
-        self.opt = opt_cls(model.parameters(), lr=self.tr.lr, betas=tuple(self.tr.betas),
+        self.opt = opt_cls([self.flat.flat], lr=self.tr.lr, betas=tuple(self.tr.betas),
                            weight_decay=self.tr.weight_decay, **fused)
         if cuda and self.tr.tf32:
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -149,9 +155,13 @@ class Trainer:
         # Cumulative per-example passes through the network by purpose (bench.core.cost), over
         # all ranks, and the histogram of every t drawn (what the model trained on).
         self.cost = dict.fromkeys(TRAIN_COUNTERS, 0)
-        self.t_counts = torch.zeros(self.process.grid.size, dtype=torch.long)
-        self._acc = self._fresh_acc()
+        self.t_counts = torch.zeros(self.process.grid.size, dtype=torch.long, device=self.device)
+        self.tally = Tally(self.tr.loss_bins, self.device)
+        # the first non-finite step (0: none yet) and its loss and gradient norm, on the device
+        self._bad_step = torch.zeros((), dtype=torch.long, device=self.device)
+        self._bad_values = torch.zeros(2, dtype=torch.float64, device=self.device)
         self._perm_epoch, self._perm = -1, None
+        self._gens: dict[str, torch.Generator] = {}
 
     # ------------------------------------------------------------------ small pieces
     @staticmethod
@@ -161,8 +171,13 @@ class Trainer:
             p.requires_grad_(False)
         return ema
 
-    def _fresh_acc(self) -> dict:
-        return fresh_tally(self.tr.loss_bins)
+    def _gen(self, purpose: str, *keys) -> torch.Generator:
+        """The (seed, purpose, *keys) stream (``bench.core.rng.generator``), one Generator
+        object per purpose reseeded each time."""
+        g = self._gens.get(purpose)
+        if g is None:
+            g = self._gens[purpose] = torch.Generator()
+        return g.manual_seed(derive_seed(self.seed, purpose, *keys))
 
     def lr_at(self, step: int) -> float:
         w = self.tr.warmup
@@ -177,9 +192,9 @@ class Trainer:
             self._perm = torch.randperm(n, generator=generator(self.seed, "data", epoch))
             self._perm_epoch = epoch
         x0 = self.data.train.get(self._perm[pos * B:(pos + 1) * B],
-                                 generator=generator(self.seed, "latent", step))
+                                 generator=self._gen("latent", step))
         if self.data.hflip:
-            flip = torch.rand(B, generator=generator(self.seed, "flip", step)) < 0.5
+            flip = torch.rand(B, generator=self._gen("flip", step)) < 0.5
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
         return x0
 
@@ -187,26 +202,36 @@ class Trainer:
         n = self.step - 1  # updates before this one: 0 at the first step
         decay = min(self.tr.ema_decay, (1 + n) / (10 + n))
         with torch.no_grad():
-            torch._foreach_lerp_(self._ema_params, self._model_params, 1.0 - decay)
-            for e, b in zip(self.ema.buffers(), self.model.buffers()):
+            self.ema_flat.flat.lerp_(self.flat.flat, 1.0 - decay)
+            for e, b in self._buffers:
                 e.copy_(b)
+
+    def _clip(self) -> Tensor:
+        """The gradient norm (a 0-dim tensor; per-tensor norms, then their norm, as
+        ``clip_grad_norm_``), the gradients scaled to ``train.grad_clip`` when it is > 0."""
+        clip, grads = self.tr.grad_clip, self._grads
+        if clip <= 0:
+            return torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
+        norm = torch.nn.utils.get_total_norm(grads, 2.0)
+        self.flat.flat.grad.mul_(torch.clamp(clip / (norm + 1e-6), max=1.0))
+        return norm
 
     # ------------------------------------------------------------------ one iteration
     def train_step(self) -> dict:
         step, B, W = self.step, self.tr.batch_size, self.world_size
-        x0_global = self.batch(step)
-        draw = self.strategy.sample(x0_global.to(self.device),
-                                    generator(self.seed, "t", step))
-        grid = self.process.grid
-        self.t_counts += torch.bincount(grid.cell(draw.t.detach().cpu()), minlength=grid.size)
+        x0_host = self.batch(step)
+        x0_global = x0_host.to(self.device)
+        draw = self.strategy.sample(x0_global, self._gen("t", step))
+        cells = self.process.grid.cell(draw.t.detach()).to(self.device)
+        self.t_counts.index_add_(0, cells, torch.ones_like(cells))
         self._emit("on_draw", draw)
-        noise = torch.randn(x0_global.shape, generator=generator(self.seed, "noise", step))
+        noise = torch.randn(x0_host.shape, generator=self._gen("noise", step))
         sl = slice(self.rank * (B // W), (self.rank + 1) * (B // W))
-        x0, noise = x0_global[sl].to(self.device), noise[sl].to(self.device)
+        x0, noise = x0_global[sl], noise[sl].to(self.device)
         local = draw.select(sl, self.device)
         t = local.t                                   # the drawn grid cells
         pr = self.process
-        t_train = pr.train_times(draw.t, generator(self.seed, "cell_time", step))[sl]
+        t_train = pr.train_times(draw.t, self._gen("cell_time", step))[sl]
         x_t = pr.noised(x0, t_train, noise)
         if self.tr.channels_last and x_t.dim() == 4:
             x_t = x_t.contiguous(memory_format=torch.channels_last)
@@ -216,22 +241,16 @@ class Trainer:
         loss = (local.weight * losses).mean()
         ctx = strategies.StepContext(
             step=step, x0=x0, draw=local, losses=losses.detach(), model=self.strategy_net,
-            process=pr, generator=generator(self.seed, "strategy", self.rank, step),
+            process=pr, generator=self._gen("strategy", self.rank, step),
             reduce=self.reduce, rank=self.rank, world_size=W)
         counted0 = self.strategy_net.counts()
         self.strategy.before_update(ctx)
-        self.opt.zero_grad(set_to_none=True)
+        self.flat.zero_grad()
         loss.backward()
         if W > 1:
             self._average_gradients()
-        clip = self.tr.grad_clip
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        if clip > 0:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
-        else:
-            grad_norm = float(torch.linalg.vector_norm(
-                torch.stack([p.grad.norm() for p in params])))
-        self._check_finite(step, float(loss.detach()), grad_norm)
+        grad_norm = self._clip()
+        self._note_finite(step, loss.detach(), grad_norm)
         for group in self.opt.param_groups:
             group["lr"] = self.lr_at(step)
         self.opt.step()
@@ -253,17 +272,30 @@ class Trainer:
         self.cost["fwd_strategy"] += fwd
         self.cost["bwd_strategy"] += bwd
 
-    def _check_finite(self, step: int, loss: float, grad_norm: float) -> None:
-        """Stop before updating on a non-finite loss or gradient norm (the averaged gradient is
-        non-finite on every rank when it is on one, so all ranks stop at the same step)."""
-        if math.isfinite(loss) and math.isfinite(grad_norm):
+    def _note_finite(self, step: int, loss: Tensor, grad_norm: Tensor) -> None:
+        """Remember (on the device, without waiting for it) the first step whose loss or
+        gradient norm is not finite; ``check_diverged`` reads it where anything is written."""
+        bad = ~(torch.isfinite(loss) & torch.isfinite(grad_norm))
+        first = bad & (self._bad_step == 0)
+        self._bad_step.masked_fill_(first, step + 1)
+        self._bad_values = torch.where(first, torch.stack([loss.double(), grad_norm.double()]),
+                                       self._bad_values)
+
+    def check_diverged(self) -> None:
+        """Raise ``Diverged`` if a step so far had a non-finite loss or gradient norm (a
+        divergence found here may have run on for the steps since; nothing of them is written).
+        The averaged gradient is non-finite on every rank when it is on one, so all ranks stop
+        at the same step."""
+        bad = int(self._bad_step)
+        if not bad:
             return
+        loss, grad_norm = self._bad_values.tolist()
         ckpt = self.ckpt_path
         last = (f"the last good checkpoint is {ckpt} (step {self._ckpt_step})"
                 if ckpt.exists() else "no checkpoint was written yet")
-        raise Diverged(f"diverged at step {step + 1}: loss {loss}, gradient norm {grad_norm}; "
-                       f"{last}. Lower train.lr or set train.grad_clip; nothing non-finite was "
-                       f"logged", step + 1)
+        raise Diverged(f"diverged at step {bad}: loss {loss}, gradient norm {grad_norm} (found "
+                       f"at step {self.step}); {last}. Lower train.lr or set train.grad_clip; "
+                       f"nothing non-finite was logged", bad)
 
     def _average_gradients(self) -> None:
         """Multi-process only: each rank's gradient is of the mean over its slice; their mean over
@@ -272,10 +304,9 @@ class Trainer:
 
     def _accumulate(self, out: dict) -> None:
         """The step into the tally of this log interval (the loss bins of the process's grid)."""
-        losses = self.reduce_cat(out["losses"]).cpu().double()
-        t = self.reduce_cat(out["t"]).cpu()
-        add_to_tally(self._acc, losses, self.process.grid.bins(t, self.tr.loss_bins),
-                     out["grad_norm"])
+        losses = self.reduce_cat(out["losses"])
+        t = self.reduce_cat(out["t"])
+        self.tally.add(losses, self.process.grid.bins(t, self.tr.loss_bins), out["grad_norm"])
 
     def reduce_cat(self, x: Tensor) -> Tensor:
         """Per-example values of all ranks (for logging); identity on one process."""
@@ -286,9 +317,9 @@ class Trainer:
         return torch.cat(parts)
 
     def _log_row(self) -> dict:
-        row = tally_row(self._acc, self.step, self.tr.batch_size, self.lr_at(self.step - 1),
-                        self.wall_s_train, self.cost)
-        self._acc = self._fresh_acc()
+        row = self.tally.row(self.step, self.tr.batch_size, self.lr_at(self.step - 1),
+                             self.wall_s_train, self.cost)
+        self.tally = Tally(self.tr.loss_bins, self.device)
         return row
 
     # ------------------------------------------------------------------ checkpoints
@@ -348,16 +379,30 @@ class Trainer:
             self.log.close()
         return last or self.last_logged()
 
+    def _writes(self, total: int, adapted: bool) -> bool:
+        """Whether anything is written after this step (where divergence must be ruled out)."""
+        s = self.step
+        return (adapted or s % self.tr.log_every == 0 or s % self.tr.ckpt_every == 0
+                or s == total or s in self.keep or self.stop_requested
+                or any(cb.due(s) for cb in self.callbacks if hasattr(cb, "due")))
+
     def _phases(self, total: int) -> dict | None:
         """One iteration: step → tally → callbacks → snapshot → checkpoint → stop?; the
         metrics.jsonl row when this step wrote one."""
         t0 = time.perf_counter()
-        out = self.train_step()
-        self._accumulate(out)
+        try:
+            out = self.train_step()
+            self._accumulate(out)
+        except Exception:        # e.g. a strategy fed non-finite values: say it diverged
+            self.check_diverged()
+            raise
         self.wall_s_train += time.perf_counter() - t0
-        if out["ctx"].adapted is not None:       # outside the training clock
+        adapted = out["ctx"].adapted is not None
+        if self._writes(total, adapted):
+            self.check_diverged()
+        if adapted:                               # outside the training clock
             self._emit("on_adapt", out["ctx"])
-        self.log.tick(self._acc)
+        self.log.tick()
         row = None
         if self.step % self.tr.log_every == 0 or self.step == total:
             row = self._log_row()
@@ -370,6 +415,7 @@ class Trainer:
         if self.step % self.tr.ckpt_every == 0 or self.step == total:
             self.save_checkpoint()
         if self.stop_requested and self.step < total:
+            self.check_diverged()
             self.save_checkpoint()
             raise Interrupted(f"stopped at step {self.step}; checkpoint written")
         return row
