@@ -29,6 +29,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from bench.core.io import upload
 from bench.core.process import Process
 
 
@@ -47,7 +48,7 @@ class Draw:
     def select(self, idx, device=None) -> "Draw":
         """The rows ``idx`` (a slice or index tensor) of every field, optionally moved to ``device``."""
         def pick(x: Tensor) -> Tensor:
-            return x[idx].to(device) if device is not None else x[idx]
+            return x[idx] if device is None else upload(x[idx], torch.device(device))
         return Draw(t=pick(self.t), importance=pick(self.importance),
                     loss_weight=pick(self.loss_weight), aux={k: pick(v) for k, v in self.aux.items()})
 

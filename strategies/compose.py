@@ -108,8 +108,15 @@ class Compose(Strategy):
     def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
         d = self.sampler.sample(x0, generator)
         t = d.t if self.s is None else shift_cells(d.t, self.s, generator, self.T)
-        lw = self.weighting.loss_weights()[t.cpu()].to(d.importance.device, torch.float32)
+        lw = self._weights(t.device)[t].to(d.importance.device, torch.float32)
         return Draw(t=t, importance=d.importance, loss_weight=lw, aux=d.aux)
+
+    def _weights(self, device: torch.device) -> Tensor:
+        """The (pure, fixed) weighting's table on ``device``, made once per device."""
+        cache = self.__dict__.setdefault("_tables", {})
+        if device not in cache:
+            cache[device] = self.weighting.loss_weights().to(device)
+        return cache[device]
 
     def probabilities(self) -> Tensor | None:
         p = self.sampler.probabilities()

@@ -55,18 +55,21 @@ class LossSecondMoment(Strategy):
 
     # ------------------------------------------------------------------ density
     def warmed_up(self) -> bool:
-        return bool((self.loss_counts == self.params.history).all())
+        return bool(self._warmed_up())
+
+    def _warmed_up(self) -> Tensor:
+        return (self.loss_counts == self.params.history).all()
 
     def probabilities(self) -> Tensor:
+        """Uniform until warmed up (or while every kept loss is 0: no information), else
+        IDDPM's mixture; both computed, one selected on the tensor (no host read)."""
         T = self.T
-        if not self.warmed_up():
-            return torch.full((T,), 1.0 / T, dtype=torch.float64)
+        uniform = torch.full((T,), 1.0 / T, dtype=torch.float64)
         w = torch.sqrt((self.loss_history ** 2).mean(dim=-1))
-        if not w.sum() > 0:                     # all-zero losses: no information, stay uniform
-            return torch.full((T,), 1.0 / T, dtype=torch.float64)
-        w = w / w.sum()
+        total = w.sum()
+        w = w / total
         w = w * (1.0 - self.params.uniform_prob) + self.params.uniform_prob / T
-        return w / w.sum()
+        return torch.where(self._warmed_up() & (total > 0), w / w.sum(), uniform)
 
     def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
         p = self.probabilities()
@@ -90,16 +93,22 @@ class LossSecondMoment(Strategy):
         ctx.adapted = {}
 
     def update(self, t: Tensor, losses: Tensor) -> None:
-        """Push (t, loss) pairs in order into the per-t FIFOs (IDDPM ``update_with_all_losses``)."""
-        H = self.params.history
-        for ti, loss in zip(t.tolist(), losses.tolist()):
-            c = int(self.loss_counts[ti])
-            if c == H:
-                self.loss_history[ti, :-1] = self.loss_history[ti, 1:].clone()
-                self.loss_history[ti, -1] = loss
-            else:
-                self.loss_history[ti, c] = loss
-                self.loss_counts[ti] = c + 1
+        """Push (t, loss) pairs in order into the per-t FIFOs (IDDPM ``update_with_all_losses``),
+        all at once: each t's FIFO becomes the last ``history`` values of (its kept losses, then
+        its new ones in batch order), which is what pushing them one by one leaves."""
+        H, T, n = self.params.history, self.T, t.shape[0]
+        t = t.long()
+        order = torch.sort(t, stable=True).indices
+        ts = t[order]
+        k = torch.empty_like(t)                  # how many earlier pairs of the batch share t
+        k[order] = torch.arange(n) - torch.searchsorted(ts, ts)
+        new = torch.zeros(T, dtype=torch.long).index_add_(0, t, torch.ones_like(t))
+        ext = torch.cat([self.loss_history, self.loss_history.new_zeros(T, n)], dim=1)
+        ext[t, self.loss_counts[t] + k] = losses.to(torch.float64)
+        end = self.loss_counts + new
+        start = (end - H).clamp(min=0)
+        self.loss_history = ext.gather(1, start[:, None] + torch.arange(H))
+        self.loss_counts = end.clamp(max=H)
 
     # ------------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict[str, Any]:

@@ -59,7 +59,8 @@ NOT_IDENTITY = ("name", "imports", "train.loggers", "train.keep")
 # Keys added after runs existed: at their default they are left out of the canonical form, so
 # every earlier run keeps its id (``process`` came with flow matching, and ``eval.steps`` with
 # its samplers).
-LATE_KEYS = ("process", "eval.steps", "eval.nll.ode_steps", "eval.nll.probes")
+LATE_KEYS = ("process", "eval.steps", "eval.nll.ode_steps", "eval.nll.probes",
+             "train.cudnn_benchmark")
 
 
 def canonical_form(cfg: Mapping) -> dict:

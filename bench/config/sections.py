@@ -42,6 +42,9 @@ class ProcessSpec(Section):
                          choice("uniform", "centre"))
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
+
 @dataclass(frozen=True)
 class Train(Section):
     PATH = "train."
@@ -66,7 +69,14 @@ class Train(Section):
     channels_last: bool = opt(False, "channels-last memory format (images)", BOOL)
     fused_optimizer: bool = opt(False, "fused Adam (CUDA only)", BOOL)
     tf32: bool = opt(False, "TF32 matmuls/convolutions (CUDA only)", BOOL)
-    compile: bool = opt(False, "torch.compile the training forward", BOOL)
+    compile: Any = opt(False, "torch.compile the training forward: false | true (= default) | "
+                              "default | reduce-overhead (CUDA graphs) | max-autotune; the "
+                              "strategies' hooks and evaluations stay eager",
+                       Rule("false, true, default, reduce-overhead or max-autotune",
+                            lambda v: isinstance(v, bool) or v in COMPILE_MODES))
+    cudnn_benchmark: bool = opt(True, "CUDA: let cuDNN time its convolution algorithms "
+                                      "(torch.backends.cudnn.benchmark); no effect on the CPU",
+                                BOOL)
     keep: Any = opt("none", "weights kept besides ckpt/last.pt, as ckpt/step_<N>.safetensors "
                             "(the evaluated weights: EMA unless eval.use_ema is false): none | "
                             "at_evals (every evaluated step) | a list of steps; re-evaluate one "

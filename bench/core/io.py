@@ -102,6 +102,14 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def upload(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device``; a host tensor goes to a GPU through pinned memory, asynchronously
+    (a copy from pageable memory would make the host wait for the GPU)."""
+    if device.type != "cuda" or x.device.type != "cpu":
+        return x.to(device)
+    return x.pin_memory().to(device, non_blocking=True)
+
+
 def default_cache_dir() -> Path:
     """Reference statistics, extractor weights and encoded latents: ~/.cache/timestep-bench."""
     return Path.home() / ".cache" / "timestep-bench"

@@ -10,6 +10,8 @@ and records each of these, so a test can hold a steady-state training step to ze
 
 On the CPU a ``.cpu()`` or ``.tolist()`` of a CPU tensor dispatches nothing and is not seen; on
 CUDA the device→host copy is (and ``torch.cuda.set_sync_debug_mode("error")`` catches the rest).
+A scalar read made by ``torch.optim`` itself is not counted: torch's optimizers keep their
+``step`` counter on the host (unless ``capturable``), so reading it never waits for the device.
 """
 
 from __future__ import annotations
@@ -49,6 +51,17 @@ def _is_device_to_host(func, args, kwargs) -> bool:
     return src.device.type != "cpu" and dev is not None and torch.device(dev).type == "cpu"
 
 
+def _in_optimizer() -> bool:
+    """Whether the op was called from torch.optim (its host-side step counters)."""
+    import sys
+    f = sys._getframe(2)
+    while f is not None:
+        if "/torch/optim/" in f.f_code.co_filename.replace("\\", "/"):
+            return True
+        f = f.f_back
+    return False
+
+
 class SyncWatch(TorchDispatchMode):
     """Records every host-synchronising op run under it: ``counts`` (kind → number) and
     ``total``. ``stacks=True`` also keeps a short Python stack of each (for error messages)."""
@@ -76,6 +89,8 @@ class SyncWatch(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         kind = _DATA_DEPENDENT.get(func)
+        if func is aten._local_scalar_dense.default and _in_optimizer():
+            kind = None
         if kind is None and func in (aten.index.Tensor, aten.index_put_.default,
                                      aten.index_put.default) and _is_bool_index(args):
             kind = "boolean-mask indexing"

@@ -110,12 +110,15 @@ class Adaptation:
         fresh = strategies.build(s.name, tr.process, s.params)
         self.p0, self.w0 = fresh.probabilities(), fresh.loss_weights()
 
+    def due_adapt(self, tr) -> bool:
+        """Whether an update at this step is recorded: every update, but for every-step
+        updaters the first and one per log tick."""
+        return self.active and not (tr.strategy.updates_every_step
+                                    and tr.step % tr.tr.log_every and tr.step != 1)
+
     def on_adapt(self, tr, ctx) -> None:
-        if not self.active:
-            return
-        if tr.strategy.updates_every_step and tr.step % tr.tr.log_every and tr.step != 1:
-            return                       # every-step updaters: the first and one per log tick
-        self._record(tr, "update", ctx.adapted)
+        if self.due_adapt(tr):
+            self._record(tr, "update", ctx.adapted)
 
     def _record(self, tr, event: str, extra: dict) -> None:
         st = tr.strategy

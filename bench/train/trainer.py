@@ -33,7 +33,7 @@ from bench.config.sections import Config
 from bench.core import dist
 from bench.core.cost import TRAIN_COUNTERS
 from bench.core.counted import Counted
-from bench.core.io import pick_device
+from bench.core.io import pick_device, upload
 from bench.core.rng import derive_seed, generator
 from bench.train import checkpoint, loggers
 from bench.train.components import build_components
@@ -64,8 +64,9 @@ class Callback:
     optimizer step (logging done, before the checkpoint) and at the end. A callback that carries
     values from one step to a later one also implements ``state_dict()`` / ``load_state_dict()``:
     its state goes into every checkpoint (by class name), so a resumed run writes what an
-    uninterrupted one does. A callback that writes at some steps says which by ``due(step)``:
-    the trainer makes sure the run has not diverged before those steps' ``on_step_end``."""
+    uninterrupted one does. A callback that writes at some steps says which by ``due(step)``
+    (and ``due_adapt(trainer)`` for ``on_adapt``): the trainer makes sure the run has not
+    diverged before those steps' hooks run."""
 
     def on_start(self, trainer: "Trainer") -> None: ...
 
@@ -147,8 +148,11 @@ class Trainer:
         if cuda and self.tr.tf32:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        if self.tr.compile:
-            self.net = torch.compile(model)      # the training forward only; strategies: eager
+        if cuda:
+            torch.backends.cudnn.benchmark = self.tr.cudnn_benchmark
+        if self.tr.compile:                      # the training forward only; strategies: eager
+            mode = "default" if self.tr.compile is True else self.tr.compile
+            self.net = torch.compile(model, mode=mode)
         self.step = 0
         self._ckpt_step = 0                      # the step of the checkpoint on disk
         self.wall_s_train = 0.0
@@ -220,14 +224,14 @@ class Trainer:
     def train_step(self) -> dict:
         step, B, W = self.step, self.tr.batch_size, self.world_size
         x0_host = self.batch(step)
-        x0_global = x0_host.to(self.device)
+        x0_global = upload(x0_host, self.device)
         draw = self.strategy.sample(x0_global, self._gen("t", step))
         cells = self.process.grid.cell(draw.t.detach()).to(self.device)
         self.t_counts.index_add_(0, cells, torch.ones_like(cells))
         self._emit("on_draw", draw)
         noise = torch.randn(x0_host.shape, generator=self._gen("noise", step))
         sl = slice(self.rank * (B // W), (self.rank + 1) * (B // W))
-        x0, noise = x0_global[sl], noise[sl].to(self.device)
+        x0, noise = x0_global[sl], upload(noise[sl], self.device)
         local = draw.select(sl, self.device)
         t = local.t                                   # the drawn grid cells
         pr = self.process
@@ -382,7 +386,9 @@ class Trainer:
     def _writes(self, total: int, adapted: bool) -> bool:
         """Whether anything is written after this step (where divergence must be ruled out)."""
         s = self.step
-        return (adapted or s % self.tr.log_every == 0 or s % self.tr.ckpt_every == 0
+        return (adapted and any(cb.due_adapt(self) for cb in self.callbacks
+                                if hasattr(cb, "due_adapt"))
+                or s % self.tr.log_every == 0 or s % self.tr.ckpt_every == 0
                 or s == total or s in self.keep or self.stop_requested
                 or any(cb.due(s) for cb in self.callbacks if hasattr(cb, "due")))
 
