@@ -41,7 +41,9 @@ class _StopSync(Callback):
 
     def on_step_end(self, trainer) -> None:
         flag = self.event.is_set() or trainer.stop_requested
-        if self.world_size > 1:
+        if self.world_size > 1:      # the ranks agree once per log tick (a collective)
+            if trainer.step % trainer.tr.log_every and trainer.step != trainer.tr.iterations:
+                return
             flag = dist.all_reduce_max_flag(flag, trainer.device)
         if flag:
             trainer.stop_requested = True

@@ -97,7 +97,8 @@ def load(tr) -> bool:
         if state is not None and hasattr(cb, "load_state_dict"):
             cb.load_state_dict(state)
     tr.step, tr.wall_s_train = st["step"], st["wall_s_train"]
-    tr.tally.load_state_dict(st["acc"])
+    if tr.rank == 0:              # the saved tally is all ranks' (the others start empty)
+        tr.tally.load_state_dict(st["acc"])
     if "cost" in st:
         tr.cost = dict(st["cost"])
         tr.t_counts = st["t_counts"].long().to(tr.device).clone()

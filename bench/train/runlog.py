@@ -48,6 +48,17 @@ class Tally:
         self.n += losses.numel()
         self.steps += 1
 
+    def sum_over_ranks(self, reduce, rank: int) -> None:
+        """Fold the ranks' tallies into rank 0's (``reduce``: a SUM over ranks), the others
+        emptied, so the ranks' sum stays the tally of the global batch. Rank 0 keeps the step
+        count and the gradient norms (the same on every rank)."""
+        packed = reduce(torch.cat([self.loss[None], self.loss.new_tensor([self.n]),
+                                   self.bin_sum, self.bin_n.double()]))
+        if rank != 0:
+            packed.zero_()
+        self.loss, self.n, self.bin_sum = packed[0], int(packed[1]), packed[2:2 + self.k]
+        self.bin_n = packed[2 + self.k:].round().long()
+
     def state_dict(self) -> dict:
         """The checkpoint's ``acc`` (plain numbers, as earlier versions wrote it)."""
         return {"loss": float(self.loss), "n": self.n, "grad_norm": float(self.grad_norm),

@@ -10,8 +10,11 @@ so resume = rerun the same command, and a resumed run ends bit-identical (CPU) t
 uninterrupted one.
 
 With ``world_size > 1`` every rank draws the same global batch, timesteps and noise, and trains on
-its slice; the gradient is averaged across ranks, so N ranks equal one process with the same global
-batch (up to floating-point reduction order).
+its slice through torch's ``DistributedDataParallel`` (bucketed all-reduces of the gradient that
+overlap the backward), so N ranks equal one process with the same global batch (up to
+floating-point reduction order). Strategies evaluate the plain (counted) module. The logged tally
+and the strategies' pass counts are combined across ranks only where something is written (log
+rows, checkpoints, evaluations), not at every step.
 """
 
 from __future__ import annotations
@@ -150,15 +153,20 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
         if cuda:
             torch.backends.cudnn.benchmark = self.tr.cudnn_benchmark
+        if world_size > 1:     # after Flat: DDP writes the averaged gradients into its views
+            from torch.nn.parallel import DistributedDataParallel
+            self.net = DistributedDataParallel(
+                model, device_ids=[self.device.index] if cuda else None, broadcast_buffers=False)
         if self.tr.compile:                      # the training forward only; strategies: eager
             mode = "default" if self.tr.compile is True else self.tr.compile
-            self.net = torch.compile(model, mode=mode)
+            self.net = torch.compile(self.net, mode=mode)
         self.step = 0
         self._ckpt_step = 0                      # the step of the checkpoint on disk
         self.wall_s_train = 0.0
         # Cumulative per-example passes through the network by purpose (bench.core.cost), over
         # all ranks, and the histogram of every t drawn (what the model trained on).
         self.cost = dict.fromkeys(TRAIN_COUNTERS, 0)
+        self._pending = [0, 0]     # this rank's strategy passes not yet summed over ranks
         self.t_counts = torch.zeros(self.process.grid.size, dtype=torch.long, device=self.device)
         self.tally = Tally(self.tr.loss_bins, self.device)
         # the first non-finite step (0: none yet) and its loss and gradient norm, on the device
@@ -251,8 +259,6 @@ class Trainer:
         self.strategy.before_update(ctx)
         self.flat.zero_grad()
         loss.backward()
-        if W > 1:
-            self._average_gradients()
         grad_norm = self._clip()
         self._note_finite(step, loss.detach(), grad_norm)
         for group in self.opt.param_groups:
@@ -266,15 +272,24 @@ class Trainer:
 
     def _count(self, B: int, before: tuple[int, int]) -> None:
         """Add this step's passes: the training step's B forwards and B backwards (the global
-        batch) and the strategy's, summed over ranks."""
+        batch) and the strategy's (this rank's, summed over ranks by ``_sync``)."""
         self.cost["fwd_train"] += B
         self.cost["bwd_train"] += B
         fwd, bwd = (a - b for a, b in zip(self.strategy_net.counts(), before))
+        self._pending[0] += fwd
+        self._pending[1] += bwd
+        if self.world_size == 1:
+            self._sync()
+
+    def _sync(self) -> None:
+        """Fold the ranks' strategy passes into ``cost`` (one all-reduce with several ranks)."""
+        fwd, bwd = self._pending
         if self.world_size > 1:
             fwd, bwd = (int(v) for v in self.reduce(torch.tensor(
                 [fwd, bwd], dtype=torch.float64, device=self.device)).round().tolist())
         self.cost["fwd_strategy"] += fwd
         self.cost["bwd_strategy"] += bwd
+        self._pending = [0, 0]
 
     def _note_finite(self, step: int, loss: Tensor, grad_norm: Tensor) -> None:
         """Remember (on the device, without waiting for it) the first step whose loss or
@@ -301,26 +316,15 @@ class Trainer:
                        f"at step {self.step}); {last}. Lower train.lr or set train.grad_clip; "
                        f"nothing non-finite was logged", bad)
 
-    def _average_gradients(self) -> None:
-        """Multi-process only: each rank's gradient is of the mean over its slice; their mean over
-        ranks is the gradient of the mean over the global batch (bench.core.dist)."""
-        dist.average_gradients(self.model.parameters(), self.world_size)
-
     def _accumulate(self, out: dict) -> None:
-        """The step into the tally of this log interval (the loss bins of the process's grid)."""
-        losses = self.reduce_cat(out["losses"])
-        t = self.reduce_cat(out["t"])
-        self.tally.add(losses, self.process.grid.bins(t, self.tr.loss_bins), out["grad_norm"])
-
-    def reduce_cat(self, x: Tensor) -> Tensor:
-        """Per-example values of all ranks (for logging); identity on one process."""
-        if self.world_size == 1:
-            return x
-        parts = [torch.empty_like(x) for _ in range(self.world_size)]
-        torch.distributed.all_gather(parts, x.contiguous())
-        return torch.cat(parts)
+        """The step into the tally of this log interval (this rank's examples; the loss bins of
+        the process's grid)."""
+        self.tally.add(out["losses"], self.process.grid.bins(out["t"], self.tr.loss_bins),
+                       out["grad_norm"])
 
     def _log_row(self) -> dict:
+        if self.world_size > 1:
+            self.tally.sum_over_ranks(self.reduce, self.rank)
         row = self.tally.row(self.step, self.tr.batch_size, self.lr_at(self.step - 1),
                              self.wall_s_train, self.cost)
         self.tally = Tally(self.tr.loss_bins, self.device)
@@ -332,6 +336,8 @@ class Trainer:
         return runpaths.ckpt_path(self.run_dir)
 
     def save_checkpoint(self) -> None:
+        if self.world_size > 1:     # rank 0 saves the tally of all ranks
+            self.tally.sum_over_ranks(self.reduce, self.rank)
         checkpoint.save(self)
 
     def load_checkpoint(self) -> bool:
@@ -383,14 +389,12 @@ class Trainer:
             self.log.close()
         return last or self.last_logged()
 
-    def _writes(self, total: int, adapted: bool) -> bool:
-        """Whether anything is written after this step (where divergence must be ruled out)."""
+    def _records(self, total: int) -> bool:
+        """Whether this step writes a log row, checkpoint, snapshot or callback output: the same
+        answer on every rank (the ranks' pass counts are summed there, a collective)."""
         s = self.step
-        return (adapted and any(cb.due_adapt(self) for cb in self.callbacks
-                                if hasattr(cb, "due_adapt"))
-                or s % self.tr.log_every == 0 or s % self.tr.ckpt_every == 0
-                or s == total or s in self.keep or self.stop_requested
-                or any(cb.due(s) for cb in self.callbacks if hasattr(cb, "due")))
+        return (s % self.tr.log_every == 0 or s % self.tr.ckpt_every == 0 or s == total
+                or s in self.keep or any(cb.due(s) for cb in self.callbacks if hasattr(cb, "due")))
 
     def _phases(self, total: int) -> dict | None:
         """One iteration: step → tally → callbacks → snapshot → checkpoint → stop?; the
@@ -404,8 +408,12 @@ class Trainer:
             raise
         self.wall_s_train += time.perf_counter() - t0
         adapted = out["ctx"].adapted is not None
-        if self._writes(total, adapted):
-            self.check_diverged()
+        records = self._records(total)
+        if records or adapted and any(cb.due_adapt(self) for cb in self.callbacks
+                                      if hasattr(cb, "due_adapt")):
+            self.check_diverged()       # before anything of a diverged run is written
+        if records:
+            self._sync()
         if adapted:                               # outside the training clock
             self._emit("on_adapt", out["ctx"])
         self.log.tick()
@@ -420,8 +428,9 @@ class Trainer:
             checkpoint.snapshot(self)
         if self.step % self.tr.ckpt_every == 0 or self.step == total:
             self.save_checkpoint()
-        if self.stop_requested and self.step < total:
+        if self.stop_requested and self.step < total:     # agreed by all ranks at this step
             self.check_diverged()
+            self._sync()
             self.save_checkpoint()
             raise Interrupted(f"stopped at step {self.step}; checkpoint written")
         return row
