@@ -1,7 +1,7 @@
 """Multi-process training: 2 gloo ranks on the CPU equal 1 process with the same global batch.
 
 Every rank draws the same global batch, timesteps and noise and trains on its half; gradients are
-averaged across ranks (bench.core.dist.average_gradients) and strategies get a cross-rank SUM. So the
+averaged across ranks (torch DistributedDataParallel) and strategies get a cross-rank SUM. So the
 logged metrics and the final weights of a 2-process run match the 1-process run up to
 floating-point reduction order.
 """

@@ -4,7 +4,8 @@ and the cross-rank sum the trainer injects into strategies.
 The trainer stays free of launcher details: it receives ``rank``, ``world_size`` and a ``reduce``
 callable (a SUM across ranks). This module finds the ranks (``from_submitit`` inside a submitit
 job, or explicit values in tests), initialises ``torch.distributed`` (NCCL on GPUs, gloo on CPU)
-and provides ``all_reduce_sum`` and ``average_gradients``.
+and provides ``all_reduce_sum`` (gradients are averaged by torch's DistributedDataParallel in the
+trainer).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import datetime
 import socket
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -114,25 +114,3 @@ def all_reduce_max_flag(flag: bool, device: torch.device | str = "cpu") -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
-
-
-def average_gradients(params: Iterable[torch.nn.Parameter], world_size: int) -> None:
-    """Replace every ``p.grad`` by its mean over ranks, with one all-reduce per dtype/device.
-
-    Each rank's loss is the mean over its slice of the global batch, so the mean of the ranks'
-    gradients is the gradient of the mean over the whole batch (what one process computes).
-    Every rank must pass the same parameters with gradients, in the same order.
-    """
-    import torch.distributed as dist
-    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
-
-    groups: dict[tuple, list[Tensor]] = {}
-    for p in params:
-        if p.grad is not None:
-            groups.setdefault((p.grad.dtype, p.grad.device), []).append(p.grad)
-    for grads in groups.values():
-        flat = _flatten_dense_tensors(grads)
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-        flat.div_(world_size)
-        for g, reduced in zip(grads, _unflatten_dense_tensors(flat, grads)):
-            g.copy_(reduced)
