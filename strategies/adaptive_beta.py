@@ -52,6 +52,32 @@ min_rows_for_selection      2 (|Q| > 1, Alg. 2 line 4)       3 skips the degener
 The reward KLs always use the live weights (the code does; the Strategy contract exposes no EMA, and
 an EMA with decay 0.9999 moves by 1e-4 of the live change, so its Δ would be almost pure noise).
 
+Cheaper updates (``late`` parameters; at their defaults the official row, bit-identical, and the
+same run ids). An update costs 2·(|S|·B + T) forwards, the all-T row 2·T of them:
+
+* ``all_t_stride`` s > 1: the candidates [first, T) are cut into blocks of s consecutive
+  timesteps (the last one shorter); per block one t, uniform within it (drawn from
+  ``ctx.generator``, before any noise; with s = 1 nothing is drawn, so the official stream is
+  untouched), is evaluated before and after, and all of the block's columns of the row hold that
+  ΔKL. The row's sum is then Σ_b size_b·ΔKL(t_b): a stratified estimate, unbiased for the full
+  row's sum. S is selected block-wise (``select_blocks``): SelectKBest(f_regression) on the
+  blocks' values against those sums, each chosen block standing as its centre. Column-wise
+  selection would be meaningless here: a block's columns are copies of one value, they score
+  alike, and SelectKBest's tie-break would put all of S in one block; the block's centre is
+  within s/2 of every timestep the block's score speaks for. ⌈(T − first)/s⌉ forwards per row
+  and phase; |S| ≤ that number of blocks. With several ranks each takes a contiguous share of
+  the blocks and draws their offsets from its own stream.
+* ``all_t_every`` k > 1: the row (feature image, forwards, queue push and S's re-selection) only
+  at every k-th update (the update index step // f_S ≡ 0 mod k: the first update has one); the
+  others evaluate only the reward's |S|·B pairs and keep the queue and S (their history entry
+  has ``row_sum`` None).
+* ``chunk_size: all``: each evaluation (the reward's |S|·B rows; the row's T) in one forward
+  instead of chunks of 256, for a GPU with the memory for it. Not bit-identical to the chunks:
+  a GEMM over other row counts may choose other kernels and blockings (last bits differ, also on
+  CPU), and with ``reward_train_mode`` on the dropout masks come from the global RNG in another
+  layout. The ε draws (``common_noise`` off) are the same stream whenever every chunk holds a
+  multiple of 16 values (CPU), but nothing promises that on other devices.
+
 Deviations from the official code (each also in docs/adaptive_beta.md):
 
 1. Bug fix: ``feature_selector`` returns a 1-tuple (``return idx.tolist(),``), so the official code
@@ -100,7 +126,8 @@ from torch import Tensor
 from bench.core.rng import derive_seed
 from strategies._beta_policy import (ALPHA_OFFSET, INIT_BIAS, BetaPolicy, advantage,
                                      beta_index_pmf, inverse_softplus, limit_change,
-                                     select_timesteps, set_mean_gradients, softplus)
+                                     select_blocks, select_timesteps, set_mean_gradients,
+                                     softplus)
 from strategies.base import Draw, StepContext, Strategy
 from strategies.params import late
 from strategies.registry import register
@@ -152,7 +179,8 @@ class AdaptiveBeta(Strategy):
         hidden_dim: int = 256              # policy MLP width (official 256)
         hidden_depth: int = 2              # policy MLP hidden layers (official 2)
         conv_channels: tuple = (32, 64, 128)   # policy CNN (official)
-        chunk_size: int = 256              # KL evaluations per model forward
+        chunk_size: int | str = 256        # KL evaluations per model forward; "all": each
+                                           # evaluation (|S|·B rows, the all-T row) in one forward
         reference_size: int = 256          # rows of the last batch kept for probabilities()
         seed: int = 0                      # policy init and the feature-image choice
         # Added later (left out of run ids at their default, which is the official behaviour):
@@ -163,6 +191,9 @@ class AdaptiveBeta(Strategy):
         zero_term: str = late("kl")        # t = 0 in S and the all-T row: kl | decoder | exclude
         max_log_change: float = late(0.0)  # cap on max_b |Δ log α|, |Δ log β| per update; 0 = off
         reward_terms: str = late("likelihood")  # per-t terms: likelihood (VLB/ELBO) | loss
+        # The cheap all-T row (1 and 1 = the official row: every t, at every update):
+        all_t_stride: int = late(1)        # one random t per block of this many t, scaled sum
+        all_t_every: int = late(1)         # the all-T row (and S's re-selection) every k-th update
 
         def __post_init__(self):
             def pos_int(name, lo=1):
@@ -170,8 +201,11 @@ class AdaptiveBeta(Strategy):
                 _check(isinstance(v, int) and not isinstance(v, bool) and v >= lo, name,
                        f"an integer >= {lo}", v)
             for name in ("update_every", "num_selected", "queue_size", "hidden_dim",
-                         "hidden_depth", "chunk_size", "reference_size"):
+                         "hidden_depth", "reference_size", "all_t_stride", "all_t_every"):
                 pos_int(name)
+            c = self.chunk_size
+            _check(c == "all" or (isinstance(c, int) and not isinstance(c, bool) and c >= 1),
+                   "chunk_size", 'an integer >= 1 or "all" (each evaluation in one forward)', c)
             pos_int("min_rows_for_selection", 2)
             _check(isinstance(self.seed, int), "seed", "an integer", self.seed)
             _check(isinstance(self.lr, (int, float)) and self.lr > 0, "lr", "> 0", self.lr)
@@ -215,6 +249,15 @@ class AdaptiveBeta(Strategy):
             raise ValueError(f"adaptive_beta: num_selected (|S|) must be in "
                              f"[1, {self.T - self.first}] (T={self.T}"
                              f"{', t = 0 excluded' if self.first else ''}), got {p.num_selected}")
+        # the strided all-T row: blocks [start, start + size) tiling [first, T)
+        self.block_starts = torch.arange(self.first, self.T, p.all_t_stride)
+        self.block_sizes = ((self.block_starts + p.all_t_stride).clamp(max=self.T)
+                            - self.block_starts)
+        if p.all_t_stride > 1 and p.num_selected > len(self.block_starts):
+            raise ValueError(f"adaptive_beta: num_selected (|S|) must be in "
+                             f"[1, {len(self.block_starts)}] with all_t_stride="
+                             f"{p.all_t_stride} (S takes one timestep per block of the strided "
+                             f"all-T row; T={self.T}), got {p.num_selected}")
         a0 = INIT_BIAS if p.init_alpha is None else inverse_softplus(p.init_alpha - ALPHA_OFFSET)
         b0 = INIT_BIAS if p.init_beta is None else inverse_softplus(p.init_beta - ALPHA_OFFSET)
         self.init_bias = (a0, b0)
@@ -273,7 +316,9 @@ class AdaptiveBeta(Strategy):
                                v.cpu().numpy())
         u = torch.from_numpy(np.clip(u, U_EPS, 1.0 - U_EPS))
         t = torch.round(u * (self.T - 1)).long().clamp_(0, self.T - 1)
-        self.ref_x0 = x0[: self.params.reference_size].detach().cpu().clone()
+        # a view on x0's device, no copy (state_dict copies it to the host); the trainer passes
+        # a fresh x0 every step, so the view keeps this step's batch
+        self.ref_x0 = x0[: self.params.reference_size].detach()
         ones = torch.ones(x0.shape[0])
         return Draw(t=t.to(x0.device), importance=ones.to(x0.device),
                     loss_weight=ones.to(x0.device), aux={"u": u.to(x0.device)})
@@ -288,50 +333,62 @@ class AdaptiveBeta(Strategy):
 
     def planned_passes(self, batch_size: int, iterations: int) -> tuple[int, int]:
         """Each policy update (steps 0, f_S, 2f_S, …) evaluates θ_k and θ_{k+1} at |S|
-        timesteps per example and the feature image at all T: 2·(|S|·B + T) forwards."""
-        updates = -(-iterations // self.params.update_every)
-        return updates * 2 * (self.params.num_selected * batch_size + self.T), 0
+        timesteps per example, and every ``all_t_every``-th update (the 1st, (k+1)-th, …) the
+        feature image at all T (``all_t_stride`` s > 1: at one t per block, ⌈(T − first)/s⌉):
+        2·(|S|·B·updates + n_row·rows) forwards."""
+        p = self.params
+        updates = -(-iterations // p.update_every)
+        rows = -(-updates // p.all_t_every)
+        return 2 * (updates * p.num_selected * batch_size + rows * self.row_size), 0
+
+    @property
+    def row_size(self) -> int:
+        """Timesteps at which the feature image is evaluated per all-T row (all ranks)."""
+        return self.T if self.params.all_t_stride == 1 else len(self.block_starts)
 
     def _is_update_step(self, ctx: StepContext) -> bool:
         return ctx.step % self.params.update_every == 0
+
+    def _refreshes_row(self, ctx: StepContext) -> bool:
+        """This update evaluates the all-T row (every ``all_t_every``-th update, from the 1st)."""
+        return (ctx.step // self.params.update_every) % self.params.all_t_every == 0
 
     def before_update(self, ctx: StepContext) -> None:
         if not self._is_update_step(ctx):
             return
         p = self.params
-        x_f = self._feature_image(ctx)
-        ts = self._rank_timesteps(ctx)
+        refresh = self._refreshes_row(ctx)       # all_t_every > 1: not at every update
+        x_f = self._feature_image(ctx) if refresh else None
+        ts = self._rank_timesteps(ctx) if refresh else None
         s_idx = torch.tensor(self.S, dtype=torch.long)
         noise_r = self._noise(ctx, ctx.x0, len(self.S)) if p.common_noise else None
-        noise_f = self._noise(ctx, x_f[None], len(ts)) if p.common_noise else None
-        ctx.scratch["adaptive_beta"] = {
+        noise_f = self._noise(ctx, x_f[None], len(ts)) if p.common_noise and refresh else None
+        sc = ctx.scratch["adaptive_beta"] = {
             "S": s_idx, "x_f": x_f, "ts": ts, "noise_r": noise_r, "noise_f": noise_f,
-            "kl_r": self._kl_at(ctx, ctx.x0, s_idx, noise_r),
-            "kl_f": self._kl_at(ctx, x_f[None], ts, noise_f)[0],
-        }
+            "kl_r": self._kl_at(ctx, ctx.x0, s_idx, noise_r)}
+        if refresh:
+            sc["kl_f"] = self._kl_at(ctx, x_f[None], ts, noise_f)[0]
 
     def after_update(self, ctx: StepContext) -> None:
         sc = ctx.scratch.pop("adaptive_beta", None)
         if sc is None:
             return
         kl_r = self._kl_at(ctx, ctx.x0, sc["S"], sc["noise_r"])
-        kl_f = self._kl_at(ctx, sc["x_f"][None], sc["ts"], sc["noise_f"])[0]
+        kl_f = (None if sc["ts"] is None else
+                self._kl_at(ctx, sc["x_f"][None], sc["ts"], sc["noise_f"])[0])
         delta = sc["kl_r"] - kl_r                                    # [B_local, |S|]
         reward = delta.sum(1) if self.params.reward_reduction == "sum" else delta.mean(1)
-        row = torch.zeros(self.T, dtype=torch.float64, device=kl_f.device)
-        row[sc["ts"].to(row.device)] = (sc["kl_f"] - kl_f).double()
-        row = ctx.reduce(row).cpu()
-        row[: self.first] = 0.0                   # t = 0 excluded: neither candidate nor sum
+        row = None if kl_f is None else self._row(ctx, sc["ts"], (sc["kl_f"] - kl_f).double())
         stats, ab = self._policy_step(ctx, reward.detach())
-        self.queue.append(row)
-        del self.queue[: max(0, len(self.queue) - self.params.queue_size)]
-        if len(self.queue) >= self.params.min_rows_for_selection:
-            self.S = select_timesteps(torch.stack(self.queue).numpy(), self.params.num_selected,
-                                      self.first)
+        if row is not None:                       # all_t_every > 1: other updates keep Q and S
+            self.queue.append(row)
+            del self.queue[: max(0, len(self.queue) - self.params.queue_size)]
+            if len(self.queue) >= self.params.min_rows_for_selection:
+                self._select()
         self.n_updates += 1
         self.history.append({"step": int(ctx.step), "S_used": sc["S"].tolist(), "S": list(self.S),
-                             "queue_rows": len(self.queue), "row_sum": float(row.sum()),
-                             **stats})
+                             "queue_rows": len(self.queue),
+                             "row_sum": None if row is None else float(row.sum()), **stats})
         ctx.adapted = self._record(ctx, sc["S"], reward.detach(), *ab)
 
     @staticmethod
@@ -366,7 +423,42 @@ class AdaptiveBeta(Strategy):
         return ctx.reduce(x)
 
     def _rank_timesteps(self, ctx: StepContext) -> Tensor:
-        return torch.arange(self.T).tensor_split(ctx.world_size)[ctx.rank]
+        """This rank's timesteps of the all-T row: its contiguous share of 0..T−1, or with
+        ``all_t_stride`` > 1 one t per block of its contiguous share of the blocks, uniform
+        within the block, from ``ctx.generator`` (drawn only then: the official stream is
+        untouched)."""
+        if self.params.all_t_stride == 1:
+            return torch.arange(self.T).tensor_split(ctx.world_size)[ctx.rank]
+        starts = self.block_starts.tensor_split(ctx.world_size)[ctx.rank]
+        sizes = self.block_sizes.tensor_split(ctx.world_size)[ctx.rank]
+        v = torch.rand(len(starts), generator=ctx.generator, dtype=torch.float64)
+        return starts + torch.minimum((v * sizes).long(), sizes - 1)
+
+    def _row(self, ctx: StepContext, ts: Tensor, delta: Tensor) -> Tensor:
+        """The all-T row ΔKL_t (float64 [T], on the host, summed over ranks) from this rank's
+        ΔKL at ``ts``. With ``all_t_stride`` > 1 each block's columns all hold its one value,
+        so the row's sum is the stratified estimate Σ_b size_b·ΔKL_{t_b} (unbiased for the
+        full row's sum: t_b is uniform in its block)."""
+        row = torch.zeros(self.T, dtype=torch.float64, device=delta.device)
+        if self.params.all_t_stride == 1:
+            row[ts.to(row.device)] = delta
+        elif len(ts):                             # this rank's blocks are contiguous
+            starts = self.block_starts.tensor_split(ctx.world_size)[ctx.rank]
+            sizes = self.block_sizes.tensor_split(ctx.world_size)[ctx.rank]
+            lo = int(starts[0])
+            row[lo: lo + int(sizes.sum())] = delta.repeat_interleave(sizes.to(delta.device))
+        row = ctx.reduce(row).cpu()
+        row[: self.first] = 0.0                   # t = 0 excluded: neither candidate nor sum
+        return row
+
+    def _select(self) -> None:
+        """S from the queue: SelectKBest(f_regression) on the timesteps (official), or on the
+        blocks of the strided row, each chosen block standing as its centre (``select_blocks``)."""
+        rows, k = torch.stack(self.queue).numpy(), self.params.num_selected
+        if self.params.all_t_stride == 1:
+            self.S = select_timesteps(rows, k, self.first)
+        else:
+            self.S = select_blocks(rows, k, self.block_starts.numpy(), self.block_sizes.numpy())
 
     def _noise(self, ctx: StepContext, x0: Tensor, n_t: int) -> Tensor:
         shape = (n_t * x0.shape[0], *x0.shape[1:])
@@ -378,15 +470,18 @@ class AdaptiveBeta(Strategy):
         Flattened t-major ([t0: all b], [t1: all b], ...) and evaluated in chunks."""
         B, n = x0.shape[0], len(ts)
         tt = ts.to(x0.device).repeat_interleave(B)
+        chunk = max(B * n, 1) if self.params.chunk_size == "all" else self.params.chunk_size
         out = []
-        for lo in range(0, B * n, self.params.chunk_size):
-            hi = min(lo + self.params.chunk_size, B * n)
+        for lo in range(0, B * n, chunk):
+            hi = min(lo + chunk, B * n)
             idx = torch.arange(lo, hi, device=x0.device) % B
             args = (x0[idx], tt[lo:hi], None if noise is None else noise[lo:hi],
                     self.params.reward_train_mode)
             out.append(ctx.losses_at(*args) if self.params.reward_terms == "loss" else
                        ctx.likelihood_at(*args, decoder="discretized"
                                          if self.params.zero_term == "decoder" else "kl"))
+        if not out:                               # no timesteps on this rank
+            return torch.zeros(B, 0, device=x0.device)
         return torch.cat(out).view(n, B).t()
 
     def advantage(self, reward: Tensor, reduce=lambda x: x, world_size: int = 1) -> Tensor:
@@ -461,7 +556,7 @@ class AdaptiveBeta(Strategy):
                       else torch.zeros(0, self.T, dtype=torch.float64)),
             "n_updates": self.n_updates,
             "baseline_value": self.baseline_value,
-            "ref_x0": self.ref_x0,
+            "ref_x0": None if self.ref_x0 is None else self.ref_x0.cpu().clone(),
             "history": [dict(h) for h in self.history],
         }
 

@@ -150,4 +150,4 @@ def test_the_guard_caps_the_change_of_alpha_and_beta_per_update(tmp_path):
 def test_params_dataclass_lists_the_late_fields():
     late = {f.name for f in dataclasses.fields(build().params) if f.metadata.get("late")}
     assert late == {"variant", "baseline", "baseline_decay", "normalize_reward", "zero_term",
-                    "max_log_change", "reward_terms"}
+                    "max_log_change", "reward_terms", "all_t_stride", "all_t_every"}

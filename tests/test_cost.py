@@ -188,13 +188,17 @@ def test_evals_csv_rows_carry_the_eval_passes_and_the_training_cost(tmp_path):
 @pytest.mark.parametrize("strategy", [
     {"name": "adaptive_beta", "update_every": 7},
     {"name": "adaptive_beta", "variant": "low_variance", "update_every": 5},
+    {"name": "adaptive_beta", "update_every": 3, "all_t_stride": 4, "all_t_every": 2},
+    {"name": "adaptive_beta", "variant": "low_variance", "update_every": 2, "all_t_stride": 7,
+     "all_t_every": 3, "chunk_size": "all"},
     {"name": "grad_variance", "refresh_every": 6, "bins": 5, "per_bin": 4},
     {"name": "grad_variance", "refresh_every": 6, "bins": 5, "per_bin": 4,
      "estimator": "per_sample"},
     {"name": "compose", "sampler": {"name": "adaptive_beta", "update_every": 4},
      "weighting": {"name": "min_snr"}},
     {"name": "loss_second_moment"},
-], ids=["adaptive_beta", "adaptive_beta_low_variance", "grad_variance", "grad_variance_per_sample",
+], ids=["adaptive_beta", "adaptive_beta_low_variance", "adaptive_beta_cheap",
+        "adaptive_beta_low_variance_cheap", "grad_variance", "grad_variance_per_sample",
         "compose", "loss_second_moment"])
 def test_a_strategys_planned_passes_are_what_its_run_counts(strategy, process, tmp_path):
     """The plan's formula (Strategy.planned_passes, docs/cost.md) against the counters of a real
