@@ -11,6 +11,7 @@ import torch
 
 from bench.analysis.eval_share import eval_share
 from bench.tools import cost_table, perf
+from bench.tools.perf_window import amortise
 
 FIXTURE_RUN = Path(__file__).resolve().parent / "fixtures" / "results" / "fx2" / "9f3ce0e6b1"
 
@@ -164,3 +165,58 @@ def test_a_cost_table_with_rows_of_two_devices_is_ambiguous():
     assert cost_table.lookup([row], C.resolve({"strategy": {"name": "p2"}})) is None
     with pytest.raises(C.ConfigError, match=r"several devices \(CPU x, NVIDIA H200\)"):
         cost_table.lookup([row, {**row, "device_name": "NVIDIA H200"}], cfg)
+
+
+# ---------------------------------------------------------------------------- window mode
+TINY = {"dataset": {"name": "toy2d"}, "backbone": {"name": "mlp", "width": 32, "depth": 1},
+        "batch_size": 16}
+
+
+def test_amortise_is_the_per_step_formula_at_window_one_and_spreads_windows_alike():
+    a = amortise([1.0, 3.0, 1.2, 9.0], [0, 0, 0, 1], 1, 40)      # 3 ordinary, 1 periodic step
+    assert a["median"] == pytest.approx(1.2) and a["periodic"] == pytest.approx(9.0)
+    assert a["amortised"] == pytest.approx(1.2 + (9.0 - 1.2) / 40)
+    assert a["mean"] == pytest.approx(14.2 / 4) and a["n_periodic"] == 1
+    w = amortise([4.0, 4.4, 12.0], [0, 0, 1], 4, 40)             # windows of 4 steps
+    assert w["median"] == pytest.approx(1.05)                      # median(1.0, 1.1)
+    assert w["periodic"] == pytest.approx(1.05 + (12.0 - 4 * 1.05))
+    assert w["amortised"] == pytest.approx(1.05 + (12.0 - 4 * 1.05) / 40)
+    every = amortise([5.0, 7.0], [1, 1], 4, 40)   # periodic work in every window: the mean
+    assert every["amortised"] == every["median"] == pytest.approx(12.0 / 8)
+
+
+def test_window_mode_counts_the_same_work_and_reports_syncs_and_mfu(one_thread):
+    kw = dict(iters=40, only=["uniform", "adaptive_beta", "grad_variance"], setup=TINY, T=50,
+              warmup=1)
+    per_step = {r["run"]: r for r in perf.benchmark(**kw)}
+    rows = perf.benchmark(**kw, window=4, peak=1.0)
+    by = {r["run"]: r for r in rows}
+    assert set(by) == set(per_step)
+    assert all(r["window"] == 4 for r in rows) and by["bare"]["ratio"] == pytest.approx(1.0)
+    assert by["trainer: adaptive_beta"]["n_periodic"] == 1         # one update in 40 steps
+    assert by["trainer: grad_variance"]["n_periodic"] == 1
+    for run, r in by.items():                      # counted work does not depend on the window
+        assert r["fe_per_it"] == pytest.approx(per_step[run]["fe_per_it"]), run
+        assert r["syncs_per_step"] == 0, run       # steady state on the CPU: no host reads
+        assert r["amortised_ms"] > 0 and r["flops_per_step"] > 0 and r["mfu"] > 0
+    assert all(r["mfu"] is None for r in per_step.values())     # CPU without a peak: no MFU
+    table = perf.markdown(rows).splitlines()
+    assert table[0].endswith("| counted ratio vs bare | syncs/step | MFU (bf16 peak) |")
+    assert len(table) == len(rows) + 2 and all(ln.count("|") == 10 for ln in table)
+
+
+def test_window_mode_on_the_command_line(capsys, one_thread):
+    from bench import perf as perf_cli
+
+    argv = ["--iters", "40", "--window", "4", "--warmup", "1", "--only", "uniform",
+            "--dataset", "toy2d", "--backbone-config", "{name: mlp, width: 32, depth: 1}",
+            "--batch", "16", "--timesteps", "50", "--sync-steps", "2", "--peak-tflops", "1",
+            "--threads", "1"]
+    assert perf_cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "window=4" in out and "FLOPs per training step (bare, forward + backward" in out
+    lines = [ln for ln in out.splitlines() if ln.startswith("| ")]
+    assert lines[0].startswith("| run | median ms/it |") and "| syncs/step | MFU" in lines[0]
+    assert [ln.split(" | ")[0] for ln in lines[1:]] == ["| bare", "| trainer: uniform"]
+    assert perf_cli.main(argv[:2] + ["--window", "7"]) == 2
+    assert "--window must be a positive divisor of --iters (40), got 7" in capsys.readouterr().err

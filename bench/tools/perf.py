@@ -1,29 +1,40 @@
 """What every strategy costs per training iteration, against a bare PyTorch DDPM loop (issue 8).
 
-    python -m bench.perf [--iters 40] [--threads 1] [--device cpu|cuda] [--only a,b]
+    python -m bench.perf [--iters 40] [--window N] [--threads 1] [--device cpu|cuda] [--only a,b]
         [--backbone-config YAML] [--batch N] [--timesteps T] [--process ddpm|flow|both] [--bf16]
-        [--channels-last] [--fused-adam] [--compile]
+        [--channels-last] [--fused-adam] [--tf32] [--compile | --compile-mode MODE]
+        [--sync-steps 3] [--peak-tflops P]
     python -m bench.perf --eval-share RESULTS_DIR
 
-One process, one model/batch configuration, interleaved: every round runs one iteration of each
-participant, in an order rotated each round, so machine load hits all of them alike. Participants:
+One process, one model/batch configuration, interleaved: every round runs one window of each
+participant, in an order rotated each round, so machine load hits all of them alike. A window is
+one step (the default, ``--window 1``: every step timed and waited for) or N consecutive steps
+timed with one synchronisation at the end (``--window N``, bench.tools.perf_window: on a GPU the
+host queues ahead as in a real run, so overlap shows); per-step times are window time / N.
+Participants:
 
 * ``bare``: a dozen lines of plain PyTorch (q_sample, forward, MSE, backward, Adam) — no strategy,
   no grad clip, no EMA, no logging;
 * ``trainer:<strategy>`` for every registered strategy (``strategies.names()``; ``compose`` as
-  compose(adaptive_beta + min_snr)): ``Trainer.train_step`` + the per-step log accumulation, i.e.
-  what ``Trainer.run`` does per iteration (checkpoints and log rows excluded).
+  compose(adaptive_beta + min_snr)): one iteration as ``Trainer.run`` makes it (``_phases``: the
+  step, the on-device log tally, the hooks; no log row or checkpoint is due).
 
 Periodic work is amortised over its real period: ``adaptive_beta`` (and the compose) update the
 policy every f_S = 40 steps and the timed window is a whole multiple of 40 steps, so it holds exactly
 ``iters / 40`` updates; ``grad_variance`` is built with ``refresh_every = iters`` so the window holds
 one refresh, whose extra cost is then spread over the default period of 500 steps. Amortised cost =
-median(ordinary steps) + (mean(periodic steps) − median(ordinary steps)) / period; ratios are
+median(ordinary steps) + (mean(periodic steps) − median(ordinary steps)) / period (windows:
+``perf_window.amortise``, per step of the windows without periodic work); ratios are
 amortised / median(bare). The window mean of the adaptive runs is printed too. Beside the
 measured times: the counted forward-equivalents per iteration (bench.core.cost, fwd + 2·bwd through
 the diffusion network, amortised the same way; the bare loop counts B forwards and B backwards) and
 their ratio to the bare loop's, so how well the count predicts time on this machine is visible (the
 difference is the work the count leaves out: a policy network, EMA, clipping, Python overhead).
+``syncs/step``: host synchronisations per steady-state step, counted by ``SyncWatch`` over
+``--sync-steps`` steps of each participant after the warm-up (outside the timed windows). MFU
+(CUDA, or wherever ``--peak-tflops`` is given): the FLOPs of one bare training step (forward and
+backward, torch's FLOP counter, eager) / amortised step time / the bf16 dense peak (default: a
+table by GPU name, bench.tools.perf_window.PEAK_BF16_TFLOPS).
 
 Defaults: CPU, the digits UNet (ch 32, ch_mult [1, 2], 1 res block, no attention, dropout 0.1),
 batch 64, T = 1000; on CUDA the CIFAR-10 UNet (``backbones.unet.CIFAR10``) at batch 128.
@@ -35,25 +46,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 import yaml
 
-import backbones
 import strategies
 from backbones.unet import CIFAR10
 from bench.analysis.eval_share import eval_share
 from bench.config.files import resolve, yaml_load
+from bench.config.sections import COMPILE_MODES
 from bench.core.cost import forward_equivalents
-from bench.core import processes
-from bench.data import datasets
 from bench.tools import cost_table
+from bench.tools.bare_loop import BareLoop
+from bench.tools.perf_window import amortise, default_peak, mfu, sync, syncs_per_step, \
+    timed_window
 from bench.train.trainer import Trainer
 
 DIGITS_UNET = {"name": "unet", "ch": 32, "ch_mult": [1, 2], "num_res_blocks": 1,
@@ -102,65 +112,15 @@ def run_config(setup: dict, strategy: dict, T: int, device: str, opts: dict,
         "eval": {"sampler": "euler" if process == "flow" else "ddim"},
         "train": {"iterations": 10**9, "batch_size": setup["batch_size"], "lr": 2e-4,
                   "log_every": 10**9, "ckpt_every": 10**9, "device": device,
-                  "bf16": opts["bf16"], "channels_last": opts["channels_last"]}})
+                  "bf16": opts["bf16"], "channels_last": opts["channels_last"],
+                  "fused_optimizer": opts["fused_adam"], "tf32": opts.get("tf32", False),
+                  "compile": opts["compile"]}})
 
 
-class BareLoop:
-    """The reference: plain PyTorch DDPM training on the same data, model and batch size."""
-
-    def __init__(self, cfg: dict, device: torch.device, opts: dict):
-        torch.manual_seed(0)
-        self.data = datasets.build(cfg["dataset"]["name"],
-                                   {k: v for k, v in cfg["dataset"].items() if k != "name"})
-        self.model = backbones.build(cfg["backbone"]["name"], self.data.shape,
-                                     {k: v for k, v in cfg["backbone"].items() if k != "name"})
-        self.model.to(device)
-        self.cl = opts["channels_last"] and self.data.is_image
-        if self.cl:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.process = processes.build(cfg["diffusion"], cfg["process"])
-        kw = {"fused": True} if opts["fused_adam"] and device.type == "cuda" else {}
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg["train"]["lr"], **kw)
-        self.net = torch.compile(self.model) if opts["compile"] else self.model
-        self.B, self.device, self.bf16 = cfg["train"]["batch_size"], device, opts["bf16"]
-        self.g = torch.Generator().manual_seed(1)
-        self.perm, self.pos = None, 0
-
-    def step(self) -> None:
-        n = len(self.data.train)
-        if self.perm is None or self.pos + self.B > n:
-            self.perm, self.pos = torch.randperm(n, generator=self.g), 0
-        x0 = self.data.train.get(self.perm[self.pos:self.pos + self.B]).to(self.device)
-        self.pos += self.B
-        pr = self.process
-        t = torch.randint(0, pr.grid.size, (self.B,), device=self.device)
-        noise = torch.randn_like(x0)
-        x_t = pr.noised(x0, t, noise)
-        if self.cl:
-            x_t = x_t.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            pred = self.net(x_t, pr.model_time(t))
-        loss = pr.loss(pred, pr.target(x0, noise)).mean()
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-
-
-def _trainer_step(tr) -> Callable[[], None]:
-    def step() -> None:
-        out = tr.train_step()
-        tr._accumulate(out)
-    return step
-
-
-def _timed(fn: Callable[[], None], cuda: bool) -> float:
-    if cuda:
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    fn()
-    if cuda:
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
+def trainer_step(tr) -> Callable[[], None]:
+    """One iteration as ``Trainer.run`` makes it (nothing written: no log row or checkpoint is
+    due before step 10⁹)."""
+    return lambda: tr._phases(10**9)
 
 
 def split_label(label: str) -> tuple[str, str]:
@@ -172,16 +132,22 @@ def split_label(label: str) -> tuple[str, str]:
 def benchmark(iters: int = 40, device: str = "cpu", only: list[str] | None = None,
               setup: dict | None = None, T: int = 1000, warmup: int = 2,
               opts: dict | None = None, log: Callable[[str], None] | None = None,
-              process: str = "ddpm") -> list[dict]:
+              process: str = "ddpm", window: int = 1, sync_steps: int = 3,
+              peak: float | None = None) -> list[dict]:
     """Rows {run, median_ms, amortised_ms, ratio, fe_per_it, fe_ratio, periodic_ms, n_periodic,
-    period, window_mean_ms}."""
+    period, window_mean_ms, window, syncs_per_step, flops_per_step, mfu}: ``iters`` steps of each
+    participant in windows of ``window`` steps (one synchronisation each); ``peak`` (TFLOP/s)
+    defaults to the GPU's bf16 peak (none on the CPU: no MFU)."""
     opts = {"bf16": False, "channels_last": False, "fused_adam": False, "compile": False,
-            **(opts or {})}
+            "tf32": False, **(opts or {})}
     if iters <= 0 or iters % 40:
         raise ValueError(f"--iters must be a multiple of 40 (adaptive_beta's f_S) and "
                          f"positive, got {iters}")
+    if window <= 0 or iters % window:
+        raise ValueError(f"--window must be a positive divisor of --iters ({iters}), got {window}")
     dev = torch.device(device)
     cuda = dev.type == "cuda"
+    peak = peak or default_peak(dev)
     setup = setup or default_setup(device)
     import sklearn.feature_selection  # noqa: F401  (one-off import outside the timed window)
 
@@ -196,10 +162,14 @@ def benchmark(iters: int = 40, device: str = "cpu", only: list[str] | None = Non
         configs = {k: v for k, v in configs.items() if k in only}
     steps: dict[str, Callable[[], None]] = {}
     trainers = {}
+    flops = None
     with tempfile.TemporaryDirectory() as tmp:
         for b in bares:
             bare_cfg = run_config(setup, {"name": "uniform"}, T, device, opts, split_label(b)[1])
-            steps[b] = BareLoop(bare_cfg, dev, opts).step
+            loop = BareLoop(bare_cfg, dev, opts)
+            steps[b] = loop.step
+            if b == "bare" and peak:
+                flops = loop.flops()
         for label, scfg in configs.items():
             cfg = run_config(setup, scfg, T, device, opts, split_label(label)[1])
             try:
@@ -209,52 +179,48 @@ def benchmark(iters: int = 40, device: str = "cpu", only: list[str] | None = Non
                 if log:
                     log(f"  {label}: skipped ({e})")
                 continue
-            if cuda and opts["fused_adam"]:
-                tr.opt = torch.optim.Adam(tr.model.parameters(), lr=tr.tr.lr,
-                                          betas=tuple(tr.tr.betas), fused=True)
-            if opts["compile"]:
-                tr.net = torch.compile(tr.model)
             trainers[label] = tr
-            steps[label] = _trainer_step(tr)
+            steps[label] = trainer_step(tr)
         names = list(steps)
         for _ in range(warmup):
             for n in names:
                 steps[n]()
+        syncs = {n: syncs_per_step(steps[n], sync_steps) for n in names}
+        sync(cuda)
         cost0 = {n: dict(tr.cost) for n, tr in trainers.items()}
         times = {n: [] for n in names}
-        flags = {n: [] for n in names}
-        for r in range(iters):
+        flags = {n: [] for n in names}           # periodic steps in each window
+        rounds = iters // window
+        for r in range(rounds):
             order = names[r % len(names):] + names[:r % len(names)]
             for n in order:
                 per = _period(n, iters)
+                k = 0
                 if n in trainers and per is not None:
-                    flags[n].append(trainers[n].step % per[0] == 0)
-                else:
-                    flags[n].append(False)
-                times[n].append(_timed(steps[n], cuda))
-            if log and (r + 1) % 10 == 0:
-                log(f"  round {r + 1}/{iters}")
-    bare_ms = 1e3 * statistics.median(times["bare"])
+                    s0 = trainers[n].step
+                    k = sum((s0 + i) % per[0] == 0 for i in range(window))
+                flags[n].append(k)
+                times[n].append(timed_window(steps[n], window, cuda))
+            if log and (r + 1) % max(1, 10 // window) == 0:
+                log(f"  round {r + 1}/{rounds}")
     B = setup["batch_size"]
     bare_fe = forward_equivalents(B, B)            # the bare loop: B forwards, B backwards
+    stats = {n: amortise(times[n], flags[n], window, (_period(n, iters) or (0, 1))[1])
+             for n in names}
+    bare_ms = 1e3 * stats["bare"]["median"]
     rows = []
     for n in names:
-        ts, fl = times[n], flags[n]
-        plain = [t for t, f in zip(ts, fl) if not f]
-        periodic = [t for t, f in zip(ts, fl) if f]
-        med = statistics.median(plain)
-        per = _period(n, iters)
-        amort = med
-        if periodic:
-            amort = med + (statistics.mean(periodic) - med) / per[1]
+        a, per = stats[n], _period(n, iters)
         fe = bare_fe if n in bares else _counted_fe(cost0[n], trainers[n].cost, iters,
-                                                    len(periodic), per)
-        rows.append({"run": n if n in bares else f"trainer: {n}", "median_ms": 1e3 * med,
-                     "amortised_ms": 1e3 * amort, "ratio": 1e3 * amort / bare_ms,
+                                                    a["n_periodic"], per)
+        rows.append({"run": n if n in bares else f"trainer: {n}", "median_ms": 1e3 * a["median"],
+                     "amortised_ms": 1e3 * a["amortised"], "ratio": 1e3 * a["amortised"] / bare_ms,
                      "fe_per_it": fe, "fe_ratio": fe / bare_fe,
-                     "periodic_ms": 1e3 * statistics.mean(periodic) if periodic else None,
-                     "n_periodic": len(periodic), "period": per[1] if per else None,
-                     "window_mean_ms": 1e3 * statistics.mean(ts)})
+                     "periodic_ms": None if a["periodic"] is None else 1e3 * a["periodic"],
+                     "n_periodic": a["n_periodic"], "period": per[1] if per else None,
+                     "window_mean_ms": 1e3 * a["mean"], "window": window,
+                     "syncs_per_step": syncs[n], "flops_per_step": flops,
+                     "mfu": mfu(flops, a["amortised"], peak)})
     return rows
 
 
@@ -278,21 +244,40 @@ def _period(label: str, iters: int) -> tuple[int, int] | None:
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| run | median ms/it | periodic step ms (n, amortised over) | amortised ms/it | "
-           "ratio vs bare | counted fwd-equiv./it | counted ratio vs bare |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+    """The table; the syncs/step column when counted, the MFU column when known."""
+    has_syncs = any(r.get("syncs_per_step") is not None for r in rows)
+    has_mfu = any(r.get("mfu") is not None for r in rows)
+    head = ["run", "median ms/it", "periodic step ms (n, amortised over)", "amortised ms/it",
+            "ratio vs bare", "counted fwd-equiv./it", "counted ratio vs bare"]
+    head += ["syncs/step"] * has_syncs + ["MFU (bf16 peak)"] * has_mfu
+    out = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for r in rows:
         per = (f"{r['periodic_ms']:.0f} ({r['n_periodic']}, every {r['period']})"
                if r["periodic_ms"] is not None else "–")
-        out.append(f"| {r['run']} | {r['median_ms']:.1f} | {per} | {r['amortised_ms']:.1f} | "
-                   f"{r['ratio']:.3f}× | {r['fe_per_it']:.1f} | {r['fe_ratio']:.3f}× |")
+        cells = [r["run"], f"{r['median_ms']:.1f}", per, f"{r['amortised_ms']:.1f}",
+                 f"{r['ratio']:.3f}×", f"{r['fe_per_it']:.1f}", f"{r['fe_ratio']:.3f}×"]
+        if has_syncs:
+            s = r.get("syncs_per_step")
+            cells.append("–" if s is None else f"{s:g}")
+        if has_mfu:
+            cells.append("–" if r.get("mfu") is None else f"{100 * r['mfu']:.1f} %")
+        out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--iters", type=int, default=40, help="timed rounds (multiple of 40)")
+    ap.add_argument("--iters", type=int, default=40,
+                    help="timed steps of each participant (multiple of 40)")
+    ap.add_argument("--window", type=int, default=1,
+                    help="steps per timed window, one synchronisation at its end (divides "
+                         "--iters; 1: every step timed and waited for)")
+    ap.add_argument("--sync-steps", type=int, default=3,
+                    help="steps of each participant counted by SyncWatch (0: no syncs/step)")
+    ap.add_argument("--peak-tflops", type=float, default=0.0,
+                    help="peak TFLOP/s for the MFU column (default on CUDA: the bf16 dense peak "
+                         "of H100/H200/A100 by device name; none on the CPU)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -307,9 +292,14 @@ def main(argv=None) -> int:
                          "ratios stay against DDPM's bare loop); both: DDPM and flow interleaved")
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--channels-last", action="store_true")
-    ap.add_argument("--fused-adam", action="store_true", help="CUDA: Adam(fused=True) everywhere")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the training forward")
-    ap.add_argument("--tf32", action="store_true", help="CUDA: TF32 matmul/conv")
+    ap.add_argument("--fused-adam", action="store_true",
+                    help="CUDA: Adam(fused=True) everywhere (train.fused_optimizer)")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the training forward (mode default)")
+    ap.add_argument("--compile-mode", default="", choices=["", *COMPILE_MODES],
+                    help="torch.compile with this mode (train.compile; reduce-overhead: CUDA "
+                         "graphs); implies --compile")
+    ap.add_argument("--tf32", action="store_true", help="CUDA: TF32 matmul/conv (train.tf32)")
     ap.add_argument("--eval-share", default="", metavar="RESULTS_DIR",
                     help="print the evaluation share of a results tree instead")
     ap.add_argument("--out", default="", metavar="FILE",
@@ -324,9 +314,9 @@ def main(argv=None) -> int:
             ap.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
     if args.device == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: no CUDA device is available here; use --device cpu")
-    for name in ("warmup", "batch"):
+    for name in ("warmup", "batch", "sync_steps", "peak_tflops"):
         if getattr(args, name) < 0:
-            ap.error(f"--{name} must be >= 0, got {getattr(args, name)}")
+            ap.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     try:
         if args.out:
             cost_table.check_out(Path(args.out))      # before measuring
@@ -343,9 +333,6 @@ def _run(args) -> int:
               f"{r['train_s']:.1f} s → evaluation share {100 * r['eval_share']:.1f} %")
         return 0
     torch.set_num_threads(args.threads)
-    if args.tf32:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
     setup = default_setup(args.device)
     if args.backbone_config:
         p = Path(args.backbone_config)
@@ -361,14 +348,20 @@ def _run(args) -> int:
     if args.batch:
         setup["batch_size"] = args.batch
     opts = {"bf16": args.bf16, "channels_last": args.channels_last,
-            "fused_adam": args.fused_adam, "compile": args.compile}
+            "fused_adam": args.fused_adam, "tf32": args.tf32,
+            "compile": args.compile_mode or args.compile}
     only = [s for s in args.only.split(",") if s] or None
     print(f"device={args.device} threads={args.threads} dataset={setup['dataset']['name']} "
           f"backbone={json.dumps(setup['backbone'])} batch={setup['batch_size']} "
-          f"T={args.timesteps} iters={args.iters} opts={opts} torch={torch.__version__}",
-          flush=True)
+          f"T={args.timesteps} iters={args.iters} window={args.window} opts={opts} "
+          f"torch={torch.__version__}", flush=True)
     rows = benchmark(args.iters, args.device, only, setup, args.timesteps, args.warmup, opts,
-                     log=lambda s: print(s, file=sys.stderr, flush=True), process=args.process)
+                     log=lambda s: print(s, file=sys.stderr, flush=True), process=args.process,
+                     window=args.window, sync_steps=args.sync_steps,
+                     peak=args.peak_tflops or None)
+    if rows[0]["flops_per_step"]:
+        print(f"FLOPs per training step (bare, forward + backward, torch's counter): "
+              f"{rows[0]['flops_per_step'] / 1e9:.2f} GFLOP")
     print(markdown(rows))
     if args.out:
         table = cost_table.table_rows(rows, strategy_configs(args.iters), setup, args.device,
