@@ -118,3 +118,19 @@ def test_loss_second_moment_fifo_equals_pushing_one_by_one(history):
         st.update(t, losses)
         _push_one_by_one(hist, counts, t, losses)
         assert torch.equal(st.loss_history, hist) and torch.equal(st.loss_counts, counts)
+
+
+def test_decoded_8bit_images_convert_as_torchvision_does():
+    """CIFAR-10's batches come from its decoded uint8 array (no PIL per image): the same
+    numbers as torchvision's ToTensor + Normalize(0.5, 0.5) on each image."""
+    from PIL import Image
+
+    from bench.data.datasets import Uint8ImageSplit, _to_unit_tensor
+
+    images = torch.randint(0, 256, (6, 5, 7, 3), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0)).numpy()
+    tf = _to_unit_tensor()
+    idx = torch.tensor([4, 0, 4, 2])
+    want = torch.stack([tf(Image.fromarray(images[int(i)])) for i in idx])
+    got = Uint8ImageSplit(images).get(idx)
+    assert got.is_contiguous() and torch.equal(got, want)

@@ -48,6 +48,26 @@ class TorchvisionSplit:
         return torch.stack([self.ds[int(i)][0] for i in idx])
 
 
+class Uint8ImageSplit:
+    """8-bit images held decoded, N×H×W×C uint8 (e.g. torchvision's ``CIFAR10.data``); a batch
+    is converted as torchvision's ``ToTensor`` + ``Normalize(0.5, 0.5)`` convert one image (÷255,
+    −0.5, ÷0.5 in float32: the same numbers), without a PIL round trip per image."""
+
+    def __init__(self, images, targets=None):
+        self.targets = targets              # class labels, when the source has them
+        self.data = torch.as_tensor(np.asarray(images))
+        if self.data.dtype != torch.uint8 or self.data.dim() != 4:
+            raise ValueError(f"expected N×H×W×C uint8 images, got {self.data.dtype} "
+                             f"{tuple(self.data.shape)}")
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def get(self, idx: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        x = self.data[idx].permute(0, 3, 1, 2).contiguous()
+        return x.float().div(255).sub(0.5).div(0.5)
+
+
 @dataclass
 class DataSource:
     name: str
@@ -230,7 +250,8 @@ def cifar10(root: str = "data/cifar10", download: bool = False) -> DataSource:
     except RuntimeError as e:
         raise FileNotFoundError(f"CIFAR-10 not found under {root!r} ({e}); set dataset.download=true "
                                 f"on a machine with internet, or dataset.root=DIR") from e
-    return DataSource("cifar10", TorchvisionSplit(tr), TorchvisionSplit(te), (3, 32, 32), hflip=True)
+    return DataSource("cifar10", Uint8ImageSplit(tr.data, tr.targets),
+                      Uint8ImageSplit(te.data, te.targets), (3, 32, 32), hflip=True)
 
 
 @register("image_folder", info=lambda p: ((3, p["resolution"], p["resolution"]), None))
@@ -370,7 +391,7 @@ def labels(name: str, params: dict[str, Any] | None = None) -> tuple[Tensor, Ten
         return out[0], out[1]
     if name == "cifar10":
         data = build(name, params)
-        return (torch.tensor(data.train.ds.targets, dtype=torch.long),
-                torch.tensor(data.test.ds.targets, dtype=torch.long))
+        return (torch.tensor(data.train.targets, dtype=torch.long),
+                torch.tensor(data.test.targets, dtype=torch.long))
     raise ValueError(f"dataset {name!r} has no class labels for the offline feature extractor; "
                      f"labelled datasets: {', '.join(LABELLED)}")
