@@ -114,3 +114,10 @@ def all_reduce_max_flag(flag: bool, device: torch.device | str = "cpu") -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
+
+
+def sum_reduce(world_size: int):
+    """The trainer's default ``reduce``: identity on one process, else ``all_reduce_sum``."""
+    if world_size == 1:
+        return lambda x: x
+    return all_reduce_sum

@@ -118,6 +118,17 @@ def load(tr) -> bool:
     return True
 
 
+def kept_steps(cfg) -> set[int]:
+    """The steps whose weights ``train.keep`` keeps: none, the evaluated steps after training
+    started (``at_evals``: ``Eval.steps`` but 0, the initial model), or the listed steps."""
+    keep, total = cfg.train.keep, cfg.train.iterations
+    if keep == "none":
+        return set()
+    if keep == "at_evals":
+        return {s for s in cfg.eval.evaluated_steps(total) if s > 0}
+    return {int(s) for s in keep if s <= total}
+
+
 def snapshot(tr) -> None:
     """Keep the evaluated weights of this step (train.keep) for a later re-evaluation."""
     if tr.rank != 0:

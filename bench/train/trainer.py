@@ -40,22 +40,13 @@ from bench.core.io import pick_device, upload
 from bench.core.rng import derive_seed, generator
 from bench.train import checkpoint, loggers
 from bench.train.components import build_components
+from bench.train.divergence import Diverged, FiniteWatch  # noqa: F401  (Diverged: re-export)
 from bench.train.flat import Flat
 from bench.train.runlog import RunLog, Tally
 
 
 class Interrupted(Exception):
     """Raised after a checkpoint was written because a stop was requested (SIGTERM, preemption)."""
-
-
-class Diverged(RuntimeError):
-    """A non-finite loss or gradient norm at ``step``: found at the next step that writes
-    anything (a log row, a checkpoint, a snapshot, a callback's output, an adaptation record),
-    before it writes; the run stops there."""
-
-    def __init__(self, message: str, step: int):
-        super().__init__(message)
-        self.step = step
 
 
 class Callback:
@@ -82,24 +73,6 @@ class Callback:
     def on_end(self, trainer: "Trainer") -> None: ...
 
 
-def kept_steps(cfg: Config) -> set[int]:
-    """The steps whose weights ``train.keep`` keeps: none, the evaluated steps after training
-    started (``at_evals``: ``Eval.steps`` but 0, the initial model), or the listed steps."""
-    keep, total = cfg.train.keep, cfg.train.iterations
-    if keep == "none":
-        return set()
-    if keep == "at_evals":
-        return {s for s in cfg.eval.evaluated_steps(total) if s > 0}
-    return {int(s) for s in keep if s <= total}
-
-
-def _default_reduce(world_size: int) -> Callable[[Tensor], Tensor]:
-    """Identity on one process; a SUM over ranks (torch.distributed) with several."""
-    if world_size == 1:
-        return lambda x: x
-    return dist.all_reduce_sum
-
-
 class Trainer:
     def __init__(self, cfg: Mapping | Config, run_dir: str | Path, *, rank: int = 0,
                  world_size: int = 1, reduce: Callable[[Tensor], Tensor] | None = None,
@@ -109,9 +82,9 @@ class Trainer:
         self.tr = self.cfg.train
         self.run_dir = Path(run_dir)
         self.rank, self.world_size = rank, world_size
-        self.reduce = reduce or _default_reduce(world_size)
+        self.reduce = reduce or dist.sum_reduce(world_size)
         loggers.check(self.tr.loggers)          # a missing tracker package: before any work
-        self.keep = kept_steps(self.cfg)
+        self.keep = checkpoint.kept_steps(self.cfg)
         self.callbacks = list(callbacks or [])
         self.stop_requested = False
         self.seed = self.cfg.seed
@@ -169,9 +142,7 @@ class Trainer:
         self._pending = [0, 0]     # this rank's strategy passes not yet summed over ranks
         self.t_counts = torch.zeros(self.process.grid.size, dtype=torch.long, device=self.device)
         self.tally = Tally(self.tr.loss_bins, self.device)
-        # the first non-finite step (0: none yet) and its loss and gradient norm, on the device
-        self._bad_step = torch.zeros((), dtype=torch.long, device=self.device)
-        self._bad_values = torch.zeros(2, dtype=torch.float64, device=self.device)
+        self.finite = FiniteWatch(self.device)
         self._perm_epoch, self._perm = -1, None
         self._gens: dict[str, torch.Generator] = {}
 
@@ -260,7 +231,7 @@ class Trainer:
         self.flat.zero_grad()
         loss.backward()
         grad_norm = self._clip()
-        self._note_finite(step, loss.detach(), grad_norm)
+        self.finite.note(step, loss.detach(), grad_norm)
         for group in self.opt.param_groups:
             group["lr"] = self.lr_at(step)
         self.opt.step()
@@ -291,30 +262,12 @@ class Trainer:
         self.cost["bwd_strategy"] += bwd
         self._pending = [0, 0]
 
-    def _note_finite(self, step: int, loss: Tensor, grad_norm: Tensor) -> None:
-        """Remember (on the device, without waiting for it) the first step whose loss or
-        gradient norm is not finite; ``check_diverged`` reads it where anything is written."""
-        bad = ~(torch.isfinite(loss) & torch.isfinite(grad_norm))
-        first = bad & (self._bad_step == 0)
-        self._bad_step.masked_fill_(first, step + 1)
-        self._bad_values = torch.where(first, torch.stack([loss.double(), grad_norm.double()]),
-                                       self._bad_values)
-
     def check_diverged(self) -> None:
-        """Raise ``Diverged`` if a step so far had a non-finite loss or gradient norm (a
-        divergence found here may have run on for the steps since; nothing of them is written).
-        The averaged gradient is non-finite on every rank when it is on one, so all ranks stop
-        at the same step."""
-        bad = int(self._bad_step)
-        if not bad:
-            return
-        loss, grad_norm = self._bad_values.tolist()
+        """Raise ``Diverged`` if a step so far had a non-finite loss or gradient norm."""
         ckpt = self.ckpt_path
-        last = (f"the last good checkpoint is {ckpt} (step {self._ckpt_step})"
-                if ckpt.exists() else "no checkpoint was written yet")
-        raise Diverged(f"diverged at step {bad}: loss {loss}, gradient norm {grad_norm} (found "
-                       f"at step {self.step}); {last}. Lower train.lr or set train.grad_clip; "
-                       f"nothing non-finite was logged", bad)
+        self.finite.check(self.step, f"the last good checkpoint is {ckpt} (step "
+                          f"{self._ckpt_step})" if ckpt.exists() else
+                          "no checkpoint was written yet")
 
     def _accumulate(self, out: dict) -> None:
         """The step into the tally of this log interval (this rank's examples; the loss bins of
