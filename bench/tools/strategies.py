@@ -190,8 +190,13 @@ def write_csv(blocks: list[tuple[Process, list[Table]]], out: TextIO) -> None:
 
 
 X_AXES = {"t": "t (index = DDPM step − 1)", "logsnr": "log SNR(t) = log(ᾱ_t / (1 − ᾱ_t))"}
+FLOW_X_AXES = {"t": "cell i of K (t ∈ [i/K, (i+1)/K), t = 1 is noise)",
+               "logsnr": "log SNR(t) = 2·log((1 − t)/t)"}
 PANELS = (("T·p(t)  (1 = uniform)", "linear"), ("loss weight λ(t) on the ε-MSE", "log"),
           ("effective weight T·p(t)·λ(t)·importance", "log"))
+FLOW_PANELS = (("K·p(cell)  (1 = uniform)", "linear"),
+               ("loss weight λ(t) on the velocity MSE", "log"),
+               ("effective weight K·p·λ·importance", "log"))
 
 
 def log_limits(curves: list[Tensor], decades: float = 1.0) -> tuple[float, float]:
@@ -216,7 +221,8 @@ def figure(tables: list[Table], process: Process, x: str = "t") -> Figure:
     axes = fig.subplots(3, 1, sharex=True)
     curves = ([T * tb.prob for tb in tables], [tb.loss_weight for tb in tables],
               [tb.effective for tb in tables])
-    for ax, (ylabel, scale), ys in zip(axes, PANELS, curves):
+    flow = process.name != "ddpm"
+    for ax, (ylabel, scale), ys in zip(axes, FLOW_PANELS if flow else PANELS, curves):
         for tb, y in zip(tables, ys):
             ax.plot(xs, y.numpy(), label=tb.label, linewidth=1.2, markersize=4,
                     markevery=max(1, T // 10), **style(tb.label).line())
@@ -228,7 +234,7 @@ def figure(tables: list[Table], process: Process, x: str = "t") -> Figure:
     axes[0].axhline(1.0, color="0.4", linestyle=":", linewidth=1)
     axes[0].set_ylim(0, 1.1 * max(1.0, *(float(y.max()) for y in curves[0])))
     axes[0].legend(fontsize="small")
-    axes[-1].set_xlabel(X_AXES[x])
+    axes[-1].set_xlabel((FLOW_X_AXES if flow else X_AXES)[x])
     where = (f"{process.schedule} schedule, T = {T}" if process.name == "ddpm"
              else f"flow matching, K = {T} cells")
     fig.suptitle(textwrap.fill(f"{where}: "
