@@ -5,8 +5,9 @@
 (``select_timesteps``, the official feature selector; ``select_blocks``, its block-wise form for
 the cheap all-T row on a stride), and the two pieces of its REINFORCE step
 that act on the policy's parameters: the gradient averaged over ranks (``set_mean_gradients``)
-and the guard against a one-update jump (``limit_change``); and the reward's control variate
-(``advantage``). Not a strategy: no registration here.
+and the guard against a one-update jump (``limit_change``); the reward's control variate
+(``advantage``); and an update's adaptation record (``adaptation_record``). Not a strategy: no
+registration here.
 """
 
 from __future__ import annotations
@@ -219,3 +220,21 @@ def advantage(p, reward: Tensor, baseline_value: float | None, reduce=lambda x: 
         var = max(sq / count - mean ** 2, 0.0) * count / (count - 1)
         R = R / (math.sqrt(var) + 1e-12)
     return R, baseline_value
+
+
+def adaptation_record(t: Tensor, S: Tensor, reward: Tensor, alpha: Tensor, beta: Tensor) -> dict:
+    """An update's columns of timesteps/adaptation.csv (the rank-local batch, its drawn t): S
+    used for the reward; the KL reward's mean and std (the entropy bonus and any baseline
+    excluded); its correlation with the distance of each example's t to the nearest s ∈ S; α and
+    β of the policy on the batch before its step."""
+    R = reward.double().cpu()
+    dist = (t.cpu()[:, None] - S.cpu()[None, :]).abs().min(dim=1).values.double()
+    ok = R.numel() > 1 and float(R.std()) > 0 and float(dist.std()) > 0
+    corr = float(torch.corrcoef(torch.stack([R, dist]))[0, 1]) if ok else math.nan
+    a, b = alpha.double().cpu(), beta.double().cpu()
+    return {"s_set": " ".join(str(int(s)) for s in S.tolist()),
+            "reward_mean": float(R.mean()),
+            "reward_std": float(R.std()) if R.numel() > 1 else math.nan,
+            "reward_t_corr": corr,
+            **{f"{n}_{f}": float(getattr(v, f)()) for n, v in (("alpha", a), ("beta", b))
+               for f in ("mean", "min", "max")}}

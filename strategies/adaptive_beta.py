@@ -60,7 +60,7 @@ same run ids). An update costs 2·(|S|·B + T) forwards, the all-T row 2·T of t
   ``ctx.generator``, before any noise; with s = 1 nothing is drawn, so the official stream is
   untouched), is evaluated before and after, and all of the block's columns of the row hold that
   ΔKL. The row's sum is then Σ_b size_b·ΔKL(t_b): a stratified estimate, unbiased for the full
-  row's sum. S is selected block-wise (``select_blocks``): SelectKBest(f_regression) on the
+  row's sum. S is selected block-wise (``_beta_policy.select_blocks``): SelectKBest(f_regression) on the
   blocks' values against those sums, each chosen block standing as its centre. Column-wise
   selection would be meaningless here: a block's columns are copies of one value, they score
   alike, and SelectKBest's tie-break would put all of S in one block; the block's centre is
@@ -114,7 +114,6 @@ Deviations from the official code (each also in docs/adaptive_beta.md):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,10 +123,11 @@ from scipy import special
 from torch import Tensor
 
 from bench.core.rng import derive_seed
-from strategies._beta_policy import (ALPHA_OFFSET, INIT_BIAS, BetaPolicy, advantage,
-                                     beta_index_pmf, inverse_softplus, limit_change,
-                                     select_blocks, select_timesteps, set_mean_gradients,
-                                     softplus)
+from strategies._all_t_row import AllTRow
+# select_timesteps: imported from here too (the official selector; AllTRow.select calls it)
+from strategies._beta_policy import (ALPHA_OFFSET, INIT_BIAS, BetaPolicy, adaptation_record,
+                                     advantage, beta_index_pmf, inverse_softplus, limit_change,
+                                     select_timesteps, set_mean_gradients, softplus)
 from strategies.base import Draw, StepContext, Strategy
 from strategies.params import late
 from strategies.registry import register
@@ -157,7 +157,7 @@ class AdaptiveBeta(Strategy):
     PRESETS = PRESETS
     adaptation_columns = ("s_set", "reward_mean", "reward_std", "reward_t_corr", "alpha_mean",
                           "alpha_min", "alpha_max", "beta_mean", "beta_min", "beta_max")
-    adaptation_text = ("s_set",)                # _record's columns
+    adaptation_text = ("s_set",)                # adaptation_record's columns
     paper = ("Kim et al. 2025, Adaptive Non-uniform Timestep Sampling (CVPR 2025), Sec. 5, "
              "eqs. 11-14, Alg. 1-2; official code ku-dmlab/Adaptive-Timestep-Sampler")
 
@@ -249,15 +249,7 @@ class AdaptiveBeta(Strategy):
             raise ValueError(f"adaptive_beta: num_selected (|S|) must be in "
                              f"[1, {self.T - self.first}] (T={self.T}"
                              f"{', t = 0 excluded' if self.first else ''}), got {p.num_selected}")
-        # the strided all-T row: blocks [start, start + size) tiling [first, T)
-        self.block_starts = torch.arange(self.first, self.T, p.all_t_stride)
-        self.block_sizes = ((self.block_starts + p.all_t_stride).clamp(max=self.T)
-                            - self.block_starts)
-        if p.all_t_stride > 1 and p.num_selected > len(self.block_starts):
-            raise ValueError(f"adaptive_beta: num_selected (|S|) must be in "
-                             f"[1, {len(self.block_starts)}] with all_t_stride="
-                             f"{p.all_t_stride} (S takes one timestep per block of the strided "
-                             f"all-T row; T={self.T}), got {p.num_selected}")
+        self.all_t = AllTRow(self.T, self.first, p.all_t_stride, p.all_t_every, p.num_selected)
         a0 = INIT_BIAS if p.init_alpha is None else inverse_softplus(p.init_alpha - ALPHA_OFFSET)
         b0 = INIT_BIAS if p.init_beta is None else inverse_softplus(p.init_beta - ALPHA_OFFSET)
         self.init_bias = (a0, b0)
@@ -339,25 +331,16 @@ class AdaptiveBeta(Strategy):
         p = self.params
         updates = -(-iterations // p.update_every)
         rows = -(-updates // p.all_t_every)
-        return 2 * (updates * p.num_selected * batch_size + rows * self.row_size), 0
-
-    @property
-    def row_size(self) -> int:
-        """Timesteps at which the feature image is evaluated per all-T row (all ranks)."""
-        return self.T if self.params.all_t_stride == 1 else len(self.block_starts)
+        return 2 * (updates * p.num_selected * batch_size + rows * self.all_t.size), 0
 
     def _is_update_step(self, ctx: StepContext) -> bool:
         return ctx.step % self.params.update_every == 0
-
-    def _refreshes_row(self, ctx: StepContext) -> bool:
-        """This update evaluates the all-T row (every ``all_t_every``-th update, from the 1st)."""
-        return (ctx.step // self.params.update_every) % self.params.all_t_every == 0
 
     def before_update(self, ctx: StepContext) -> None:
         if not self._is_update_step(ctx):
             return
         p = self.params
-        refresh = self._refreshes_row(ctx)       # all_t_every > 1: not at every update
+        refresh = self.all_t.due(ctx.step // p.update_every)    # all_t_every: not always
         x_f = self._feature_image(ctx) if refresh else None
         ts = self._rank_timesteps(ctx) if refresh else None
         s_idx = torch.tensor(self.S, dtype=torch.long)
@@ -378,36 +361,19 @@ class AdaptiveBeta(Strategy):
                 self._kl_at(ctx, sc["x_f"][None], sc["ts"], sc["noise_f"])[0])
         delta = sc["kl_r"] - kl_r                                    # [B_local, |S|]
         reward = delta.sum(1) if self.params.reward_reduction == "sum" else delta.mean(1)
-        row = None if kl_f is None else self._row(ctx, sc["ts"], (sc["kl_f"] - kl_f).double())
+        row = None if kl_f is None else self.all_t.row(
+            sc["ts"], (sc["kl_f"] - kl_f).double(), ctx.reduce, ctx.rank, ctx.world_size)
         stats, ab = self._policy_step(ctx, reward.detach())
         if row is not None:                       # all_t_every > 1: other updates keep Q and S
             self.queue.append(row)
             del self.queue[: max(0, len(self.queue) - self.params.queue_size)]
             if len(self.queue) >= self.params.min_rows_for_selection:
-                self._select()
+                self.S = self.all_t.select(self.queue, self.params.num_selected)
         self.n_updates += 1
         self.history.append({"step": int(ctx.step), "S_used": sc["S"].tolist(), "S": list(self.S),
                              "queue_rows": len(self.queue),
                              "row_sum": None if row is None else float(row.sum()), **stats})
-        ctx.adapted = self._record(ctx, sc["S"], reward.detach(), *ab)
-
-    @staticmethod
-    def _record(ctx: StepContext, S: Tensor, reward: Tensor, alpha: Tensor, beta: Tensor) -> dict:
-        """This update's columns of timesteps/adaptation.csv (the rank-local batch): S used for
-        the reward; the KL reward's mean and std (the entropy bonus and any baseline excluded);
-        its correlation with the distance of each example's t to the nearest s ∈ S; α and β of
-        the policy on the batch before its step."""
-        R = reward.double().cpu()
-        dist = (ctx.draw.t.cpu()[:, None] - S.cpu()[None, :]).abs().min(dim=1).values.double()
-        ok = R.numel() > 1 and float(R.std()) > 0 and float(dist.std()) > 0
-        corr = float(torch.corrcoef(torch.stack([R, dist]))[0, 1]) if ok else math.nan
-        a, b = alpha.double().cpu(), beta.double().cpu()
-        return {"s_set": " ".join(str(int(s)) for s in S.tolist()),
-                "reward_mean": float(R.mean()),
-                "reward_std": float(R.std()) if R.numel() > 1 else math.nan,
-                "reward_t_corr": corr,
-                **{f"{n}_{f}": float(getattr(v, f)()) for n, v in (("alpha", a), ("beta", b))
-                   for f in ("mean", "min", "max")}}
+        ctx.adapted = adaptation_record(ctx.draw.t, sc["S"], reward.detach(), *ab)
 
     # ------------------------------------------------------------------ update pieces
     def _feature_image(self, ctx: StepContext) -> Tensor:
@@ -423,42 +389,8 @@ class AdaptiveBeta(Strategy):
         return ctx.reduce(x)
 
     def _rank_timesteps(self, ctx: StepContext) -> Tensor:
-        """This rank's timesteps of the all-T row: its contiguous share of 0..T−1, or with
-        ``all_t_stride`` > 1 one t per block of its contiguous share of the blocks, uniform
-        within the block, from ``ctx.generator`` (drawn only then: the official stream is
-        untouched)."""
-        if self.params.all_t_stride == 1:
-            return torch.arange(self.T).tensor_split(ctx.world_size)[ctx.rank]
-        starts = self.block_starts.tensor_split(ctx.world_size)[ctx.rank]
-        sizes = self.block_sizes.tensor_split(ctx.world_size)[ctx.rank]
-        v = torch.rand(len(starts), generator=ctx.generator, dtype=torch.float64)
-        return starts + torch.minimum((v * sizes).long(), sizes - 1)
-
-    def _row(self, ctx: StepContext, ts: Tensor, delta: Tensor) -> Tensor:
-        """The all-T row ΔKL_t (float64 [T], on the host, summed over ranks) from this rank's
-        ΔKL at ``ts``. With ``all_t_stride`` > 1 each block's columns all hold its one value,
-        so the row's sum is the stratified estimate Σ_b size_b·ΔKL_{t_b} (unbiased for the
-        full row's sum: t_b is uniform in its block)."""
-        row = torch.zeros(self.T, dtype=torch.float64, device=delta.device)
-        if self.params.all_t_stride == 1:
-            row[ts.to(row.device)] = delta
-        elif len(ts):                             # this rank's blocks are contiguous
-            starts = self.block_starts.tensor_split(ctx.world_size)[ctx.rank]
-            sizes = self.block_sizes.tensor_split(ctx.world_size)[ctx.rank]
-            lo = int(starts[0])
-            row[lo: lo + int(sizes.sum())] = delta.repeat_interleave(sizes.to(delta.device))
-        row = ctx.reduce(row).cpu()
-        row[: self.first] = 0.0                   # t = 0 excluded: neither candidate nor sum
-        return row
-
-    def _select(self) -> None:
-        """S from the queue: SelectKBest(f_regression) on the timesteps (official), or on the
-        blocks of the strided row, each chosen block standing as its centre (``select_blocks``)."""
-        rows, k = torch.stack(self.queue).numpy(), self.params.num_selected
-        if self.params.all_t_stride == 1:
-            self.S = select_timesteps(rows, k, self.first)
-        else:
-            self.S = select_blocks(rows, k, self.block_starts.numpy(), self.block_sizes.numpy())
+        """This rank's timesteps of the all-T row (``AllTRow.timesteps``)."""
+        return self.all_t.timesteps(ctx.generator, ctx.rank, ctx.world_size)
 
     def _noise(self, ctx: StepContext, x0: Tensor, n_t: int) -> Tensor:
         shape = (n_t * x0.shape[0], *x0.shape[1:])

@@ -114,7 +114,7 @@ def test_the_stride_draws_one_t_per_block_uniformly(zero_term, first):
     s = build(T=T, all_t_stride=k, zero_term=zero_term)
     starts = np.arange(first, T, k)
     sizes = np.minimum(starts + k, T) - starts
-    assert s.row_size == len(starts) == -(-(T - first) // k)
+    assert s.all_t.size == len(starts) == -(-(T - first) // k)
     ctx = StepContext(step=0, x0=torch.zeros(2, 2), draw=None, losses=torch.zeros(2),
                       model=Toy(T), process=s.process, generator=torch.Generator().manual_seed(0))
     offsets = np.stack([s._rank_timesteps(ctx).numpy() - starts for _ in range(4000)])
@@ -132,7 +132,7 @@ def test_the_strided_sum_is_unbiased():
     f = (torch.arange(T, dtype=torch.float64) / T) ** 2
     ctx = StepContext(step=0, x0=torch.zeros(2, 2), draw=None, losses=torch.zeros(2),
                       model=Toy(T), process=s.process, generator=torch.Generator().manual_seed(1))
-    est = torch.stack([(s.block_sizes * f[s._rank_timesteps(ctx)]).sum() for _ in range(3000)])
+    est = torch.stack([(s.all_t.sizes * f[s._rank_timesteps(ctx)]).sum() for _ in range(3000)])
     assert float(est.mean()) == pytest.approx(float(f.sum()), abs=4 * float(est.std()) / 3000**.5)
     assert float(est.std()) > 0
 
@@ -158,9 +158,9 @@ def test_the_strided_row_holds_each_blocks_value_and_the_scaled_sum(monkeypatch)
     s.after_update(ctx)
     row = s.queue[0]
     vals = f(ts).float().double()
-    for b, (lo, n) in enumerate(zip(s.block_starts.tolist(), s.block_sizes.tolist())):
+    for b, (lo, n) in enumerate(zip(s.all_t.starts.tolist(), s.all_t.sizes.tolist())):
         assert torch.equal(row[lo:lo + n], vals[b].expand(n))
-    assert s.diagnostics()[0]["row_sum"] == pytest.approx(float((s.block_sizes * vals).sum()))
+    assert s.diagnostics()[0]["row_sum"] == pytest.approx(float((s.all_t.sizes * vals).sum()))
 
 
 def test_blocks_are_selected_as_features_and_stand_as_their_centres():
@@ -180,7 +180,7 @@ def test_blocks_are_selected_as_features_and_stand_as_their_centres():
 
 def test_a_strided_run_selects_block_centres():
     s, _ = _run({"all_t_stride": 6, "zero_term": "exclude"}, steps=5)
-    centres = set(block_centres(s.block_starts.numpy(), s.block_sizes.numpy()).tolist())
+    centres = set(block_centres(s.all_t.starts.numpy(), s.all_t.sizes.numpy()).tolist())
     assert s.diagnostics()[-1]["queue_rows"] == 5
     assert set(s.S) <= centres and s.S == sorted(s.S)
 
@@ -215,7 +215,7 @@ def test_planned_passes_formula():
     # 10 updates at f_S = 40 over 400 iterations, 5 rows of 250 timesteps, |S|·B = 384
     assert s.planned_passes(128, 400) == (2 * (10 * 384 + 5 * 250), 0)
     assert build(T=1000).planned_passes(128, 400) == (2 * 10 * (384 + 1000), 0)
-    assert build(T=1000, all_t_stride=8, zero_term="exclude").row_size == 125   # ⌈999/8⌉
+    assert build(T=1000, all_t_stride=8, zero_term="exclude").all_t.size == 125   # ⌈999/8⌉
 
 
 # ---------------------------------------------------------------- one forward per evaluation
