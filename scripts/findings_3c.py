@@ -11,8 +11,9 @@ is *unstable* (an NLL rise > 0.2 bits/dim between consecutive evaluations), and 
 the pre-registration names — p(t) concentration (lowest entropy of p(t) over the updates, in nats;
 uniform is ln T; the largest T·p(t) in the p(t) snapshots), the share of policy updates whose batch
 mean log α or log β moved by more than 0.2 (the trust-region bound is 0.25 per example), the
-smallest α and β seen, and the live model's training loss in the lowest and highest t bins
-(metrics.jsonl) at the evaluations around the largest rise.
+smallest α and β seen, the live model's training loss in the lowest and highest t bins
+(metrics.jsonl) at the evaluations around the largest rise, and in how many log intervals
+(100 steps) the sampler drew no t at all in the lowest and in the highest tenth of t.
 """
 
 from __future__ import annotations
@@ -91,8 +92,9 @@ def main(argv=None) -> int:
     print(f"\npre-registered verdict on the headline: {verdict}\n")
     print("| run | seed | NLL at evaluations | unstable | largest rise (step) | min entropy p(t) "
           "| max T·p(t) | updates moving mean log α/β > 0.2 | min α / min β | train loss "
-          "lowest / highest t bin before → after the rise |")
-    print("|---|---:|---|---|---|---:|---:|---:|---|---|")
+          "lowest / highest t bin before → after the rise | log intervals with no draw in the "
+          "lowest / highest t bin |")
+    print("|---|---:|---|---|---|---:|---:|---:|---|---|---|")
     for r in per_seed:
         print("| " + " | ".join(str(v) for v in r) + " |")
     return 0
@@ -127,7 +129,9 @@ def _diagnose(R, ada: pd.DataFrame, run: str) -> list[list]:
              f"{ad['entropy'].min():.2f}", f"{max_tp:.1f}",
              f"{(moves > 0.2).mean():.0%}" if len(moves) else "—",
              f"{ad['alpha_min'].min():.2f} / {ad['beta_min'].min():.2f}",
-             f"{bins_at(lo)} → {bins_at(hi)}"]]
+             f"{bins_at(lo)} → {bins_at(hi)}",
+             " / ".join(f"{sum(b[i] is None for b in m['loss_bins'])}/{len(m)}"
+                        for i in (0, -1))]]
 
 
 if __name__ == "__main__":
