@@ -74,10 +74,13 @@ class LossSecondMoment(Strategy):
     def sample(self, x0: Tensor, generator: torch.Generator) -> Draw:
         p = self.probabilities()
         t = torch.multinomial(p, x0.shape[0], replacement=True, generator=generator)
-        return self.draw(t, importance=self.importance_weights()[t])
+        return self.draw(t, importance=self._importance(p)[t])
+
+    def _importance(self, p: Tensor) -> Tensor:
+        return 1.0 / (self.T * p)
 
     def importance_weights(self) -> Tensor:
-        return 1.0 / (self.T * self.probabilities())
+        return self._importance(self.probabilities())
 
     # ------------------------------------------------------------------ update
     def before_update(self, ctx: StepContext) -> None:
