@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench.core.process import Process, TimeGrid, mean_flat
+from bench.core.process import Process, TimeGrid, mean_flat, on_device
 
 SCHEDULES = ("linear", "cosine", "quad")
 VARIANCES = ("fixed_large", "fixed_small")
@@ -123,10 +123,10 @@ class DDPM(Process):
         self.eps_to_loss = torch.ones(timesteps, dtype=torch.float64)   # the loss is the ε-MSE
 
     # ------------------------------------------------------------------ helpers
-    @staticmethod
-    def _at(arr: Tensor, t: Tensor, like: Tensor) -> Tensor:
-        """arr[t] as ``like``'s dtype/device, broadcastable against ``like`` (shape [B, 1, ...])."""
-        out = arr.to(like.device)[t.to(like.device)].to(like.dtype)
+    def _at(self, arr: Tensor, t: Tensor, like: Tensor) -> Tensor:
+        """arr[t] as ``like``'s dtype/device, broadcastable against ``like`` (shape [B, 1, ...]).
+        A table goes to a device once (cached), not at every call."""
+        out = on_device(arr, like.device)[t.to(like.device)].to(like.dtype)
         return out.reshape(-1, *([1] * (like.dim() - 1)))
 
     # ------------------------------------------------------------------ the Process contract

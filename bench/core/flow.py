@@ -24,7 +24,8 @@ import math
 import torch
 from torch import Tensor
 
-from bench.core.process import Process, TimeGrid
+from bench.core.io import upload
+from bench.core.process import Process, TimeGrid, on_device
 
 EMBED_SCALE = 1000.0          # model_time = 1000·t: DDPM's default index range [0, 1000)
 
@@ -52,13 +53,18 @@ class Flow(Process):
         self.eps_to_loss = (1.0 - self.t_centres) ** 2
 
     # ------------------------------------------------------------------ the grid
+    def _t(self, i: Tensor) -> Tensor:
+        """The continuous time of ``i`` (float64, on ``i``'s device)."""
+        return (i.double() if i.is_floating_point()
+                else on_device(self.t_centres, i.device)[i.long()])
+
     def time(self, i: Tensor, like: Tensor | None = None) -> Tensor:
         """The continuous time t of ``i``: a floating tensor is t itself, an integer one holds
         cells, at their centres (float64; as ``like``'s dtype/device and broadcastable against it
         when given)."""
-        t = i.double().cpu() if i.is_floating_point() else self.t_centres[i.long().cpu()]
         if like is None:
-            return t
+            return self._t(i).cpu()
+        t = self._t(i)
         return t.to(like.device, like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
 
     # ------------------------------------------------------------------ the Process contract
@@ -75,12 +81,13 @@ class Flow(Process):
         cells' device); centre: the cells themselves (trained at their centres)."""
         if self.cell_time == "centre":
             return cells
-        u = torch.rand(cells.shape, generator=generator, dtype=torch.float64)
-        return (cells.cpu().double() + u).div(self.K).clamp(max=1.0).to(cells.device)
+        u = upload(torch.rand(cells.shape, generator=generator, dtype=torch.float64),
+                   cells.device)
+        return (cells.double() + u).div(self.K).clamp(max=1.0)
 
     def model_time(self, t: Tensor) -> Tensor:
         """1000·t (float32)."""
-        return (self.time(t) * EMBED_SCALE).float().to(t.device)
+        return (self._t(t) * EMBED_SCALE).float()
 
     def model_cell(self, model_t: Tensor) -> Tensor:
         return (model_t.double() / EMBED_SCALE * self.K).floor().long().clamp(0, self.K - 1)

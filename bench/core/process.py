@@ -24,6 +24,21 @@ import torch
 from torch import Tensor
 
 
+_ON_DEVICE: dict = {}
+
+
+def on_device(table: Tensor, device: torch.device) -> Tensor:
+    """``table`` (a process's fixed host table) on ``device``: copied once per table and device
+    (a copy at every step would make a GPU step wait for the host)."""
+    if table.device == device:
+        return table
+    key = (id(table), device)
+    hit = _ON_DEVICE.get(key)
+    if hit is None or hit[0] is not table:
+        hit = _ON_DEVICE[key] = (table, table.to(device))
+    return hit[1]
+
+
 def mean_flat(x: Tensor) -> Tensor:
     """Mean over every dimension but the batch."""
     return x.reshape(x.shape[0], -1).mean(dim=1)

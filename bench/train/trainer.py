@@ -205,7 +205,7 @@ class Trainer:
         x0_host = self.batch(step)
         x0_global = upload(x0_host, self.device)
         draw = self.strategy.sample(x0_global, self._gen("t", step))
-        cells = self.process.grid.cell(draw.t.detach()).to(self.device)
+        cells = upload(self.process.grid.cell(draw.t.detach()), self.device)
         self.t_counts.index_add_(0, cells, torch.ones_like(cells))
         self._emit("on_draw", draw)
         noise = torch.randn(x0_host.shape, generator=self._gen("noise", step))
