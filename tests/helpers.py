@@ -42,3 +42,15 @@ def run_files(run_dir: Path) -> dict[str, object]:
         else:
             out[rel] = p.read_bytes()
     return out
+
+
+def thread_rank_reduce(slots: list, barrier, r: int):
+    """Rank ``r``'s cross-rank SUM for ranks simulated as threads: each puts its tensor in
+    ``slots[r]``, all wait at ``barrier``, each takes the sum, all wait again."""
+    def reduce(x):
+        slots[r] = x.clone()
+        barrier.wait()
+        total = sum(slots)
+        barrier.wait()
+        return total
+    return reduce

@@ -22,7 +22,7 @@ from bench.train.trainer import Interrupted, Trainer
 from strategies.adaptive_beta import AdaptiveBeta, beta_index_pmf, select_timesteps
 from strategies.base import StepContext
 
-from helpers import StopAt
+from helpers import StopAt, thread_rank_reduce
 
 A0 = 0.9740869841801066          # ln(1 + e^0.5) + 1e-5, computed by hand from the formula
 
@@ -346,12 +346,7 @@ def test_two_ranks_split_the_row_and_agree():
     errors = []
 
     def rank_main(r):
-        def reduce(x):
-            slots[r] = x.clone()
-            barrier.wait()
-            total = sum(slots)
-            barrier.wait()
-            return total
+        reduce = thread_rank_reduce(slots, barrier, r)
         try:
             s = strats[r]
             for step in range(4):

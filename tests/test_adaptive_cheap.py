@@ -24,7 +24,7 @@ from bench.train.trainer import Interrupted, Trainer
 from strategies._beta_policy import BetaPolicy, block_centres, max_pool_2x2, select_blocks
 from strategies.base import StepContext
 
-from helpers import StopAt
+from helpers import StopAt, thread_rank_reduce
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -312,12 +312,7 @@ def test_two_ranks_share_the_blocks_and_agree():
     seen, errors = [[] for _ in range(W)], []
 
     def rank_main(r):
-        def reduce(x):
-            slots[r] = x.clone()
-            barrier.wait()
-            total = sum(slots)
-            barrier.wait()
-            return total
+        reduce = thread_rank_reduce(slots, barrier, r)
         try:
             s = strats[r]
             for step in range(4):
