@@ -36,6 +36,7 @@ from strategies import debiased  # noqa: F401
 from strategies import soft_min_snr  # noqa: F401
 from strategies import sigma_sqrt  # noqa: F401
 from strategies import fm_curriculum  # noqa: F401
+from strategies import uniform_of  # noqa: F401
 
 load_entry_points()
 
