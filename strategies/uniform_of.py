@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench.core.ddpm import DDPM, SCHEDULES
+from bench.core.ddpm import DDPM, SCHEDULES, make_betas
 from bench.core.process import Process
 from strategies._checks import boolean, choice, integer
 from strategies.base import Draw, Strategy
@@ -83,6 +83,10 @@ class UniformOf(Strategy):
             choice("uniform_of", "schedule", self.schedule, SCHEDULES)
             integer("uniform_of", "timesteps", self.timesteps, low=2)
             boolean("uniform_of", "normalise", self.normalise)
+            try:
+                make_betas(self.schedule, self.timesteps)
+            except ValueError as e:
+                raise ValueError(f"uniform_of: {e}") from None
 
     inverse_cdf = True
 
@@ -105,10 +109,7 @@ class UniformOf(Strategy):
         """P(Λ > λ) under the source's uniform, at each λ (±∞ allowed)."""
         if self.params.process == "flow":
             return 1.0 / (1.0 + np.exp(np.clip(lam, -700, 700) / 2.0))      # sigmoid(−λ/2)
-        try:
-            src = DDPM(self.params.schedule, self.params.timesteps)
-        except ValueError as e:
-            raise ValueError(f"uniform_of: {e}") from None
+        src = DDPM(self.params.schedule, self.params.timesteps)
         edges = midpoint_edges(torch.log(src.snr).numpy())                   # decreasing
         levels = np.arange(edges.size) / (edges.size - 1)                    # i/T at e_i
         return np.interp(lam, edges[::-1], levels[::-1], left=1.0, right=0.0)
