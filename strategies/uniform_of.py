@@ -40,8 +40,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench.core.ddpm import DDPM, SCHEDULES, make_betas
+from bench.core.ddpm import SCHEDULES, make_betas
 from bench.core.process import Process
+from bench.core.processes import build
 from strategies._checks import boolean, choice, integer
 from strategies.base import Draw, Strategy
 from strategies.registry import register
@@ -109,7 +110,7 @@ class UniformOf(Strategy):
         """P(Λ > λ) under the source's uniform, at each λ (±∞ allowed)."""
         if self.params.process == "flow":
             return 1.0 / (1.0 + np.exp(np.clip(lam, -700, 700) / 2.0))      # sigmoid(−λ/2)
-        src = DDPM(self.params.schedule, self.params.timesteps)
+        src = build({"schedule": self.params.schedule, "timesteps": self.params.timesteps})
         edges = midpoint_edges(torch.log(src.snr).numpy())                   # decreasing
         levels = np.arange(edges.size) / (edges.size - 1)                    # i/T at e_i
         return np.interp(lam, edges[::-1], levels[::-1], left=1.0, right=0.0)
