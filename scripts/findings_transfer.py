@@ -24,7 +24,7 @@ import scipy.stats
 from matplotlib.figure import Figure
 
 from bench.analysis.adaptation import summaries
-from bench.analysis.load import load
+from bench.analysis.load import load, read_config
 from bench.analysis.tables import best_up_to, units, vs_baseline
 
 SHARED = {          # the 8 strategies on both processes: condition -> short name
@@ -36,18 +36,25 @@ HEURISTICS = ("lognormal", "lognormal(variant=edm)", "laplace", "u_shaped", "min
 MATCHED = {"ddpm": "uniform_of(process=flow)", "flow": "uniform_of"}
 ADAPTIVE = "adaptive_beta(update_every=10,variant=low_variance)"
 REPS = 10_000
-BUDGET = 2000          # the verdicts' budget (--budget)
+BUDGET = 2000          # the verdicts' default budget (--budget)
 NLL = {"ddpm": "nll_bpd", "flow": "nll_ode_bpd"}
+PROCESSES = ("ddpm", "flow")
 
 
-def process_of(setting: str) -> str:
-    return "flow" if setting.rstrip().endswith("· flow") else "ddpm"
+def metric_of(kind: str, process: str) -> str:
+    """The metric column of ``kind`` (nll: the process's own bound, or fd_cnn) on ``process``."""
+    return NLL[process] if kind == "nll" else kind
 
 
-def seed_matrix(ev: pd.DataFrame, metric: str, process: str) -> pd.DataFrame:
-    """Seeds × conditions: the lowest value up to BUDGET (the metric's best), one process."""
-    (unit,) = [u for u in units(ev, [metric]) if process_of(u.setting) == process]
-    per = best_up_to(unit.select(ev), [BUDGET]).dropna(subset=["value"])
+def unit_of(ev: pd.DataFrame, kind: str, process: str):
+    """The one evaluation unit of metric ``kind`` on ``process`` (``ev`` has a process column)."""
+    (unit,) = units(ev[ev["process"] == process], [metric_of(kind, process)])
+    return unit
+
+
+def seed_matrix(ev: pd.DataFrame, kind: str, process: str, budget: int) -> pd.DataFrame:
+    """Seeds × conditions: the lowest value up to ``budget`` (the metric's best), one process."""
+    per = best_up_to(unit_of(ev, kind, process).select(ev), [budget]).dropna(subset=["value"])
     return per.pivot_table(index="seed", columns="strategy", values="value")
 
 
@@ -84,21 +91,22 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="the bootstrap's random seed")
     ap.add_argument("--budget", type=int, default=BUDGET, help="the verdicts' budget (iterations)")
     args = ap.parse_args(argv)
-    globals()["BUDGET"] = args.budget
+    budget = args.budget
     R = load(args.results_dir)
+    process_of = {r.setting: read_config(Path(r.path))["process"]["name"]
+                  for r in R.runs.itertuples()}
     ev = R.counted(R.evals)
     ev = ev.assign(process=ev["setting"].map(process_of))
+    if budget not in set(ev["step"]):
+        ap.error(f"--budget {budget} is not an evaluated iteration; valid: "
+                 + ", ".join(str(s) for s in sorted(set(ev["step"]))))
 
     summ = summaries(R.counted(R.timesteps["adaptation"]))
-    adapted = {process_of(s): (int(g["adapted"].sum()), len(g))
+    adapted = {process_of[s]: (int(g["adapted"].sum()), len(g))
                for s, g in summ[summ["condition"] == ADAPTIVE].groupby("setting")}
 
-    tables = {}
-    for metric_kind in ("nll", "fd_cnn"):
-        for process in ("ddpm", "flow"):
-            metric = NLL[process] if metric_kind == "nll" else "fd_cnn"
-            (unit,) = [u for u in units(ev, [metric]) if process_of(u.setting) == process]
-            tables[metric_kind, process] = vs_baseline(ev, unit).set_index(["strategy", "budget"])
+    tables = {(kind, p): vs_baseline(ev, unit_of(ev, kind, p)).set_index(["strategy", "budget"])
+              for kind in ("nll", "fd_cnn") for p in PROCESSES}
 
     for metric_kind in ("nll", "fd_cnn"):
         print(f"\n### Δ {metric_kind} vs the process's uniform (lowest up to each budget; "
@@ -109,12 +117,12 @@ def main(argv=None) -> int:
         print("|---|" + "---|" * (2 * len(budgets) + 2))
         for cond in [*SHARED, "matched"]:
             cells, verdicts = [], []
-            for process in ("ddpm", "flow"):
+            for process in PROCESSES:
                 t = tables[metric_kind, process]
                 c = MATCHED[process] if cond == "matched" else cond
                 for b in budgets:
                     cells.append(fmt(t.loc[(c, b)]) if (c, b) in t.index else "—")
-                verdicts.append(t.loc[(c, BUDGET), "verdict"] if (c, BUDGET) in t.index else "—")
+                verdicts.append(t.loc[(c, budget), "verdict"] if (c, budget) in t.index else "—")
             name = SHARED.get(cond, "matched (the other's uniform)")
             print(f"| {name} | " + " | ".join(cells) + f" | {verdicts[0]} | {verdicts[1]} |")
 
@@ -122,29 +130,27 @@ def main(argv=None) -> int:
           " (adapted, seeds)")
 
     rng = np.random.default_rng(args.seed)
-    print(f"\n### Transfer: Spearman ρ of the 8 strategies' mean Δ at {BUDGET} iterations\n")
-    mats = {}
+    print(f"\n### Transfer: Spearman ρ of the 8 strategies' mean Δ at {budget} iterations\n")
     for metric_kind in ("nll", "fd_cnn"):
-        mats[metric_kind] = {p: seed_matrix(ev, NLL[p] if metric_kind == "nll" else "fd_cnn", p)
-                             for p in ("ddpm", "flow")}
-        rho, lo, hi, n = rho_with_ci(mats[metric_kind], rng)
+        mats = {p: seed_matrix(ev, metric_kind, p, budget) for p in PROCESSES}
+        rho, lo, hi, n = rho_with_ci(mats, rng)
         rule = "transfers" if lo > 0 else "does not transfer"
         print(f"- {metric_kind}: ρ = {rho:+.2f}, 95 % bootstrap CI [{lo:+.2f}, {hi:+.2f}] "
               f"({n} replicates with a defined ρ) → **{rule}**")
 
-    print(f"\n### Per arm: the same NLL verdict at {BUDGET} iterations on both?\n")
+    print(f"\n### Per arm: the same NLL verdict at {budget} iterations on both?\n")
     agree = 0
     for cond, name in SHARED.items():
-        v = [tables["nll", p].loc[(cond, BUDGET), "verdict"] for p in ("ddpm", "flow")]
+        v = [tables["nll", p].loc[(cond, budget), "verdict"] for p in PROCESSES]
         agree += v[0] == v[1]
         print(f"- {name}: DDPM {v[0]}, flow {v[1]}" + (" — same" if v[0] == v[1] else ""))
     print(f"- {agree} of {len(SHARED)} agree")
 
-    print(f"\n### The stronger baseline (lowest mean NLL among the fixed heuristics at {BUDGET})\n")
-    for p in ("ddpm", "flow"):
+    print(f"\n### The stronger baseline (lowest mean NLL among the fixed heuristics at {budget})\n")
+    for p in PROCESSES:
         t = tables["nll", p]
-        best = min(HEURISTICS, key=lambda c: t.loc[(c, BUDGET), "mean"])
-        row = t.loc[(best, BUDGET)]
+        best = min(HEURISTICS, key=lambda c: t.loc[(c, budget), "mean"])
+        row = t.loc[(best, budget)]
         stronger = SHARED[best] if row["verdict"] == "better" else "uniform"
         print(f"- {p}: best heuristic {SHARED[best]} (Δ {fmt(row)}, {row['verdict']}) → the "
               f"stronger baseline: **{stronger}**")
@@ -154,7 +160,7 @@ def main(argv=None) -> int:
     for i, metric_kind in enumerate(("nll", "fd_cnn")):
         ax = fig.add_subplot(1, 2, i + 1)
         for cond, name in SHARED.items():
-            a, b = (tables[metric_kind, p].loc[(cond, BUDGET)] for p in ("ddpm", "flow"))
+            a, b = (tables[metric_kind, p].loc[(cond, budget)] for p in PROCESSES)
             ax.errorbar(a["diff"], b["diff"], xerr=a["diff_ci95"], yerr=b["diff_ci95"],
                         fmt="o", ms=4, capsize=2, label=name)
         ax.axhline(0, color="grey", lw=0.6)
@@ -164,7 +170,7 @@ def main(argv=None) -> int:
         ax.set_ylabel(f"Δ {metric_kind} vs uniform on flow ({unit})")
     fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize=8)
     n = ev.groupby("process")["seed"].nunique().min()
-    fig.suptitle(f"§6: each strategy's difference from its process's uniform at {BUDGET} "
+    fig.suptitle(f"§6: each strategy's difference from its process's uniform at {budget} "
                  f"iterations (mean, 95 % CI over {n} seeds)", fontsize=10)
     fig.savefig(out, dpi=130)
     print(f"\nwrote {out}")
